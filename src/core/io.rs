@@ -1,0 +1,162 @@
+//! The core's inputs and outputs.
+//!
+//! Contract for drivers (the daemon, the simulator): apply one [`Input`] with
+//! `Node::handle`, then carry out every returned [`Action`] in order before the next
+//! input. A [`Action::Persist`] must be durable before any later action runs (the
+//! core relies on "persist before you send what depends on it"). Time passed to the
+//! core never goes backwards.
+
+use super::ids::{GroupId, NodeId, Term};
+use super::message::Heartbeat;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// A deadline returned by `next_deadline` has passed (or the driver just woke up).
+    Tick,
+    /// An authenticated, non-replayed heartbeat arrived on link `link`.
+    Heartbeat { link: usize, heartbeat: Heartbeat },
+    /// A resource operation the core asked for has finished.
+    OpDone { op: OpId, result: OpResult },
+    /// A fence the core asked for has finished.
+    FenceDone { request: FenceId, result: FenceResult },
+    /// An administrative command from `tandemctl`.
+    Admin(AdminCommand),
+    /// A health check changed (ping/script checks): `ok = false` makes this node
+    /// ineligible to own groups.
+    Health { ok: bool },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId(pub u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FenceId(pub u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    Start,
+    Stop,
+    Monitor,
+}
+
+/// The outcome of an operation, in OCF terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    /// OCF_SUCCESS: started / stopped / monitor says running.
+    Ok,
+    /// OCF_NOT_RUNNING: monitor says cleanly stopped (a failure only if it should run).
+    NotRunning,
+    /// Any other outcome, with a short reason for status and logs.
+    Failed(String),
+    /// The operation hit its timeout and its process group was killed.
+    TimedOut,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FenceResult {
+    /// The target is confirmed off.
+    Off,
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminCommand {
+    Standby { node: NodeId, on: bool },
+    /// Move a group to `to`, or to the best other node when `None`.
+    Move { group: GroupId, to: Option<NodeId> },
+    /// Forget the location a `Move` left behind.
+    ClearMove { group: GroupId },
+    Cleanup { group: GroupId },
+    Maintenance { group: Option<GroupId>, on: bool },
+    /// Fence a node by hand (the admin vouches it is safe to do so).
+    Fence { node: NodeId },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send this heartbeat to every peer on every link, now.
+    Send(Heartbeat),
+    /// Make this state durable (atomic write + fsync) before carrying out anything that
+    /// follows.
+    Persist(super::PersistentState),
+    /// Run one operation of one resource of a group. The driver must answer with
+    /// `Input::OpDone` carrying the same `op`, after at most `timeout` (killing the
+    /// process group on expiry and answering `TimedOut`).
+    RunOp {
+        op: OpId,
+        group: GroupId,
+        resource: usize,
+        kind: OpKind,
+        timeout: Option<Duration>,
+    },
+    /// Power `target` off through the fence agents; answer with `Input::FenceDone`.
+    Fence { request: FenceId, target: NodeId },
+    /// This node must stop running anything at once and cannot prove it has: reboot or
+    /// power off now (the configured self-fence action).
+    SelfFence { reason: String },
+    /// Announce the group's addresses again (gratuitous ARP / unsolicited NA): the owner
+    /// reconfirmed ownership after a partition healed or a peer rejoined.
+    Announce { group: GroupId },
+    /// Something an admin wants to read in `tandemctl events` and the log.
+    Event(Event),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub node: Option<NodeId>,
+    pub group: Option<GroupId>,
+    pub term: Option<Term>,
+    /// A short human reason: `n1 lost quorum`, `failback off: staying on n2`.
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    NodeUp,
+    NodeDown,
+    LinkUp,
+    LinkDown,
+    LateHeartbeat,
+    QuorumGained,
+    QuorumLost,
+    BecameOwner,
+    LostOwnership,
+    GroupStarted,
+    GroupStopped,
+    ResourceFailed,
+    FenceRequested,
+    FenceSucceeded,
+    FenceFailed,
+    SelfFence,
+    Decision,
+    ConfigMismatch,
+    Admin,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::NodeUp => "node-up",
+            EventKind::NodeDown => "node-down",
+            EventKind::LinkUp => "link-up",
+            EventKind::LinkDown => "link-down",
+            EventKind::LateHeartbeat => "late-heartbeat",
+            EventKind::QuorumGained => "quorum-gained",
+            EventKind::QuorumLost => "quorum-lost",
+            EventKind::BecameOwner => "became-owner",
+            EventKind::LostOwnership => "lost-ownership",
+            EventKind::GroupStarted => "group-started",
+            EventKind::GroupStopped => "group-stopped",
+            EventKind::ResourceFailed => "resource-failed",
+            EventKind::FenceRequested => "fence-requested",
+            EventKind::FenceSucceeded => "fence-succeeded",
+            EventKind::FenceFailed => "fence-failed",
+            EventKind::SelfFence => "self-fence",
+            EventKind::Decision => "decision",
+            EventKind::ConfigMismatch => "config-mismatch",
+            EventKind::Admin => "admin",
+        }
+    }
+}

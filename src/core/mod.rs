@@ -1,0 +1,26 @@
+//! The deterministic heart of tandem: failure detection, membership, quorum, leases
+//! and ownership of resource groups.
+//!
+//! Sans-IO: no tokio, no sockets, no clock reads, no randomness it was not handed. Time
+//! comes in as an argument ([`Instant`]), inputs are plain values ([`Input`]), outputs
+//! are plain values ([`Action`]). See [`io`] for the driver contract. Because nothing
+//! here touches the world, the simulator in `crate::sim` can run thousands of seeded
+//! clusters and check the safety invariants after every step.
+
+pub mod ids;
+pub mod io;
+pub mod message;
+pub mod node;
+pub mod spec;
+pub mod status;
+pub mod time;
+
+pub use ids::{GroupId, NodeId, Term};
+pub use io::{
+    Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind,
+    OpResult,
+};
+pub use message::Heartbeat;
+pub use node::{Boot, Node, PersistentState};
+pub use spec::ClusterSpec;
+pub use time::Instant;

@@ -1,0 +1,136 @@
+//! What the core needs to know of the configuration, as plain values.
+//!
+//! `config` builds a [`ClusterSpec`] from the validated YAML; the simulator builds one
+//! directly. Keeping it separate from the YAML schema lets the core ignore paths,
+//! addresses, agent parameters and everything else it has no business with.
+
+use super::ids::{GroupId, NodeId};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSpec {
+    pub nodes: Vec<NodeSpec>,
+    /// Number of heartbeat links (every node has one address per link).
+    pub links: usize,
+    pub timing: Timing,
+    pub quorum: QuorumSpec,
+    pub fencing: FencingSpec,
+    pub groups: Vec<GroupSpec>,
+    /// Digest of the cluster-wide config, carried in heartbeats.
+    pub digest: u64,
+}
+
+impl ClusterSpec {
+    pub fn node(&self, id: NodeId) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    pub fn group(&self, id: GroupId) -> Option<&GroupSpec> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+
+    pub fn expected_votes(&self) -> u32 {
+        self.quorum
+            .expected_votes
+            .unwrap_or_else(|| self.nodes.iter().map(|n| n.votes).sum())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSpec {
+    pub id: NodeId,
+    pub name: String,
+    pub votes: u32,
+    /// Votes, never owns a group.
+    pub witness: bool,
+    pub priority: i32,
+    /// How long others wait before fencing this node, to break fence races in two-node
+    /// clusters (Pacemaker's `pcmk_delay_base`).
+    pub fence_delay: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timing {
+    /// Heartbeat interval (the sender adds ±10% jitter).
+    pub interval: Duration,
+    /// A peer not heard for this long is dead; also the length of a voter's promise.
+    pub deadtime: Duration,
+    /// A heartbeat later than this is logged (Heartbeat's `warntime`).
+    pub warntime: Duration,
+    /// Grace after start before peers that were never heard are declared dead
+    /// (Heartbeat's `initdead`).
+    pub initdead: Duration,
+    /// Bound on how far two nodes' clocks may drift apart in rate, in parts per million.
+    /// The owner's lease is shortened by `deadtime * 2 * max_drift_ppm / 1e6` (plus a
+    /// floor) so that a fast voter clock can never let a promise end before the lease.
+    pub max_drift_ppm: u32,
+    /// The owner starts stopping its groups when less than this is left of its lease
+    /// and renewal has failed.
+    pub stop_before_lease_end: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoQuorumPolicy {
+    /// Stop every group (default).
+    Stop,
+    /// Keep what runs, take nothing new.
+    Freeze,
+    /// Act as if quorate. Unsafe: documented as such, excluded from safety checks.
+    Ignore,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuorumSpec {
+    pub expected_votes: Option<u32>,
+    /// Each of two nodes has quorum alone; taking over from an unseen peer then needs a
+    /// confirmed fence.
+    pub two_node: bool,
+    /// A freshly started node takes no group until it has seen every node once.
+    pub wait_for_all: bool,
+    pub no_quorum_policy: NoQuorumPolicy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceMode {
+    /// Never fence. Takeover relies on leases alone; two_node without a witness then
+    /// never takes over from an unseen peer.
+    Off,
+    /// Fence only when a lease cannot prove safety (two_node, a failed stop).
+    WhenNeeded,
+    /// Also fence an owner that vanished while holding a group before taking over.
+    Always,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FencingSpec {
+    /// Whether fence agents are configured at all.
+    pub mode: FenceMode,
+    /// Wait between failed fence attempts.
+    pub retry_interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFail {
+    /// A stop that fails or times out while the lease runs out: the node fences itself.
+    FenceSelf,
+    /// Leave the group blocked (unsafe if the lease runs out: documented).
+    Block,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupSpec {
+    pub id: GroupId,
+    pub name: String,
+    pub prefer: Option<NodeId>,
+    pub failback: bool,
+    /// How long the preferred node must have been stable before failback.
+    pub failback_delay: Duration,
+    /// Names of the resources, in start order.
+    pub resources: Vec<String>,
+    pub monitor_interval: Duration,
+    /// Monitor failures tolerated (restart in place) before the group moves away.
+    pub migration_threshold: u32,
+    /// Failures older than this are forgotten.
+    pub failure_timeout: Duration,
+    pub on_fail: OnFail,
+}

@@ -1,0 +1,64 @@
+//! A snapshot of what one node knows, for `tandemctl status` and metrics.
+//!
+//! Plain serializable values: the control protocol sends these as JSON, so field names
+//! here are a public interface (`status --json`).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// Name of the node that answered.
+    pub node: String,
+    pub quorate: bool,
+    pub votes_present: u32,
+    pub votes_expected: u32,
+    pub quorum_votes: u32,
+    pub nodes: Vec<NodeStatus>,
+    pub groups: Vec<GroupStatus>,
+    pub maintenance: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub id: u16,
+    /// `online`, `offline`, `standby` or `unknown`.
+    pub state: String,
+    pub witness: bool,
+    /// This entry describes the node that answered.
+    pub local: bool,
+    pub links: Vec<LinkStatus>,
+    pub incarnation: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkStatus {
+    pub index: usize,
+    /// `up`, `suspect`, `down` (or `local` for the answering node's own entry).
+    pub state: String,
+    pub rtt_ms: Option<f64>,
+    /// Milliseconds since a heartbeat last arrived on this link.
+    pub last_heard_ms: Option<u64>,
+    pub phi: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub owner: Option<String>,
+    pub term: u64,
+    /// `running`, `starting`, `stopping`, `stopped`, `candidate`, `failed`, `blocked`.
+    pub state: String,
+    /// Why the group is where it is, in a few words.
+    pub reason: String,
+    pub maintenance: bool,
+    pub resources: Vec<ResourceStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceStatus {
+    pub name: String,
+    pub state: String,
+    pub fail_count: u32,
+    pub last_failure: Option<String>,
+}

@@ -1,0 +1,26 @@
+//! tandem: an active/passive failover manager in the Linux-HA tradition.
+//!
+//! Map of the crate (dependencies point downwards only):
+//!
+//! ```text
+//! bin/tandemd bin/tandemctl bin/tandem-lab   thin: argument parsing, wiring
+//! daemon/   the tokio driver: sockets, timers, child processes, the control socket
+//! control/  the Unix-socket protocol shared by daemon and CLI
+//! agents/   resource agents (vip, systemd, lsb, ocf, exec) and fencing
+//! net/      heartbeat links: UDP sockets bound to a device, sender on its own thread
+//! wire/     the heartbeat datagram: encode/decode, AEAD, replay window (pure)
+//! core/     the deterministic heart: failure detector, membership, quorum, ownership
+//! config/   YAML schema, defaults, validation with file:line:column errors
+//! lab/      network-namespace test lab (tests, the demo, benchmarks)
+//! sim/      deterministic simulator of the core (seeded clusters, faults, invariants)
+//! ```
+
+pub mod agents;
+pub mod config;
+pub mod control;
+pub mod core;
+pub mod daemon;
+pub mod lab;
+pub mod net;
+pub mod sim;
+pub mod wire;
