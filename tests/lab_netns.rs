@@ -410,11 +410,7 @@ fn teardown_is_idempotent_and_cleanup_stale_spares_live_labs() {
     assert!(st.success());
     let removed = lab::cleanup_stale().unwrap();
     assert!(removed >= 1);
-    assert!(
-        !lab_namespaces(&format!("{}2147483646-0", lab::NAME_PREFIX))
-            .iter()
-            .any(|n| *n == stale)
-    );
+    assert!(!lab_namespaces(&format!("{}2147483646-0", lab::NAME_PREFIX)).contains(&stale));
 
     let prefix = lab.prefix().to_string();
     lab.teardown();

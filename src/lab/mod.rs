@@ -856,7 +856,8 @@ impl Drop for Lab {
     }
 }
 
-/// Deletes namespaces (and temp dirs) left by labs whose creating process is dead, e.g.
+/// Deletes namespaces (and temp dirs) left by labs whose creating process is dead (gone
+/// or a zombie), e.g.
 /// after a SIGKILLed test run. Live labs of other processes are left alone. Returns the
 /// number of namespaces deleted.
 pub fn cleanup_stale() -> Result<usize, LabError> {
@@ -866,7 +867,7 @@ pub fn cleanup_stale() -> Result<usize, LabError> {
         let Some(pid) = render::creator_pid(&ns) else {
             continue;
         };
-        if netns::pid_exists(pid) {
+        if netns::pid_alive(pid) {
             continue;
         }
         netns::kill_all_in_netns(&ns, Duration::from_secs(5));
@@ -882,7 +883,7 @@ pub fn cleanup_stale() -> Result<usize, LabError> {
             };
             // Reuse the namespace-name parser by giving it a role suffix.
             if let Some(pid) = render::creator_pid(&format!("{prefix}-sw")) {
-                if !netns::pid_exists(pid) {
+                if !netns::pid_alive(pid) {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }

@@ -219,15 +219,6 @@ pub fn kill_all_in_netns(ns: &str, timeout: Duration) -> Vec<u32> {
     }
 }
 
-/// Whether a process with this pid exists (a zombie counts; permission errors count).
-pub fn pid_exists(pid: u32) -> bool {
-    match kill(Pid::from_raw(pid as i32), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::ESRCH) => false,
-        Err(_) => true,
-    }
-}
-
 /// Whether a process is alive and not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
