@@ -40,7 +40,7 @@ fn spec(script: &TempScript) -> LabSpec {
         nodes: 3,
         witnesses: vec![3],
         tandemd: script.0.clone(),
-        tandemctl: PathBuf::from("/bin/false"),
+        tandemctl: PathBuf::from("/bin/echo"),
         ..LabSpec::default()
     }
 }
@@ -323,8 +323,13 @@ fn daemons_run_inside_their_namespace_and_obey_signals() {
         .is_some()
     );
 
-    // tandemctl is invoked with the node's socket (here /bin/false: it just fails).
-    assert!(!lab.tandemctl(1, &["status"]).status.success());
+    // tandemctl is invoked with the node's socket (here /bin/echo shows the arguments).
+    let out = lab.tandemctl(2, &["status", "--json"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("--socket {} status --json", lab.socket_path(2).display())
+    );
     assert!(lab.exec(Ns::Node(1), &[]).is_err());
 }
 

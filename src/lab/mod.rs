@@ -30,6 +30,8 @@ pub use render::{client_address, node_address, render_config, NAME_PREFIX};
 
 /// How long `exec` lets a command run before killing it.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `tandemctl` may run before it is killed.
+pub const TANDEMCTL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `terminate` waits for a daemon to exit after SIGTERM before SIGKILLing it.
 pub const TERMINATE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Set to keep the lab's temp dir (configs, logs, state) after teardown.
@@ -566,7 +568,8 @@ impl Lab {
         Ok(spawned)
     }
 
-    /// Runs a command to completion inside `ns` (killed after `EXEC_TIMEOUT`).
+    /// Runs a command to completion inside `ns` (killed after `EXEC_TIMEOUT`). For
+    /// processes that should keep running in the background, use `spawn`.
     pub fn exec(&self, ns: Ns, cmd: &[&str]) -> Result<Output, LabError> {
         self.exec_timeout(ns, cmd, EXEC_TIMEOUT)
     }
@@ -589,8 +592,9 @@ impl Lab {
     }
 
     /// `tandemctl --socket <node socket> args...`, run in the host namespace (the socket
-    /// is a path). If tandemctl cannot be started, the Output has status 127 and the
-    /// reason in stderr.
+    /// is a path). If tandemctl cannot be started or runs longer than
+    /// `TANDEMCTL_TIMEOUT` (e.g. against a paused daemon), the Output has status 127 and
+    /// the reason in stderr.
     pub fn tandemctl(&self, node: usize, args: &[&str]) -> Output {
         let failed = |msg: String| Output {
             status: ExitStatus::from_raw(127 << 8),
@@ -601,13 +605,16 @@ impl Lab {
             Ok(n) => n,
             Err(e) => return failed(e.to_string()),
         };
-        Command::new(&self.spec.tandemctl)
-            .arg("--socket")
-            .arg(&n.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| failed(format!("running {}: {e}", self.spec.tandemctl.display())))
+        let mut cmd = Command::new(&self.spec.tandemctl);
+        cmd.arg("--socket").arg(&n.socket).args(args);
+        let cmdline = format!(
+            "{} --socket {} {}",
+            self.spec.tandemctl.display(),
+            n.socket.display(),
+            args.join(" ")
+        );
+        netns::output_with_timeout(cmd, None, TANDEMCTL_TIMEOUT, cmdline)
+            .unwrap_or_else(|e| failed(e.to_string()))
     }
 
     // ----- faults --------------------------------------------------------------------

@@ -113,13 +113,25 @@ pub fn exec_in_netns(
         .split_first()
         .ok_or_else(|| LabError::Spec("exec: empty command".into()))?;
     let cmdline = format!("[{ns}] {}", describe(program, args));
+    let (mut command, _ns_file) = command_in_netns(ns, program)?;
+    command.args(args);
+    output_with_timeout(command, stdin, timeout, cmdline)
+}
+
+/// Runs `command` in its own process group with piped output; after `timeout` the
+/// whole group is SIGKILLed and a `Timeout` error returned. Background children that
+/// keep stdout open delay the return until they exit (use `Lab::spawn` for those).
+pub fn output_with_timeout(
+    mut command: Command,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    cmdline: String,
+) -> Result<Output, LabError> {
     let io_err = |e: io::Error| LabError::Io {
         context: format!("running `{cmdline}`"),
         source: e,
     };
-    let (mut command, _ns_file) = command_in_netns(ns, program)?;
     command
-        .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
