@@ -164,7 +164,9 @@ fn duration_yaml(d: Duration) -> String {
 /// The node's election priority: n1 is preferred, then n2, ... so tests can predict the
 /// initial owner. Witnesses never own, so they get none.
 pub fn priority(node: usize) -> u32 {
-    100u32.saturating_sub(10 * (node as u32 - 1)).max(1)
+    100u32
+        .saturating_sub(10 * (node as u32).saturating_sub(1))
+        .max(1)
 }
 
 /// Renders the cluster config shared by every node (the node picks itself with `--node`).
