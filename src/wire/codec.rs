@@ -1,0 +1,369 @@
+//! The heartbeat body as bytes: a hand-written, canonical, bounds-checked codec.
+//!
+//! Hand-written rather than serde so the layout is fixed by this file (and documented in
+//! the module doc) and so every length is checked against `MAX_NODES`/`MAX_GROUPS`
+//! before anything is allocated.
+
+use super::drop::DropReason;
+use super::{HEADER_LEN, MAX_DATAGRAM, TAG_LEN};
+use crate::core::ids::{GroupId, NodeId, Term};
+use crate::core::message::{
+    AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
+    MAX_GROUPS, MAX_NODES,
+};
+use crate::core::time::Instant;
+
+/// Why a heartbeat cannot be put on the wire. All of these are bugs or limits on the
+/// sender's side: the receiver would reject such a datagram.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("{list} has {count} entries, at most {max} fit in a heartbeat")]
+    TooMany {
+        list: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("{field} is Some(n0), but node id 0 encodes None")]
+    ReservedNodeId { field: &'static str },
+    #[error("heartbeat datagram would be {size} bytes, more than the maximum {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("AEAD encryption failed")]
+    Seal,
+}
+
+/// Largest body that still fits into a datagram.
+pub(crate) const MAX_BODY: usize = MAX_DATAGRAM - HEADER_LEN - TAG_LEN;
+
+/// Encodes the body (everything of `hb` except `from`, which travels in the header).
+pub fn encode_body(hb: &Heartbeat) -> Result<Vec<u8>, EncodeError> {
+    check_count("echoes", hb.echoes.len(), MAX_NODES)?;
+    check_count("view", hb.view.len(), MAX_NODES)?;
+    check_count("groups", hb.groups.len(), MAX_GROUPS)?;
+    check_count("grants", hb.grants.len(), MAX_GROUPS)?;
+    check_count("fenced", hb.fenced.len(), MAX_NODES)?;
+    let admin = &hb.admin;
+    check_count("admin.standby", admin.standby.len(), MAX_NODES)?;
+    check_count(
+        "admin.group_maintenance",
+        admin.group_maintenance.len(),
+        MAX_GROUPS,
+    )?;
+    check_count("admin.moves", admin.moves.len(), MAX_GROUPS)?;
+    check_count("admin.cleanups", admin.cleanups.len(), MAX_GROUPS)?;
+
+    let size = body_len(hb);
+    if size > MAX_BODY {
+        return Err(EncodeError::TooLarge {
+            size: size + HEADER_LEN + TAG_LEN,
+            max: MAX_DATAGRAM,
+        });
+    }
+
+    let mut w = Vec::with_capacity(size);
+    put_u64(&mut w, hb.incarnation);
+    put_u64(&mut w, hb.seq);
+    put_u64(&mut w, hb.sent_at.as_nanos());
+    put_u64(&mut w, hb.config_digest);
+    w.push(hb.flags.0);
+
+    put_count8(&mut w, hb.echoes.len());
+    for e in &hb.echoes {
+        put_u16(&mut w, e.peer.0);
+        put_u64(&mut w, e.seq);
+        put_u64(&mut w, e.sent_at.as_nanos());
+        put_u64(&mut w, e.held_ns);
+    }
+    put_count8(&mut w, hb.view.len());
+    for v in &hb.view {
+        put_u16(&mut w, v.node.0);
+        w.push(u8::from(v.up));
+    }
+    put_count16(&mut w, hb.groups.len());
+    for g in &hb.groups {
+        put_u32(&mut w, g.group.0);
+        put_u64(&mut w, g.term.0);
+        put_opt_node(&mut w, g.owner, "groups[].owner")?;
+        w.push(g.phase as u8);
+        put_opt_node(&mut w, g.handoff_to, "groups[].handoff_to")?;
+    }
+    put_count16(&mut w, hb.grants.len());
+    for g in &hb.grants {
+        put_u32(&mut w, g.group.0);
+        put_u64(&mut w, g.term.0);
+        put_u16(&mut w, g.to.0);
+        put_u64(&mut w, g.echo_sent_at.as_nanos());
+    }
+    put_count8(&mut w, hb.fenced.len());
+    for f in &hb.fenced {
+        put_u16(&mut w, f.node.0);
+        put_u64(&mut w, f.incarnation);
+    }
+
+    put_u64(&mut w, admin.version);
+    put_u16(&mut w, admin.origin.0);
+    w.push(u8::from(admin.maintenance));
+    put_count8(&mut w, admin.standby.len());
+    for n in &admin.standby {
+        put_u16(&mut w, n.0);
+    }
+    put_count16(&mut w, admin.group_maintenance.len());
+    for g in &admin.group_maintenance {
+        put_u32(&mut w, g.0);
+    }
+    put_count16(&mut w, admin.moves.len());
+    for (g, n) in &admin.moves {
+        put_u32(&mut w, g.0);
+        put_u16(&mut w, n.0);
+    }
+    put_count16(&mut w, admin.cleanups.len());
+    for (g, c) in &admin.cleanups {
+        put_u32(&mut w, g.0);
+        put_u32(&mut w, *c);
+    }
+    debug_assert_eq!(w.len(), size);
+    Ok(w)
+}
+
+const FIXED_LEN: usize = 8 * 4 + 1 + 1 + 1 + 2 + 2 + 1 + (8 + 2 + 1) + 1 + 2 + 2 + 2;
+const ECHO_LEN: usize = 2 + 8 + 8 + 8;
+const VIEW_LEN: usize = 2 + 1;
+const GROUP_LEN: usize = 4 + 8 + 2 + 1 + 2;
+const GRANT_LEN: usize = 4 + 8 + 2 + 8;
+const FENCE_LEN: usize = 2 + 8;
+const MOVE_LEN: usize = 4 + 2;
+const CLEANUP_LEN: usize = 4 + 4;
+
+fn body_len(hb: &Heartbeat) -> usize {
+    FIXED_LEN
+        + hb.echoes.len() * ECHO_LEN
+        + hb.view.len() * VIEW_LEN
+        + hb.groups.len() * GROUP_LEN
+        + hb.grants.len() * GRANT_LEN
+        + hb.fenced.len() * FENCE_LEN
+        + hb.admin.standby.len() * 2
+        + hb.admin.group_maintenance.len() * 4
+        + hb.admin.moves.len() * MOVE_LEN
+        + hb.admin.cleanups.len() * CLEANUP_LEN
+}
+
+fn check_count(list: &'static str, count: usize, max: usize) -> Result<(), EncodeError> {
+    if count > max {
+        return Err(EncodeError::TooMany { list, count, max });
+    }
+    Ok(())
+}
+
+fn put_u16(w: &mut Vec<u8>, v: u16) {
+    w.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_u32(w: &mut Vec<u8>, v: u32) {
+    w.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_u64(w: &mut Vec<u8>, v: u64) {
+    w.extend_from_slice(&v.to_be_bytes());
+}
+
+// Counts were checked against MAX_NODES (< 256) / MAX_GROUPS (< 65536) above, so the
+// narrowing cannot lose bits; saturate anyway rather than wrap if a limit ever grows.
+fn put_count8(w: &mut Vec<u8>, n: usize) {
+    w.push(u8::try_from(n).unwrap_or(u8::MAX));
+}
+
+fn put_count16(w: &mut Vec<u8>, n: usize) {
+    put_u16(w, u16::try_from(n).unwrap_or(u16::MAX));
+}
+
+fn put_opt_node(
+    w: &mut Vec<u8>,
+    node: Option<NodeId>,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match node {
+        None => put_u16(w, 0),
+        Some(NodeId(0)) => return Err(EncodeError::ReservedNodeId { field }),
+        Some(n) => put_u16(w, n.0),
+    }
+    Ok(())
+}
+
+/// Decodes a body produced by [`encode_body`]; `from` is the (authenticated) sender from
+/// the header. Any deviation from the canonical layout is `Malformed`.
+pub fn decode_body(from: NodeId, body: &[u8]) -> Result<Heartbeat, DropReason> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let incarnation = r.u64()?;
+    let seq = r.u64()?;
+    let sent_at = Instant::from_nanos(r.u64()?);
+    let config_digest = r.u64()?;
+    let flags = NodeFlags(r.u8()?);
+
+    let n = r.count8(MAX_NODES, ECHO_LEN)?;
+    let mut echoes = Vec::with_capacity(n);
+    for _ in 0..n {
+        echoes.push(Echo {
+            peer: NodeId(r.u16()?),
+            seq: r.u64()?,
+            sent_at: Instant::from_nanos(r.u64()?),
+            held_ns: r.u64()?,
+        });
+    }
+    let n = r.count8(MAX_NODES, VIEW_LEN)?;
+    let mut view = Vec::with_capacity(n);
+    for _ in 0..n {
+        view.push(PeerView {
+            node: NodeId(r.u16()?),
+            up: r.bool()?,
+        });
+    }
+    let n = r.count16(MAX_GROUPS, GROUP_LEN)?;
+    let mut groups = Vec::with_capacity(n);
+    for _ in 0..n {
+        groups.push(GroupReport {
+            group: GroupId(r.u32()?),
+            term: Term(r.u64()?),
+            owner: r.opt_node()?,
+            phase: Phase::from_u8(r.u8()?).ok_or(DropReason::Malformed)?,
+            handoff_to: r.opt_node()?,
+        });
+    }
+    let n = r.count16(MAX_GROUPS, GRANT_LEN)?;
+    let mut grants = Vec::with_capacity(n);
+    for _ in 0..n {
+        grants.push(Grant {
+            group: GroupId(r.u32()?),
+            term: Term(r.u64()?),
+            to: NodeId(r.u16()?),
+            echo_sent_at: Instant::from_nanos(r.u64()?),
+        });
+    }
+    let n = r.count8(MAX_NODES, FENCE_LEN)?;
+    let mut fenced = Vec::with_capacity(n);
+    for _ in 0..n {
+        fenced.push(FenceRecord {
+            node: NodeId(r.u16()?),
+            incarnation: r.u64()?,
+        });
+    }
+
+    let version = r.u64()?;
+    let origin = NodeId(r.u16()?);
+    let maintenance = r.bool()?;
+    let n = r.count8(MAX_NODES, 2)?;
+    let mut standby = Vec::with_capacity(n);
+    for _ in 0..n {
+        standby.push(NodeId(r.u16()?));
+    }
+    let n = r.count16(MAX_GROUPS, 4)?;
+    let mut group_maintenance = Vec::with_capacity(n);
+    for _ in 0..n {
+        group_maintenance.push(GroupId(r.u32()?));
+    }
+    let n = r.count16(MAX_GROUPS, MOVE_LEN)?;
+    let mut moves = Vec::with_capacity(n);
+    for _ in 0..n {
+        moves.push((GroupId(r.u32()?), NodeId(r.u16()?)));
+    }
+    let n = r.count16(MAX_GROUPS, CLEANUP_LEN)?;
+    let mut cleanups = Vec::with_capacity(n);
+    for _ in 0..n {
+        cleanups.push((GroupId(r.u32()?), r.u32()?));
+    }
+    if r.pos != body.len() {
+        return Err(DropReason::Malformed);
+    }
+
+    Ok(Heartbeat {
+        from,
+        incarnation,
+        seq,
+        sent_at,
+        config_digest,
+        flags,
+        echoes,
+        view,
+        groups,
+        grants,
+        fenced,
+        admin: AdminState {
+            version,
+            origin,
+            maintenance,
+            standby,
+            group_maintenance,
+            moves,
+            cleanups,
+        },
+    })
+}
+
+/// A cursor over untrusted bytes: every read is bounds-checked and fails as `Malformed`.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DropReason> {
+        let end = self.pos.checked_add(N).ok_or(DropReason::Malformed)?;
+        let bytes = self
+            .buf
+            .get(self.pos..end)
+            .and_then(|s| <[u8; N]>::try_from(s).ok())
+            .ok_or(DropReason::Malformed)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, DropReason> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, DropReason> {
+        Ok(u16::from_be_bytes(self.take()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, DropReason> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, DropReason> {
+        Ok(u64::from_be_bytes(self.take()?))
+    }
+
+    fn bool(&mut self) -> Result<bool, DropReason> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DropReason::Malformed),
+        }
+    }
+
+    fn opt_node(&mut self) -> Result<Option<NodeId>, DropReason> {
+        Ok(match self.u16()? {
+            0 => None,
+            n => Some(NodeId(n)),
+        })
+    }
+
+    fn count8(&mut self, max: usize, item_len: usize) -> Result<usize, DropReason> {
+        let n = usize::from(self.u8()?);
+        self.check_count(n, max, item_len)
+    }
+
+    fn count16(&mut self, max: usize, item_len: usize) -> Result<usize, DropReason> {
+        let n = usize::from(self.u16()?);
+        self.check_count(n, max, item_len)
+    }
+
+    /// A count is believed only if it is within the protocol limit and the bytes for
+    /// that many items are actually there, so the caller's `with_capacity` is bounded
+    /// by both the limit and the datagram's real size.
+    fn check_count(&self, n: usize, max: usize, item_len: usize) -> Result<usize, DropReason> {
+        let remaining = self.buf.len() - self.pos;
+        if n > max || n.saturating_mul(item_len) > remaining {
+            return Err(DropReason::Malformed);
+        }
+        Ok(n)
+    }
+}
