@@ -66,6 +66,7 @@ fn golden_heartbeat() -> Heartbeat {
             owner: Some(NodeId(2)),
             phase: Phase::Running,
             handoff_to: None,
+            owner_incarnation: 0,
         }],
         grants: vec![Grant {
             group: GroupId::of_name("db"),

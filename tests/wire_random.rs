@@ -61,6 +61,7 @@ fn small_heartbeat(seq: u64) -> Heartbeat {
         groups: vec![],
         grants: vec![],
         fenced: vec![],
+        refuses: vec![],
         admin: AdminState::default(),
     }
 }

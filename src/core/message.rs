@@ -93,6 +93,9 @@ pub struct GroupReport {
     pub group: GroupId,
     pub term: Term,
     pub owner: Option<NodeId>,
+    /// The owner's incarnation when it claimed the term (0 if unknown or no owner), so
+    /// that a fence record can be matched to the claim it ends.
+    pub owner_incarnation: u64,
     pub phase: Phase,
     /// When the owner hands the group over on purpose (`move`, standby), the node it
     /// hands it to; voters then grant the next term to that node without waiting for

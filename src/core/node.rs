@@ -41,8 +41,26 @@ use std::time::Duration;
 pub struct PersistentState {
     pub terms: Vec<(GroupId, Term)>,
     pub owned: Vec<(GroupId, Term)>,
+    /// Per group, the last owner known to have started it (see [`HolderRecord`]).
+    #[serde(default)]
+    pub holders: Vec<HolderRecord>,
     #[serde(default)]
     pub admin: AdminState,
+}
+
+/// The last node known to have been granted a group and started it: who, at which term,
+/// in which incarnation, and whether it has let go since. Where owners may run without a
+/// lease (two_node, `fence: always`, the `freeze` policy), nobody may take the group
+/// over until this holder released it or its incarnation was fenced — so it is
+/// persisted, lest a voter forget it across a reboot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderRecord {
+    pub group: GroupId,
+    pub term: Term,
+    pub owner: NodeId,
+    pub incarnation: u64,
+    pub released: bool,
+    pub failed: bool,
 }
 
 /// What the driver hands the core at start.
@@ -89,6 +107,7 @@ struct Peer {
 struct Known {
     term: Term,
     owner: Option<NodeId>,
+    owner_inc: u64,
     phase: Phase,
     handoff_to: Option<NodeId>,
 }
@@ -124,6 +143,12 @@ enum AfterStop {
     StepDown,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RoleKind {
+    Candidate,
+    Owner,
+}
+
 #[derive(Clone, Debug)]
 enum Role {
     Idle,
@@ -143,10 +168,20 @@ enum Role {
     },
 }
 
+impl GroupState {
+    /// Whether anything of the group may be running here: a resource not known to be
+    /// stopped, or a start still in flight (it may take effect any moment).
+    fn may_run(&self) -> bool {
+        self.res.iter().any(|r| *r != Res::Stopped)
+            || self.op.is_some_and(|(_, _, k)| k == OpKind::Start)
+    }
+}
+
 #[derive(Clone, Debug)]
 struct GroupState {
     id: GroupId,
     known: Known,
+    holder: Option<HolderRecord>,
     role: Role,
     promise: Option<Promise>,
     res: Vec<Res>,
@@ -196,11 +231,17 @@ pub struct Node {
     healthy: bool,
     admin: AdminState,
     fenced: BTreeMap<NodeId, u64>,
+    /// Nodes this node itself fenced (confirmed) since it started and has not heard
+    /// since: the only fence proof that holds for a node whose incarnation it never
+    /// learned.
+    fenced_by_me: BTreeMap<NodeId, u64>,
     fences: BTreeMap<NodeId, FenceJob>,
     next_id: u64,
     persisted: PersistentState,
     self_fenced: bool,
     bug: PlantedBug,
+    /// The latest time handed to `handle`: deadlines at or before it were dealt with.
+    last_now: Instant,
 }
 
 const MIN_SEND_GAP_DIVISOR: u32 = 4;
@@ -249,9 +290,11 @@ impl Node {
                     known: Known {
                         term,
                         owner: None,
+                        owner_inc: 0,
                         phase: Phase::Released,
                         handoff_to: None,
                     },
+                    holder: persisted.holders.iter().find(|h| h.group == g.id).copied(),
                     // A term we owned before a restart is still ours until we have
                     // stopped everything and said so: claim it as Stopping.
                     role: if owned && term > Term(0) {
@@ -310,11 +353,13 @@ impl Node {
             state_lost,
             healthy: true,
             fenced: BTreeMap::new(),
+            fenced_by_me: BTreeMap::new(),
             fences: BTreeMap::new(),
             next_id: 1,
             persisted,
             self_fenced: false,
             bug: PlantedBug::None,
+            last_now: now,
             spec,
         }
     }
@@ -342,6 +387,8 @@ impl Node {
         if self.self_fenced {
             return out;
         }
+        let now = now.max(self.last_now);
+        self.last_now = now;
         match input {
             Input::Tick => {}
             Input::Heartbeat { link, heartbeat } => self.on_heartbeat(now, link, heartbeat, &mut out),
@@ -371,8 +418,9 @@ impl Node {
             return None;
         }
         let mut best: Option<(Instant, &'static str)> = None;
+        let after = self.last_now;
         let mut consider = |at: Instant, why: &'static str| {
-            if best.is_none_or(|(b, _)| at < b) {
+            if at > after && best.is_none_or(|(b, _)| at < b) {
                 best = Some((at, why));
             }
         };
@@ -387,7 +435,7 @@ impl Node {
         for peer in self.peers.values() {
             for d in &peer.links {
                 if let Some(last) = d.last_heard() {
-                    if let Some(at) = d.next_change(last.max(self.last_send.unwrap_or(last))) {
+                    if let Some(at) = d.next_change(last.max(self.last_now)) {
                         consider(at, "failure detector");
                     }
                 }
@@ -502,7 +550,7 @@ impl Node {
         }
         let mut term_grew = false;
         for r in &hb.groups {
-            term_grew |= self.merge_report(from, r);
+            term_grew |= self.merge_report(from, peer_incarnation, r);
         }
         if term_grew {
             self.persist(out);
@@ -534,7 +582,7 @@ impl Node {
 
     /// Merge one group report into what this node knows; true when a term grew (which
     /// must be persisted before anything that depends on it).
-    fn merge_report(&mut self, from: NodeId, r: &GroupReport) -> bool {
+    fn merge_report(&mut self, from: NodeId, from_inc: u64, r: &GroupReport) -> bool {
         let rank_of = |node: NodeId, spec: &ClusterSpec| {
             let n = spec.node(node);
             (n.map(|n| n.priority).unwrap_or(i32::MIN), std::cmp::Reverse(node))
@@ -544,18 +592,26 @@ impl Node {
             return false;
         };
         let authoritative = r.owner == Some(from);
+        let owner_inc = if authoritative { from_inc } else { r.owner_incarnation };
+        let holder_changed = update_holder(&mut g.holder, g.id, r, authoritative, owner_inc);
         if r.term > g.known.term {
             g.known = Known {
                 term: r.term,
                 owner: r.owner,
+                owner_inc,
                 phase: r.phase,
                 handoff_to: r.handoff_to,
             };
             return true;
         }
+        if holder_changed {
+            // Persisted like a term: the caller persists when this returns true.
+            return true;
+        }
         if r.term < g.known.term || !authoritative {
             if r.term == g.known.term && g.known.owner.is_none() && r.owner.is_some() {
                 g.known.owner = r.owner;
+                g.known.owner_inc = owner_inc;
                 g.known.phase = r.phase;
                 g.known.handoff_to = r.handoff_to;
             }
@@ -574,6 +630,7 @@ impl Node {
         };
         if replace {
             g.known.owner = Some(from);
+            g.known.owner_inc = owner_inc;
             g.known.phase = r.phase;
             g.known.handoff_to = r.handoff_to;
         }
@@ -586,6 +643,9 @@ impl Node {
         let quiet = self.in_quiet(now);
         let deadtime = self.spec.timing.deadtime;
         let bug = self.bug;
+        let fence_required = !self.lease_enforced();
+        let fenced_by_me = self.fenced_by_me.clone();
+        let holder_fenced_by_me = |h: HolderRecord| fenced_by_me.get(&h.owner).is_some_and(|f| *f >= h.incarnation);
         let fenced = &self.fenced;
         let Some(g) = self.groups.iter_mut().find(|g| g.id == r.group) else {
             return;
@@ -615,6 +675,16 @@ impl Node {
             _ => {
                 if quiet || r.term < g.known.term {
                     return;
+                }
+                // Where owners may run without a lease, a new owner needs the holder to
+                // have let go or to be fenced: a promise running out proves nothing.
+                if fence_required {
+                    if let Some(h) = g.holder.filter(|h| !h.released && h.owner != from) {
+                        let inc_fenced = fenced.get(&h.owner).is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation);
+                        if !inc_fenced && !holder_fenced_by_me(h) {
+                            return;
+                        }
+                    }
                 }
                 g.promise = Some(Promise {
                     to: from,
@@ -762,7 +832,13 @@ impl Node {
         };
         match result {
             FenceResult::Off => {
+                // A power-off ends whatever incarnation runs, which is at least every
+                // incarnation we know of.
+                let known = self.groups.iter().filter_map(|g| g.holder).filter(|h| h.owner == target).map(|h| h.incarnation);
+                let peer = self.peers.get(&target).map(|p| p.incarnation).unwrap_or(0);
+                let incarnation = known.chain([incarnation, peer]).max().unwrap_or(incarnation);
                 self.fences.remove(&target);
+                self.fenced_by_me.insert(target, incarnation);
                 self.learn_fence(target, incarnation);
                 if let Some(p) = self.peers.get_mut(&target) {
                     for d in &mut p.links {
@@ -913,6 +989,20 @@ impl Node {
             .sum::<u32>()
     }
 
+    /// Whether `node`, as this node knows it, is powered off by a confirmed fence. A
+    /// fence record names an incarnation; it proves nothing about a node whose current
+    /// incarnation we never heard (it may have rebooted since), unless we fenced it
+    /// ourselves after we last heard it.
+    fn is_fenced(&self, node: NodeId) -> bool {
+        let inc = self.peers.get(&node).map(|p| p.incarnation).unwrap_or(0);
+        if let Some(f) = self.fenced_by_me.get(&node) {
+            if *f >= inc {
+                return true;
+            }
+        }
+        inc > 0 && self.fenced.get(&node).is_some_and(|f| *f >= inc)
+    }
+
     fn in_quiet(&self, now: Instant) -> bool {
         now < self.started_at + self.spec.timing.deadtime
     }
@@ -982,6 +1072,17 @@ impl Node {
     /// still claims the group.
     fn live_owner(&self, gi: usize) -> Option<NodeId> {
         let g = &self.groups[gi];
+        if let Some(h) = g.holder.filter(|h| !h.released && h.owner != self.me) {
+            let claims = self
+                .peers
+                .get(&h.owner)
+                .filter(|p| p.up)
+                .and_then(|p| p.claims.get(&g.id))
+                .is_some_and(|c| c.term >= h.term && c.phase != Phase::Released);
+            if claims {
+                return Some(h.owner);
+            }
+        }
         let o = g.known.owner?;
         if o == self.me {
             return None;
@@ -1025,7 +1126,7 @@ impl Node {
         let g = &self.groups[gi];
         let gid = g.id;
         let stopping = after_stop.is_some();
-        let maybe_running = g.res.iter().any(|r| *r != Res::Stopped);
+        let maybe_running = g.may_run();
 
         if self.lease_enforced() && now >= lease_until && maybe_running {
             self.self_fence(format!("lease of {} ended while resources may still run", self.spec.groups[gi].name), out);
@@ -1041,7 +1142,9 @@ impl Node {
             self.set_reason(gi, "blocked: a stop failed; fence this node or clean up".into(), out);
             return;
         }
-        let newer_owner = g.known.term > term
+        // A newer term, or (only possible under `no_quorum_policy: ignore`) a better
+        // ranked owner of the same term.
+        let newer_owner = g.known.term >= term
             && g.known.owner.is_some_and(|o| o != self.me)
             && g.known.phase != Phase::Candidate
             && g.known.phase != Phase::Released;
@@ -1148,13 +1251,18 @@ impl Node {
             .map(|(n, at)| (self.spec.node(*n).map(|s| s.votes).unwrap_or(0), *at))
             .collect();
         let have: u32 = weighted.iter().map(|(w, _)| *w).sum();
-        if let Some(acked) = quorum::quorum_acknowledged(&weighted, needed) {
-            let lease_until = acked + self.spec.timing.deadtime - self.drift_margin();
+        // Grants collected over a long candidacy may be stale: only a quorum whose
+        // lease still has more than the step-down margin left makes an owner.
+        let fresh = quorum::quorum_acknowledged(&weighted, needed)
+            .map(|acked| acked + self.spec.timing.deadtime - self.drift_margin())
+            .filter(|until| *until > now + self.spec.timing.stop_before_lease_end);
+        if let Some(lease_until) = fresh {
             let grants = grants.clone();
             let g = &mut self.groups[gi];
             g.role = Role::Owner { term, grants, lease_until, after_stop: None, failed: false, recovering: false };
+            g.holder = Some(HolderRecord { group: g.id, term, owner: self.me, incarnation: self.incarnation, released: false, failed: false });
             g.goal = Goal::Run;
-            g.known = Known { term, owner: Some(self.me), phase: Phase::Starting, handoff_to: None };
+            g.known = Known { term, owner: Some(self.me), owner_inc: self.incarnation, phase: Phase::Starting, handoff_to: None };
             // Persist the ownership before starting anything: after a crash this node
             // must know it may have left resources running at this term.
             self.persist(out);
@@ -1184,8 +1292,22 @@ impl Node {
 
     fn evaluate_idle(&mut self, now: Instant, gi: usize, out: &mut Vec<Action>) {
         let gid = self.groups[gi].id;
-        if self.groups[gi].res.iter().any(|r| *r != Res::Stopped) || self.groups[gi].op.is_some() {
+        if self.groups[gi].may_run() || self.groups[gi].op.is_some() {
             return; // startup cleanup still running
+        }
+        // Idle with nothing running: if the record says we hold the group, we have in
+        // fact let go (stepped down, or restarted and cleaned up). Say so.
+        let me = self.me;
+        if let Some(h) = self.groups[gi].holder.as_mut().filter(|h| h.owner == me && !h.released) {
+            h.released = true;
+            self.persist(out);
+            self.send_asap = true;
+        }
+        let known = &mut self.groups[gi].known;
+        if known.owner == Some(me) && known.phase != Phase::Released {
+            known.phase = Phase::Released;
+            known.handoff_to = None;
+            self.send_asap = true;
         }
         if let Some(o) = self.live_owner(gi) {
             let phase = self.peers.get(&o).and_then(|p| p.claims.get(&gid)).map(|c| c.phase);
@@ -1270,7 +1392,7 @@ impl Node {
         // Campaign: persist the new term before claiming it.
         let term = known.term.next();
         let g = &mut self.groups[gi];
-        g.known = Known { term, owner: Some(self.me), phase: Phase::Candidate, handoff_to: None };
+        g.known = Known { term, owner: Some(self.me), owner_inc: self.incarnation, phase: Phase::Candidate, handoff_to: None };
         g.role = Role::Candidate { term, since: now, grants: BTreeMap::new() };
         self.persist(out);
         self.send_asap = true;
@@ -1295,7 +1417,7 @@ impl Node {
             let fenced_votes: u32 = self
                 .peers
                 .iter()
-                .filter(|(id, p)| !p.up && self.fenced.get(id).is_some_and(|inc| *inc >= p.incarnation))
+                .filter(|(id, p)| !p.up && self.is_fenced(**id))
                 .map(|(id, _)| self.spec.node(*id).map(|n| n.votes).unwrap_or(0))
                 .sum();
             return total.saturating_sub(fenced_votes).max(1);
@@ -1325,22 +1447,18 @@ impl Node {
     fn fence_need(&self, gi: usize) -> FenceNeed {
         let g = &self.groups[gi];
         let mode = self.spec.fencing.mode;
-        let is_fenced = |n: NodeId| {
-            let inc = self.peers.get(&n).map(|p| p.incarnation).unwrap_or(0);
-            self.fenced.get(&n).is_some_and(|f| *f >= inc)
-        };
-        if let Some(o) = g.known.owner.filter(|o| *o != self.me) {
-            let gone_holding = g.known.phase != Phase::Released && !is_fenced(o);
-            if gone_holding {
-                let must = g.known.phase == Phase::Failed
-                    || mode == FenceMode::Always
-                    || self.spec.quorum.two_node
-                    || self.spec.quorum.no_quorum_policy == NoQuorumPolicy::Freeze;
+        let is_fenced = |n: NodeId| self.is_fenced(n);
+        if let Some(h) = g.holder.filter(|h| !h.released && h.owner != self.me) {
+            let fenced = self.fenced.get(&h.owner).is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation)
+                || self.fenced_by_me.get(&h.owner).is_some_and(|f| *f >= h.incarnation)
+                || is_fenced(h.owner) && self.peers.get(&h.owner).is_some_and(|p| p.incarnation >= h.incarnation && h.incarnation > 0);
+            if !fenced {
+                let must = h.failed || !self.lease_enforced();
                 if must {
                     return if mode == FenceMode::Off {
-                        FenceNeed::Blocked(format!("{} may still run the group and cannot be fenced (no fence agents): waiting", self.name(o)))
+                        FenceNeed::Blocked(format!("{} may still run the group and cannot be fenced (no fence agents): waiting", self.name(h.owner)))
                     } else {
-                        FenceNeed::Fence(o)
+                        FenceNeed::Fence(h.owner)
                     };
                 }
             }
@@ -1372,9 +1490,7 @@ impl Node {
         let lost: Vec<(NodeId, u64)> = self
             .peers
             .iter()
-            .filter(|(id, p)| {
-                p.ever_seen && !p.up && !self.fenced.get(id).is_some_and(|f| *f >= p.incarnation)
-            })
+            .filter(|(id, p)| p.ever_seen && !p.up && !self.is_fenced(**id))
             .map(|(id, p)| (*id, p.incarnation))
             .collect();
         for (target, incarnation) in lost {
@@ -1462,7 +1578,10 @@ impl Node {
         match after {
             Some(AfterStop::Release { handoff_to }) => {
                 if g.known.term == term {
-                    g.known = Known { term, owner: Some(me), phase: Phase::Released, handoff_to };
+                    g.known = Known { term, owner: Some(me), owner_inc: g.known.owner_inc, phase: Phase::Released, handoff_to };
+                    if let Some(h) = g.holder.as_mut().filter(|h| h.owner == me && h.term <= term) {
+                        h.released = true;
+                    }
                 }
             }
             Some(AfterStop::StepDown) | None => {}
@@ -1594,8 +1713,24 @@ impl Node {
         let mut groups = Vec::with_capacity(self.groups.len());
         let mut grants = Vec::new();
         for g in &mut self.groups {
+            let role_kind = match g.role {
+                Role::Candidate { .. } => RoleKind::Candidate,
+                _ => RoleKind::Owner,
+            };
+            let (after_stop_now, failed_now) = match g.role {
+                Role::Owner { after_stop, failed, .. } => (after_stop.is_some(), failed),
+                _ => (false, false),
+            };
+            let all_running = g.res.iter().all(|r| *r == Res::Running);
             let report = match &mut g.role {
                 Role::Candidate { term, grants: got, .. } | Role::Owner { term, grants: got, .. } => {
+                    let phase = match (&role_kind, after_stop_now, failed_now) {
+                        (RoleKind::Candidate, _, _) => Phase::Candidate,
+                        (_, _, true) => Phase::Failed,
+                        (_, true, _) => Phase::Stopping,
+                        _ if all_running => Phase::Running,
+                        _ => Phase::Starting,
+                    };
                     // Our own vote is a promise like any other: it must be free or ours.
                     let free = g.promise.is_none_or(|p| {
                         p.to == me || now >= p.until || fenced_view.get(&p.to).is_some_and(|i| *i >= p.to_incarnation)
@@ -1608,17 +1743,40 @@ impl Node {
                         group: g.id,
                         term: *term,
                         owner: Some(me),
-                        phase: if g.known.term == *term && g.known.owner == Some(me) { g.known.phase } else { Phase::Stopping },
+                        owner_incarnation: my_inc,
+                        phase,
                         handoff_to: None,
                     }
                 }
-                Role::Idle => GroupReport {
-                    group: g.id,
-                    term: g.known.term,
-                    owner: g.known.owner,
-                    phase: g.known.phase,
-                    handoff_to: g.known.handoff_to,
-                },
+                Role::Idle => {
+                    // Besides the newest term, gossip the holder (and whether it let go),
+                    // so every node learns who must release or be fenced before anyone
+                    // takes over.
+                    if let Some(h) = g.holder.filter(|h| (h.term, Some(h.owner)) != (g.known.term, g.known.owner)) {
+                        groups.push(GroupReport {
+                            group: g.id,
+                            term: h.term,
+                            owner: Some(h.owner),
+                            owner_incarnation: h.incarnation,
+                            phase: if h.released {
+                                Phase::Released
+                            } else if h.failed {
+                                Phase::Failed
+                            } else {
+                                Phase::Running
+                            },
+                            handoff_to: None,
+                        });
+                    }
+                    GroupReport {
+                        group: g.id,
+                        term: g.known.term,
+                        owner: g.known.owner,
+                        owner_incarnation: g.known.owner_inc,
+                        phase: g.known.phase,
+                        handoff_to: g.known.handoff_to,
+                    }
+                }
             };
             let report = match &g.role {
                 Role::Owner { failed: true, .. } => GroupReport { phase: Phase::Failed, ..report },
@@ -1699,6 +1857,7 @@ impl Node {
     fn persist(&mut self, out: &mut Vec<Action>) {
         let mut state = PersistentState {
             terms: self.groups.iter().map(|g| (g.id, g.known.term)).collect(),
+            holders: self.groups.iter().filter_map(|g| g.holder).collect(),
             owned: self.persisted.owned.clone(),
             admin: self.admin.clone(),
         };
@@ -1744,7 +1903,7 @@ impl Node {
                 .groups
                 .iter()
                 .find(|g| g.id == group)
-                .is_some_and(|g| g.res.iter().any(|r| *r != Res::Stopped) || g.op.is_some_and(|(_, _, k)| k == OpKind::Start))
+                .is_some_and(|g| g.may_run())
     }
 
     /// The end of this node's lease on `group`, if it owns it.
@@ -1766,6 +1925,17 @@ impl Node {
             matches!(g.role, Role::Owner { after_stop: None, failed: false, .. })
                 && g.res.iter().all(|r| *r == Res::Running)
         })
+    }
+
+    /// A one-line dump of this node's state for `group`, for simulator traces.
+    pub fn describe_group(&self, group: GroupId) -> String {
+        let Some(g) = self.groups.iter().find(|g| g.id == group) else {
+            return "unknown group".into();
+        };
+        format!(
+            "role={:?} known={:?} holder={:?} res={:?} goal={:?} op={:?} restart_from={:?} promise={:?} fenced={:?} by_me={:?} reason={}",
+            g.role, g.known, g.holder, g.res, g.goal, g.op, g.restart_from, g.promise, self.fenced, self.fenced_by_me, g.reason
+        )
     }
 
     pub fn is_self_fenced(&self) -> bool {
@@ -1923,5 +2093,47 @@ fn describe(r: &OpResult) -> String {
         OpResult::NotRunning => "found it not running".into(),
         OpResult::Failed(why) => format!("failed ({why})"),
         OpResult::TimedOut => "timed out".into(),
+    }
+}
+
+/// Learn from one report who holds a group (see [`HolderRecord`]); true if it changed.
+fn update_holder(
+    holder: &mut Option<HolderRecord>,
+    group: GroupId,
+    r: &GroupReport,
+    authoritative: bool,
+    owner_inc: u64,
+) -> bool {
+    let Some(owner) = r.owner else {
+        return false;
+    };
+    let started = matches!(r.phase, Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed);
+    // A release is relayed by gossip too: it originated with the holder itself, and
+    // only authenticated members speak.
+    let _ = authoritative;
+    match holder {
+        Some(h) if owner == h.owner && r.phase == Phase::Released && r.term >= h.term => {
+            if h.released {
+                return false;
+            }
+            h.released = true;
+            true
+        }
+        Some(h) if started && r.term == h.term && owner == h.owner => {
+            let failed = r.phase == Phase::Failed;
+            let before = *h;
+            h.incarnation = h.incarnation.max(owner_inc);
+            h.failed |= failed && authoritative;
+            *h != before
+        }
+        Some(h) if started && r.term > h.term => {
+            *h = HolderRecord { group, term: r.term, owner, incarnation: owner_inc, released: false, failed: false };
+            true
+        }
+        None if started => {
+            *holder = Some(HolderRecord { group, term: r.term, owner, incarnation: owner_inc, released: false, failed: false });
+            true
+        }
+        _ => false,
     }
 }

@@ -69,6 +69,17 @@ pub struct Timing {
     pub stop_before_lease_end: Duration,
 }
 
+impl Timing {
+    /// Default for `stop_before_lease_end`. An owner's lease is renewed by voters'
+    /// heartbeats that echo its own, so in steady state about two intervals of it are
+    /// already used up; stepping down must only happen once renewal really failed.
+    /// Hence at most `deadtime - 3 * interval`, at most half the deadtime, and at least
+    /// one interval (time to stop at least a VIP).
+    pub fn default_stop_before_lease_end(interval: Duration, deadtime: Duration) -> Duration {
+        (deadtime / 2).min(deadtime.saturating_sub(interval * 3)).max(interval)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoQuorumPolicy {
     /// Stop every group (default).

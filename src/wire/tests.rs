@@ -33,6 +33,7 @@ fn empty_hb() -> Heartbeat {
         groups: vec![],
         grants: vec![],
         fenced: vec![],
+        refuses: vec![],
         admin: AdminState::default(),
     }
 }
@@ -132,6 +133,7 @@ fn unknown_phase_is_malformed() {
         owner: Some(NodeId(1)),
         phase: Phase::Running,
         handoff_to: None,
+        owner_incarnation: 0,
     });
     let mut body = encode_body(&hb).unwrap();
     let phase_at = GROUP_COUNT_AT + 2 + 4 + 8 + 2;
