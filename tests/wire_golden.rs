@@ -28,9 +28,10 @@ const GOLDEN_KEY_ID: u32 = 0xae40_d7ab;
 const GOLDEN_HEX: &str = "
     544e444d010001020304050607080002ae40d7aba0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7
     45ec0a1db75da4ab616f2d897130a7123baa9f2d800338d90c62b8a3b2c589bedb86aa2e46467ccca5eb6e35
-    9b34af2f813637f9da68d0a7fab4d17a2b2173826671e67cade4b181086c4a6c785d3c7fc867d84a1602bb03
-    08efe0c4975e16300a52ae6dd94cdb497c50f7df018425a89a198c1d80ed9799d7c46a08e30372f35d2b627a
-    ddaf103f326e415051d2ccf4b054128b6492abdaf4ff2a753d04d1fffe76295bb17f841caf93af3584d0e6
+    9b34af2f813637f9da68d0a7fab4d17a2b2173826671e67cade4b181086c4a6c785d3c7fc867d8481602bb02
+    5ff32105975e16315d4e68a7d94ddb497c51d3c6108524a89918a80d91ed9699d1c46a08e30372f35b2b622d
+    c069d03f33395d9692d2cefb68e8828b6592ab82318578753c0b0a1258be43a92490165dba3f9580d96215e6
+    a5c56d02be459007b732dfcb22
 ";
 
 fn golden_heartbeat() -> Heartbeat {
@@ -66,7 +67,7 @@ fn golden_heartbeat() -> Heartbeat {
             owner: Some(NodeId(2)),
             phase: Phase::Running,
             handoff_to: None,
-            owner_incarnation: 0,
+            owner_incarnation: 7,
         }],
         grants: vec![Grant {
             group: GroupId::of_name("db"),
@@ -78,6 +79,7 @@ fn golden_heartbeat() -> Heartbeat {
             node: NodeId(3),
             incarnation: 5,
         }],
+        refuses: vec![GroupId::of_name("db")],
         admin: AdminState {
             version: 3,
             origin: NodeId(1),
@@ -140,8 +142,8 @@ fn golden_header_layout_matches_the_docs() {
     assert_eq!(&golden[16..20], &GOLDEN_KEY_ID.to_be_bytes());
     assert_eq!(&golden[20..44], &NONCE);
     assert_eq!(HEADER_LEN, 44);
-    // Body of the golden heartbeat: 58 fixed bytes + 26 + 2*3 + 17 + 22 + 10 + 2 + 4 + 6 + 8.
-    assert_eq!(golden.len(), HEADER_LEN + 159 + TAG_LEN);
+    // Body of the golden heartbeat: 60 fixed bytes + 26 + 2*3 + 25 + 22 + 10 + 4 + 2 + 4 + 6 + 8.
+    assert_eq!(golden.len(), HEADER_LEN + 173 + TAG_LEN);
     assert_eq!(peek_sender(&golden), Some(NodeId(2)));
 }
 
