@@ -1,1 +1,174 @@
-fn main() {}
+//! tandem-lab: bring up a tandem cluster in network namespaces on this machine (for
+//! trying things out, the demo and benchmarks), or clean up after a killed run.
+//! Needs root, iproute2 and nftables.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tandem::lab::{self, Lab, LabSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "tandem-lab",
+    version,
+    about = "Network-namespace lab for tandem clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Delete namespaces and temp dirs left by labs whose process has died.
+    Cleanup,
+    /// Build a lab, start tandemd on every node, and keep it up until Ctrl-C.
+    Up(UpArgs),
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// 1-based indexes of witness nodes (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    witnesses: Vec<usize>,
+    /// Number of heartbeat links.
+    #[arg(long, default_value_t = 2)]
+    links: usize,
+    /// Use IPv6 addresses (2001:db8:{link}::{node}).
+    #[arg(long)]
+    ipv6: bool,
+    /// YAML file appended to every node's config (groups, fencing, quorum overrides).
+    #[arg(long)]
+    extra_yaml: Option<PathBuf>,
+    /// tandemd binary [default: next to this executable].
+    #[arg(long)]
+    tandemd: Option<PathBuf>,
+    /// tandemctl binary [default: next to this executable].
+    #[arg(long)]
+    tandemctl: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Cleanup => {
+            let n = lab::cleanup_stale()?;
+            println!("removed {n} stale lab namespace(s)");
+            Ok(())
+        }
+        Cmd::Up(args) => up(args),
+    }
+}
+
+fn up(args: UpArgs) -> Result<()> {
+    let extra_yaml = match &args.extra_yaml {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => String::new(),
+    };
+    let spec = LabSpec {
+        nodes: args.nodes,
+        witnesses: args.witnesses,
+        links: args.links,
+        ipv6: args.ipv6,
+        extra_yaml,
+        tandemd: args
+            .tandemd
+            .unwrap_or_else(|| lab::default_binary("tandemd")),
+        tandemctl: args
+            .tandemctl
+            .unwrap_or_else(|| lab::default_binary("tandemctl")),
+        ..LabSpec::default()
+    };
+
+    // Register before building so a Ctrl-C during setup still tears down cleanly.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+
+    let mut lab = Lab::build(spec).context("building the lab")?;
+    lab.start_all().context("starting tandemd")?;
+    print_summary(&lab);
+
+    let mut reported = std::collections::BTreeSet::new();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        for node in 1..=lab.node_count() {
+            if !reported.contains(&node) && !lab.is_running(node) {
+                reported.insert(node);
+                let status = lab
+                    .last_exit(node)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                eprintln!("n{node}: tandemd exited ({status}); log tail:");
+                let log = lab.logs(node);
+                let lines: Vec<&str> = log.lines().collect();
+                for l in &lines[lines.len().saturating_sub(20)..] {
+                    eprintln!("  {l}");
+                }
+            }
+        }
+    }
+    println!("\ntearing down {} ...", lab.prefix());
+    lab.teardown();
+    Ok(())
+}
+
+fn print_summary(lab: &Lab) {
+    let spec = lab.spec();
+    println!(
+        "lab {} is up ({} nodes, {} links)",
+        lab.prefix(),
+        lab.node_count(),
+        spec.links
+    );
+    println!("  dir:      {}", lab.dir().display());
+    println!("  authkey:  {}", lab.authkey_path().display());
+    println!("  tandemd:  {}", spec.tandemd.display());
+    let ns = |n: lab::Ns| lab.ns_name(n).unwrap_or_default();
+    println!("  switch:   netns {}", ns(lab::Ns::Switch));
+    println!(
+        "  client:   netns {} ({})",
+        ns(lab::Ns::Client),
+        lab.client_address()
+    );
+    for node in 1..=lab.node_count() {
+        let addrs: Vec<String> = (0..spec.links)
+            .map(|l| lab.address(node, l).to_string())
+            .collect();
+        let role = if spec.witnesses.contains(&node) {
+            " (witness)"
+        } else {
+            ""
+        };
+        println!(
+            "\n  {}{role}: netns {}  [{}]",
+            lab.node_name(node),
+            ns(lab::Ns::Node(node)),
+            addrs.join(", ")
+        );
+        println!("    config: {}", lab.config_path(node).display());
+        println!("    socket: {}", lab.socket_path(node).display());
+        println!("    state:  {}", lab.state_dir(node).display());
+        println!("    log:    {}", lab.log_path(node).display());
+        println!(
+            "    status: {} --socket {} status",
+            spec.tandemctl.display(),
+            lab.socket_path(node).display()
+        );
+    }
+    println!(
+        "\n  shell in a node: ip netns exec {} bash",
+        ns(lab::Ns::Node(1))
+    );
+    println!("\nCtrl-C to tear down.");
+}

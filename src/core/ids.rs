@@ -42,9 +42,7 @@ impl fmt::Debug for GroupId {
 /// The generation clock of one group: it increases on every change of owner, is
 /// persisted before use, and a node that sees a higher term for a group it owns steps
 /// down at once.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Term(pub u64);
 
 impl Term {

@@ -19,7 +19,10 @@ pub enum Input {
     /// A resource operation the core asked for has finished.
     OpDone { op: OpId, result: OpResult },
     /// A fence the core asked for has finished.
-    FenceDone { request: FenceId, result: FenceResult },
+    FenceDone {
+        request: FenceId,
+        result: FenceResult,
+    },
     /// An administrative command from `tandemctl`.
     Admin(AdminCommand),
     /// A health check changed (ping/script checks): `ok = false` makes this node
@@ -62,15 +65,30 @@ pub enum FenceResult {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminCommand {
-    Standby { node: NodeId, on: bool },
+    Standby {
+        node: NodeId,
+        on: bool,
+    },
     /// Move a group to `to`, or to the best other node when `None`.
-    Move { group: GroupId, to: Option<NodeId> },
+    Move {
+        group: GroupId,
+        to: Option<NodeId>,
+    },
     /// Forget the location a `Move` left behind.
-    ClearMove { group: GroupId },
-    Cleanup { group: GroupId },
-    Maintenance { group: Option<GroupId>, on: bool },
+    ClearMove {
+        group: GroupId,
+    },
+    Cleanup {
+        group: GroupId,
+    },
+    Maintenance {
+        group: Option<GroupId>,
+        on: bool,
+    },
     /// Fence a node by hand (the admin vouches it is safe to do so).
-    Fence { node: NodeId },
+    Fence {
+        node: NodeId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

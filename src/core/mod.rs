@@ -17,8 +17,7 @@ pub mod time;
 
 pub use ids::{GroupId, NodeId, Term};
 pub use io::{
-    Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind,
-    OpResult,
+    Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind, OpResult,
 };
 pub use message::Heartbeat;
 pub use node::{Boot, Node, PersistentState};
