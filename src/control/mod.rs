@@ -7,6 +7,7 @@
 //! client can never stall heartbeats.
 
 pub mod client;
+pub mod render;
 pub mod server;
 
 use crate::core::status::ClusterStatus;
