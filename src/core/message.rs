@@ -32,6 +32,9 @@ pub struct Heartbeat {
     pub groups: Vec<GroupReport>,
     pub grants: Vec<Grant>,
     pub fenced: Vec<FenceRecord>,
+    /// Groups the sender will not take: it failed them too often, it is in standby, or
+    /// a health check fails. Others then do not wait for it.
+    pub refuses: Vec<GroupId>,
     pub admin: AdminState,
 }
 
@@ -152,7 +155,7 @@ pub struct FenceRecord {
 
 /// Cluster-wide administrative intent (standby, maintenance, moves, cleanups), spread by
 /// gossip: the state with the higher `version` wins, ties broken by `origin`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AdminState {
     pub version: u64,
     pub origin: NodeId,

@@ -7,10 +7,12 @@
 //! here touches the world, the simulator in `crate::sim` can run thousands of seeded
 //! clusters and check the safety invariants after every step.
 
+pub mod detector;
 pub mod ids;
 pub mod io;
 pub mod message;
 pub mod node;
+pub mod quorum;
 pub mod spec;
 pub mod status;
 pub mod time;

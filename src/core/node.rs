@@ -1,17 +1,48 @@
-//! One node's state machine (placeholder until the ownership core lands).
+//! One node's state machine: membership, quorum, votes (promises), leases, ownership
+//! and the sequencing of resource operations.
+//!
+//! The protocol, in short (docs/design.md argues why it is safe):
+//! - Every group has a term. A node that wants a group picks `known term + 1`, persists
+//!   it, and claims it in its heartbeats (phase `Candidate`).
+//! - A voter grants one candidate per group at a time and promises to grant nobody else
+//!   until `deadtime` after it last heard that grantee claim the group — unless the
+//!   grantee said it let go (`Released`) or was fenced. A node that just started grants
+//!   nothing for `deadtime` (it may have forgotten promises made before a crash).
+//! - A candidate becomes owner once grants worth a quorum of votes arrived. Its lease
+//!   ends at (send time of the latest heartbeat a quorum acknowledged + deadtime − drift
+//!   margin), on its own clock. It stops before the lease ends when renewal fails, and
+//!   fences itself if something may still run when it ends.
+//! - Where a lease cannot prove safety (two_node, a failed stop, `fence: always`, the
+//!   `freeze` policy) a candidate first fences the previous owner.
 
+use super::detector::{Detector, LinkState};
 use super::ids::{GroupId, NodeId, Term};
-use super::io::{Action, Input};
-use super::spec::ClusterSpec;
-use super::status::ClusterStatus;
+use super::io::{
+    Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind,
+    OpResult,
+};
+use super::message::{
+    AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
+};
+use super::quorum;
+use super::spec::{ClusterSpec, FenceMode, NoQuorumPolicy, OnFail};
+use super::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus, ResourceStatus};
 use super::time::Instant;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-/// What must survive a restart: the highest term seen per group, so a restarted node
-/// never reuses one.
+/// What must survive a restart: the highest term seen per group (so a restarted node
+/// never reuses one), the terms at which this node owned groups (so after a crash it
+/// knows what it must stop and release), and the admin state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistentState {
     pub terms: Vec<(GroupId, Term)>,
+    pub owned: Vec<(GroupId, Term)>,
+    #[serde(default)]
+    pub admin: AdminState,
 }
 
 /// What the driver hands the core at start.
@@ -25,32 +56,1872 @@ pub struct Boot {
     pub seed: u64,
 }
 
+/// A test-only switch that breaks one safety rule, so the simulator can prove that its
+/// checker catches the bug.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PlantedBug {
+    #[default]
+    None,
+    /// Voters grant a new candidate without waiting for their promise to expire.
+    SkipPromiseWait,
+}
+
+#[derive(Clone, Debug)]
+struct Peer {
+    incarnation: u64,
+    last_seq: Option<u64>,
+    links: Vec<Detector>,
+    link_state: Vec<LinkState>,
+    rtt: Vec<Option<Duration>>,
+    up: bool,
+    ever_seen: bool,
+    up_since: Option<Instant>,
+    flags: NodeFlags,
+    digest_warned: bool,
+    /// (seq, sent_at, received_at) of the newest heartbeat, echoed back to the peer.
+    last_heard: Option<(u64, Instant, Instant)>,
+    refuses: Vec<GroupId>,
+    /// The peer's own claims (`owner == peer`) from its newest heartbeat.
+    claims: BTreeMap<GroupId, GroupReport>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    term: Term,
+    owner: Option<NodeId>,
+    phase: Phase,
+    handoff_to: Option<NodeId>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Promise {
+    to: NodeId,
+    to_incarnation: u64,
+    term: Term,
+    until: Instant,
+    echo: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Res {
+    Stopped,
+    Running,
+    /// May be running (before a stop at startup, after a failed monitor or a timeout).
+    Unknown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Goal {
+    Run,
+    Stop,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterStop {
+    /// Let go of the term and say so (voters may grant the next term at once).
+    Release { handoff_to: Option<NodeId> },
+    /// Someone else holds a newer term: just become idle.
+    StepDown,
+}
+
+#[derive(Clone, Debug)]
+enum Role {
+    Idle,
+    Candidate {
+        term: Term,
+        since: Instant,
+        grants: BTreeMap<NodeId, Instant>,
+    },
+    Owner {
+        term: Term,
+        grants: BTreeMap<NodeId, Instant>,
+        lease_until: Instant,
+        after_stop: Option<AfterStop>,
+        failed: bool,
+        /// Restarted while owning: no lease can be proven, stop at once and release.
+        recovering: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct GroupState {
+    id: GroupId,
+    known: Known,
+    role: Role,
+    promise: Option<Promise>,
+    res: Vec<Res>,
+    goal: Goal,
+    op: Option<(OpId, usize, OpKind)>,
+    /// Restart in place: stop resources from the end down to this index, then start.
+    restart_from: Option<usize>,
+    next_monitor: Option<Instant>,
+    /// The next resource of a monitor sweep in progress.
+    monitor_cursor: Option<usize>,
+    failures: Vec<Instant>,
+    banned: bool,
+    last_failure: Option<String>,
+    cleanup_seen: u32,
+    reason: String,
+    reason_kind: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum FenceJob {
+    Delayed { until: Instant, incarnation: u64 },
+    InFlight { request: FenceId, incarnation: u64 },
+    Retry { at: Instant, incarnation: u64 },
+}
+
+enum FenceNeed {
+    None,
+    Fence(NodeId),
+    Blocked(String),
+}
+
 pub struct Node {
     spec: ClusterSpec,
     me: NodeId,
+    incarnation: u64,
+    rng: ChaCha8Rng,
+    started_at: Instant,
+    seq: u64,
+    last_send: Option<Instant>,
+    next_send: Instant,
+    send_asap: bool,
+    peers: BTreeMap<NodeId, Peer>,
+    groups: Vec<GroupState>,
+    quorate: bool,
+    seen_all: bool,
+    state_lost: bool,
+    healthy: bool,
+    admin: AdminState,
+    fenced: BTreeMap<NodeId, u64>,
+    fences: BTreeMap<NodeId, FenceJob>,
+    next_id: u64,
+    persisted: PersistentState,
+    self_fenced: bool,
+    bug: PlantedBug,
 }
 
+const MIN_SEND_GAP_DIVISOR: u32 = 4;
+
 impl Node {
-    pub fn new(spec: ClusterSpec, me: NodeId, _boot: Boot, _now: Instant) -> Node {
-        Node { spec, me }
-    }
-
-    pub fn handle(&mut self, _now: Instant, _input: Input) -> Vec<Action> {
-        Vec::new()
-    }
-
-    pub fn next_deadline(&self) -> Option<(Instant, &'static str)> {
-        None
-    }
-
-    pub fn status(&self, _now: Instant) -> ClusterStatus {
-        ClusterStatus {
-            node: self
-                .spec
-                .node(self.me)
-                .map(|n| n.name.clone())
-                .unwrap_or_default(),
-            ..ClusterStatus::default()
+    pub fn new(spec: ClusterSpec, me: NodeId, boot: Boot, now: Instant) -> Node {
+        let links = spec.links.max(1);
+        let peers = spec
+            .nodes
+            .iter()
+            .filter(|n| n.id != me)
+            .map(|n| {
+                let peer = Peer {
+                    incarnation: 0,
+                    last_seq: None,
+                    links: vec![Detector::new(spec.timing.interval, spec.timing.deadtime); links],
+                    link_state: vec![LinkState::Unknown; links],
+                    rtt: vec![None; links],
+                    up: false,
+                    ever_seen: false,
+                    up_since: None,
+                    flags: NodeFlags::default(),
+                    digest_warned: false,
+                    last_heard: None,
+                    refuses: Vec::new(),
+                    claims: BTreeMap::new(),
+                };
+                (n.id, peer)
+            })
+            .collect();
+        let state_lost = boot.persisted.is_none();
+        let persisted = boot.persisted.unwrap_or_default();
+        let groups = spec
+            .groups
+            .iter()
+            .map(|g| {
+                let term = persisted
+                    .terms
+                    .iter()
+                    .find(|(id, _)| *id == g.id)
+                    .map(|(_, t)| *t)
+                    .unwrap_or_default();
+                let owned = persisted.owned.iter().any(|(id, t)| *id == g.id && *t == term);
+                GroupState {
+                    id: g.id,
+                    known: Known {
+                        term,
+                        owner: None,
+                        phase: Phase::Released,
+                        handoff_to: None,
+                    },
+                    // A term we owned before a restart is still ours until we have
+                    // stopped everything and said so: claim it as Stopping.
+                    role: if owned && term > Term(0) {
+                        Role::Owner {
+                            term,
+                            grants: BTreeMap::new(),
+                            // No lease can be proven after a restart: stop at once. Voters
+                            // that still promise us keep renewing while we claim the term
+                            // as Stopping, so nobody takes over before we released.
+                            lease_until: now,
+                            after_stop: Some(AfterStop::Release { handoff_to: None }),
+                            failed: false,
+                            recovering: true,
+                        }
+                    } else {
+                        Role::Idle
+                    },
+                    promise: None,
+                    // Startup: whatever may run from before is stopped first (stop is
+                    // idempotent for every agent kind).
+                    res: vec![Res::Unknown; g.resources.len()],
+                    goal: Goal::Stop,
+                    op: None,
+                    restart_from: None,
+                    next_monitor: None,
+                    monitor_cursor: None,
+                    failures: Vec::new(),
+                    banned: false,
+                    last_failure: None,
+                    cleanup_seen: persisted
+                        .admin
+                        .cleanups
+                        .iter()
+                        .find(|(id, _)| *id == g.id)
+                        .map(|(_, c)| *c)
+                        .unwrap_or(0),
+                    reason: "starting up: stopping leftovers".into(),
+                    reason_kind: String::new(),
+                }
+            })
+            .collect();
+        Node {
+            admin: persisted.admin.clone(),
+            me,
+            incarnation: boot.incarnation,
+            rng: ChaCha8Rng::seed_from_u64(boot.seed),
+            started_at: now,
+            seq: 0,
+            last_send: None,
+            next_send: now,
+            send_asap: true,
+            peers,
+            groups,
+            quorate: false,
+            seen_all: false,
+            state_lost,
+            healthy: true,
+            fenced: BTreeMap::new(),
+            fences: BTreeMap::new(),
+            next_id: 1,
+            persisted,
+            self_fenced: false,
+            bug: PlantedBug::None,
+            spec,
         }
+    }
+
+    /// Test-only: break one safety rule on purpose (see [`PlantedBug`]).
+    pub fn plant_bug(&mut self, bug: PlantedBug) {
+        self.bug = bug;
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    /// Apply one input; the returned actions must be carried out in order.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.self_fenced {
+            return out;
+        }
+        match input {
+            Input::Tick => {}
+            Input::Heartbeat { link, heartbeat } => self.on_heartbeat(now, link, heartbeat, &mut out),
+            Input::OpDone { op, result } => self.on_op_done(now, op, result, &mut out),
+            Input::FenceDone { request, result } => self.on_fence_done(now, request, result, &mut out),
+            Input::Admin(cmd) => self.on_admin(now, cmd, &mut out),
+            Input::Health { ok } => {
+                if self.healthy != ok {
+                    self.healthy = ok;
+                    self.send_asap = true;
+                    out.push(event(
+                        EventKind::Decision,
+                        Some(self.me),
+                        None,
+                        if ok { "health checks pass again" } else { "health check failed: giving up groups" },
+                    ));
+                }
+            }
+        }
+        self.evaluate(now, &mut out);
+        out
+    }
+
+    /// When the driver must call `handle(Tick)` at the latest, and why.
+    pub fn next_deadline(&self) -> Option<(Instant, &'static str)> {
+        if self.self_fenced {
+            return None;
+        }
+        let mut best: Option<(Instant, &'static str)> = None;
+        let mut consider = |at: Instant, why: &'static str| {
+            if best.is_none_or(|(b, _)| at < b) {
+                best = Some((at, why));
+            }
+        };
+        consider(self.next_send, "heartbeat");
+        if self.send_asap {
+            consider(self.earliest_triggered_send(), "triggered heartbeat");
+        }
+        let quiet_end = self.started_at + self.spec.timing.deadtime;
+        if self.last_send.is_some_and(|l| l < quiet_end) {
+            consider(quiet_end, "grant quiet period ends");
+        }
+        for peer in self.peers.values() {
+            for d in &peer.links {
+                if let Some(last) = d.last_heard() {
+                    if let Some(at) = d.next_change(last.max(self.last_send.unwrap_or(last))) {
+                        consider(at, "failure detector");
+                    }
+                }
+            }
+        }
+        for g in &self.groups {
+            if let Some(p) = g.promise {
+                consider(p.until, "promise expires");
+            }
+            if let Role::Owner { lease_until, recovering: false, .. } = g.role {
+                if self.lease_enforced() {
+                    consider(lease_until.saturating_sub(self.spec.timing.stop_before_lease_end), "lease renewal due");
+                    consider(lease_until, "lease ends");
+                }
+            }
+            if let Some(at) = g.next_monitor {
+                consider(at, "monitor");
+            }
+        }
+        for job in self.fences.values() {
+            match job {
+                FenceJob::Delayed { until, .. } => consider(*until, "fence delay"),
+                FenceJob::Retry { at, .. } => consider(*at, "fence retry"),
+                FenceJob::InFlight { .. } => {}
+            }
+        }
+        best
+    }
+
+    // ---------------------------------------------------------------- heartbeats in
+
+    fn on_heartbeat(&mut self, now: Instant, link: usize, hb: Heartbeat, out: &mut Vec<Action>) {
+        let from = hb.from;
+        if from == self.me {
+            return;
+        }
+        if self.fenced.get(&from).is_some_and(|inc| hb.incarnation <= *inc) {
+            // A fenced incarnation is powered off; anything still in flight from it is
+            // history.
+            return;
+        }
+        let my_digest = self.spec.digest;
+        let my_seq = self.seq;
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if hb.incarnation < peer.incarnation {
+            return;
+        }
+        if hb.incarnation > peer.incarnation {
+            peer.incarnation = hb.incarnation;
+            peer.last_seq = None;
+            peer.claims.clear();
+            peer.digest_warned = false;
+        }
+        if let Some(d) = peer.links.get_mut(link) {
+            let gap = d.last_heard().map(|l| now.saturating_since(l));
+            d.heartbeat(now);
+            if let Some(gap) = gap {
+                if gap > self.spec.timing.warntime && gap < self.spec.timing.deadtime {
+                    out.push(event(
+                        EventKind::LateHeartbeat,
+                        Some(from),
+                        None,
+                        &format!("heartbeat on link {link} {} ms late", gap.as_millis()),
+                    ));
+                }
+            }
+        }
+        for e in &hb.echoes {
+            if e.peer == self.me && e.seq <= my_seq && e.sent_at <= now {
+                let rtt = now
+                    .saturating_since(e.sent_at)
+                    .saturating_sub(Duration::from_nanos(e.held_ns));
+                if let Some(slot) = peer.rtt.get_mut(link) {
+                    *slot = Some(rtt);
+                }
+            }
+        }
+        // Heartbeats carry the whole state: only the newest one is applied (the same
+        // heartbeat arrives once per link).
+        if peer.last_seq.is_some_and(|s| hb.seq <= s) {
+            return;
+        }
+        peer.last_seq = Some(hb.seq);
+        peer.last_heard = Some((hb.seq, hb.sent_at, now));
+        peer.ever_seen = true;
+        peer.flags = hb.flags;
+        peer.refuses = hb.refuses.clone();
+        if hb.config_digest != my_digest && !peer.digest_warned {
+            peer.digest_warned = true;
+            out.push(event(
+                EventKind::ConfigMismatch,
+                Some(from),
+                None,
+                &format!("{from} runs a config with a different digest ({:016x}, mine {:016x})", hb.config_digest, my_digest),
+            ));
+        }
+        peer.claims = hb
+            .groups
+            .iter()
+            .filter(|r| r.owner == Some(from))
+            .map(|r| (r.group, *r))
+            .collect();
+        let peer_incarnation = peer.incarnation;
+
+        for f in &hb.fenced {
+            self.learn_fence(f.node, f.incarnation);
+        }
+        if self.admin.is_older_than(&hb.admin) {
+            self.adopt_admin(hb.admin.clone(), out);
+        }
+        let mut term_grew = false;
+        for r in &hb.groups {
+            term_grew |= self.merge_report(from, r);
+        }
+        if term_grew {
+            self.persist(out);
+        }
+        for r in &hb.groups {
+            if r.owner == Some(from) {
+                self.consider_grant(now, from, peer_incarnation, r, hb.sent_at);
+            }
+        }
+        for g in &hb.grants {
+            if g.to == self.me {
+                self.receive_grant(from, g);
+            }
+        }
+    }
+
+    fn learn_fence(&mut self, node: NodeId, incarnation: u64) {
+        let e = self.fenced.entry(node).or_insert(0);
+        if incarnation > *e {
+            *e = incarnation;
+        }
+        // Promises to a fenced incarnation protect nothing any more.
+        for g in &mut self.groups {
+            if g.promise.is_some_and(|p| p.to == node && p.to_incarnation <= incarnation) {
+                g.promise = None;
+            }
+        }
+    }
+
+    /// Merge one group report into what this node knows; true when a term grew (which
+    /// must be persisted before anything that depends on it).
+    fn merge_report(&mut self, from: NodeId, r: &GroupReport) -> bool {
+        let rank_of = |node: NodeId, spec: &ClusterSpec| {
+            let n = spec.node(node);
+            (n.map(|n| n.priority).unwrap_or(i32::MIN), std::cmp::Reverse(node))
+        };
+        let spec = &self.spec;
+        let Some(g) = self.groups.iter_mut().find(|g| g.id == r.group) else {
+            return false;
+        };
+        let authoritative = r.owner == Some(from);
+        if r.term > g.known.term {
+            g.known = Known {
+                term: r.term,
+                owner: r.owner,
+                phase: r.phase,
+                handoff_to: r.handoff_to,
+            };
+            return true;
+        }
+        if r.term < g.known.term || !authoritative {
+            if r.term == g.known.term && g.known.owner.is_none() && r.owner.is_some() {
+                g.known.owner = r.owner;
+                g.known.phase = r.phase;
+                g.known.handoff_to = r.handoff_to;
+            }
+            return false;
+        }
+        // Same term, the sender speaks about itself.
+        let replace = match g.known.owner {
+            None => true,
+            Some(o) if o == from => true,
+            Some(o) => {
+                let known_granted = g.known.phase != Phase::Candidate;
+                let new_granted = r.phase != Phase::Candidate;
+                (new_granted && !known_granted)
+                    || (new_granted == known_granted && rank_of(from, spec) > rank_of(o, spec))
+            }
+        };
+        if replace {
+            g.known.owner = Some(from);
+            g.known.phase = r.phase;
+            g.known.handoff_to = r.handoff_to;
+        }
+        false
+    }
+
+    /// The voter's side: grant `from` the group it claims, or renew the grant, if no
+    /// promise to somebody else stands in the way.
+    fn consider_grant(&mut self, now: Instant, from: NodeId, from_inc: u64, r: &GroupReport, sent_at: Instant) {
+        let quiet = self.in_quiet(now);
+        let deadtime = self.spec.timing.deadtime;
+        let bug = self.bug;
+        let fenced = &self.fenced;
+        let Some(g) = self.groups.iter_mut().find(|g| g.id == r.group) else {
+            return;
+        };
+        if r.phase == Phase::Released {
+            if g.promise.is_some_and(|p| p.to == from && p.term <= r.term) {
+                g.promise = None;
+            }
+            return;
+        }
+        let current = g.promise.filter(|p| {
+            now < p.until && !fenced.get(&p.to).is_some_and(|inc| *inc >= p.to_incarnation)
+        });
+        match current {
+            Some(p) if p.to == from => {
+                if r.term >= p.term {
+                    g.promise = Some(Promise {
+                        to: from,
+                        to_incarnation: from_inc,
+                        term: r.term,
+                        until: now + deadtime,
+                        echo: sent_at,
+                    });
+                }
+            }
+            Some(_) if bug != PlantedBug::SkipPromiseWait => {}
+            _ => {
+                if quiet || r.term < g.known.term {
+                    return;
+                }
+                g.promise = Some(Promise {
+                    to: from,
+                    to_incarnation: from_inc,
+                    term: r.term,
+                    until: now + deadtime,
+                    echo: sent_at,
+                });
+                self.send_asap = true;
+            }
+        }
+    }
+
+    fn receive_grant(&mut self, from: NodeId, grant: &Grant) {
+        let Some(g) = self.groups.iter_mut().find(|g| g.id == grant.group) else {
+            return;
+        };
+        match &mut g.role {
+            Role::Candidate { term, grants, .. } | Role::Owner { term, grants, .. } if *term == grant.term => {
+                let e = grants.entry(from).or_insert(grant.echo_sent_at);
+                if grant.echo_sent_at > *e {
+                    *e = grant.echo_sent_at;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn adopt_admin(&mut self, admin: AdminState, out: &mut Vec<Action>) {
+        self.admin = admin;
+        for g in &mut self.groups {
+            let c = self
+                .admin
+                .cleanups
+                .iter()
+                .find(|(id, _)| *id == g.id)
+                .map(|(_, c)| *c)
+                .unwrap_or(0);
+            if c > g.cleanup_seen {
+                g.cleanup_seen = c;
+                g.failures.clear();
+                g.banned = false;
+                g.last_failure = None;
+                if let Role::Owner { failed, .. } = &mut g.role {
+                    *failed = false;
+                }
+            }
+        }
+        self.persist(out);
+        self.send_asap = true;
+    }
+
+    // ------------------------------------------------------------- operations in
+
+    fn on_op_done(&mut self, now: Instant, op: OpId, result: OpResult, out: &mut Vec<Action>) {
+        let Some(gi) = self.groups.iter().position(|g| g.op.is_some_and(|(id, _, _)| id == op)) else {
+            return;
+        };
+        let on_fail = self.spec.groups[gi].on_fail;
+        let failure_timeout = self.spec.groups[gi].failure_timeout;
+        let threshold = self.spec.groups[gi].migration_threshold;
+        let res_names = self.spec.groups[gi].resources.clone();
+        let me = self.me;
+        let g = &mut self.groups[gi];
+        let Some((_, idx, kind)) = g.op.take() else {
+            return;
+        };
+        let name = res_names.get(idx).cloned().unwrap_or_default();
+        match (kind, &result) {
+            (OpKind::Start, OpResult::Ok) => g.res[idx] = Res::Running,
+            (OpKind::Stop, OpResult::Ok | OpResult::NotRunning) => g.res[idx] = Res::Stopped,
+            (OpKind::Monitor, OpResult::Ok) => {
+                g.res[idx] = Res::Running;
+                if idx + 1 >= g.res.len() {
+                    g.monitor_cursor = None;
+                    g.next_monitor = Some(now + self.spec.groups[gi].monitor_interval);
+                } else {
+                    g.monitor_cursor = Some(idx + 1);
+                }
+            }
+            (OpKind::Start, _) => {
+                // A failed start bans the node from the group (Pacemaker's
+                // start-failure-is-fatal) and stops what was started.
+                g.res[idx] = Res::Unknown;
+                g.failures.push(now);
+                g.banned = true;
+                g.last_failure = Some(format!("{name}: start {}", describe(&result)));
+                out.push(event(EventKind::ResourceFailed, Some(me), Some(g.id), &format!("{name}: start {}; giving the group up", describe(&result))));
+                if let Role::Owner { after_stop, .. } = &mut g.role {
+                    *after_stop = Some(AfterStop::Release { handoff_to: None });
+                }
+                g.goal = Goal::Stop;
+                self.send_asap = true;
+            }
+            (OpKind::Monitor, _) => {
+                g.res[idx] = Res::Unknown;
+                g.failures.push(now);
+                g.failures.retain(|t| now.saturating_since(*t) < failure_timeout);
+                g.last_failure = Some(format!("{name}: monitor {}", describe(&result)));
+                g.next_monitor = None;
+                g.monitor_cursor = None;
+                let count = g.failures.len() as u32;
+                if count >= threshold {
+                    g.banned = true;
+                    out.push(event(EventKind::ResourceFailed, Some(me), Some(g.id), &format!("{name}: monitor {} ({count}/{threshold}): moving the group away", describe(&result))));
+                    if let Role::Owner { after_stop, .. } = &mut g.role {
+                        *after_stop = Some(AfterStop::Release { handoff_to: None });
+                    }
+                    g.goal = Goal::Stop;
+                    self.send_asap = true;
+                } else {
+                    out.push(event(EventKind::ResourceFailed, Some(me), Some(g.id), &format!("{name}: monitor {} ({count}/{threshold}): restarting in place", describe(&result))));
+                    g.restart_from = Some(idx);
+                }
+            }
+            (OpKind::Stop, _) => {
+                g.res[idx] = Res::Unknown;
+                g.last_failure = Some(format!("{name}: stop {}", describe(&result)));
+                match on_fail {
+                    OnFail::FenceSelf => {
+                        self.self_fence(format!("{name}: stop {}", describe(&result)), out);
+                    }
+                    OnFail::Block => {
+                        out.push(event(EventKind::ResourceFailed, Some(me), Some(g.id), &format!("{name}: stop {}: group blocked until cleanup or fencing", describe(&result))));
+                        if let Role::Owner { failed, .. } = &mut g.role {
+                            *failed = true;
+                        }
+                        self.send_asap = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_fence_done(&mut self, now: Instant, request: FenceId, result: FenceResult, out: &mut Vec<Action>) {
+        let Some((&target, &job)) = self
+            .fences
+            .iter()
+            .find(|(_, j)| matches!(j, FenceJob::InFlight { request: r, .. } if *r == request))
+        else {
+            return;
+        };
+        let FenceJob::InFlight { incarnation, .. } = job else {
+            return;
+        };
+        match result {
+            FenceResult::Off => {
+                self.fences.remove(&target);
+                self.learn_fence(target, incarnation);
+                if let Some(p) = self.peers.get_mut(&target) {
+                    for d in &mut p.links {
+                        d.reset();
+                    }
+                    p.up = false;
+                    p.claims.clear();
+                }
+                self.send_asap = true;
+                out.push(event(EventKind::FenceSucceeded, Some(target), None, &format!("{target} is fenced (off)")));
+            }
+            FenceResult::Failed(why) => {
+                let at = now + self.spec.fencing.retry_interval;
+                self.fences.insert(target, FenceJob::Retry { at, incarnation });
+                out.push(event(EventKind::FenceFailed, Some(target), None, &format!("fencing {target} failed: {why}; retrying in {} ms; its groups stay stopped", self.spec.fencing.retry_interval.as_millis())));
+            }
+        }
+    }
+
+    fn on_admin(&mut self, now: Instant, cmd: AdminCommand, out: &mut Vec<Action>) {
+        let mut admin = self.admin.clone();
+        let what = match cmd {
+            AdminCommand::Standby { node, on } => {
+                admin.standby.retain(|n| *n != node);
+                if on {
+                    admin.standby.push(node);
+                }
+                format!("{node} {}", if on { "standby" } else { "online" })
+            }
+            AdminCommand::Move { group, to } => {
+                let owner = self.group_owner(group);
+                let target = to.or_else(|| self.best_node(now, group, owner));
+                let Some(target) = target else {
+                    out.push(event(EventKind::Admin, None, Some(group), "move: no other eligible node"));
+                    return;
+                };
+                admin.moves.retain(|(g, _)| *g != group);
+                admin.moves.push((group, target));
+                format!("move to {target}")
+            }
+            AdminCommand::ClearMove { group } => {
+                admin.moves.retain(|(g, _)| *g != group);
+                "move cleared".to_string()
+            }
+            AdminCommand::Cleanup { group } => {
+                let entry = admin.cleanups.iter_mut().find(|(g, _)| *g == group);
+                match entry {
+                    Some((_, c)) => *c += 1,
+                    None => admin.cleanups.push((group, 1)),
+                }
+                "cleanup".to_string()
+            }
+            AdminCommand::Maintenance { group: None, on } => {
+                admin.maintenance = on;
+                format!("maintenance {}", if on { "on" } else { "off" })
+            }
+            AdminCommand::Maintenance { group: Some(group), on } => {
+                admin.group_maintenance.retain(|g| *g != group);
+                if on {
+                    admin.group_maintenance.push(group);
+                }
+                format!("maintenance {}", if on { "on" } else { "off" })
+            }
+            AdminCommand::Fence { node } => {
+                let incarnation = self.peers.get(&node).map(|p| p.incarnation).unwrap_or(0);
+                self.fences.insert(node, FenceJob::Delayed { until: now, incarnation });
+                out.push(event(EventKind::Admin, Some(node), None, &format!("fence {node} requested by admin")));
+                return;
+            }
+        };
+        admin.version = self.admin.version.max(admin.version) + 1;
+        admin.origin = self.me;
+        out.push(event(EventKind::Admin, None, None, &what));
+        self.adopt_admin(admin, out);
+    }
+
+    // ------------------------------------------------------------------ evaluate
+
+    fn evaluate(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.update_membership(now, out);
+        self.refresh_leases();
+        self.two_node_owner_fencing(now, out);
+        self.run_fences(now, out);
+        for gi in 0..self.groups.len() {
+            if self.self_fenced {
+                return;
+            }
+            self.evaluate_group(now, gi, out);
+            self.drive_resources(now, gi, out);
+        }
+        self.maybe_send(now, out);
+    }
+
+    fn update_membership(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let initdead_over = now.saturating_since(self.started_at) >= self.spec.timing.initdead;
+        for (&id, peer) in self.peers.iter_mut() {
+            for (k, d) in peer.links.iter().enumerate() {
+                let s = d.state(now);
+                let was = peer.link_state[k];
+                if s != was {
+                    peer.link_state[k] = s;
+                    if was.delivers() && !s.delivers() {
+                        out.push(event(EventKind::LinkDown, Some(id), None, &format!("link {k} to {id} down")));
+                    } else if !was.delivers() && s.delivers() && was != LinkState::Unknown {
+                        out.push(event(EventKind::LinkUp, Some(id), None, &format!("link {k} to {id} up")));
+                    }
+                }
+            }
+            let up = peer.link_state.iter().any(|s| s.delivers());
+            if up != peer.up {
+                peer.up = up;
+                if up {
+                    peer.up_since = Some(now);
+                    out.push(event(EventKind::NodeUp, Some(id), None, &format!("{id} is up")));
+                } else {
+                    peer.up_since = None;
+                    out.push(event(EventKind::NodeDown, Some(id), None, &format!("{id} is down: no heartbeat on any link")));
+                }
+            }
+        }
+        let _ = initdead_over;
+        if !self.seen_all && self.peers.values().all(|p| p.ever_seen) {
+            self.seen_all = true;
+        }
+        let present = self.votes_present();
+        let expected = self.spec.expected_votes();
+        let quorate = quorum::is_quorate(present, expected, self.spec.quorum.two_node);
+        if quorate != self.quorate {
+            self.quorate = quorate;
+            self.send_asap = true;
+            let kind = if quorate { EventKind::QuorumGained } else { EventKind::QuorumLost };
+            out.push(event(kind, Some(self.me), None, &format!("{} votes of {expected} present", present)));
+        }
+        if self.state_lost && self.quorate && !self.in_quiet(now) && (self.seen_all || !self.spec.quorum.wait_for_all) {
+            self.state_lost = false;
+            out.push(event(EventKind::Decision, Some(self.me), None, "state file was lost: rebuilt from the cluster's view"));
+            self.persist(out);
+        }
+    }
+
+    fn votes_present(&self) -> u32 {
+        let mine = self.spec.node(self.me).map(|n| n.votes).unwrap_or(0);
+        mine + self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.up)
+            .map(|(id, _)| self.spec.node(*id).map(|n| n.votes).unwrap_or(0))
+            .sum::<u32>()
+    }
+
+    fn in_quiet(&self, now: Instant) -> bool {
+        now < self.started_at + self.spec.timing.deadtime
+    }
+
+    /// Whether an owner must stop before its lease ends. When every takeover from a
+    /// silent owner needs a confirmed fence first (two_node, `fence: always`, the
+    /// `freeze` policy), the fence (power off) is what makes a takeover safe, and the
+    /// owner may keep running without a lease.
+    fn lease_enforced(&self) -> bool {
+        !(self.spec.quorum.two_node
+            || self.spec.fencing.mode == FenceMode::Always
+            || self.spec.quorum.no_quorum_policy == NoQuorumPolicy::Freeze)
+    }
+
+    fn maintenance(&self, g: GroupId) -> bool {
+        self.admin.maintenance || self.admin.group_maintenance.contains(&g)
+    }
+
+    fn node_eligible(&self, node: NodeId, gi: usize) -> bool {
+        let gs = &self.spec.groups[gi];
+        let Some(n) = self.spec.node(node) else {
+            return false;
+        };
+        if n.witness || self.admin.standby.contains(&node) {
+            return false;
+        }
+        if !gs.allowed(node) {
+            return false;
+        }
+        if node == self.me {
+            return self.healthy && !self.groups[gi].banned;
+        }
+        self.peers
+            .get(&node)
+            .is_some_and(|p| p.up && !p.refuses.contains(&gs.id))
+    }
+
+    /// Ordering of candidates: an admin move target first, then the preferred node,
+    /// then priority, then the lower node id.
+    fn rank(&self, node: NodeId, gi: usize) -> (bool, bool, i32, std::cmp::Reverse<NodeId>) {
+        let gs = &self.spec.groups[gi];
+        let moved = self.admin.moves.iter().any(|(g, n)| *g == gs.id && *n == node);
+        let preferred = gs.prefer == Some(node);
+        let prio = self.spec.node(node).map(|n| n.priority).unwrap_or(i32::MIN);
+        (moved, preferred, prio, std::cmp::Reverse(node))
+    }
+
+    fn best_node(&self, _now: Instant, group: GroupId, except: Option<NodeId>) -> Option<NodeId> {
+        let gi = self.groups.iter().position(|g| g.id == group)?;
+        self.spec
+            .nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|n| Some(*n) != except && self.node_eligible(*n, gi))
+            .max_by_key(|n| self.rank(*n, gi))
+    }
+
+    fn group_owner(&self, group: GroupId) -> Option<NodeId> {
+        let g = self.groups.iter().find(|g| g.id == group)?;
+        if matches!(g.role, Role::Owner { .. }) {
+            return Some(self.me);
+        }
+        g.known.owner.filter(|_| g.known.phase != Phase::Released)
+    }
+
+    /// The owner of `gi` as far as this node can tell, if that owner is alive and
+    /// still claims the group.
+    fn live_owner(&self, gi: usize) -> Option<NodeId> {
+        let g = &self.groups[gi];
+        let o = g.known.owner?;
+        if o == self.me {
+            return None;
+        }
+        let peer = self.peers.get(&o)?;
+        if !peer.up {
+            return None;
+        }
+        let claim = peer.claims.get(&g.id)?;
+        (claim.phase != Phase::Released && claim.term >= g.known.term).then_some(o)
+    }
+
+    fn evaluate_group(&mut self, now: Instant, gi: usize, out: &mut Vec<Action>) {
+        let gid = self.groups[gi].id;
+        if self.maintenance(gid) {
+            self.set_reason(gi, "maintenance: tandem leaves the group alone".into(), out);
+            return;
+        }
+        match self.groups[gi].role.clone() {
+            Role::Owner { term, lease_until, after_stop, failed, recovering, .. } => {
+                // A recovering owner has no lease to enforce: it only stops and releases.
+                let lease_until = if recovering { Instant::from_nanos(u64::MAX) } else { lease_until };
+                self.evaluate_owner(now, gi, term, lease_until, after_stop, failed, out)
+            }
+            Role::Candidate { term, since, grants } => self.evaluate_candidate(now, gi, term, since, &grants, out),
+            Role::Idle => self.evaluate_idle(now, gi, out),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_owner(
+        &mut self,
+        now: Instant,
+        gi: usize,
+        term: Term,
+        lease_until: Instant,
+        after_stop: Option<AfterStop>,
+        failed: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let g = &self.groups[gi];
+        let gid = g.id;
+        let stopping = after_stop.is_some();
+        let maybe_running = g.res.iter().any(|r| *r != Res::Stopped);
+
+        if self.lease_enforced() && now >= lease_until && maybe_running {
+            self.self_fence(format!("lease of {} ended while resources may still run", self.spec.groups[gi].name), out);
+            return;
+        }
+        if stopping {
+            if !maybe_running && g.op.is_none() {
+                self.finish_stop(now, gi, term, after_stop, out);
+            }
+            return;
+        }
+        if failed {
+            self.set_reason(gi, "blocked: a stop failed; fence this node or clean up".into(), out);
+            return;
+        }
+        let newer_owner = g.known.term > term
+            && g.known.owner.is_some_and(|o| o != self.me)
+            && g.known.phase != Phase::Candidate
+            && g.known.phase != Phase::Released;
+        if newer_owner {
+            let o = g.known.owner.map(|o| self.name(o)).unwrap_or_default();
+            self.begin_stop(gi, AfterStop::StepDown, format!("{o} owns term {}: stepping down", g.known.term), out);
+            return;
+        }
+        if self.lease_enforced() && now + self.spec.timing.stop_before_lease_end >= lease_until {
+            let left = lease_until.saturating_since(now).as_millis();
+            self.begin_stop(gi, AfterStop::Release { handoff_to: None }, format!("lease not renewed ({left} ms left): lost contact with quorum"), out);
+            return;
+        }
+        if !self.quorate && self.spec.quorum.no_quorum_policy == NoQuorumPolicy::Stop {
+            self.begin_stop(gi, AfterStop::Release { handoff_to: None }, format!("{} lost quorum", self.name(self.me)), out);
+            return;
+        }
+        if !self.node_eligible(self.me, gi) {
+            let to = self.best_node(now, gid, Some(self.me));
+            let why = if self.admin.standby.contains(&self.me) {
+                "standby"
+            } else if !self.healthy {
+                "health check failing"
+            } else {
+                "failed too often here"
+            };
+            self.begin_stop(gi, AfterStop::Release { handoff_to: to }, format!("{}: {why}, giving the group up", self.name(self.me)), out);
+            return;
+        }
+        if let Some(&(_, target)) = self.admin.moves.iter().find(|(g, _)| *g == gid) {
+            if target != self.me && self.node_eligible(target, gi) {
+                self.begin_stop(gi, AfterStop::Release { handoff_to: Some(target) }, format!("moving to {} (admin)", self.name(target)), out);
+                return;
+            }
+        }
+        let gs = &self.spec.groups[gi];
+        let moved_here = self.admin.moves.iter().any(|(g, n)| *g == gid && *n == self.me);
+        if let Some(p) = gs.prefer {
+            if p != self.me && !moved_here {
+                let stable = self
+                    .peers
+                    .get(&p)
+                    .and_then(|peer| peer.up_since)
+                    .map(|s| now.saturating_since(s));
+                if gs.failback && self.node_eligible(p, gi) {
+                    if stable.is_some_and(|s| s >= gs.failback_delay) {
+                        self.begin_stop(gi, AfterStop::Release { handoff_to: Some(p) }, format!("failback to {} (preferred)", self.name(p)), out);
+                        return;
+                    }
+                    let wait = gs.failback_delay.saturating_sub(stable.unwrap_or_default());
+                    self.set_reason(gi, format!("failback to {} in {} ms", self.name(p), wait.as_millis()), out);
+                    return;
+                }
+                if !gs.failback && self.node_eligible(p, gi) {
+                    self.set_reason(gi, format!("failback off: staying on {}", self.name(self.me)), out);
+                    return;
+                }
+            }
+        }
+        let why = if moved_here {
+            "moved here by admin"
+        } else if gs.prefer == Some(self.me) {
+            "preferred node"
+        } else {
+            "best available node"
+        };
+        self.set_reason(gi, format!("running on {} ({why})", self.name(self.me)), out);
+    }
+
+    fn evaluate_candidate(
+        &mut self,
+        now: Instant,
+        gi: usize,
+        term: Term,
+        since: Instant,
+        grants: &BTreeMap<NodeId, Instant>,
+        out: &mut Vec<Action>,
+    ) {
+        let g = &self.groups[gi];
+        // A better-ranked rival at the same term, or anyone at a newer term: withdraw.
+        let rival = g.known.owner.filter(|o| *o != self.me);
+        let outranked = rival.is_some_and(|o| {
+            g.known.term > term
+                || (g.known.term == term
+                    && (g.known.phase != Phase::Candidate || self.rank(o, gi) > self.rank(self.me, gi)))
+        });
+        let timeout = self.spec.timing.deadtime * 3 + self.spec.timing.interval * 4;
+        let gave_up = now.saturating_since(since) > timeout;
+        let cannot = !self.node_eligible(self.me, gi) || !(self.quorate || self.ignore_quorum());
+        if outranked || gave_up || cannot {
+            let why = if outranked {
+                format!("{} claims the group: withdrawing", rival.map(|o| self.name(o)).unwrap_or_default())
+            } else if gave_up {
+                "no quorum of grants in time: withdrawing".to_string()
+            } else {
+                "no longer eligible or quorate: withdrawing".to_string()
+            };
+            self.withdraw(gi, term, why, out);
+            return;
+        }
+        let needed = self.votes_needed();
+        let weighted: Vec<(u32, Instant)> = grants
+            .iter()
+            .map(|(n, at)| (self.spec.node(*n).map(|s| s.votes).unwrap_or(0), *at))
+            .collect();
+        let have: u32 = weighted.iter().map(|(w, _)| *w).sum();
+        if let Some(acked) = quorum::quorum_acknowledged(&weighted, needed) {
+            let lease_until = acked + self.spec.timing.deadtime - self.drift_margin();
+            let grants = grants.clone();
+            let g = &mut self.groups[gi];
+            g.role = Role::Owner { term, grants, lease_until, after_stop: None, failed: false, recovering: false };
+            g.goal = Goal::Run;
+            g.known = Known { term, owner: Some(self.me), phase: Phase::Starting, handoff_to: None };
+            // Persist the ownership before starting anything: after a crash this node
+            // must know it may have left resources running at this term.
+            self.persist(out);
+            self.send_asap = true;
+            let gid = self.groups[gi].id;
+            out.push(Action::Event(Event {
+                kind: EventKind::BecameOwner,
+                node: Some(self.me),
+                group: Some(gid),
+                term: Some(term),
+                reason: format!("granted term {term} by a quorum ({have} of {needed} votes)"),
+            }));
+            self.set_reason(gi, format!("starting on {} (term {term})", self.name(self.me)), out);
+        } else {
+            let blocker = self.groups[gi].promise.filter(|p| p.to != self.me && now < p.until);
+            let why = match blocker {
+                Some(p) => format!(
+                    "waiting for lease of {} to expire ({} ms)",
+                    self.name(p.to),
+                    p.until.saturating_since(now).as_millis()
+                ),
+                None => format!("candidate for term {term}: {have} of {needed} votes granted"),
+            };
+            self.set_reason(gi, why, out);
+        }
+    }
+
+    fn evaluate_idle(&mut self, now: Instant, gi: usize, out: &mut Vec<Action>) {
+        let gid = self.groups[gi].id;
+        if self.groups[gi].res.iter().any(|r| *r != Res::Stopped) || self.groups[gi].op.is_some() {
+            return; // startup cleanup still running
+        }
+        if let Some(o) = self.live_owner(gi) {
+            let phase = self.peers.get(&o).and_then(|p| p.claims.get(&gid)).map(|c| c.phase);
+            let state = match phase {
+                Some(Phase::Candidate) => "claiming",
+                Some(Phase::Starting) => "starting",
+                Some(Phase::Stopping) => "stopping",
+                Some(Phase::Failed) => "failed",
+                _ => "running",
+            };
+            self.set_reason(gi, format!("{state} on {}", self.name(o)), out);
+            return;
+        }
+        if !self.node_eligible(self.me, gi) {
+            let why = if self.spec.node(self.me).is_some_and(|n| n.witness) {
+                "witness: never owns"
+            } else if self.admin.standby.contains(&self.me) {
+                "standby"
+            } else if !self.healthy {
+                "health check failing"
+            } else if self.groups[gi].banned {
+                "failed too often here"
+            } else {
+                "not allowed here"
+            };
+            let owner = self.groups[gi].known.owner.filter(|_| self.groups[gi].known.phase != Phase::Released);
+            let where_ = owner.map(|o| format!("owned by {}", self.name(o))).unwrap_or_else(|| "no owner".into());
+            self.set_reason(gi, format!("{where_}; {} is not eligible ({why})", self.name(self.me)), out);
+            return;
+        }
+        if self.state_lost {
+            self.set_reason(gi, "state file lost: waiting for the cluster's view".into(), out);
+            return;
+        }
+        if self.spec.quorum.wait_for_all && !self.seen_all {
+            self.set_reason(gi, "wait_for_all: waiting to see every node once".into(), out);
+            return;
+        }
+        if !self.quorate && !self.ignore_quorum() {
+            self.set_reason(gi, "no quorum: taking nothing".into(), out);
+            return;
+        }
+        if self.in_quiet(now) {
+            self.set_reason(gi, "just started: waiting out promises made before".into(), out);
+            return;
+        }
+        let known = self.groups[gi].known;
+        if known.phase == Phase::Released {
+            if let Some(h) = known.handoff_to.filter(|h| *h != self.me) {
+                if self.node_eligible(h, gi) {
+                    self.set_reason(gi, format!("handed over to {}", self.name(h)), out);
+                    return;
+                }
+            }
+        }
+        let handed_to_me = known.phase == Phase::Released && known.handoff_to == Some(self.me);
+        if !handed_to_me {
+            if let Some(best) = self.best_node(now, gid, None) {
+                if best != self.me {
+                    self.set_reason(gi, format!("waiting for {} to take it ({} ranks higher)", self.name(best), self.name(best)), out);
+                    return;
+                }
+            }
+        }
+        match self.fence_need(gi) {
+            FenceNeed::Blocked(why) => {
+                self.set_reason(gi, why, out);
+                return;
+            }
+            FenceNeed::Fence(target) => {
+                if !self.fences.contains_key(&target) {
+                    let delay = self.fence_delay(target);
+                    let incarnation = self.peers.get(&target).map(|p| p.incarnation).unwrap_or(0);
+                    self.fences.insert(target, FenceJob::Delayed { until: now + delay, incarnation });
+                    out.push(event(EventKind::FenceRequested, Some(target), Some(gid), &format!("fencing {} first (in {} ms)", self.name(target), delay.as_millis())));
+                }
+                self.set_reason(gi, format!("fencing {} first", self.name(target)), out);
+                return;
+            }
+            FenceNeed::None => {}
+        }
+        // Campaign: persist the new term before claiming it.
+        let term = known.term.next();
+        let g = &mut self.groups[gi];
+        g.known = Known { term, owner: Some(self.me), phase: Phase::Candidate, handoff_to: None };
+        g.role = Role::Candidate { term, since: now, grants: BTreeMap::new() };
+        self.persist(out);
+        self.send_asap = true;
+        let why = match known.owner {
+            Some(o) if o != self.me && known.phase != Phase::Released => format!("{} is gone: claiming term {term}", self.name(o)),
+            _ => format!("no owner: claiming term {term}"),
+        };
+        self.set_reason(gi, why, out);
+    }
+
+    fn ignore_quorum(&self) -> bool {
+        self.spec.quorum.no_quorum_policy == NoQuorumPolicy::Ignore
+    }
+
+    fn votes_needed(&self) -> u32 {
+        if self.ignore_quorum() && !self.quorate {
+            return self.votes_present();
+        }
+        if self.spec.quorum.two_node {
+            // Both votes, unless the peer is fenced (then it holds nothing).
+            let total: u32 = self.spec.nodes.iter().map(|n| n.votes).sum();
+            let fenced_votes: u32 = self
+                .peers
+                .iter()
+                .filter(|(id, p)| !p.up && self.fenced.get(id).is_some_and(|inc| *inc >= p.incarnation))
+                .map(|(id, _)| self.spec.node(*id).map(|n| n.votes).unwrap_or(0))
+                .sum();
+            return total.saturating_sub(fenced_votes).max(1);
+        }
+        quorum::quorum_votes(self.spec.expected_votes())
+    }
+
+    fn drift_margin(&self) -> Duration {
+        let d = self.spec.timing.deadtime;
+        let ppm = u128::from(self.spec.timing.max_drift_ppm);
+        let nanos = d.as_nanos() * 2 * ppm / 1_000_000;
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)) + Duration::from_micros(100)
+    }
+
+    fn fence_delay(&self, target: NodeId) -> Duration {
+        let base = self.spec.node(target).map(|n| n.fence_delay).unwrap_or_default();
+        // The node that runs groups wins a fence race (Pacemaker's
+        // priority-fencing-delay): others wait a deadtime longer before shooting it.
+        let owns = self.groups.iter().any(|g| g.known.owner == Some(target) && g.known.phase != Phase::Released);
+        if owns {
+            base + self.spec.timing.deadtime
+        } else {
+            base
+        }
+    }
+
+    fn fence_need(&self, gi: usize) -> FenceNeed {
+        let g = &self.groups[gi];
+        let mode = self.spec.fencing.mode;
+        let is_fenced = |n: NodeId| {
+            let inc = self.peers.get(&n).map(|p| p.incarnation).unwrap_or(0);
+            self.fenced.get(&n).is_some_and(|f| *f >= inc)
+        };
+        if let Some(o) = g.known.owner.filter(|o| *o != self.me) {
+            let gone_holding = g.known.phase != Phase::Released && !is_fenced(o);
+            if gone_holding {
+                let must = g.known.phase == Phase::Failed
+                    || mode == FenceMode::Always
+                    || self.spec.quorum.two_node
+                    || self.spec.quorum.no_quorum_policy == NoQuorumPolicy::Freeze;
+                if must {
+                    return if mode == FenceMode::Off {
+                        FenceNeed::Blocked(format!("{} may still run the group and cannot be fenced (no fence agents): waiting", self.name(o)))
+                    } else {
+                        FenceNeed::Fence(o)
+                    };
+                }
+            }
+        }
+        if self.spec.quorum.two_node {
+            for (&id, p) in &self.peers {
+                if !p.up && !is_fenced(id) {
+                    return if mode == FenceMode::Off {
+                        FenceNeed::Blocked(format!("two_node: {} is unreachable and cannot be fenced: waiting", self.name(id)))
+                    } else {
+                        FenceNeed::Fence(id)
+                    };
+                }
+            }
+        }
+        FenceNeed::None
+    }
+
+    /// In a two-node cluster the node that runs groups shoots a vanished peer first, so
+    /// that the fence race (each side fencing the other) is won by the side that keeps
+    /// the service where it is; the peer waits a deadtime longer before shooting it.
+    fn two_node_owner_fencing(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !self.spec.quorum.two_node || self.spec.fencing.mode == FenceMode::Off {
+            return;
+        }
+        if !self.groups.iter().any(|g| matches!(g.role, Role::Owner { .. })) {
+            return;
+        }
+        let lost: Vec<(NodeId, u64)> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| {
+                p.ever_seen && !p.up && !self.fenced.get(id).is_some_and(|f| *f >= p.incarnation)
+            })
+            .map(|(id, p)| (*id, p.incarnation))
+            .collect();
+        for (target, incarnation) in lost {
+            if self.fences.contains_key(&target) {
+                continue;
+            }
+            let delay = self.fence_delay(target);
+            self.fences.insert(target, FenceJob::Delayed { until: now + delay, incarnation });
+            out.push(event(EventKind::FenceRequested, Some(target), None, &format!("two_node: {} vanished; fencing it in {} ms", self.name(target), delay.as_millis())));
+        }
+    }
+
+    fn run_fences(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let targets: Vec<NodeId> = self.fences.keys().copied().collect();
+        for target in targets {
+            let Some(job) = self.fences.get(&target).copied() else {
+                continue;
+            };
+            let target_back = self.peers.get(&target).is_some_and(|p| p.up);
+            match job {
+                FenceJob::Delayed { until, incarnation } | FenceJob::Retry { at: until, incarnation } => {
+                    let manual = until <= now && matches!(job, FenceJob::Delayed { .. }) && target_back;
+                    if target_back && !manual {
+                        // It came back before we shot: nothing to fence any more.
+                        self.fences.remove(&target);
+                        continue;
+                    }
+                    if now >= until {
+                        let request = FenceId(self.fresh_id());
+                        self.fences.insert(target, FenceJob::InFlight { request, incarnation });
+                        out.push(Action::Fence { request, target });
+                        out.push(event(EventKind::FenceRequested, Some(target), None, &format!("fencing {} now", self.name(target))));
+                    }
+                }
+                FenceJob::InFlight { .. } => {}
+            }
+        }
+    }
+
+    fn withdraw(&mut self, gi: usize, term: Term, why: String, out: &mut Vec<Action>) {
+        let me = self.me;
+        let g = &mut self.groups[gi];
+        g.role = Role::Idle;
+        if g.known.term == term && g.known.owner == Some(me) {
+            g.known.phase = Phase::Released;
+        }
+        if g.promise.is_some_and(|p| p.to == me) {
+            g.promise = None;
+        }
+        self.send_asap = true;
+        self.set_reason(gi, why, out);
+    }
+
+    fn begin_stop(&mut self, gi: usize, after: AfterStop, why: String, out: &mut Vec<Action>) {
+        let me = self.me;
+        let g = &mut self.groups[gi];
+        if let Role::Owner { after_stop, term, .. } = &mut g.role {
+            *after_stop = Some(after);
+            if g.known.term == *term && g.known.owner == Some(me) {
+                g.known.phase = Phase::Stopping;
+            }
+        }
+        g.goal = Goal::Stop;
+        g.next_monitor = None;
+        g.monitor_cursor = None;
+        g.restart_from = None;
+        self.send_asap = true;
+        out.push(Action::Event(Event {
+            kind: EventKind::LostOwnership,
+            node: Some(me),
+            group: Some(self.groups[gi].id),
+            term: None,
+            reason: why.clone(),
+        }));
+        self.set_reason(gi, why, out);
+    }
+
+    fn finish_stop(&mut self, _now: Instant, gi: usize, term: Term, after: Option<AfterStop>, out: &mut Vec<Action>) {
+        let me = self.me;
+        let g = &mut self.groups[gi];
+        g.role = Role::Idle;
+        if g.promise.is_some_and(|p| p.to == me) {
+            g.promise = None;
+        }
+        match after {
+            Some(AfterStop::Release { handoff_to }) => {
+                if g.known.term == term {
+                    g.known = Known { term, owner: Some(me), phase: Phase::Released, handoff_to };
+                }
+            }
+            Some(AfterStop::StepDown) | None => {}
+        }
+        let gid = g.id;
+        self.persisted.owned.retain(|(id, _)| *id != gid);
+        self.persist(out);
+        self.send_asap = true;
+        out.push(Action::Event(Event {
+            kind: EventKind::GroupStopped,
+            node: Some(me),
+            group: Some(gid),
+            term: Some(term),
+            reason: "stopped and released".into(),
+        }));
+    }
+
+    fn self_fence(&mut self, reason: String, out: &mut Vec<Action>) {
+        self.self_fenced = true;
+        out.push(event(EventKind::SelfFence, Some(self.me), None, &reason));
+        out.push(Action::SelfFence { reason });
+    }
+
+    /// Issue the next resource operation of a group, if any is due: stop from the end
+    /// (restart in place, or the goal is Stop), start from the front, or the next step of
+    /// a monitor sweep. One operation at a time per group.
+    fn drive_resources(&mut self, now: Instant, gi: usize, out: &mut Vec<Action>) {
+        let gid = self.groups[gi].id;
+        if self.maintenance(gid) || self.groups[gi].op.is_some() {
+            return;
+        }
+        let Some((idx, kind)) = self.next_op(now, gi, out) else {
+            return;
+        };
+        let op = OpId(self.fresh_id());
+        self.groups[gi].op = Some((op, idx, kind));
+        out.push(Action::RunOp { op, group: gid, resource: idx, kind, timeout: None });
+    }
+
+    fn next_op(&mut self, now: Instant, gi: usize, out: &mut Vec<Action>) -> Option<(usize, OpKind)> {
+        let me = self.me;
+        let monitor_interval = self.spec.groups[gi].monitor_interval;
+        let g = &mut self.groups[gi];
+        let n = g.res.len();
+        if let Some(from) = g.restart_from {
+            if let Some(i) = (from..n).rev().find(|i| g.res[*i] != Res::Stopped) {
+                return Some((i, OpKind::Stop));
+            }
+            g.restart_from = None;
+        }
+        if g.goal == Goal::Stop {
+            return (0..n).rev().find(|i| g.res[*i] != Res::Stopped).map(|i| (i, OpKind::Stop));
+        }
+        let Role::Owner { term, after_stop: None, failed: false, .. } = g.role else {
+            return None;
+        };
+        if let Some(i) = (0..n).find(|i| g.res[*i] != Res::Running) {
+            return Some((i, OpKind::Start));
+        }
+        if g.known.phase == Phase::Starting && g.known.owner == Some(me) && g.known.term == term {
+            g.known.phase = Phase::Running;
+            g.monitor_cursor = None;
+            g.next_monitor = Some(now + monitor_interval);
+            self.send_asap = true;
+            out.push(Action::Event(Event {
+                kind: EventKind::GroupStarted,
+                node: Some(me),
+                group: Some(g.id),
+                term: Some(term),
+                reason: "all resources started".into(),
+            }));
+            out.push(Action::Announce { group: g.id });
+            return None;
+        }
+        if n == 0 {
+            return None;
+        }
+        if let Some(i) = g.monitor_cursor {
+            return Some((i.min(n - 1), OpKind::Monitor));
+        }
+        match g.next_monitor {
+            None => {
+                g.next_monitor = Some(now + monitor_interval);
+                None
+            }
+            Some(at) if now >= at => {
+                g.next_monitor = None;
+                g.monitor_cursor = Some(0);
+                Some((0, OpKind::Monitor))
+            }
+            Some(_) => None,
+        }
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    // --------------------------------------------------------------- heartbeats out
+
+    fn earliest_triggered_send(&self) -> Instant {
+        let gap = self.spec.timing.interval / MIN_SEND_GAP_DIVISOR;
+        self.last_send.map(|l| l + gap).unwrap_or(Instant::ZERO)
+    }
+
+    fn maybe_send(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let due = now >= self.next_send || (self.send_asap && now >= self.earliest_triggered_send());
+        if !due {
+            return;
+        }
+        self.send_asap = false;
+        self.seq += 1;
+        self.last_send = Some(now);
+        let interval = self.spec.timing.interval.as_nanos() as f64;
+        let jitter = self.rng.random_range(-0.1..=0.1) * interval;
+        self.next_send = now + Duration::from_nanos((interval + jitter).max(1.0) as u64);
+        let hb = self.build_heartbeat(now);
+        out.push(Action::Send(hb));
+    }
+
+    fn build_heartbeat(&mut self, now: Instant) -> Heartbeat {
+        let me = self.me;
+        let deadtime = self.spec.timing.deadtime;
+        let quiet = self.in_quiet(now);
+        let my_inc = self.incarnation;
+        let fenced_view = self.fenced.clone();
+        let mut groups = Vec::with_capacity(self.groups.len());
+        let mut grants = Vec::new();
+        for g in &mut self.groups {
+            let report = match &mut g.role {
+                Role::Candidate { term, grants: got, .. } | Role::Owner { term, grants: got, .. } => {
+                    // Our own vote is a promise like any other: it must be free or ours.
+                    let free = g.promise.is_none_or(|p| {
+                        p.to == me || now >= p.until || fenced_view.get(&p.to).is_some_and(|i| *i >= p.to_incarnation)
+                    });
+                    if free && !quiet {
+                        g.promise = Some(Promise { to: me, to_incarnation: my_inc, term: *term, until: now + deadtime, echo: now });
+                        got.insert(me, now);
+                    }
+                    GroupReport {
+                        group: g.id,
+                        term: *term,
+                        owner: Some(me),
+                        phase: if g.known.term == *term && g.known.owner == Some(me) { g.known.phase } else { Phase::Stopping },
+                        handoff_to: None,
+                    }
+                }
+                Role::Idle => GroupReport {
+                    group: g.id,
+                    term: g.known.term,
+                    owner: g.known.owner,
+                    phase: g.known.phase,
+                    handoff_to: g.known.handoff_to,
+                },
+            };
+            let report = match &g.role {
+                Role::Owner { failed: true, .. } => GroupReport { phase: Phase::Failed, ..report },
+                _ => report,
+            };
+            groups.push(report);
+            if let Some(p) = g.promise {
+                if now < p.until {
+                    grants.push(Grant { group: g.id, term: p.term, to: p.to, echo_sent_at: p.echo });
+                }
+            }
+        }
+        // Owner leases: our own grant just moved; recompute.
+        self.refresh_leases();
+        let mut flags = NodeFlags::default();
+        flags.set(NodeFlags::WITNESS, self.spec.node(me).is_some_and(|n| n.witness));
+        flags.set(NodeFlags::SEEN_ALL, self.seen_all);
+        flags.set(NodeFlags::QUIET, quiet);
+        flags.set(NodeFlags::QUORATE, self.quorate);
+        flags.set(NodeFlags::STATE_LOST, self.state_lost);
+        let echoes = self
+            .peers
+            .iter()
+            .filter_map(|(id, p)| {
+                p.last_heard.map(|(seq, sent_at, received)| Echo {
+                    peer: *id,
+                    seq,
+                    sent_at,
+                    held_ns: now.saturating_since(received).as_nanos() as u64,
+                })
+            })
+            .collect();
+        let view = self.peers.iter().map(|(id, p)| PeerView { node: *id, up: p.up }).collect();
+        let refuses = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(gi, _)| !self.node_eligible(me, *gi))
+            .map(|(_, g)| g.id)
+            .collect();
+        Heartbeat {
+            from: me,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            sent_at: now,
+            config_digest: self.spec.digest,
+            flags,
+            echoes,
+            view,
+            groups,
+            grants,
+            fenced: self.fenced.iter().map(|(n, i)| FenceRecord { node: *n, incarnation: *i }).collect(),
+            refuses,
+            admin: self.admin.clone(),
+        }
+    }
+
+    fn refresh_leases(&mut self) {
+        let needed = self.votes_needed();
+        let span = self.spec.timing.deadtime.saturating_sub(self.drift_margin());
+        let votes: BTreeMap<NodeId, u32> = self.spec.nodes.iter().map(|n| (n.id, n.votes)).collect();
+        for g in &mut self.groups {
+            if let Role::Owner { grants, lease_until, .. } = &mut g.role {
+                let weighted: Vec<(u32, Instant)> = grants
+                    .iter()
+                    .map(|(n, at)| (votes.get(n).copied().unwrap_or(0), *at))
+                    .collect();
+                if let Some(acked) = quorum::quorum_acknowledged(&weighted, needed) {
+                    let until = acked + span;
+                    if until > *lease_until {
+                        *lease_until = until;
+                    }
+                }
+            }
+        }
+    }
+
+    fn persist(&mut self, out: &mut Vec<Action>) {
+        let mut state = PersistentState {
+            terms: self.groups.iter().map(|g| (g.id, g.known.term)).collect(),
+            owned: self.persisted.owned.clone(),
+            admin: self.admin.clone(),
+        };
+        for g in &self.groups {
+            if let Role::Owner { term, .. } = g.role {
+                state.owned.retain(|(id, _)| *id != g.id);
+                state.owned.push((g.id, term));
+            }
+        }
+        if state != self.persisted {
+            self.persisted = state.clone();
+            out.push(Action::Persist(state));
+        }
+    }
+
+    fn set_reason(&mut self, gi: usize, reason: String, out: &mut Vec<Action>) {
+        let kind: String = reason.chars().filter(|c| !c.is_ascii_digit()).collect();
+        let g = &mut self.groups[gi];
+        if g.reason_kind != kind {
+            g.reason_kind = kind;
+            out.push(Action::Event(Event {
+                kind: EventKind::Decision,
+                node: Some(self.me),
+                group: Some(g.id),
+                term: Some(g.known.term),
+                reason: reason.clone(),
+            }));
+        }
+        g.reason = reason;
+    }
+
+    fn name(&self, id: NodeId) -> String {
+        self.spec.node(id).map(|n| n.name.clone()).unwrap_or_else(|| id.to_string())
+    }
+
+    // ------------------------------------------------------------------- queries
+
+    /// Whether this node has this group's resources possibly running (for the
+    /// simulator's safety checks).
+    pub fn runs(&self, group: GroupId) -> bool {
+        !self.self_fenced
+            && self
+                .groups
+                .iter()
+                .find(|g| g.id == group)
+                .is_some_and(|g| g.res.iter().any(|r| *r != Res::Stopped) || g.op.is_some_and(|(_, _, k)| k == OpKind::Start))
+    }
+
+    /// The end of this node's lease on `group`, if it owns it.
+    pub fn lease_until(&self, group: GroupId) -> Option<Instant> {
+        self.groups.iter().find(|g| g.id == group).and_then(|g| match g.role {
+            Role::Owner { lease_until, recovering: false, .. } => Some(lease_until),
+            _ => None,
+        })
+    }
+
+    /// The highest term this node knows for `group`.
+    pub fn known_term(&self, group: GroupId) -> Term {
+        self.groups.iter().find(|g| g.id == group).map(|g| g.known.term).unwrap_or_default()
+    }
+
+    /// Whether this node owns `group` with every resource running.
+    pub fn owns_running(&self, group: GroupId) -> bool {
+        self.groups.iter().find(|g| g.id == group).is_some_and(|g| {
+            matches!(g.role, Role::Owner { after_stop: None, failed: false, .. })
+                && g.res.iter().all(|r| *r == Res::Running)
+        })
+    }
+
+    pub fn is_self_fenced(&self) -> bool {
+        self.self_fenced
+    }
+
+    pub fn lease_is_enforced(&self) -> bool {
+        self.lease_enforced()
+    }
+
+    pub fn reason(&self, group: GroupId) -> Option<&str> {
+        self.groups.iter().find(|g| g.id == group).map(|g| g.reason.as_str())
+    }
+
+    pub fn status(&self, now: Instant) -> ClusterStatus {
+        let initdead_over = now.saturating_since(self.started_at) >= self.spec.timing.initdead;
+        let nodes = self
+            .spec
+            .nodes
+            .iter()
+            .map(|n| {
+                let standby = self.admin.standby.contains(&n.id);
+                if n.id == self.me {
+                    return NodeStatus {
+                        name: n.name.clone(),
+                        id: n.id.0,
+                        state: if standby { "standby" } else { "online" }.into(),
+                        witness: n.witness,
+                        local: true,
+                        links: (0..self.spec.links)
+                            .map(|k| LinkStatus { index: k, state: "local".into(), rtt_ms: None, last_heard_ms: None, phi: None })
+                            .collect(),
+                        incarnation: self.incarnation,
+                    };
+                }
+                let Some(p) = self.peers.get(&n.id) else {
+                    return NodeStatus { name: n.name.clone(), id: n.id.0, state: "unknown".into(), ..NodeStatus::default() };
+                };
+                let state = if p.up {
+                    if standby { "standby" } else { "online" }
+                } else if p.ever_seen || initdead_over {
+                    "offline"
+                } else {
+                    "unknown"
+                };
+                NodeStatus {
+                    name: n.name.clone(),
+                    id: n.id.0,
+                    state: state.into(),
+                    witness: n.witness,
+                    local: false,
+                    links: p
+                        .links
+                        .iter()
+                        .enumerate()
+                        .map(|(k, d)| LinkStatus {
+                            index: k,
+                            state: d.state(now).as_str().into(),
+                            rtt_ms: p.rtt[k].map(|r| r.as_secs_f64() * 1000.0),
+                            last_heard_ms: d.last_heard().map(|l| now.saturating_since(l).as_millis() as u64),
+                            phi: d.last_heard().map(|_| d.phi(now)).filter(|v| v.is_finite()),
+                        })
+                        .collect(),
+                    incarnation: p.incarnation,
+                }
+            })
+            .collect();
+        let groups = self
+            .groups
+            .iter()
+            .zip(&self.spec.groups)
+            .map(|(g, gs)| {
+                let (owner, term, state) = match &g.role {
+                    Role::Owner { term, failed, after_stop, .. } => {
+                        let state = if *failed {
+                            "failed"
+                        } else if after_stop.is_some() {
+                            "stopping"
+                        } else if g.res.iter().all(|r| *r == Res::Running) {
+                            "running"
+                        } else {
+                            "starting"
+                        };
+                        (Some(self.me), *term, state)
+                    }
+                    Role::Candidate { term, .. } => (Some(self.me), *term, "candidate"),
+                    Role::Idle => match g.known.owner.filter(|_| g.known.phase != Phase::Released) {
+                        Some(o) => {
+                            let alive = self.peers.get(&o).is_some_and(|p| p.up);
+                            let state = match g.known.phase {
+                                Phase::Candidate => "candidate",
+                                Phase::Starting => "starting",
+                                Phase::Running => "running",
+                                Phase::Stopping => "stopping",
+                                Phase::Failed => "failed",
+                                Phase::Released => "stopped",
+                            };
+                            (Some(o), g.known.term, if alive { state } else { "unknown" })
+                        }
+                        None => (None, g.known.term, "stopped"),
+                    },
+                };
+                let local_owner = matches!(g.role, Role::Owner { .. });
+                GroupStatus {
+                    name: gs.name.clone(),
+                    owner: owner.map(|o| self.name(o)),
+                    term: term.0,
+                    state: state.into(),
+                    reason: g.reason.clone(),
+                    maintenance: self.maintenance(g.id),
+                    resources: gs
+                        .resources
+                        .iter()
+                        .enumerate()
+                        .map(|(i, name)| ResourceStatus {
+                            name: name.clone(),
+                            state: if local_owner || g.res[i] != Res::Stopped {
+                                match g.res[i] {
+                                    Res::Running => "running",
+                                    Res::Stopped => "stopped",
+                                    Res::Unknown => "unknown",
+                                }
+                            } else {
+                                "-"
+                            }
+                            .into(),
+                            fail_count: g.failures.len() as u32,
+                            last_failure: g.last_failure.clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let expected = self.spec.expected_votes();
+        ClusterStatus {
+            node: self.name(self.me),
+            quorate: self.quorate,
+            votes_present: self.votes_present(),
+            votes_expected: expected,
+            quorum_votes: if self.spec.quorum.two_node { 1 } else { quorum::quorum_votes(expected) },
+            nodes,
+            groups,
+            maintenance: self.admin.maintenance,
+        }
+    }
+}
+
+fn event(kind: EventKind, node: Option<NodeId>, group: Option<GroupId>, reason: &str) -> Action {
+    Action::Event(Event { kind, node, group, term: None, reason: reason.to_string() })
+}
+
+fn describe(r: &OpResult) -> String {
+    match r {
+        OpResult::Ok => "succeeded".into(),
+        OpResult::NotRunning => "found it not running".into(),
+        OpResult::Failed(why) => format!("failed ({why})"),
+        OpResult::TimedOut => "timed out".into(),
     }
 }

@@ -122,6 +122,8 @@ pub struct GroupSpec {
     pub id: GroupId,
     pub name: String,
     pub prefer: Option<NodeId>,
+    /// Nodes allowed to own the group; `None` = every non-witness node.
+    pub nodes: Option<Vec<NodeId>>,
     pub failback: bool,
     /// How long the preferred node must have been stable before failback.
     pub failback_delay: Duration,
@@ -133,4 +135,10 @@ pub struct GroupSpec {
     /// Failures older than this are forgotten.
     pub failure_timeout: Duration,
     pub on_fail: OnFail,
+}
+
+impl GroupSpec {
+    pub fn allowed(&self, node: NodeId) -> bool {
+        self.nodes.as_ref().is_none_or(|ns| ns.contains(&node))
+    }
 }

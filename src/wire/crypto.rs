@@ -43,6 +43,12 @@ impl Key {
         self.id
     }
 
+    /// A key whose id is forced, to test the (rare) case of two keys sharing an id.
+    #[cfg(test)]
+    pub(crate) fn with_forged_id(bytes: [u8; 32], id: u32) -> Key {
+        Key { bytes, id }
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(&chacha20poly1305::Key::from(self.bytes))
     }

@@ -154,3 +154,20 @@ fn oversized_body_cannot_be_sealed() {
     let err = seal_body(0, &body, NodeId(1), CLUSTER, 0, &key(), NONCE).unwrap_err();
     assert!(matches!(err, EncodeError::TooLarge { .. }), "{err:?}");
 }
+
+#[test]
+fn colliding_key_ids_try_every_matching_key() {
+    let real = Key::new([0x55; 32]);
+    let impostor = Key::with_forged_id([0x66; 32], real.id());
+    let dg = seal(&empty_hb(), CLUSTER, 0, &real, NONCE).unwrap();
+    let both = Keyring {
+        current: impostor.clone(),
+        next: Some(real.clone()),
+    };
+    assert_eq!(open(&dg, CLUSTER, 0, &both), Ok(empty_hb()));
+    let only_impostor = Keyring::new(impostor);
+    assert_eq!(
+        open(&dg, CLUSTER, 0, &only_impostor),
+        Err(DropReason::AuthFailed)
+    );
+}

@@ -1,0 +1,374 @@
+//! What a simulated run looks like: the cluster's spec, the per-node clock drift, the
+//! fault mix, and the lengths of the chaos and heal phases — all drawn from one seed,
+//! or set by hand for named scenarios.
+
+use crate::core::ids::{GroupId, NodeId};
+use crate::core::node::PlantedBug;
+use crate::core::spec::{
+    ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail,
+    QuorumSpec, Timing,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::time::Duration;
+
+/// Probabilities and bounds of the faults injected during the chaos phase.
+#[derive(Clone, Debug)]
+pub struct Faults {
+    /// Mean time between two injected faults (crash, pause, partition, …).
+    pub mean_gap: Duration,
+    pub crash: bool,
+    /// VM-style pause: the whole node (its resources too) freezes.
+    pub vm_pause: bool,
+    /// Daemon-only pause (SIGSTOP of tandemd): resources keep running. Only safe where
+    /// every takeover needs a fence; the random family enables it only there.
+    pub daemon_pause: bool,
+    pub partition: bool,
+    pub link_cut: bool,
+    pub loss: f64,
+    pub duplicate: f64,
+    /// Extra delay spikes (reordering).
+    pub delay_spike: f64,
+    pub op_fail: f64,
+    pub op_hang: f64,
+    pub slow_stop: f64,
+    pub monitor_fail: f64,
+    pub fence_fail: f64,
+    pub fence_hang: f64,
+    pub disk_loss: f64,
+    pub admin: bool,
+}
+
+impl Faults {
+    pub fn none() -> Faults {
+        Faults {
+            mean_gap: Duration::from_secs(3600),
+            crash: false,
+            vm_pause: false,
+            daemon_pause: false,
+            partition: false,
+            link_cut: false,
+            loss: 0.0,
+            duplicate: 0.0,
+            delay_spike: 0.0,
+            op_fail: 0.0,
+            op_hang: 0.0,
+            slow_stop: 0.0,
+            monitor_fail: 0.0,
+            fence_fail: 0.0,
+            fence_hang: 0.0,
+            disk_loss: 0.0,
+            admin: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub seed: u64,
+    pub spec: ClusterSpec,
+    /// Per node clock rate error in ppm (within ±max_drift_ppm).
+    pub drift_ppm: Vec<i64>,
+    pub faults: Faults,
+    pub chaos: Duration,
+    pub heal: Duration,
+    /// Trailing part of the heal phase in which the owner must not change.
+    pub settle: Duration,
+    pub bug: PlantedBug,
+    /// Scripted faults (named scenarios): (at, fault).
+    pub script: Vec<(Duration, ScriptedFault)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScriptedFault {
+    Crash(usize),
+    Restart(usize),
+    VmPause(usize, Duration),
+    DaemonPause(usize, Duration),
+    /// Cut every link between the two sides (node indexes).
+    Partition(Vec<usize>, Vec<usize>),
+    Heal,
+    Admin(usize, crate::core::AdminCommand),
+    /// From now on, stops of this node fail.
+    FailStops(usize),
+    /// From now on, fence agents of this node fail.
+    FailFences(usize),
+}
+
+impl Scenario {
+    /// The random scenario family that the seeded test sweeps.
+    pub fn random(seed: u64) -> Scenario {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a6e_6465_6d5f_7369);
+        let n: usize = rng.random_range(2..=7);
+        let mut nodes: Vec<NodeSpec> = (0..n)
+            .map(|i| NodeSpec {
+                id: NodeId(i as u16 + 1),
+                name: format!("n{}", i + 1),
+                votes: 1,
+                witness: false,
+                priority: rng.random_range(0..3) * 10,
+                fence_delay: Duration::ZERO,
+            })
+            .collect();
+        let mut two_node = false;
+        if n == 2 {
+            if rng.random_bool(0.5) {
+                two_node = true;
+                nodes[0].fence_delay = Duration::from_millis(rng.random_range(0..3) * 500);
+            } else {
+                nodes.push(NodeSpec {
+                    id: NodeId(3),
+                    name: "w3".into(),
+                    votes: 1,
+                    witness: true,
+                    priority: 0,
+                    fence_delay: Duration::ZERO,
+                });
+            }
+        } else if rng.random_bool(0.3) {
+            let w = nodes.len() - 1;
+            nodes[w].witness = true;
+        }
+        let fencing = match rng.random_range(0..10) {
+            0..=2 => FenceMode::Off,
+            3..=6 => FenceMode::WhenNeeded,
+            _ => FenceMode::Always,
+        };
+        let policy = match rng.random_range(0..20) {
+            0..=15 => NoQuorumPolicy::Stop,
+            16..=18 if fencing != FenceMode::Off => NoQuorumPolicy::Freeze,
+            19 => NoQuorumPolicy::Ignore,
+            _ => NoQuorumPolicy::Stop,
+        };
+        let interval_ms: u64 = rng.random_range(20..=100);
+        let ratio: u64 = rng.random_range(4..=10);
+        let deadtime = Duration::from_millis(interval_ms * ratio);
+        let owners: Vec<NodeId> = nodes.iter().filter(|n| !n.witness).map(|n| n.id).collect();
+        let n_groups = rng.random_range(1..=2);
+        let groups = (0..n_groups)
+            .map(|gi| {
+                let name = format!("g{gi}");
+                let n_res = rng.random_range(1..=3);
+                GroupSpec {
+                    id: GroupId::of_name(&name),
+                    name,
+                    prefer: rng.random_bool(0.6).then(|| owners[rng.random_range(0..owners.len())]),
+                    nodes: None,
+                    failback: rng.random_bool(0.3),
+                    failback_delay: deadtime * 2,
+                    resources: (0..n_res).map(|r| format!("r{r}")).collect(),
+                    monitor_interval: deadtime,
+                    migration_threshold: rng.random_range(1..=3),
+                    failure_timeout: deadtime * 20,
+                    on_fail: if fencing != FenceMode::Off && rng.random_bool(0.3) {
+                        OnFail::Block
+                    } else {
+                        OnFail::FenceSelf
+                    },
+                }
+            })
+            .collect();
+        let max_drift_ppm = 500;
+        let spec = ClusterSpec {
+            links: rng.random_range(1..=2),
+            timing: Timing {
+                interval: Duration::from_millis(interval_ms),
+                deadtime,
+                warntime: deadtime / 2,
+                initdead: deadtime * 2,
+                max_drift_ppm,
+                stop_before_lease_end: deadtime / 2,
+            },
+            quorum: QuorumSpec {
+                expected_votes: None,
+                two_node,
+                wait_for_all: two_node,
+                no_quorum_policy: policy,
+            },
+            fencing: FencingSpec { mode: fencing, retry_interval: deadtime * 2 },
+            groups,
+            digest: 42,
+            nodes,
+        };
+        let fence_always = fencing == FenceMode::Always || (two_node && fencing != FenceMode::Off);
+        let drift_ppm = (0..spec.nodes.len())
+            .map(|_| rng.random_range(-(max_drift_ppm as i64)..=max_drift_ppm as i64))
+            .collect();
+        let faults = Faults {
+            mean_gap: deadtime * rng.random_range(1..=4),
+            crash: true,
+            vm_pause: rng.random_bool(0.5),
+            daemon_pause: fence_always && rng.random_bool(0.5),
+            partition: true,
+            link_cut: true,
+            loss: if rng.random_bool(0.3) { rng.random_range(0.0..0.3) } else { 0.0 },
+            duplicate: 0.02,
+            delay_spike: 0.02,
+            op_fail: if rng.random_bool(0.3) { 0.05 } else { 0.0 },
+            op_hang: if rng.random_bool(0.2) { 0.03 } else { 0.0 },
+            slow_stop: if rng.random_bool(0.3) { 0.1 } else { 0.0 },
+            monitor_fail: if rng.random_bool(0.3) { 0.1 } else { 0.0 },
+            fence_fail: if rng.random_bool(0.3) { 0.3 } else { 0.0 },
+            fence_hang: if rng.random_bool(0.2) { 0.1 } else { 0.0 },
+            disk_loss: 0.05,
+            admin: rng.random_bool(0.3),
+        };
+        Scenario {
+            seed,
+            drift_ppm,
+            faults,
+            chaos: deadtime * 15,
+            heal: deadtime * 25,
+            settle: deadtime * 5,
+            bug: PlantedBug::None,
+            script: Vec::new(),
+            spec,
+        }
+    }
+}
+
+/// Builds hand-written scenarios for the named unit tests.
+pub struct ScenarioBuilder {
+    scenario: Scenario,
+}
+
+impl ScenarioBuilder {
+    /// `n` owner-capable nodes with one group `www` of one resource; 100 ms / 1 s timing;
+    /// no random faults.
+    pub fn new(n: usize) -> ScenarioBuilder {
+        let nodes = (0..n)
+            .map(|i| NodeSpec {
+                id: NodeId(i as u16 + 1),
+                name: format!("n{}", i + 1),
+                votes: 1,
+                witness: false,
+                priority: 0,
+                fence_delay: Duration::ZERO,
+            })
+            .collect();
+        let deadtime = Duration::from_secs(1);
+        let spec = ClusterSpec {
+            nodes,
+            links: 1,
+            timing: Timing {
+                interval: Duration::from_millis(100),
+                deadtime,
+                warntime: deadtime / 2,
+                initdead: deadtime * 2,
+                max_drift_ppm: 500,
+                stop_before_lease_end: deadtime / 2,
+            },
+            quorum: QuorumSpec {
+                expected_votes: None,
+                two_node: false,
+                wait_for_all: false,
+                no_quorum_policy: NoQuorumPolicy::Stop,
+            },
+            fencing: FencingSpec { mode: FenceMode::Off, retry_interval: Duration::from_secs(2) },
+            groups: vec![GroupSpec {
+                id: GroupId::of_name("www"),
+                name: "www".into(),
+                prefer: None,
+                nodes: None,
+                failback: false,
+                failback_delay: Duration::from_secs(2),
+                resources: vec!["vip".into()],
+                monitor_interval: Duration::from_secs(1),
+                migration_threshold: 3,
+                failure_timeout: Duration::from_secs(600),
+                on_fail: OnFail::FenceSelf,
+            }],
+            digest: 42,
+        };
+        ScenarioBuilder {
+            scenario: Scenario {
+                seed: 1,
+                drift_ppm: vec![0; n],
+                faults: Faults::none(),
+                chaos: Duration::ZERO,
+                heal: Duration::from_secs(30),
+                settle: Duration::from_secs(5),
+                bug: PlantedBug::None,
+                script: Vec::new(),
+                spec,
+            },
+        }
+    }
+
+    pub fn witness(mut self, node: usize) -> Self {
+        self.scenario.spec.nodes[node].witness = true;
+        self
+    }
+
+    pub fn priority(mut self, node: usize, p: i32) -> Self {
+        self.scenario.spec.nodes[node].priority = p;
+        self
+    }
+
+    pub fn prefer(mut self, node: usize) -> Self {
+        self.scenario.spec.groups[0].prefer = Some(NodeId(node as u16 + 1));
+        self
+    }
+
+    pub fn failback(mut self, on: bool) -> Self {
+        self.scenario.spec.groups[0].failback = on;
+        self
+    }
+
+    pub fn two_node(mut self) -> Self {
+        self.scenario.spec.quorum.two_node = true;
+        self.scenario.spec.quorum.wait_for_all = true;
+        self
+    }
+
+    pub fn fencing(mut self, mode: FenceMode) -> Self {
+        self.scenario.spec.fencing.mode = mode;
+        self
+    }
+
+    pub fn fence_delay(mut self, node: usize, d: Duration) -> Self {
+        self.scenario.spec.nodes[node].fence_delay = d;
+        self
+    }
+
+    pub fn on_fail(mut self, f: OnFail) -> Self {
+        self.scenario.spec.groups[0].on_fail = f;
+        self
+    }
+
+    pub fn policy(mut self, p: NoQuorumPolicy) -> Self {
+        self.scenario.spec.quorum.no_quorum_policy = p;
+        self
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.scenario.seed = seed;
+        self
+    }
+
+    pub fn bug(mut self, bug: PlantedBug) -> Self {
+        self.scenario.bug = bug;
+        self
+    }
+
+    pub fn duration(mut self, total: Duration) -> Self {
+        self.scenario.heal = total;
+        self
+    }
+
+    pub fn at(mut self, at: Duration, fault: ScriptedFault) -> Self {
+        self.scenario.script.push((at, fault));
+        self
+    }
+
+    pub fn faults(mut self, f: Faults) -> Self {
+        self.scenario.faults = f;
+        self
+    }
+
+    pub fn build(self) -> Scenario {
+        let mut s = self.scenario;
+        s.drift_ppm.resize(s.spec.nodes.len(), 0);
+        s
+    }
+}

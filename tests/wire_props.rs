@@ -1,0 +1,369 @@
+//! Property tests of the sealed heartbeat: round trips, tamper detection, key rotation.
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use tandem::core::message::{
+    AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
+    MAX_GROUPS, MAX_NODES,
+};
+use tandem::core::{GroupId, Instant, NodeId, Term};
+use tandem::wire::{open, peek_sender, seal, DropReason, EncodeError, Key, Keyring, MAX_DATAGRAM};
+
+fn node() -> impl Strategy<Value = NodeId> {
+    any::<u16>().prop_map(NodeId)
+}
+
+fn opt_node() -> impl Strategy<Value = Option<NodeId>> {
+    prop::option::of((1u16..).prop_map(NodeId))
+}
+
+fn group() -> impl Strategy<Value = GroupId> {
+    any::<u32>().prop_map(GroupId)
+}
+
+fn instant() -> impl Strategy<Value = Instant> {
+    any::<u64>().prop_map(Instant::from_nanos)
+}
+
+fn phase() -> impl Strategy<Value = Phase> {
+    prop_oneof![
+        Just(Phase::Candidate),
+        Just(Phase::Starting),
+        Just(Phase::Running),
+        Just(Phase::Stopping),
+        Just(Phase::Released),
+        Just(Phase::Failed),
+    ]
+}
+
+fn admin() -> impl Strategy<Value = AdminState> {
+    (
+        any::<u64>(),
+        node(),
+        any::<bool>(),
+        prop::collection::vec(node(), 0..6),
+        prop::collection::vec(group(), 0..6),
+        prop::collection::vec((group(), node()), 0..6),
+        prop::collection::vec((group(), any::<u32>()), 0..6),
+    )
+        .prop_map(
+            |(version, origin, maintenance, standby, group_maintenance, moves, cleanups)| {
+                AdminState {
+                    version,
+                    origin,
+                    maintenance,
+                    standby,
+                    group_maintenance,
+                    moves,
+                    cleanups,
+                }
+            },
+        )
+}
+
+/// Heartbeats within the limits and small enough to fit a datagram.
+fn heartbeat() -> impl Strategy<Value = Heartbeat> {
+    let echo = (node(), any::<u64>(), instant(), any::<u64>()).prop_map(
+        |(peer, seq, sent_at, held_ns)| Echo {
+            peer,
+            seq,
+            sent_at,
+            held_ns,
+        },
+    );
+    let view = (node(), any::<bool>()).prop_map(|(node, up)| PeerView { node, up });
+    let report = (group(), any::<u64>(), opt_node(), phase(), opt_node()).prop_map(
+        |(group, term, owner, phase, handoff_to)| GroupReport {
+            group,
+            term: Term(term),
+            owner,
+            phase,
+            handoff_to,
+        },
+    );
+    let grant =
+        (group(), any::<u64>(), node(), instant()).prop_map(|(group, term, to, echo_sent_at)| {
+            Grant {
+                group,
+                term: Term(term),
+                to,
+                echo_sent_at,
+            }
+        });
+    let fence =
+        (node(), any::<u64>()).prop_map(|(node, incarnation)| FenceRecord { node, incarnation });
+    (
+        (
+            node(),
+            any::<u64>(),
+            any::<u64>(),
+            instant(),
+            any::<u64>(),
+            any::<u8>(),
+        ),
+        prop::collection::vec(echo, 0..8),
+        prop::collection::vec(view, 0..8),
+        prop::collection::vec(report, 0..24),
+        prop::collection::vec(grant, 0..24),
+        prop::collection::vec(fence, 0..4),
+        admin(),
+    )
+        .prop_map(
+            |(
+                (from, incarnation, seq, sent_at, config_digest, flags),
+                echoes,
+                view,
+                groups,
+                grants,
+                fenced,
+                admin,
+            )| {
+                Heartbeat {
+                    from,
+                    incarnation,
+                    seq,
+                    sent_at,
+                    config_digest,
+                    flags: NodeFlags(flags),
+                    echoes,
+                    view,
+                    groups,
+                    grants,
+                    fenced,
+                    admin,
+                }
+            },
+        )
+}
+
+fn nonce() -> impl Strategy<Value = [u8; 24]> {
+    any::<[u8; 24]>()
+}
+
+fn ring(key: [u8; 32]) -> Keyring {
+    Keyring::new(Key::new(key))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn seal_open_roundtrip(
+        hb in heartbeat(), cluster in any::<u64>(), link in any::<u8>(),
+        key in any::<[u8; 32]>(), nonce in nonce(),
+    ) {
+        let dg = seal(&hb, cluster, link, &Key::new(key), nonce).unwrap();
+        prop_assert!(dg.len() <= MAX_DATAGRAM);
+        prop_assert_eq!(peek_sender(&dg), Some(hb.from));
+        let opened = open(&dg, cluster, link, &ring(key)).unwrap();
+        prop_assert_eq!(&opened, &hb);
+        // Deterministic: the same inputs give the same bytes.
+        prop_assert_eq!(seal(&opened, cluster, link, &Key::new(key), nonce).unwrap(), dg);
+    }
+
+    #[test]
+    fn any_bit_flip_is_rejected(
+        hb in heartbeat(), key in any::<[u8; 32]>(), nonce in nonce(), at in any::<Index>(),
+        bit in 0u8..8,
+    ) {
+        let mut dg = seal(&hb, 1, 0, &Key::new(key), nonce).unwrap();
+        let i = at.index(dg.len());
+        dg[i] ^= 1 << bit;
+        let _ = peek_sender(&dg);
+        let err = open(&dg, 1, 0, &ring(key)).unwrap_err();
+        let expected: &[DropReason] = match i {
+            0..=3 => &[DropReason::BadMagic],
+            4 => &[DropReason::BadVersion],
+            6..=13 => &[DropReason::WrongCluster],
+            16..=19 => &[DropReason::UnknownKey],
+            _ => &[DropReason::AuthFailed],
+        };
+        prop_assert!(expected.contains(&err), "flip at {} gave {:?}", i, err);
+    }
+
+    #[test]
+    fn any_truncation_is_rejected(
+        hb in heartbeat(), key in any::<[u8; 32]>(), nonce in nonce(), at in any::<Index>(),
+    ) {
+        let dg = seal(&hb, 1, 0, &Key::new(key), nonce).unwrap();
+        let len = at.index(dg.len());
+        let err = open(&dg[..len], 1, 0, &ring(key)).unwrap_err();
+        prop_assert!(
+            matches!(err, DropReason::Truncated | DropReason::AuthFailed),
+            "len {} gave {:?}", len, err
+        );
+    }
+
+    #[test]
+    fn wrong_cluster_is_rejected(
+        hb in heartbeat(), cluster in any::<u64>(), other in any::<u64>(),
+        key in any::<[u8; 32]>(), nonce in nonce(),
+    ) {
+        prop_assume!(cluster != other);
+        let dg = seal(&hb, cluster, 0, &Key::new(key), nonce).unwrap();
+        prop_assert_eq!(open(&dg, other, 0, &ring(key)), Err(DropReason::WrongCluster));
+    }
+
+    #[test]
+    fn wrong_key_is_rejected(
+        hb in heartbeat(), key in any::<[u8; 32]>(), other in any::<[u8; 32]>(), nonce in nonce(),
+    ) {
+        prop_assume!(key != other);
+        let dg = seal(&hb, 1, 0, &Key::new(key), nonce).unwrap();
+        let err = open(&dg, 1, 0, &ring(other)).unwrap_err();
+        prop_assert!(matches!(err, DropReason::UnknownKey | DropReason::AuthFailed), "{:?}", err);
+    }
+
+    #[test]
+    fn wrong_link_is_rejected(
+        hb in heartbeat(), link in any::<u8>(), other in any::<u8>(),
+        key in any::<[u8; 32]>(), nonce in nonce(),
+    ) {
+        prop_assume!(link != other);
+        let dg = seal(&hb, 1, link, &Key::new(key), nonce).unwrap();
+        prop_assert_eq!(open(&dg, 1, other, &ring(key)), Err(DropReason::AuthFailed));
+    }
+
+    #[test]
+    fn key_rotation_accepts_both_keys(
+        hb in heartbeat(), old in any::<[u8; 32]>(), new in any::<[u8; 32]>(), nonce in nonce(),
+    ) {
+        prop_assume!(old != new);
+        let by_old = seal(&hb, 1, 0, &Key::new(old), nonce).unwrap();
+        let by_new = seal(&hb, 1, 0, &Key::new(new), nonce).unwrap();
+        // Phase 1: everyone has old as current, new as next. Phase 2: swapped.
+        let phase1 = Keyring { current: Key::new(old), next: Some(Key::new(new)) };
+        let phase2 = Keyring { current: Key::new(new), next: Some(Key::new(old)) };
+        for ring in [&phase1, &phase2] {
+            prop_assert_eq!(open(&by_old, 1, 0, ring), Ok(hb.clone()));
+            prop_assert_eq!(open(&by_new, 1, 0, ring), Ok(hb.clone()));
+        }
+        // Phase 3: old key removed.
+        let err = open(&by_old, 1, 0, &Keyring::new(Key::new(new))).unwrap_err();
+        prop_assert!(matches!(err, DropReason::UnknownKey | DropReason::AuthFailed), "{:?}", err);
+    }
+}
+
+fn full_heartbeat() -> Heartbeat {
+    let groups = (0..MAX_GROUPS as u32).map(GroupId);
+    Heartbeat {
+        from: NodeId(1),
+        incarnation: 1,
+        seq: 1,
+        sent_at: Instant::ZERO,
+        config_digest: 0,
+        flags: NodeFlags::default(),
+        echoes: (1..=MAX_NODES as u16)
+            .map(|n| Echo {
+                peer: NodeId(n),
+                seq: 1,
+                sent_at: Instant::ZERO,
+                held_ns: 0,
+            })
+            .collect(),
+        view: (1..=MAX_NODES as u16)
+            .map(|n| PeerView {
+                node: NodeId(n),
+                up: true,
+            })
+            .collect(),
+        groups: groups
+            .clone()
+            .map(|group| GroupReport {
+                group,
+                term: Term(1),
+                owner: Some(NodeId(1)),
+                phase: Phase::Running,
+                handoff_to: None,
+            })
+            .collect(),
+        grants: groups
+            .clone()
+            .map(|group| Grant {
+                group,
+                term: Term(1),
+                to: NodeId(2),
+                echo_sent_at: Instant::ZERO,
+            })
+            .collect(),
+        fenced: vec![],
+        admin: AdminState::default(),
+    }
+}
+
+#[test]
+fn largest_heartbeat_that_fits_roundtrips_and_one_more_entry_is_refused() {
+    // Every node and group reported, granted, moved and cleaned up, every node fenced:
+    // 58 + 64*26 + 64*3 + 256*17 + 256*22 + 64*10 + 256*6 + 256*8 = 16122 body bytes.
+    // With all 64 nodes in standby (+128) and 18 groups in maintenance (+72) the datagram
+    // is 44 + 16322 + 16 = 16382 bytes; one more group (+4) no longer fits.
+    let mut hb = full_heartbeat();
+    let key = Key::new([5; 32]);
+    hb.admin.moves = (0..MAX_GROUPS as u32)
+        .map(|g| (GroupId(g), NodeId(2)))
+        .collect();
+    hb.admin.cleanups = (0..MAX_GROUPS as u32).map(|g| (GroupId(g), 1)).collect();
+    hb.fenced = (1..=MAX_NODES as u16)
+        .map(|n| FenceRecord {
+            node: NodeId(n),
+            incarnation: 1,
+        })
+        .collect();
+    hb.admin.standby = (1..=MAX_NODES as u16).map(NodeId).collect();
+    hb.admin.group_maintenance = (0..18u32).map(GroupId).collect();
+    let dg = seal(&hb, 9, 0, &key, [0; 24]).unwrap();
+    assert_eq!(dg.len(), 16382);
+    assert_eq!(open(&dg, 9, 0, &Keyring::new(key.clone())), Ok(hb.clone()));
+
+    hb.admin.group_maintenance.push(GroupId(99));
+    assert_eq!(
+        seal(&hb, 9, 0, &key, [0; 24]),
+        Err(EncodeError::TooLarge {
+            size: 16386,
+            max: MAX_DATAGRAM
+        })
+    );
+}
+
+#[test]
+fn lists_beyond_limits_are_refused_by_the_encoder() {
+    let key = Key::new([5; 32]);
+    let mut hb = full_heartbeat();
+    hb.view.push(PeerView {
+        node: NodeId(999),
+        up: false,
+    });
+    assert!(matches!(
+        seal(&hb, 9, 0, &key, [0; 24]),
+        Err(EncodeError::TooMany {
+            list: "view",
+            count: 65,
+            max: 64
+        })
+    ));
+    let mut hb = full_heartbeat();
+    hb.groups[0].handoff_to = Some(NodeId(0));
+    assert!(matches!(
+        seal(&hb, 9, 0, &key, [0; 24]),
+        Err(EncodeError::ReservedNodeId { .. })
+    ));
+}
+
+#[test]
+fn oversized_input_is_dropped_first() {
+    let mut big = vec![0u8; MAX_DATAGRAM + 1];
+    big[..4].copy_from_slice(b"XXXX");
+    assert_eq!(open(&big, 1, 0, &ring([1; 32])), Err(DropReason::Oversized));
+    assert_eq!(peek_sender(&big), None);
+}
+
+#[test]
+fn short_garbage_is_classified() {
+    let r = ring([1; 32]);
+    assert_eq!(open(b"", 1, 0, &r), Err(DropReason::Truncated));
+    assert_eq!(open(b"TN", 1, 0, &r), Err(DropReason::Truncated));
+    assert_eq!(open(b"GET / HTTP/1.1", 1, 0, &r), Err(DropReason::BadMagic));
+    assert_eq!(open(b"TNDM\x02", 1, 0, &r), Err(DropReason::BadVersion));
+    assert_eq!(open(b"TNDM\x01\x00", 1, 0, &r), Err(DropReason::Truncated));
+    assert_eq!(peek_sender(b"TNDM\x01\x00"), None);
+}
