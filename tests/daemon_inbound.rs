@@ -21,6 +21,7 @@ fn hb(from: u16, seq: u64) -> Heartbeat {
         groups: vec![],
         grants: vec![],
         fenced: vec![],
+        refuses: vec![],
         admin: AdminState::default(),
     }
 }

@@ -44,7 +44,6 @@ fn atomic_write_into_a_missing_directory_fails_and_creates_nothing() {
 }
 
 #[test]
-#[allow(clippy::needless_update)] // PersistentState grows fields as the core does
 fn persisted_state_round_trips_and_missing_or_corrupt_is_reported() {
     let dir = temp_dir("state");
     let _c = Cleanup(dir.clone());
