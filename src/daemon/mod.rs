@@ -248,8 +248,17 @@ fn heartbeat_thread(
     })
 }
 
-/// Runs the daemon until SIGTERM/SIGINT (clean exit) or a fatal error.
-pub fn run(settings: Settings) -> Result<(), DaemonError> {
+/// A started daemon: heartbeat thread running, control socket listening.
+pub struct Running {
+    hb: HeartbeatThread,
+    signals: Signals,
+    control: tokio::runtime::Runtime,
+    socket: PathBuf,
+}
+
+/// Starts the daemon: state dir, incarnation, heartbeat thread (links bound), control
+/// socket. Returns once everything is up, or the first error.
+pub fn start(settings: Settings) -> Result<Running, DaemonError> {
     let name = settings
         .spec
         .node(settings.me)
@@ -271,47 +280,123 @@ pub fn run(settings: Settings) -> Result<(), DaemonError> {
     let node = Node::new(settings.spec.clone(), settings.me, boot, clock::now());
 
     let (calls_tx, calls_rx) = mpsc::channel(64);
-    let mut hb = spawn_heartbeat(&settings, node, state, calls_rx)?;
+    let hb = spawn_heartbeat(&settings, node, state, calls_rx)?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // The control socket gets its own small runtime thread: clients never share a
+    // thread with heartbeats.
+    let control = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tandem-control")
         .enable_all()
         .build()
-        .map_err(DaemonError::Runtime)?;
-    let outcome = runtime.block_on(async {
-        let policy = Arc::new(AccessPolicy::from_system());
-        let listener = control_server::bind(&settings.socket, &policy)?;
-        tracing::info!("control socket {}", settings.socket.display());
-        let server = tokio::spawn(control_server::serve(listener, policy, calls_tx));
-        let outcome = wait_for_stop(&mut hb.exited).await;
-        server.abort();
-        outcome
-    });
-    let _ = std::fs::remove_file(&settings.socket);
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            stop_heartbeat(hb)?;
+            return Err(DaemonError::Runtime(e));
+        }
+    };
+    let policy = Arc::new(AccessPolicy::from_system());
+    let (signals, bound) = {
+        let _guard = control.enter();
+        // Registered before the socket exists, so a SIGTERM from then on always gets
+        // the clean shutdown that removes it.
+        (
+            Signals::register(),
+            control_server::bind(&settings.socket, &policy),
+        )
+    };
+    let signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            stop_heartbeat(hb)?;
+            return Err(e);
+        }
+    };
+    let listener = match bound {
+        Ok(l) => l,
+        Err(e) => {
+            stop_heartbeat(hb)?;
+            return Err(e.into());
+        }
+    };
+    tracing::info!("control socket {}", settings.socket.display());
+    control.spawn(control_server::serve(listener, policy, calls_tx));
+    Ok(Running {
+        hb,
+        signals,
+        control,
+        socket: settings.socket.clone(),
+    })
+}
+
+fn stop_heartbeat(hb: HeartbeatThread) -> Result<(), DaemonError> {
     let _ = hb.shutdown.send(());
-    let joined = hb
-        .handle
+    hb.handle
         .join()
-        .map_err(|_| DaemonError::Thread("heartbeat thread panicked".into()))?;
-    outcome?;
-    joined?;
-    tracing::info!("tandemd stopped");
+        .map_err(|_| DaemonError::Thread("heartbeat thread panicked".into()))??;
     Ok(())
 }
 
-async fn wait_for_stop(exited: &mut oneshot::Receiver<()>) -> Result<(), DaemonError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let sig = |kind| signal(kind).map_err(|e| DaemonError::Thread(format!("signal handler: {e}")));
-    let mut term = sig(SignalKind::terminate())?;
-    let mut int = sig(SignalKind::interrupt())?;
-    let mut hup = sig(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
-            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
-            _ = hup.recv() => tracing::warn!("SIGHUP: reload not implemented yet; config unchanged"),
-            _ = &mut *exited => {
-                tracing::error!("heartbeat thread stopped; shutting down");
-                return Ok(());
+impl Running {
+    /// Blocks until SIGTERM/SIGINT or until the heartbeat thread stops on its own, then
+    /// shuts down. SIGHUP is acknowledged (reload comes later).
+    pub fn wait_for_signals(mut self) -> Result<(), DaemonError> {
+        let waited = self
+            .control
+            .block_on(self.signals.wait_for_stop(&mut self.hb.exited));
+        let stopped = self.stop();
+        waited.and(stopped)
+    }
+
+    /// Stops the control socket (removing its file) and the heartbeat thread.
+    pub fn stop(self) -> Result<(), DaemonError> {
+        self.control.shutdown_background();
+        let _ = std::fs::remove_file(&self.socket);
+        let result = stop_heartbeat(self.hb);
+        tracing::info!("tandemd stopped");
+        result
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (clean exit) or a fatal error.
+pub fn run(settings: Settings) -> Result<(), DaemonError> {
+    start(settings)?.wait_for_signals()
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Signals, DaemonError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let sig =
+            |kind| signal(kind).map_err(|e| DaemonError::Thread(format!("signal handler: {e}")));
+        Ok(Signals {
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+            hup: sig(SignalKind::hangup())?,
+        })
+    }
+
+    async fn wait_for_stop(
+        &mut self,
+        exited: &mut oneshot::Receiver<()>,
+    ) -> Result<(), DaemonError> {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
+                _ = self.int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
+                _ = self.hup.recv() => {
+                    tracing::warn!("SIGHUP: reload not implemented yet; config unchanged");
+                }
+                _ = &mut *exited => {
+                    tracing::error!("heartbeat thread stopped; shutting down");
+                    return Ok(());
+                }
             }
         }
     }
