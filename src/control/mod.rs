@@ -1,1 +1,198 @@
-//! (placeholder)
+//! The control protocol between `tandemd` and `tandemctl`: JSON lines over a Unix socket.
+//!
+//! One request per line, one response line per request. The types here are shared by
+//! both sides so they cannot drift apart; field names are a public interface (scripts
+//! read `tandemctl status --json`). The server side only parses, authorizes and forwards
+//! commands into a channel: the daemon's core thread answers them, so a slow or hostile
+//! client can never stall heartbeats.
+
+pub mod client;
+pub mod render;
+pub mod server;
+
+use crate::core::status::ClusterStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The protocol version this build speaks; requests carrying another are refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// A request line longer than this is refused (and the connection closed) without
+/// being parsed, so a client cannot make the daemon buffer without bound.
+pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+/// Responses can be larger (big clusters, event lists), but still bounded on the client.
+pub const MAX_RESPONSE_LINE: usize = 16 * 1024 * 1024;
+/// Where `tandemd` listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/tandem/tandemd.sock";
+/// Members of this group may use the read-only commands.
+pub const READ_ONLY_GROUP: &str = "tandem";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+impl Request {
+    pub fn new(command: Command) -> Request {
+        Request {
+            version: PROTOCOL_VERSION,
+            command,
+        }
+    }
+}
+
+/// Every command, tagged by `cmd`: `{"version":1,"cmd":"status"}`.
+///
+/// Commands to come (standby, move, cleanup, maintenance, reload, fence) join this enum;
+/// `is_read_only` must then be extended, and is exhaustive so that cannot be forgotten.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Command {
+    /// The cluster as this node sees it.
+    Status,
+    /// The most recent events (newest last).
+    Events,
+}
+
+impl Command {
+    /// Names accepted in `cmd`, for error messages.
+    pub const NAMES: &'static [&'static str] = &["status", "events"];
+
+    /// Whether members of the `tandem` group may run it (root may run everything).
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Command::Status | Command::Events => true,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Status => "status",
+            Command::Events => "events",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventRecord>>,
+}
+
+impl Response {
+    pub fn error(message: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            error: Some(message.into()),
+            ..Response::default()
+        }
+    }
+
+    pub fn status(report: StatusReport) -> Response {
+        Response {
+            ok: true,
+            status: Some(report),
+            ..Response::default()
+        }
+    }
+
+    pub fn events(events: Vec<EventRecord>) -> Response {
+        Response {
+            ok: true,
+            events: Some(events),
+            ..Response::default()
+        }
+    }
+}
+
+/// `tandemctl status --json`: the core's view flattened at the top level (`node`,
+/// `quorate`, `nodes`, `groups`, ...) plus what only the daemon knows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Cluster name from the config.
+    pub cluster: String,
+    /// Digest of the cluster-wide config, as 16 hex digits.
+    pub config_digest: String,
+    /// Datagrams dropped since start, by reason (every reason present, zeros included).
+    pub drops: BTreeMap<String, u64>,
+    #[serde(flatten)]
+    pub view: ClusterStatus,
+}
+
+/// One event as kept in the daemon's ring for `tandemctl events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Wall-clock time of the event, milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+    pub reason: String,
+}
+
+/// Why a request line could not be turned into a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("request line is longer than {MAX_REQUEST_LINE} bytes")]
+    TooLong,
+    #[error("request line is not terminated by a newline")]
+    Incomplete,
+    #[error("request is not UTF-8")]
+    NotUtf8,
+    #[error("request is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("request has no \"cmd\" field")]
+    MissingCommand,
+    #[error("unknown command {0:?} (known: {known})", known = Command::NAMES.join(", "))]
+    UnknownCommand(String),
+    #[error("unsupported protocol version {got} (this tandemd speaks {PROTOCOL_VERSION})")]
+    BadVersion { got: u64 },
+    #[error("invalid {cmd} request: {detail}")]
+    Invalid { cmd: String, detail: String },
+}
+
+/// Parses one request line (without its newline). Each failure gets its own message, so
+/// a client author sees what is wrong rather than a generic serde error.
+pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
+    if line.len() > MAX_REQUEST_LINE {
+        return Err(RequestError::TooLong);
+    }
+    let text = std::str::from_utf8(line).map_err(|_| RequestError::NotUtf8)?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| RequestError::NotJson(e.to_string()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| RequestError::NotJson("expected an object".into()))?;
+    let cmd = match object.get("cmd") {
+        None => return Err(RequestError::MissingCommand),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => return Err(RequestError::UnknownCommand(other.to_string())),
+    };
+    if !Command::NAMES.contains(&cmd.as_str()) {
+        return Err(RequestError::UnknownCommand(cmd));
+    }
+    match object.get("version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
+        Some(v) => return Err(RequestError::BadVersion { got: v }),
+        None => {
+            return Err(RequestError::Invalid {
+                cmd,
+                detail: "missing or non-integer \"version\"".into(),
+            })
+        }
+    }
+    serde_json::from_value(value).map_err(|e| RequestError::Invalid {
+        cmd,
+        detail: e.to_string(),
+    })
+}

@@ -1,1 +1,403 @@
-//! (placeholder)
+//! The daemon: wires the deterministic core to the world.
+//!
+//! Threads, by design brief: the *heartbeat thread* owns the core and the heartbeat
+//! sockets and nothing slow ([`heartbeat`]); the *executor* runs agents and fencing
+//! ([`executor`]); the main thread runs the control socket and signal handling. They
+//! talk only through channels, so no slow script or client can delay a heartbeat.
+
+pub mod clock;
+pub mod events;
+pub mod executor;
+pub mod heartbeat;
+pub mod inbound;
+pub mod settings;
+pub mod state;
+
+use crate::control::server::{self as control_server, AccessPolicy, ControlCall};
+use crate::core::{Boot, ClusterSpec, Node, NodeId};
+use crate::net::{LinkPlan, Links, NetError};
+use crate::wire::Keyring;
+use executor::StubExecutor;
+use heartbeat::HeartbeatLoop;
+use inbound::Inbound;
+use rand::TryRngCore;
+use state::{IncarnationSource, StateDir};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Priority of the heartbeat thread under SCHED_RR: above ordinary services, below the
+/// kernel's own threads and watchdogs (which use 99).
+pub const HEARTBEAT_RT_PRIORITY: i32 = 50;
+
+/// Everything the daemon needs, resolved from the config and the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub cluster_name: String,
+    /// `fnv1a64(cluster name)`, carried in every datagram header.
+    pub cluster_id: u64,
+    pub spec: ClusterSpec,
+    pub me: NodeId,
+    pub links: Vec<LinkPlan>,
+    pub port: u16,
+    pub keyring: Keyring,
+    pub realtime: bool,
+    pub mlockall: bool,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(transparent)]
+    Control(#[from] control_server::ServerError),
+    #[error("heartbeat thread: {0}")]
+    Heartbeat(#[from] heartbeat::LoopError),
+    #[error("{0}")]
+    Thread(String),
+    #[error("cannot start a runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Boots the node: incarnation, persisted state, seed. Separate from `run` so the
+/// state-dir logic is testable without sockets.
+pub fn prepare_boot(dir: &StateDir) -> Result<Boot, DaemonError> {
+    let (incarnation, source) = dir.next_incarnation(clock::realtime_ns())?;
+    match source {
+        IncarnationSource::Counter => tracing::info!("incarnation {incarnation}"),
+        IncarnationSource::WallClock => tracing::warn!(
+            "no usable {}: starting at incarnation {incarnation} (the wall clock in ns)",
+            dir.incarnation_path().display()
+        ),
+    }
+    let persisted = match dir.load() {
+        Ok(Some(state)) => Some(state),
+        Ok(None) => {
+            tracing::warn!(
+                "no persisted state at {}: this node will wait for the cluster's view before it takes any group",
+                dir.state_path().display()
+            );
+            None
+        }
+        Err(reason) => {
+            tracing::error!(
+                "IGNORING persisted state: {reason}; this node will wait for the cluster's view before it takes any group"
+            );
+            None
+        }
+    };
+    let mut seed = [0u8; 8];
+    if let Err(e) = rand::rngs::OsRng.try_fill_bytes(&mut seed) {
+        tracing::warn!("OS random generator failed ({e}); seeding jitter from the clock");
+        seed = (clock::realtime_ns() ^ clock::now().as_nanos()).to_le_bytes();
+    }
+    Ok(Boot {
+        incarnation,
+        persisted,
+        seed: u64::from_le_bytes(seed),
+    })
+}
+
+/// Best effort: real-time scheduling for the calling thread.
+fn try_realtime() {
+    let param = libc::sched_param {
+        sched_priority: HEARTBEAT_RT_PRIORITY,
+    };
+    // SAFETY: plain syscall on the calling thread (pid 0) with a valid parameter struct.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) };
+    if rc == 0 {
+        tracing::info!("heartbeat thread runs SCHED_RR priority {HEARTBEAT_RT_PRIORITY}");
+    } else {
+        tracing::warn!(
+            "cannot switch the heartbeat thread to SCHED_RR: {}; heartbeats may be delayed under load",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn try_mlockall() {
+    use nix::sys::mman::{mlockall, MlockAllFlags};
+    match mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
+        Ok(()) => tracing::info!("memory locked (mlockall)"),
+        Err(e) => tracing::warn!(
+            "mlockall failed: {e}; the daemon may be paged out under memory pressure"
+        ),
+    }
+}
+
+/// A running heartbeat thread.
+struct HeartbeatThread {
+    handle: std::thread::JoinHandle<Result<(), heartbeat::LoopError>>,
+    shutdown: oneshot::Sender<()>,
+    /// Fires when the thread ends on its own.
+    exited: oneshot::Receiver<()>,
+}
+
+fn spawn_heartbeat(
+    settings: &Settings,
+    node: Node,
+    state: StateDir,
+    calls: mpsc::Receiver<ControlCall>,
+) -> Result<HeartbeatThread, DaemonError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DaemonError>>();
+    let (shutdown, shutdown_rx) = oneshot::channel();
+    let (exited_tx, exited) = oneshot::channel();
+    let s = settings.clone();
+    let handle = std::thread::Builder::new()
+        .name("tandem-heartbeat".into())
+        .spawn(move || {
+            let result = heartbeat_thread(s, node, state, calls, shutdown_rx, &ready_tx);
+            let _ = exited_tx.send(());
+            result
+        })
+        .map_err(|e| DaemonError::Thread(format!("cannot spawn heartbeat thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(HeartbeatThread {
+            handle,
+            shutdown,
+            exited,
+        }),
+        Ok(Err(e)) => {
+            let _ = handle.join();
+            Err(e)
+        }
+        Err(_) => Err(DaemonError::Thread(
+            "heartbeat thread died during start".into(),
+        )),
+    }
+}
+
+fn heartbeat_thread(
+    s: Settings,
+    node: Node,
+    state: StateDir,
+    calls: mpsc::Receiver<ControlCall>,
+    shutdown: oneshot::Receiver<()>,
+    ready: &std::sync::mpsc::Sender<Result<(), DaemonError>>,
+) -> Result<(), heartbeat::LoopError> {
+    if s.realtime {
+        try_realtime();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(DaemonError::Runtime(e)));
+            return Ok(());
+        }
+    };
+    runtime.block_on(async move {
+        let links = match Links::open(&s.links, s.port) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e.into()));
+                return Ok(());
+            }
+        };
+        for (plan, addr) in links.plans().zip(links.local_addrs()) {
+            match addr {
+                Ok(a) => tracing::info!(
+                    "link {}: listening on {a}{}",
+                    plan.index,
+                    plan.interface
+                        .as_deref()
+                        .map(|i| format!(" (device {i})"))
+                        .unwrap_or_default()
+                ),
+                Err(e) => tracing::warn!("link {}: {e}", plan.index),
+            }
+        }
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let executor = match StubExecutor::spawn(answers_tx) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = ready.send(Err(DaemonError::Thread(format!(
+                    "cannot spawn executor thread: {e}"
+                ))));
+                return Ok(());
+            }
+        };
+        let (datagrams_tx, datagrams) = mpsc::unbounded_channel();
+        links.spawn_receivers(datagrams_tx);
+        let inbound = Inbound::new(
+            s.cluster_id,
+            s.me,
+            s.spec.nodes.iter().map(|n| n.id),
+            s.keyring.clone(),
+        );
+        let hb = HeartbeatLoop {
+            node,
+            spec: s.spec.clone(),
+            links,
+            inbound,
+            sealing_key: s.keyring.current.clone(),
+            cluster_id: s.cluster_id,
+            cluster_name: s.cluster_name.clone(),
+            state,
+            executor,
+            events: Default::default(),
+        };
+        let _ = ready.send(Ok(()));
+        hb.run(datagrams, answers, calls, shutdown).await
+    })
+}
+
+/// A started daemon: heartbeat thread running, control socket listening.
+pub struct Running {
+    hb: HeartbeatThread,
+    signals: Signals,
+    control: tokio::runtime::Runtime,
+    socket: PathBuf,
+}
+
+/// Starts the daemon: state dir, incarnation, heartbeat thread (links bound), control
+/// socket. Returns once everything is up, or the first error.
+pub fn start(settings: Settings) -> Result<Running, DaemonError> {
+    let name = settings
+        .spec
+        .node(settings.me)
+        .map(|n| n.name.clone())
+        .unwrap_or_else(|| settings.me.to_string());
+    tracing::info!(
+        "tandemd {} starting: cluster {:?}, node {name} ({}), {} link(s), port {}",
+        env!("CARGO_PKG_VERSION"),
+        settings.cluster_name,
+        settings.me,
+        settings.links.len(),
+        settings.port
+    );
+    if settings.mlockall {
+        try_mlockall();
+    }
+    let state = StateDir::open(&settings.state_dir)?;
+    let boot = prepare_boot(&state)?;
+    let node = Node::new(settings.spec.clone(), settings.me, boot, clock::now());
+
+    let (calls_tx, calls_rx) = mpsc::channel(64);
+    let hb = spawn_heartbeat(&settings, node, state, calls_rx)?;
+
+    // The control socket gets its own small runtime thread: clients never share a
+    // thread with heartbeats.
+    let control = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tandem-control")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            stop_heartbeat(hb)?;
+            return Err(DaemonError::Runtime(e));
+        }
+    };
+    let policy = Arc::new(AccessPolicy::from_system());
+    let (signals, bound) = {
+        let _guard = control.enter();
+        // Registered before the socket exists, so a SIGTERM from then on always gets
+        // the clean shutdown that removes it.
+        (
+            Signals::register(),
+            control_server::bind(&settings.socket, &policy),
+        )
+    };
+    let signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            stop_heartbeat(hb)?;
+            return Err(e);
+        }
+    };
+    let listener = match bound {
+        Ok(l) => l,
+        Err(e) => {
+            stop_heartbeat(hb)?;
+            return Err(e.into());
+        }
+    };
+    tracing::info!("control socket {}", settings.socket.display());
+    control.spawn(control_server::serve(listener, policy, calls_tx));
+    Ok(Running {
+        hb,
+        signals,
+        control,
+        socket: settings.socket.clone(),
+    })
+}
+
+fn stop_heartbeat(hb: HeartbeatThread) -> Result<(), DaemonError> {
+    let _ = hb.shutdown.send(());
+    hb.handle
+        .join()
+        .map_err(|_| DaemonError::Thread("heartbeat thread panicked".into()))??;
+    Ok(())
+}
+
+impl Running {
+    /// Blocks until SIGTERM/SIGINT or until the heartbeat thread stops on its own, then
+    /// shuts down. SIGHUP is acknowledged (reload comes later).
+    pub fn wait_for_signals(mut self) -> Result<(), DaemonError> {
+        let waited = self
+            .control
+            .block_on(self.signals.wait_for_stop(&mut self.hb.exited));
+        let stopped = self.stop();
+        waited.and(stopped)
+    }
+
+    /// Stops the control socket (removing its file) and the heartbeat thread.
+    pub fn stop(self) -> Result<(), DaemonError> {
+        self.control.shutdown_background();
+        let _ = std::fs::remove_file(&self.socket);
+        let result = stop_heartbeat(self.hb);
+        tracing::info!("tandemd stopped");
+        result
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (clean exit) or a fatal error.
+pub fn run(settings: Settings) -> Result<(), DaemonError> {
+    start(settings)?.wait_for_signals()
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Signals, DaemonError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let sig =
+            |kind| signal(kind).map_err(|e| DaemonError::Thread(format!("signal handler: {e}")));
+        Ok(Signals {
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+            hup: sig(SignalKind::hangup())?,
+        })
+    }
+
+    async fn wait_for_stop(
+        &mut self,
+        exited: &mut oneshot::Receiver<()>,
+    ) -> Result<(), DaemonError> {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
+                _ = self.int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
+                _ = self.hup.recv() => {
+                    tracing::warn!("SIGHUP: reload not implemented yet; config unchanged");
+                }
+                _ = &mut *exited => {
+                    tracing::error!("heartbeat thread stopped; shutting down");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

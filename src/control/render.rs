@@ -1,0 +1,205 @@
+//! Human rendering of control responses for `tandemctl` (kept in the library so it can
+//! be tested against fixed reports). Everything fits in 100 columns.
+
+use super::StatusReport;
+use crate::core::status::LinkStatus;
+use std::fmt::Write as _;
+
+/// Total width the tables are laid out for.
+pub const WIDTH: usize = 100;
+
+fn ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2}ms")
+    } else if v < 1000.0 {
+        format!("{v:.0}ms")
+    } else {
+        format!("{:.1}s", v / 1000.0)
+    }
+}
+
+fn ago(ms_ago: u64) -> String {
+    if ms_ago < 1000 {
+        format!("{ms_ago}ms")
+    } else if ms_ago < 60_000 {
+        format!("{:.1}s", ms_ago as f64 / 1000.0)
+    } else if ms_ago < 3_600_000 {
+        format!("{}m", ms_ago / 60_000)
+    } else {
+        format!("{}h", ms_ago / 3_600_000)
+    }
+}
+
+/// `L0 up 0.41ms 80ms`: link, state, round trip, time since last heard.
+fn link_cell(l: &LinkStatus) -> String {
+    let mut s = format!("L{} {}", l.index, l.state);
+    if let Some(rtt) = l.rtt_ms {
+        let _ = write!(s, " rtt {}", ms(rtt));
+    }
+    if let Some(heard) = l.last_heard_ms {
+        let _ = write!(s, " {} ago", ago(heard));
+    }
+    s
+}
+
+fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// The report as `tandemctl status` prints it.
+pub fn status_text(r: &StatusReport) -> String {
+    let v = &r.view;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cluster {}   answered by {}   config {}",
+        r.cluster, v.node, r.config_digest
+    );
+    let _ = writeln!(
+        out,
+        "quorum: {} of {} votes present, {} needed: {}{}",
+        v.votes_present,
+        v.votes_expected,
+        v.quorum_votes,
+        if v.quorate { "quorate" } else { "NOT QUORATE" },
+        if v.maintenance {
+            "   (cluster in MAINTENANCE)"
+        } else {
+            ""
+        }
+    );
+    out.push('\n');
+    let _ = writeln!(out, "{:<16} {:<8} LINKS", "NODE", "STATE");
+    for n in &v.nodes {
+        let mut name = n.name.clone();
+        if n.local {
+            name.push_str(" *");
+        }
+        if n.witness {
+            name.push_str(" (w)");
+        }
+        let links = if n.local {
+            "(this node)".to_string()
+        } else {
+            n.links.iter().map(link_cell).collect::<Vec<_>>().join("  ")
+        };
+        let line = format!("{:<16} {:<8} {}", clip(&name, 16), clip(&n.state, 8), links);
+        let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
+    }
+    out.push('\n');
+    if v.groups.is_empty() {
+        out.push_str("no resource groups\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<12} {:>6} {:<10} REASON",
+            "GROUP", "OWNER", "TERM", "STATE"
+        );
+        for g in &v.groups {
+            let mut state = g.state.clone();
+            if g.maintenance {
+                state.push_str(" (m)");
+            }
+            let line = format!(
+                "{:<20} {:<12} {:>6} {:<10} {}",
+                clip(&g.name, 20),
+                clip(g.owner.as_deref().unwrap_or("-"), 12),
+                g.term,
+                clip(&state, 10),
+                g.reason
+            );
+            let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
+        }
+    }
+    let drops: Vec<String> = r
+        .drops
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if !drops.is_empty() {
+        out.push('\n');
+        let line = format!("dropped datagrams: {}", drops.join(", "));
+        let _ = writeln!(out, "{}", clip(&line, WIDTH));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::status::{ClusterStatus, GroupStatus, NodeStatus};
+
+    fn report() -> StatusReport {
+        let link = |index, state: &str| LinkStatus {
+            index,
+            state: state.into(),
+            rtt_ms: Some(0.412),
+            last_heard_ms: Some(83),
+            phi: None,
+        };
+        StatusReport {
+            cluster: "prod".into(),
+            config_digest: "00000000deadbeef".into(),
+            drops: [("auth_failed".to_string(), 3), ("replayed".to_string(), 0)]
+                .into_iter()
+                .collect(),
+            view: ClusterStatus {
+                node: "alpha".into(),
+                quorate: true,
+                votes_present: 2,
+                votes_expected: 3,
+                quorum_votes: 2,
+                nodes: vec![
+                    NodeStatus {
+                        name: "alpha".into(),
+                        state: "online".into(),
+                        local: true,
+                        ..Default::default()
+                    },
+                    NodeStatus {
+                        name: "a-node-with-a-very-long-name".into(),
+                        state: "online".into(),
+                        links: vec![link(0, "up"), link(1, "down")],
+                        ..Default::default()
+                    },
+                ],
+                groups: vec![GroupStatus {
+                    name: "web".into(),
+                    owner: Some("alpha".into()),
+                    term: 7,
+                    state: "running".into(),
+                    reason: "preferred node ".repeat(20),
+                    ..Default::default()
+                }],
+                maintenance: false,
+            },
+        }
+    }
+
+    #[test]
+    fn status_shows_quorum_nodes_groups_and_nonzero_drops_within_100_columns() {
+        let text = status_text(&report());
+        assert!(
+            text.contains("2 of 3 votes present, 2 needed: quorate"),
+            "{text}"
+        );
+        assert!(text.contains("L1 down"), "{text}");
+        assert!(text.contains("rtt 0.41ms 83ms ago"), "{text}");
+        assert!(text.contains("web "), "{text}");
+        assert!(text.contains("auth_failed 3"), "{text}");
+        assert!(
+            !text.contains("replayed"),
+            "zero counters are not shown: {text}"
+        );
+        for line in text.lines() {
+            assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The daemon's side of the control socket: binding, authorization by `SO_PEERCRED`,
+//! line framing with a size limit, and forwarding of authorized commands.
+//!
+//! This runs on the daemon's control runtime, never on the heartbeat thread. It does not
+//! answer commands itself: each authorized command goes into a channel as a
+//! [`ControlCall`] and whoever owns the state (the core thread) replies. Malformed input
+//! of any kind gets an error reply; nothing a client sends can crash the daemon.
+
+use super::{parse_request, Command, RequestError, Response, MAX_REQUEST_LINE, READ_ONLY_GROUP};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// How long a connection waits for the core to answer one command.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// An authorized command on its way to the state owner, with where to send the answer.
+#[derive(Debug)]
+pub struct ControlCall {
+    pub command: Command,
+    pub reply: oneshot::Sender<Response>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot create directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("another tandemd is already listening on {0}")]
+    InUse(PathBuf),
+    #[error("cannot remove stale socket {path}: {source}")]
+    RemoveStale { path: PathBuf, source: io::Error },
+    #[error("cannot listen on {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+    #[error("cannot set permissions of {path}: {source}")]
+    Permissions { path: PathBuf, source: io::Error },
+}
+
+/// What a connected peer may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// root: every command.
+    Full,
+    /// Member of the `tandem` group: read-only commands.
+    ReadOnly,
+    Denied,
+}
+
+/// The kernel-verified identity of the process at the other end of the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+}
+
+/// Who may do what: root everything, the `tandem` group read-only, others nothing.
+#[derive(Clone, Debug, Default)]
+pub struct AccessPolicy {
+    pub read_only_gid: Option<u32>,
+}
+
+impl AccessPolicy {
+    /// Looks up the `tandem` group; without it only root has access.
+    pub fn from_system() -> AccessPolicy {
+        let gid = nix::unistd::Group::from_name(READ_ONLY_GROUP)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw());
+        AccessPolicy { read_only_gid: gid }
+    }
+
+    pub fn access(&self, peer: &Peer) -> Access {
+        if peer.uid == 0 {
+            return Access::Full;
+        }
+        let Some(gid) = self.read_only_gid else {
+            return Access::Denied;
+        };
+        // SO_PEERCRED carries only the primary group; supplementary groups are read
+        // from the peer process, which is what `id` would show for it.
+        let member = peer.gid == gid
+            || peer
+                .pid
+                .and_then(supplementary_groups)
+                .is_some_and(|gs| gs.contains(&gid));
+        if member {
+            Access::ReadOnly
+        } else {
+            Access::Denied
+        }
+    }
+}
+
+/// Whether `access` allows `command`; the error is the message sent to the client.
+pub fn authorize(access: Access, command: &Command) -> Result<(), String> {
+    match access {
+        Access::Full => Ok(()),
+        Access::ReadOnly if command.is_read_only() => Ok(()),
+        Access::ReadOnly => Err(format!(
+            "permission denied: `{}` needs root (members of group `{READ_ONLY_GROUP}` may only read)",
+            command.name()
+        )),
+        Access::Denied => Err(format!(
+            "permission denied: only root and members of group `{READ_ONLY_GROUP}` may use tandemd's control socket"
+        )),
+    }
+}
+
+fn supplementary_groups(pid: i32) -> Option<Vec<u32>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|g| g.parse().ok())
+            .collect(),
+    )
+}
+
+/// Creates the socket's directory if needed, removes a stale socket file (refusing if a
+/// live daemon still answers on it), binds, and sets mode 0660 with group `tandem` when
+/// that group exists. Must be called inside a tokio runtime.
+pub fn bind(path: &Path, policy: &AccessPolicy) -> Result<UnixListener, ServerError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|source| ServerError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+        }
+    }
+    if path.symlink_metadata().is_ok() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ServerError::InUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(|source| ServerError::RemoveStale {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    let listener = UnixListener::bind(path).map_err(|source| ServerError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let perm_err = |source| ServerError::Permissions {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(perm_err)?;
+    if let Some(gid) = policy.read_only_gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(perm_err)?;
+    }
+    Ok(listener)
+}
+
+/// Accepts connections until the task is dropped.
+pub async fn serve(
+    listener: UnixListener,
+    policy: Arc<AccessPolicy>,
+    calls: mpsc::Sender<ControlCall>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("control socket: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let access = match stream.peer_cred() {
+            Ok(c) => policy.access(&Peer {
+                uid: c.uid(),
+                gid: c.gid(),
+                pid: c.pid(),
+            }),
+            Err(e) => {
+                tracing::warn!("control socket: cannot read peer credentials: {e}");
+                Access::Denied
+            }
+        };
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(stream, access, calls).await {
+                tracing::debug!("control connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One line read with a bound on its length.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineRead {
+    Line(Vec<u8>),
+    /// Clean end of stream between lines.
+    Eof,
+    /// The stream ended in the middle of a line.
+    Incomplete,
+    /// More than the limit arrived without a newline.
+    TooLong,
+}
+
+/// Reads up to and excluding the next `\n`, never buffering more than `max` bytes.
+pub async fn read_line_limited<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> io::Result<LineRead> {
+    let mut line = Vec::new();
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(if line.is_empty() {
+                LineRead::Eof
+            } else {
+                LineRead::Incomplete
+            });
+        }
+        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i)),
+            None => (buf, None),
+        };
+        if line.len() + chunk.len() > max {
+            return Ok(LineRead::TooLong);
+        }
+        line.extend_from_slice(chunk);
+        match found {
+            Some(i) => {
+                reader.consume(i + 1);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(LineRead::Line(line));
+            }
+            None => {
+                let n = chunk.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// Serves requests on one connection until the client closes it or sends something the
+/// stream cannot recover from (too long, cut off). Each request gets exactly one reply.
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    access: Access,
+    calls: mpsc::Sender<ControlCall>,
+) -> io::Result<()> {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut reader = BufReader::new(read);
+    loop {
+        let (response, keep_going) = match read_line_limited(&mut reader, MAX_REQUEST_LINE).await? {
+            LineRead::Eof => return Ok(()),
+            LineRead::TooLong => (Response::error(RequestError::TooLong.to_string()), false),
+            LineRead::Incomplete => (Response::error(RequestError::Incomplete.to_string()), false),
+            LineRead::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
+            LineRead::Line(line) => (answer(&line, access, &calls).await, true),
+        };
+        let mut out = serde_json::to_vec(&response).unwrap_or_else(|e| {
+            format!("{{\"ok\":false,\"error\":\"cannot encode response: {e}\"}}").into_bytes()
+        });
+        out.push(b'\n');
+        write.write_all(&out).await?;
+        write.flush().await?;
+        if !keep_going {
+            let _ = write.shutdown().await;
+            return Ok(());
+        }
+    }
+}
+
+async fn answer(line: &[u8], access: Access, calls: &mpsc::Sender<ControlCall>) -> Response {
+    let request = match parse_request(line) {
+        Ok(r) => r,
+        Err(e) => return Response::error(e.to_string()),
+    };
+    if let Err(message) = authorize(access, &request.command) {
+        return Response::error(message);
+    }
+    let (reply, answer) = oneshot::channel();
+    let call = ControlCall {
+        command: request.command,
+        reply,
+    };
+    if calls.send(call).await.is_err() {
+        return Response::error("tandemd is shutting down");
+    }
+    match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => Response::error("tandemd dropped the request (shutting down?)"),
+        Err(_) => Response::error(format!(
+            "tandemd did not answer within {}s",
+            ANSWER_TIMEOUT.as_secs()
+        )),
+    }
+}

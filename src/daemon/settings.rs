@@ -1,0 +1,119 @@
+//! Resolves the daemon's [`Settings`](super::Settings) from the config file and the
+//! command line. The pure pieces (which node am I, which sockets do I open) are separate
+//! functions so they are tested without a config file.
+
+use super::Settings;
+use crate::core::NodeId;
+use crate::net::LinkPlan;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Config(String),
+    #[error("node {name:?} is not in the config (configured nodes: {}); pass --node NAME", known.join(", "))]
+    UnknownNode { name: String, known: Vec<String> },
+}
+
+/// One configured node's heartbeat addresses, as the daemon needs them.
+#[derive(Clone, Debug)]
+pub struct NodeLinks {
+    pub id: NodeId,
+    pub name: String,
+    /// One address per link.
+    pub addresses: Vec<IpAddr>,
+    /// One optional interface per link.
+    pub interfaces: Vec<Option<String>>,
+}
+
+/// The index of the node called `name`, or an error listing the configured names.
+pub fn find_node(nodes: &[NodeLinks], name: &str) -> Result<usize, SettingsError> {
+    nodes
+        .iter()
+        .position(|n| n.name == name)
+        .ok_or_else(|| SettingsError::UnknownNode {
+            name: name.to_string(),
+            known: nodes.iter().map(|n| n.name.clone()).collect(),
+        })
+}
+
+/// One plan per link of node `me`: its own address and interface on that link, and
+/// every other node's address on the same link.
+pub fn link_plans(nodes: &[NodeLinks], me: usize) -> Vec<LinkPlan> {
+    let Some(local) = nodes.get(me) else {
+        return Vec::new();
+    };
+    local
+        .addresses
+        .iter()
+        .enumerate()
+        .map(|(index, addr)| LinkPlan {
+            index,
+            local: *addr,
+            interface: local.interfaces.get(index).cloned().flatten(),
+            peers: nodes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != me)
+                .filter_map(|(_, n)| n.addresses.get(index).map(|a| (n.id, *a)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Loads the config file and resolves everything for node `node`.
+pub fn load(
+    _config: &Path,
+    _node: &str,
+    _socket: PathBuf,
+    _state_dir: PathBuf,
+) -> Result<Settings, SettingsError> {
+    // Wired to `config::load` once the config layer is merged.
+    Err(SettingsError::Config("config layer not merged yet".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes() -> Vec<NodeLinks> {
+        (1..=3u8)
+            .map(|i| NodeLinks {
+                id: NodeId(u16::from(i)),
+                name: format!("n{i}"),
+                addresses: vec![
+                    IpAddr::from([192, 0, 2, i]),
+                    IpAddr::from([198, 51, 100, i]),
+                ],
+                interfaces: vec![Some("eth0".into()), None],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plans_pair_each_link_with_the_peers_on_it() {
+        let plans = link_plans(&nodes(), 1);
+        assert_eq!(plans.len(), 2);
+        assert_eq!(plans[0].local, IpAddr::from([192, 0, 2, 2]));
+        assert_eq!(plans[0].interface.as_deref(), Some("eth0"));
+        assert_eq!(plans[1].interface, None);
+        assert_eq!(
+            plans[1].peers,
+            vec![
+                (NodeId(1), IpAddr::from([198, 51, 100, 1])),
+                (NodeId(3), IpAddr::from([198, 51, 100, 3]))
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_node_name_lists_the_configured_ones() {
+        assert_eq!(find_node(&nodes(), "n3").ok(), Some(2));
+        let err = find_node(&nodes(), "web7").expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "node \"web7\" is not in the config (configured nodes: n1, n2, n3); pass --node NAME"
+        );
+    }
+}

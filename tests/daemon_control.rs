@@ -1,0 +1,326 @@
+//! The control protocol: framing, parsing, authorization, and the socket itself.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tandem::control::client::{self, ClientError};
+use tandem::control::server::{
+    self, authorize, Access, AccessPolicy, ControlCall, LineRead, Peer, ServerError,
+};
+use tandem::control::{
+    parse_request, Command, Request, RequestError, Response, StatusReport, MAX_REQUEST_LINE,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tandem-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn fake_report() -> StatusReport {
+    let mut r = StatusReport {
+        cluster: "unit".into(),
+        ..Default::default()
+    };
+    r.view.node = "n1".into();
+    r
+}
+
+/// A stand-in for the core thread: answers every call, counting them.
+fn fake_core() -> (mpsc::Sender<ControlCall>, Arc<std::sync::atomic::AtomicU32>) {
+    let (tx, mut rx) = mpsc::channel::<ControlCall>(8);
+    let answered = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = answered.clone();
+    tokio::spawn(async move {
+        while let Some(call) = rx.recv().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let response = match call.command {
+                Command::Status => Response::status(fake_report()),
+                Command::Events => Response::events(vec![]),
+            };
+            let _ = call.reply.send(response);
+        }
+    });
+    (tx, answered)
+}
+
+/// Writes `input` on a fresh connection and returns the response lines until EOF.
+async fn exchange(input: &[u8], access: Access, close_after_write: bool) -> Vec<Response> {
+    let (calls, _) = fake_core();
+    let (client, server_end) = tokio::io::duplex(256 * 1024);
+    let server_task = tokio::spawn(server::serve_connection(server_end, access, calls));
+    let (read, mut write) = tokio::io::split(client);
+    write.write_all(input).await.expect("write");
+    if close_after_write {
+        write.shutdown().await.expect("shutdown");
+    }
+    let mut lines = BufReader::new(read).lines();
+    let mut out = Vec::new();
+    let expected = input.iter().filter(|&&b| b == b'\n').count().max(1);
+    while out.len() < expected {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("server answered in time")
+            .expect("read");
+        match next {
+            Some(l) => out.push(serde_json::from_str(&l).expect("response is JSON")),
+            None => break,
+        }
+    }
+    drop(write);
+    drop(lines);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), server_task).await;
+    assert!(
+        ended.is_ok(),
+        "server connection task must end when the client leaves"
+    );
+    out
+}
+
+#[test]
+fn requests_round_trip_in_the_documented_shape() {
+    let line = serde_json::to_string(&Request::new(Command::Status)).expect("encode");
+    assert_eq!(line, r#"{"version":1,"cmd":"status"}"#);
+    let parsed = parse_request(line.as_bytes()).expect("parse");
+    assert_eq!(parsed.command, Command::Status);
+}
+
+#[test]
+fn parse_names_each_kind_of_bad_request() {
+    assert!(matches!(
+        parse_request(b"\xff\xfe"),
+        Err(RequestError::NotUtf8)
+    ));
+    assert!(matches!(
+        parse_request(b"hello"),
+        Err(RequestError::NotJson(_))
+    ));
+    assert!(matches!(
+        parse_request(b"[1,2]"),
+        Err(RequestError::NotJson(_))
+    ));
+    assert!(matches!(
+        parse_request(br#"{"version":1}"#),
+        Err(RequestError::MissingCommand)
+    ));
+    assert!(matches!(
+        parse_request(br#"{"version":1,"cmd":"selfdestruct"}"#),
+        Err(RequestError::UnknownCommand(c)) if c == "selfdestruct"
+    ));
+    assert!(matches!(
+        parse_request(br#"{"version":99,"cmd":"status"}"#),
+        Err(RequestError::BadVersion { got: 99 })
+    ));
+    assert!(matches!(
+        parse_request(br#"{"cmd":"status"}"#),
+        Err(RequestError::Invalid { .. })
+    ));
+    let long = vec![b' '; MAX_REQUEST_LINE + 1];
+    assert!(matches!(parse_request(&long), Err(RequestError::TooLong)));
+}
+
+#[tokio::test]
+async fn garbage_gets_an_error_reply_and_the_connection_keeps_working() {
+    let input =
+        b"this is not json\n{\"version\":1,\"cmd\":\"nope\"}\n{\"version\":1,\"cmd\":\"status\"}\n";
+    let replies = exchange(input, Access::Full, false).await;
+    assert_eq!(replies.len(), 3, "{replies:?}");
+    assert!(!replies[0].ok);
+    assert!(replies[0]
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("not a JSON"));
+    assert!(!replies[1].ok);
+    assert!(
+        replies[1]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("unknown command \"nope\""),
+        "{:?}",
+        replies[1]
+    );
+    assert!(replies[2].ok, "{:?}", replies[2]);
+    assert_eq!(
+        replies[2].status.as_ref().map(|s| s.view.node.as_str()),
+        Some("n1")
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_line_gets_an_error_reply_not_a_crash() {
+    let mut input = vec![b'x'; MAX_REQUEST_LINE + 10];
+    input.push(b'\n');
+    let replies = exchange(&input, Access::Full, false).await;
+    assert_eq!(replies.len(), 1);
+    assert!(!replies[0].ok);
+    assert!(
+        replies[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("longer than"),
+        "{:?}",
+        replies[0]
+    );
+}
+
+#[tokio::test]
+async fn a_half_line_gets_an_error_reply() {
+    let replies = exchange(br#"{"version":1,"cmd":"sta"#, Access::Full, true).await;
+    assert_eq!(replies.len(), 1);
+    assert!(!replies[0].ok);
+    assert!(
+        replies[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not terminated"),
+        "{:?}",
+        replies[0]
+    );
+}
+
+#[tokio::test]
+async fn strangers_are_refused_and_never_reach_the_core() {
+    let (calls, answered) = fake_core();
+    let (client, server_end) = tokio::io::duplex(4096);
+    tokio::spawn(server::serve_connection(server_end, Access::Denied, calls));
+    let (read, mut write) = tokio::io::split(client);
+    write
+        .write_all(b"{\"version\":1,\"cmd\":\"status\"}\n")
+        .await
+        .expect("write");
+    let line = BufReader::new(read)
+        .lines()
+        .next_line()
+        .await
+        .expect("read")
+        .expect("line");
+    let r: Response = serde_json::from_str(&line).expect("json");
+    assert!(!r.ok);
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("permission denied"),
+        "{r:?}"
+    );
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn access_policy_root_full_group_read_only_others_denied() {
+    let policy = AccessPolicy {
+        read_only_gid: Some(4242),
+    };
+    let peer = |uid, gid| Peer {
+        uid,
+        gid,
+        pid: None,
+    };
+    assert_eq!(policy.access(&peer(0, 0)), Access::Full);
+    assert_eq!(policy.access(&peer(1000, 4242)), Access::ReadOnly);
+    assert_eq!(policy.access(&peer(1000, 1000)), Access::Denied);
+    assert_eq!(
+        AccessPolicy::default().access(&peer(1000, 4242)),
+        Access::Denied
+    );
+    assert!(authorize(Access::ReadOnly, &Command::Status).is_ok());
+    assert!(authorize(Access::ReadOnly, &Command::Events).is_ok());
+    assert!(authorize(Access::Denied, &Command::Status).is_err());
+}
+
+#[tokio::test]
+async fn read_line_limited_stops_at_the_limit() {
+    let mut r = BufReader::new(&b"abc\ndefgh\nxy"[..]);
+    let lr = server::read_line_limited(&mut r, 4).await.expect("io");
+    assert_eq!(lr, LineRead::Line(b"abc".to_vec()));
+    assert_eq!(
+        server::read_line_limited(&mut r, 4).await.expect("io"),
+        LineRead::TooLong
+    );
+    let mut r = BufReader::new(&b"xy"[..]);
+    assert_eq!(
+        server::read_line_limited(&mut r, 4).await.expect("io"),
+        LineRead::Incomplete
+    );
+    let mut r = BufReader::new(&b""[..]);
+    assert_eq!(
+        server::read_line_limited(&mut r, 4).await.expect("io"),
+        LineRead::Eof
+    );
+}
+
+#[test]
+fn client_reports_a_missing_daemon_as_unreachable_with_exit_code_3() {
+    let dir = temp_dir("noclient");
+    let path = dir.join("tandemd.sock");
+    let err = client::call(&path, &Request::new(Command::Status)).expect_err("nobody listens");
+    assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 3);
+    let msg = err.to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "cannot reach tandemd at {}: No such file or directory (is tandemd running?)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn socket_is_created_with_its_directory_mode_0660_replacing_a_stale_file() {
+    let dir = temp_dir("sock");
+    let path = dir.join("sub").join("tandemd.sock");
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    // A stale socket file left by a crashed daemon: nobody listens on it.
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("stale bind"));
+    assert!(path.exists());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let policy = AccessPolicy::default();
+        let listener = server::bind(&path, &policy).expect("bind over stale socket");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        // A second daemon must not steal the socket of a live one.
+        assert!(matches!(
+            server::bind(&path, &policy),
+            Err(ServerError::InUse(_))
+        ));
+        let (calls, _) = fake_core();
+        tokio::spawn(server::serve(listener, Arc::new(policy), calls));
+        let p = path.clone();
+        let response =
+            tokio::task::spawn_blocking(move || client::call(&p, &Request::new(Command::Status)))
+                .await
+                .expect("join")
+                .expect("call");
+        assert!(response.ok);
+        assert_eq!(response.status.map(|s| s.cluster), Some("unit".to_string()));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bind_creates_a_missing_parent_directory() {
+    let dir = temp_dir("mkdir");
+    let path = dir.join("a").join("b").join("tandemd.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let _listener = server::bind(&path, &AccessPolicy::default()).expect("bind");
+        assert!(path.exists());
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
