@@ -202,9 +202,18 @@ struct GroupState {
 
 #[derive(Clone, Copy, Debug)]
 enum FenceJob {
-    Delayed { until: Instant, incarnation: u64 },
-    InFlight { request: FenceId, incarnation: u64 },
-    Retry { at: Instant, incarnation: u64 },
+    Delayed { until: Instant, incarnation: u64, why: FenceWhy },
+    InFlight { request: FenceId, incarnation: u64, why: FenceWhy },
+    Retry { at: Instant, incarnation: u64, why: FenceWhy },
+}
+
+/// Why a fence was asked for: a node that vanished is not shot if it comes back before
+/// the fence delay runs out; a node whose stop failed, or that an admin named, is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FenceWhy {
+    Vanished,
+    StopFailed,
+    Admin,
 }
 
 enum FenceNeed {
@@ -827,7 +836,7 @@ impl Node {
         else {
             return;
         };
-        let FenceJob::InFlight { incarnation, .. } = job else {
+        let FenceJob::InFlight { incarnation, why, .. } = job else {
             return;
         };
         match result {
@@ -850,10 +859,10 @@ impl Node {
                 self.send_asap = true;
                 out.push(event(EventKind::FenceSucceeded, Some(target), None, &format!("{target} is fenced (off)")));
             }
-            FenceResult::Failed(why) => {
+            FenceResult::Failed(error) => {
                 let at = now + self.spec.fencing.retry_interval;
-                self.fences.insert(target, FenceJob::Retry { at, incarnation });
-                out.push(event(EventKind::FenceFailed, Some(target), None, &format!("fencing {target} failed: {why}; retrying in {} ms; its groups stay stopped", self.spec.fencing.retry_interval.as_millis())));
+                self.fences.insert(target, FenceJob::Retry { at, incarnation, why });
+                out.push(event(EventKind::FenceFailed, Some(target), None, &format!("fencing {target} failed: {error}; retrying in {} ms; its groups stay stopped", self.spec.fencing.retry_interval.as_millis())));
             }
         }
     }
@@ -904,7 +913,7 @@ impl Node {
             }
             AdminCommand::Fence { node } => {
                 let incarnation = self.peers.get(&node).map(|p| p.incarnation).unwrap_or(0);
-                self.fences.insert(node, FenceJob::Delayed { until: now, incarnation });
+                self.fences.insert(node, FenceJob::Delayed { until: now, incarnation, why: FenceWhy::Admin });
                 out.push(event(EventKind::Admin, Some(node), None, &format!("fence {node} requested by admin")));
                 return;
             }
@@ -1073,12 +1082,13 @@ impl Node {
     fn live_owner(&self, gi: usize) -> Option<NodeId> {
         let g = &self.groups[gi];
         if let Some(h) = g.holder.filter(|h| !h.released && h.owner != self.me) {
+            // A holder whose stop failed is not "live": it must be fenced.
             let claims = self
                 .peers
                 .get(&h.owner)
                 .filter(|p| p.up)
                 .and_then(|p| p.claims.get(&g.id))
-                .is_some_and(|c| c.term >= h.term && c.phase != Phase::Released);
+                .is_some_and(|c| c.term >= h.term && !matches!(c.phase, Phase::Released | Phase::Failed));
             if claims {
                 return Some(h.owner);
             }
@@ -1092,7 +1102,7 @@ impl Node {
             return None;
         }
         let claim = peer.claims.get(&g.id)?;
-        (claim.phase != Phase::Released && claim.term >= g.known.term).then_some(o)
+        (!matches!(claim.phase, Phase::Released | Phase::Failed) && claim.term >= g.known.term).then_some(o)
     }
 
     fn evaluate_group(&mut self, now: Instant, gi: usize, out: &mut Vec<Action>) {
@@ -1379,9 +1389,11 @@ impl Node {
             }
             FenceNeed::Fence(target) => {
                 if !self.fences.contains_key(&target) {
-                    let delay = self.fence_delay(target);
+                    let failed = self.groups[gi].holder.is_some_and(|h| h.owner == target && h.failed);
+                    let why = if failed { FenceWhy::StopFailed } else { FenceWhy::Vanished };
+                    let delay = if failed { Duration::ZERO } else { self.fence_delay(target) };
                     let incarnation = self.peers.get(&target).map(|p| p.incarnation).unwrap_or(0);
-                    self.fences.insert(target, FenceJob::Delayed { until: now + delay, incarnation });
+                    self.fences.insert(target, FenceJob::Delayed { until: now + delay, incarnation, why });
                     out.push(event(EventKind::FenceRequested, Some(target), Some(gid), &format!("fencing {} first (in {} ms)", self.name(target), delay.as_millis())));
                 }
                 self.set_reason(gi, format!("fencing {} first", self.name(target)), out);
@@ -1498,7 +1510,7 @@ impl Node {
                 continue;
             }
             let delay = self.fence_delay(target);
-            self.fences.insert(target, FenceJob::Delayed { until: now + delay, incarnation });
+            self.fences.insert(target, FenceJob::Delayed { until: now + delay, incarnation, why: FenceWhy::Vanished });
             out.push(event(EventKind::FenceRequested, Some(target), None, &format!("two_node: {} vanished; fencing it in {} ms", self.name(target), delay.as_millis())));
         }
     }
@@ -1511,16 +1523,15 @@ impl Node {
             };
             let target_back = self.peers.get(&target).is_some_and(|p| p.up);
             match job {
-                FenceJob::Delayed { until, incarnation } | FenceJob::Retry { at: until, incarnation } => {
-                    let manual = until <= now && matches!(job, FenceJob::Delayed { .. }) && target_back;
-                    if target_back && !manual {
+                FenceJob::Delayed { until, incarnation, why } | FenceJob::Retry { at: until, incarnation, why } => {
+                    if target_back && why == FenceWhy::Vanished {
                         // It came back before we shot: nothing to fence any more.
                         self.fences.remove(&target);
                         continue;
                     }
                     if now >= until {
                         let request = FenceId(self.fresh_id());
-                        self.fences.insert(target, FenceJob::InFlight { request, incarnation });
+                        self.fences.insert(target, FenceJob::InFlight { request, incarnation, why });
                         out.push(Action::Fence { request, target });
                         out.push(event(EventKind::FenceRequested, Some(target), None, &format!("fencing {} now", self.name(target))));
                     }
@@ -1626,6 +1637,11 @@ impl Node {
         let monitor_interval = self.spec.groups[gi].monitor_interval;
         let g = &mut self.groups[gi];
         let n = g.res.len();
+        // Blocked after a failed stop: leave everything as it is until a fence or a
+        // cleanup.
+        if matches!(g.role, Role::Owner { failed: true, .. }) {
+            return None;
+        }
         if let Some(from) = g.restart_from {
             if let Some(i) = (from..n).rev().find(|i| g.res[*i] != Res::Stopped) {
                 return Some((i, OpKind::Stop));

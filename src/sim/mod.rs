@@ -17,7 +17,7 @@ mod scenario;
 mod world;
 
 pub use check::Violation;
-pub use scenario::{Scenario, ScenarioBuilder};
+pub use scenario::{Faults, Scenario, ScenarioBuilder, ScriptedFault};
 pub use world::{Outcome, Sim};
 
 /// Run one seed of the random scenario family; `Err` carries the seed's report.
