@@ -415,6 +415,13 @@ impl Config {
         if self.quorum.two_node && self.fencing.agents.is_empty() {
             w.push("two_node without fence agents: a node will never take over from a peer it cannot see".into());
         }
+        if self.heartbeat.deadtime < self.heartbeat.interval * 3 {
+            w.push(format!(
+                "heartbeat.deadtime ({}) is less than 3 intervals ({}): two lost packets cause a failover",
+                format_duration(self.heartbeat.deadtime),
+                format_duration(self.heartbeat.interval)
+            ));
+        }
         if self.links() == 1 {
             w.push("only one heartbeat link: a single cable or switch failure looks like a node failure".into());
         }
