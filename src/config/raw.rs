@@ -22,9 +22,27 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_yaml::Value::deserialize(d)?;
         Ok(Lenient(
-            serde_yaml::from_value::<T>(value).map_err(|e| e.to_string()),
+            serde_yaml::from_value::<T>(value).map_err(|e| humanize(&e.to_string())),
         ))
     }
+}
+
+/// serde names our Rust types in its messages ("expected struct RawNode"); admins
+/// should read "expected a mapping".
+fn humanize(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("struct Raw") {
+        out.push_str(&rest[..i]);
+        out.push_str("a mapping");
+        rest = &rest[i + "struct Raw".len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// An optional field: absent (or `null`) is `None`.
@@ -447,7 +465,7 @@ pub fn parse(text: &str) -> Result<RawConfig, SyntaxError> {
     }
     serde_yaml::from_str::<RawConfig>(text).map_err(|e| {
         let location = e.location();
-        let mut message = e.to_string();
+        let mut message = humanize(&e.to_string());
         // serde_yaml appends " at line L column C"; we report the location ourselves.
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
@@ -482,6 +500,17 @@ mod tests {
         assert!(raw.unknown.contains_key(&AnyKey("bogus".into())));
         let hb = raw.heartbeat.unwrap().0.unwrap();
         assert!(hb.unknown.contains_key(&AnyKey("intreval".into())));
+    }
+
+    #[test]
+    fn messages_do_not_name_rust_types() {
+        let raw = parse("nodes:\n  - alpha\n").unwrap();
+        let nodes = raw.nodes.unwrap().0.unwrap();
+        let err = nodes.into_iter().next().unwrap().0.unwrap_err();
+        assert!(err.contains("expected a mapping"), "{err}");
+        assert!(!err.contains("Raw"), "{err}");
+        let top = parse("- a\n").unwrap_err();
+        assert!(top.message.contains("expected a mapping"), "{top:?}");
     }
 
     #[test]

@@ -882,3 +882,22 @@ fn wrong_types_in_lists_keep_other_errors() {
         ConfigErrors(e.clone())
     );
 }
+
+#[test]
+fn warnings_flag_risky_settings() {
+    assert!(
+        ok(&example()).warnings().is_empty(),
+        "{:?}",
+        ok(&example()).warnings()
+    );
+    let text = replace(&example(), "interval: 100ms", "interval: 400ms");
+    let c = ok(&replace(
+        &text,
+        "no_quorum_policy: stop",
+        "no_quorum_policy: ignore",
+    ));
+    let w = c.warnings().join("\n");
+    assert!(w.contains("less than 3 intervals"), "{w}");
+    assert!(w.contains("ignore"), "{w}");
+    assert!(c.summary().contains("warning: "), "{}", c.summary());
+}
