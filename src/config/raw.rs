@@ -470,8 +470,15 @@ pub fn parse(text: &str) -> Result<RawConfig, SyntaxError> {
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
+        let line = location.as_ref().map(|l| l.line());
+        let has_tab = line
+            .and_then(|n| text.lines().nth(n.saturating_sub(1)))
+            .is_some_and(|l| l.contains('\t'));
+        if has_tab {
+            message.push_str(" (YAML does not allow tabs for indentation: use spaces)");
+        }
         SyntaxError {
-            line: location.as_ref().map(|l| l.line()),
+            line,
             column: location.as_ref().map(|l| l.column()),
             message,
         }

@@ -1,6 +1,7 @@
 //! Unit tests of the whole load path: one test (or a few) per validation rule, each
 //! starting from the shipped example and changing one thing.
 
+use super::locate::Locator;
 use super::*;
 use crate::core::ids::{GroupId, NodeId};
 use crate::core::spec::{FenceMode, NoQuorumPolicy, OnFail};
@@ -900,4 +901,41 @@ fn warnings_flag_risky_settings() {
     assert!(w.contains("less than 3 intervals"), "{w}");
     assert!(w.contains("ignore"), "{w}");
     assert!(c.summary().contains("warning: "), "{}", c.summary());
+}
+
+#[test]
+fn odd_shapes_are_errors_not_panics() {
+    for text in [
+        "cluster: ~\nnodes: 5\n",
+        "cluster: []\nnodes: [{}]\ngroups: [{}]\n",
+        "cluster: {name: x, authkey: /nonexistent}\nnodes: [{name: a, addresses: [192.0.2.1]}]\ngroups:\n  - name: g\n    resources:\n      - exec:\n      - {}\n      - {vip: 1, exec: 2}\n",
+        "a: 1\n---\nb: 2\n",
+        "cluster:\n\tname: x\n",
+        "\"unterminated: 1\n",
+    ] {
+        let e = errs(text);
+        assert!(!e.is_empty());
+        for err in &e {
+            assert!(!err.message.contains("Raw"), "{err}");
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn never_panics_on_junk(text in "[ a-z0-9:#{}\\[\\],'\"\\-|>\n]{0,200}") {
+        let _ = Locator::new(&text);
+        let _ = parse_str(&text, "junk.yaml");
+    }
+
+    #[test]
+    fn never_panics_on_mutated_example(pos in 0usize..2000, junk in "[ :\\-\\[{'\"\n]{1,3}") {
+        let mut text = example();
+        let mut pos = pos.min(text.len());
+        while !text.is_char_boundary(pos) {
+            pos -= 1;
+        }
+        text.insert_str(pos, &junk);
+        let _ = parse_str(&text, "mutated.yaml");
+    }
 }
