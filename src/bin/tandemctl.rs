@@ -1,40 +1,112 @@
-//! `tandemctl`: the operator's command-line client for a running `tandemd`.
+//! `tandemctl`: the admin's command line for tandem.
+//!
+//! Thin by design: argument parsing here, the work in the library. `config check` and
+//! `keygen` work offline; the commands that talk to a running `tandemd` go through the
+//! control socket given by `--socket`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tandem::control::{self, client, Command, Request};
+use tandem::config;
+use tandem::control::{self, client, Request};
 
-#[derive(Parser, Debug)]
-#[command(name = "tandemctl", version, about = "Control a tandem cluster")]
+#[derive(Debug, Parser)]
+#[command(
+    name = "tandemctl",
+    version,
+    about = "Control and inspect a tandem cluster"
+)]
 struct Cli {
-    /// tandemd's control socket.
-    #[arg(long, global = true, default_value = control::DEFAULT_SOCKET)]
+    /// Control socket of the local tandemd.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = control::DEFAULT_SOCKET
+    )]
     socket: PathBuf,
+
     #[command(subcommand)]
-    command: Sub,
+    command: Command,
 }
 
-#[derive(Subcommand, Debug)]
-enum Sub {
-    /// Show the cluster as the local node sees it.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// Write a fresh cluster authentication key (mode 0600).
+    Keygen {
+        /// Where to write the key.
+        #[arg(default_value = config::DEFAULT_AUTHKEY_PATH)]
+        path: PathBuf,
+        /// Replace an existing key file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the cluster as the local node sees it: quorum, nodes, links, groups.
     Status {
-        /// Print the status report as JSON.
+        /// Print the status report as JSON (a stable object for scripts).
         #[arg(long)]
         json: bool,
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file (and the key files it names); print a summary or every
+    /// error, one per line.
+    Check {
+        /// The config file, e.g. /etc/tandem/tandem.yaml.
+        file: PathBuf,
+    },
+}
+
+fn config_check(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Ok(cfg) => {
+            print!("{}", cfg.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors.iter() {
+                eprintln!("{e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keygen(path: &std::path::Path, force: bool) -> ExitCode {
+    let result = config::try_generate_key().and_then(|key| config::write_key(path, &key, force));
+    match result {
+        Ok(()) => {
+            println!(
+                "wrote a new key to {} (mode 0600); copy it to every node",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandemctl keygen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Sub::Status { json } => status(&cli.socket, json),
+    match &cli.command {
+        Command::Config(ConfigCommand::Check { file }) => config_check(file),
+        Command::Keygen { path, force } => keygen(path, *force),
+        Command::Status { json } => status(&cli.socket, *json),
     }
 }
 
 /// Exit codes: 0 ok, 1 the daemon refused or failed, 3 the daemon is unreachable.
 fn status(socket: &std::path::Path, json: bool) -> ExitCode {
-    let response = match client::call(socket, &Request::new(Command::Status)) {
+    let response = match client::call(socket, &Request::new(control::Command::Status)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tandemctl: {e}");

@@ -5,6 +5,7 @@
 use super::Settings;
 use crate::core::NodeId;
 use crate::net::LinkPlan;
+use crate::wire::{Key, Keyring};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -62,15 +63,53 @@ pub fn link_plans(nodes: &[NodeLinks], me: usize) -> Vec<LinkPlan> {
         .collect()
 }
 
-/// Loads the config file and resolves everything for node `node`.
+/// Loads the config file and resolves everything for node `node`. Config errors come
+/// back as one message with every error on its own line.
 pub fn load(
-    _config: &Path,
-    _node: &str,
-    _socket: PathBuf,
-    _state_dir: PathBuf,
+    config: &Path,
+    node: &str,
+    socket: PathBuf,
+    state_dir: PathBuf,
 ) -> Result<Settings, SettingsError> {
-    // Wired to `config::load` once the config layer is merged.
-    Err(SettingsError::Config("config layer not merged yet".into()))
+    let cfg = crate::config::load(config).map_err(|e| SettingsError::Config(e.to_string()))?;
+    from_config(&cfg, node, socket, state_dir)
+}
+
+/// Resolves the daemon's settings from an already validated config.
+pub fn from_config(
+    cfg: &crate::config::Config,
+    node: &str,
+    socket: PathBuf,
+    state_dir: PathBuf,
+) -> Result<Settings, SettingsError> {
+    let nodes: Vec<NodeLinks> = cfg
+        .nodes
+        .iter()
+        .map(|n| NodeLinks {
+            id: n.id,
+            name: n.name.clone(),
+            addresses: n.addresses.clone(),
+            interfaces: n.interfaces.clone(),
+        })
+        .collect();
+    let me = find_node(&nodes, node)?;
+    let keyring = Keyring {
+        current: Key::new(cfg.keys.current),
+        next: cfg.keys.next.map(Key::new),
+    };
+    Ok(Settings {
+        cluster_name: cfg.cluster.name.clone(),
+        cluster_id: cfg.cluster.cluster_id,
+        spec: cfg.cluster_spec(),
+        me: nodes[me].id,
+        links: link_plans(&nodes, me),
+        port: cfg.heartbeat.port,
+        keyring,
+        realtime: cfg.heartbeat.realtime,
+        mlockall: cfg.heartbeat.mlockall,
+        socket,
+        state_dir,
+    })
 }
 
 #[cfg(test)]

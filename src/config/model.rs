@@ -1,0 +1,609 @@
+//! The validated, typed configuration: what the daemon, the CLI and the lab use.
+//!
+//! Everything here has passed validation: defaults are filled in, names resolved to
+//! ids, cross-references checked. [`Config::cluster_spec`] projects it onto the core's
+//! [`ClusterSpec`]; [`Config::digest`] is what heartbeats carry so that nodes with
+//! different configs notice.
+
+use super::duration::format_duration;
+use crate::core::ids::{fnv1a64, GroupId, NodeId};
+use crate::core::spec::{
+    ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail, QuorumSpec,
+    Timing,
+};
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub file: PathBuf,
+    pub cluster: ClusterConfig,
+    pub nodes: Vec<NodeConfig>,
+    pub heartbeat: HeartbeatConfig,
+    pub quorum: QuorumConfig,
+    pub fencing: FencingConfig,
+    pub groups: Vec<GroupConfig>,
+    pub metrics: Option<MetricsConfig>,
+    pub keys: AuthKeys,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub name: String,
+    /// fnv1a64 of the name: keeps two clusters on one network apart.
+    pub cluster_id: u64,
+    pub authkey: PathBuf,
+    /// A second key accepted during key rotation.
+    pub authkey_next: Option<PathBuf>,
+}
+
+/// The key bytes, read from `cluster.authkey` / `cluster.authkey_next`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthKeys {
+    pub current: [u8; 32],
+    pub next: Option<[u8; 32]>,
+}
+
+impl fmt::Debug for AuthKeys {
+    // Keys must never end up in logs, so Debug shows only whether they are present.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthKeys")
+            .field("current", &"<redacted>")
+            .field("next", &self.next.map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub name: String,
+    /// One address per heartbeat link, in link order.
+    pub addresses: Vec<IpAddr>,
+    /// Device to bind each link's socket to; same length as `addresses`.
+    pub interfaces: Vec<Option<String>>,
+    pub priority: i32,
+    pub votes: u32,
+    pub witness: bool,
+    pub fence_delay: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    pub port: u16,
+    pub interval: Duration,
+    pub deadtime: Duration,
+    pub warntime: Duration,
+    pub initdead: Duration,
+    pub max_drift_ppm: u32,
+    pub stop_before_lease_end: Duration,
+    /// Run the heartbeat thread with SCHED_RR.
+    pub realtime: bool,
+    pub mlockall: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumConfig {
+    pub no_quorum_policy: NoQuorumPolicy,
+    pub two_node: bool,
+    pub wait_for_all: bool,
+    pub expected_votes: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FencePolicy {
+    /// Fence only when a lease cannot prove safety.
+    Needed,
+    /// Also fence an owner that vanished before taking over its groups.
+    Always,
+}
+
+/// What a node does when it must stop everything at once and cannot prove it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SelfFence {
+    Reboot,
+    Poweroff,
+    /// Do nothing (unsafe; for labs).
+    None,
+    /// Run this command.
+    Command(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FencingConfig {
+    pub policy: FencePolicy,
+    pub retry_interval: Duration,
+    pub self_fence: SelfFence,
+    pub agents: Vec<FenceAgentConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FenceAgentConfig {
+    pub name: String,
+    /// Absolute path of a fence-agents compatible program (`fence_ipmilan`, ...).
+    pub agent: PathBuf,
+    /// `key=value` lines for the agent's stdin, values rendered as strings.
+    pub params: BTreeMap<String, String>,
+    /// Nodes this agent can fence.
+    pub nodes: Vec<NodeId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    pub id: GroupId,
+    pub name: String,
+    pub prefer: Option<NodeId>,
+    /// Nodes allowed to own the group (never a witness), in config order.
+    pub nodes: Vec<NodeId>,
+    pub failback: bool,
+    pub failback_delay: Duration,
+    pub monitor_interval: Duration,
+    pub migration_threshold: u32,
+    pub failure_timeout: Duration,
+    pub on_fail: OnFail,
+    /// Scripts run on transitions of this group.
+    pub notify: Vec<PathBuf>,
+    /// In start order.
+    pub resources: Vec<ResourceConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceConfig {
+    pub name: String,
+    pub kind: ResourceKind,
+    /// Per-operation timeout; `None` for OCF agents without one (taken from meta-data).
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResourceKind {
+    Vip {
+        address: IpAddr,
+        prefix: u8,
+        interface: String,
+        label: Option<String>,
+        garp_count: u32,
+        garp_interval: Duration,
+        /// Re-announce periodically while owned.
+        garp_refresh: Option<Duration>,
+    },
+    Exec {
+        start: String,
+        stop: String,
+        monitor: Option<String>,
+    },
+    Lsb {
+        /// Absolute path of the init script.
+        script: PathBuf,
+    },
+    Ocf {
+        provider: String,
+        agent_type: String,
+        params: BTreeMap<String, String>,
+    },
+    Systemd {
+        unit: String,
+    },
+}
+
+impl ResourceKind {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            ResourceKind::Vip { .. } => "vip",
+            ResourceKind::Exec { .. } => "exec",
+            ResourceKind::Lsb { .. } => "lsb",
+            ResourceKind::Ocf { .. } => "ocf",
+            ResourceKind::Systemd { .. } => "systemd",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+}
+
+fn policy_name(p: NoQuorumPolicy) -> &'static str {
+    match p {
+        NoQuorumPolicy::Stop => "stop",
+        NoQuorumPolicy::Freeze => "freeze",
+        NoQuorumPolicy::Ignore => "ignore",
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+impl Config {
+    pub fn node_by_name(&self, name: &str) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn node_by_id(&self, id: NodeId) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    pub fn group_by_name(&self, name: &str) -> Option<&GroupConfig> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// Number of heartbeat links (every node has one address per link).
+    pub fn links(&self) -> usize {
+        self.nodes.first().map_or(0, |n| n.addresses.len())
+    }
+
+    fn node_name(&self, id: NodeId) -> String {
+        self.node_by_id(id)
+            .map_or_else(|| id.to_string(), |n| n.name.clone())
+    }
+
+    /// The part of the config the core needs.
+    pub fn cluster_spec(&self) -> ClusterSpec {
+        let mode = if self.fencing.agents.is_empty() {
+            FenceMode::Off
+        } else {
+            match self.fencing.policy {
+                FencePolicy::Needed => FenceMode::WhenNeeded,
+                FencePolicy::Always => FenceMode::Always,
+            }
+        };
+        ClusterSpec {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| NodeSpec {
+                    id: n.id,
+                    name: n.name.clone(),
+                    votes: n.votes,
+                    witness: n.witness,
+                    priority: n.priority,
+                    fence_delay: n.fence_delay,
+                })
+                .collect(),
+            links: self.links(),
+            timing: Timing {
+                interval: self.heartbeat.interval,
+                deadtime: self.heartbeat.deadtime,
+                warntime: self.heartbeat.warntime,
+                initdead: self.heartbeat.initdead,
+                max_drift_ppm: self.heartbeat.max_drift_ppm,
+                stop_before_lease_end: self.heartbeat.stop_before_lease_end,
+            },
+            quorum: QuorumSpec {
+                expected_votes: self.quorum.expected_votes,
+                two_node: self.quorum.two_node,
+                wait_for_all: self.quorum.wait_for_all,
+                no_quorum_policy: self.quorum.no_quorum_policy,
+            },
+            fencing: FencingSpec {
+                mode,
+                retry_interval: self.fencing.retry_interval,
+            },
+            groups: self
+                .groups
+                .iter()
+                .map(|g| GroupSpec {
+                    id: g.id,
+                    name: g.name.clone(),
+                    prefer: g.prefer,
+                    nodes: Some(g.nodes.clone()),
+                    failback: g.failback,
+                    failback_delay: g.failback_delay,
+                    resources: g.resources.iter().map(|r| r.name.clone()).collect(),
+                    monitor_interval: g.monitor_interval,
+                    migration_threshold: g.migration_threshold,
+                    failure_timeout: g.failure_timeout,
+                    on_fail: g.on_fail,
+                })
+                .collect(),
+            digest: self.digest(),
+        }
+    }
+
+    /// A canonical, versioned rendering of everything but key bytes and the file path.
+    /// Written out field by field (not `Debug`) so the digest cannot change with a
+    /// compiler upgrade during a rolling update. Durations are in nanoseconds.
+    pub fn canonical(&self) -> String {
+        let mut s = String::from("tandem-config-v1\n");
+        let ns = |d: Duration| d.as_nanos();
+        let c = &self.cluster;
+        let _ = writeln!(
+            s,
+            "cluster name={:?} authkey={:?} authkey_next={:?}",
+            c.name, c.authkey, c.authkey_next
+        );
+        for n in &self.nodes {
+            let _ = writeln!(
+                s,
+                "node id={} name={:?} addresses={:?} interfaces={:?} priority={} votes={} witness={} fence_delay={}",
+                n.id.0, n.name, n.addresses, n.interfaces, n.priority, n.votes, n.witness, ns(n.fence_delay)
+            );
+        }
+        let h = &self.heartbeat;
+        let _ = writeln!(
+            s,
+            "heartbeat port={} interval={} deadtime={} warntime={} initdead={} max_drift_ppm={} stop_before_lease_end={} realtime={} mlockall={}",
+            h.port, ns(h.interval), ns(h.deadtime), ns(h.warntime), ns(h.initdead),
+            h.max_drift_ppm, ns(h.stop_before_lease_end), h.realtime, h.mlockall
+        );
+        let q = &self.quorum;
+        let _ = writeln!(
+            s,
+            "quorum no_quorum_policy={} two_node={} wait_for_all={} expected_votes={:?}",
+            policy_name(q.no_quorum_policy),
+            q.two_node,
+            q.wait_for_all,
+            q.expected_votes
+        );
+        let f = &self.fencing;
+        let _ = writeln!(
+            s,
+            "fencing policy={:?} retry_interval={} self_fence={:?}",
+            f.policy,
+            ns(f.retry_interval),
+            f.self_fence
+        );
+        for a in &f.agents {
+            let nodes: Vec<u16> = a.nodes.iter().map(|n| n.0).collect();
+            let _ = writeln!(
+                s,
+                "agent name={:?} agent={:?} params={:?} nodes={:?}",
+                a.name, a.agent, a.params, nodes
+            );
+        }
+        for g in &self.groups {
+            let nodes: Vec<u16> = g.nodes.iter().map(|n| n.0).collect();
+            let _ = writeln!(
+                s,
+                "group name={:?} prefer={:?} nodes={:?} failback={} failback_delay={} monitor_interval={} migration_threshold={} failure_timeout={} on_fail={:?} notify={:?}",
+                g.name, g.prefer.map(|p| p.0), nodes, g.failback, ns(g.failback_delay),
+                ns(g.monitor_interval), g.migration_threshold, ns(g.failure_timeout),
+                g.on_fail, g.notify
+            );
+            for r in &g.resources {
+                let _ = write!(
+                    s,
+                    "resource name={:?} timeout={:?} ",
+                    r.name,
+                    r.timeout.map(ns)
+                );
+                let _ = match &r.kind {
+                    ResourceKind::Vip { address, prefix, interface, label, garp_count, garp_interval, garp_refresh } => writeln!(
+                        s,
+                        "vip address={address} prefix={prefix} interface={interface:?} label={label:?} garp_count={garp_count} garp_interval={} garp_refresh={:?}",
+                        ns(*garp_interval), garp_refresh.map(ns)
+                    ),
+                    ResourceKind::Exec { start, stop, monitor } => {
+                        writeln!(s, "exec start={start:?} stop={stop:?} monitor={monitor:?}")
+                    }
+                    ResourceKind::Lsb { script } => writeln!(s, "lsb script={script:?}"),
+                    ResourceKind::Ocf { provider, agent_type, params } => writeln!(
+                        s,
+                        "ocf provider={provider:?} type={agent_type:?} params={params:?}"
+                    ),
+                    ResourceKind::Systemd { unit } => writeln!(s, "systemd unit={unit:?}"),
+                };
+            }
+        }
+        if let Some(m) = &self.metrics {
+            let _ = writeln!(s, "metrics listen={}", m.listen);
+        }
+        s
+    }
+
+    /// fnv1a64 of [`Config::canonical`]: carried in heartbeats to detect config drift.
+    pub fn digest(&self) -> u64 {
+        fnv1a64(self.canonical().as_bytes())
+    }
+
+    /// Things that are valid but risky, for `config check` to point out.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.quorum.no_quorum_policy == NoQuorumPolicy::Ignore {
+            w.push(
+                "quorum.no_quorum_policy is `ignore`: groups may run on both sides of a partition"
+                    .into(),
+            );
+        }
+        if self.quorum.two_node && self.fencing.agents.is_empty() {
+            w.push("two_node without fence agents: a node will never take over from a peer it cannot see".into());
+        }
+        if self.heartbeat.deadtime < self.heartbeat.interval * 3 {
+            w.push(format!(
+                "heartbeat.deadtime ({}) is less than 3 intervals ({}): two lost packets cause a failover",
+                format_duration(self.heartbeat.deadtime),
+                format_duration(self.heartbeat.interval)
+            ));
+        }
+        if self.links() == 1 {
+            w.push("only one heartbeat link: a single cable or switch failure looks like a node failure".into());
+        }
+        if self.fencing.self_fence == SelfFence::None {
+            w.push("fencing.self_fence is `none`: a node that cannot stop its groups keeps running them".into());
+        }
+        for g in &self.groups {
+            if g.on_fail == OnFail::Block {
+                w.push(format!(
+                    "group {}: on_fail `block` leaves a failed stop unresolved when the lease runs out",
+                    g.name
+                ));
+            }
+        }
+        w
+    }
+
+    /// A one-screen human summary, printed by `tandemctl config check`.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let d = format_duration;
+        let _ = writeln!(
+            s,
+            "{}: OK — cluster {} (id {:016x}), config digest {:016x}",
+            self.file.display(),
+            self.cluster.name,
+            self.cluster.cluster_id,
+            self.digest()
+        );
+        let _ = writeln!(
+            s,
+            "authkey {}{}",
+            self.cluster.authkey.display(),
+            self.cluster
+                .authkey_next
+                .as_ref()
+                .map_or(String::new(), |p| format!(" (next: {})", p.display()))
+        );
+        let spec_votes: u32 = self
+            .quorum
+            .expected_votes
+            .unwrap_or_else(|| self.nodes.iter().map(|n| n.votes).sum());
+        let _ = writeln!(
+            s,
+            "\nnodes: {} on {} link(s)",
+            self.nodes.len(),
+            self.links()
+        );
+        for n in &self.nodes {
+            let addrs: Vec<String> = n
+                .addresses
+                .iter()
+                .zip(&n.interfaces)
+                .map(|(a, i)| match i {
+                    Some(i) => format!("{a}%{i}"),
+                    None => a.to_string(),
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {:<4} {:<12} {:<36} priority {:<4} votes {}{}{}",
+                n.id.to_string(),
+                n.name,
+                addrs.join(", "),
+                n.priority,
+                n.votes,
+                if n.witness { "  witness" } else { "" },
+                if n.fence_delay.is_zero() {
+                    String::new()
+                } else {
+                    format!("  fence_delay {}", d(n.fence_delay))
+                }
+            );
+        }
+        let h = &self.heartbeat;
+        let _ = writeln!(
+            s,
+            "\nheartbeat: udp/{} every {}, deadtime {}, warntime {}, initdead {}, drift {}ppm, stop {} before lease end, realtime {}, mlockall {}",
+            h.port, d(h.interval), d(h.deadtime), d(h.warntime), d(h.initdead),
+            h.max_drift_ppm, d(h.stop_before_lease_end), on_off(h.realtime), on_off(h.mlockall)
+        );
+        let q = &self.quorum;
+        let _ = writeln!(
+            s,
+            "quorum: {} expected votes, quorum at {}, no_quorum_policy {}, two_node {}, wait_for_all {}",
+            spec_votes,
+            spec_votes / 2 + 1,
+            policy_name(q.no_quorum_policy),
+            on_off(q.two_node),
+            on_off(q.wait_for_all)
+        );
+        let f = &self.fencing;
+        if f.agents.is_empty() {
+            let _ = writeln!(s, "fencing: off (no agents)");
+        } else {
+            let _ = writeln!(
+                s,
+                "fencing: policy {}, retry every {}",
+                match f.policy {
+                    FencePolicy::Needed => "needed",
+                    FencePolicy::Always => "always",
+                },
+                d(f.retry_interval)
+            );
+            for a in &f.agents {
+                let nodes: Vec<String> = a.nodes.iter().map(|n| self.node_name(*n)).collect();
+                let _ = writeln!(
+                    s,
+                    "  {} ({}) fences {}",
+                    a.name,
+                    a.agent.display(),
+                    nodes.join(", ")
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "self_fence: {}",
+            match &f.self_fence {
+                SelfFence::Reboot => "reboot".to_string(),
+                SelfFence::Poweroff => "poweroff".to_string(),
+                SelfFence::None => "none".to_string(),
+                SelfFence::Command(p) => p.display().to_string(),
+            }
+        );
+        let _ = writeln!(s, "\ngroups: {}", self.groups.len());
+        for g in &self.groups {
+            let nodes: Vec<String> = g.nodes.iter().map(|n| self.node_name(*n)).collect();
+            let _ = writeln!(
+                s,
+                "  {}: prefer {}, on {}, failback {}{}, monitor every {}, {} failures before moving, on_fail {}",
+                g.name,
+                g.prefer.map_or("none".to_string(), |p| self.node_name(p)),
+                nodes.join(" "),
+                on_off(g.failback),
+                if g.failback { format!(" after {}", d(g.failback_delay)) } else { String::new() },
+                d(g.monitor_interval),
+                g.migration_threshold,
+                match g.on_fail {
+                    OnFail::FenceSelf => "fence",
+                    OnFail::Block => "block",
+                }
+            );
+            for (i, r) in g.resources.iter().enumerate() {
+                let what = match &r.kind {
+                    ResourceKind::Vip {
+                        address,
+                        prefix,
+                        interface,
+                        ..
+                    } => format!("{address}/{prefix} on {interface}"),
+                    ResourceKind::Exec { start, .. } => start.clone(),
+                    ResourceKind::Lsb { script } => script.display().to_string(),
+                    ResourceKind::Ocf {
+                        provider,
+                        agent_type,
+                        ..
+                    } => format!("ocf:{provider}:{agent_type}"),
+                    ResourceKind::Systemd { unit } => unit.clone(),
+                };
+                let _ = writeln!(
+                    s,
+                    "    {}. {:<7} {:<20} {}  (timeout {})",
+                    i + 1,
+                    r.kind.kind_name(),
+                    r.name,
+                    what,
+                    r.timeout.map_or("from meta-data".to_string(), d)
+                );
+            }
+        }
+        if let Some(m) = &self.metrics {
+            let _ = writeln!(s, "\nmetrics: http://{}/metrics", m.listen);
+        }
+        let warnings = self.warnings();
+        if !warnings.is_empty() {
+            let _ = writeln!(s);
+            for w in warnings {
+                let _ = writeln!(s, "warning: {w}");
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,224 @@
+//! `tandemctl config check` and `tandemctl keygen`, run as the real binary on temp files.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const EXAMPLE: &str = include_str!("../etc/tandem.yaml");
+
+/// A private temp directory, removed on drop (also when a test panics).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p =
+            std::env::temp_dir().join(format!("tandemctl-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tandemctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+        .args(args)
+        .output()
+        .expect("run tandemctl")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes the shipped example with its authkey moved into `dir`; returns (config, key).
+fn example_in(dir: &TempDir, config_text: Option<String>) -> (PathBuf, PathBuf) {
+    let key = dir.join("authkey");
+    let cfg = dir.join("tandem.yaml");
+    let body = config_text.unwrap_or_else(|| EXAMPLE.to_string());
+    std::fs::write(
+        &cfg,
+        body.replace("/etc/tandem/authkey", &key.display().to_string()),
+    )
+    .expect("write config");
+    (cfg, key)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn example_passes_once_keygen_made_the_key() {
+    let dir = TempDir::new("example");
+    let (cfg, key) = example_in(&dir, None);
+
+    // No key yet: a clear error naming the key path and how to make one.
+    let out = tandemctl(&["config", "check", s(&cfg)]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cluster.authkey"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("tandemctl keygen {}", key.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with(&format!("{}:", cfg.display())),
+        "{stderr}"
+    );
+
+    let out = tandemctl(&["keygen", s(&key)]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+
+    let out = tandemctl(&["config", "check", s(&cfg)]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("cluster web"), "{stdout}");
+    assert!(
+        stdout.contains("alpha") && stdout.contains("www"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn key_readable_by_others_is_refused() {
+    let dir = TempDir::new("mode");
+    let (cfg, key) = example_in(&dir, None);
+    assert!(tandemctl(&["keygen", s(&key)]).status.success());
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+
+    let out = tandemctl(&["config", "check", s(&cfg)]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cluster.authkey"), "{stderr}");
+    assert!(stderr.contains("0644"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("chmod 600 {}", key.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn three_errors_are_all_listed() {
+    let dir = TempDir::new("three");
+    let broken = EXAMPLE
+        .replacen("port: 5405", "port: banana", 1)
+        .replacen("prefer: alpha", "prefer: delta", 1)
+        .replacen("interval: 100ms", "interval: 2s", 1);
+    let (cfg, key) = example_in(&dir, Some(broken.clone()));
+    assert!(tandemctl(&["keygen", s(&key)]).status.success());
+
+    let out = tandemctl(&["config", "check", s(&cfg)]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+
+    let line_of = |needle: &str| {
+        broken
+            .lines()
+            .position(|l| l.contains(needle))
+            .expect("needle")
+            + 1
+    };
+    let file = cfg.display().to_string();
+    let port = format!("{file}:{}:9: heartbeat.port: ", line_of("port: banana"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&port) && l.contains("u16")),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("groups[0].prefer") && l.contains("delta")),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("heartbeat.interval")
+            && l.contains("2s")
+            && l.contains("deadtime")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_config_file_is_one_clear_line() {
+    let dir = TempDir::new("nofile");
+    let cfg = dir.join("nope.yaml");
+    let out = tandemctl(&["config", "check", s(&cfg)]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("nope.yaml") && stderr.contains("No such file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn keygen_writes_0600_and_refuses_overwrite_without_force() {
+    let dir = TempDir::new("keygen");
+    let key = dir.join("sub/authkey");
+
+    let out = tandemctl(&["keygen", s(&key)]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let mode = std::fs::metadata(&key)
+        .expect("key exists")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let first = std::fs::read_to_string(&key).expect("read key");
+    assert_eq!(first.len(), 65);
+    assert!(first.trim_end().chars().all(|c| c.is_ascii_hexdigit()));
+
+    let out = tandemctl(&["keygen", s(&key)]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("already exists") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&key).expect("read key"),
+        first,
+        "untouched"
+    );
+
+    let out = tandemctl(&["keygen", "--force", s(&key)]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let second = std::fs::read_to_string(&key).expect("read key");
+    assert_ne!(first, second);
+    let mode = std::fs::metadata(&key)
+        .expect("key exists")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(tandemctl(&["config", "check"]).status.code(), Some(2));
+    assert_eq!(tandemctl(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(tandemctl(&["keygen", "--bogus"]).status.code(), Some(2));
+}
