@@ -6,7 +6,9 @@
 use std::time::Duration;
 use tandem::core::node::PlantedBug;
 use tandem::core::spec::{FenceMode, OnFail};
-use tandem::core::{AdminCommand, Boot, GroupId, Input, Instant, Node, NodeId, PersistentState, Term};
+use tandem::core::{
+    AdminCommand, Boot, GroupId, Input, Instant, Node, NodeId, PersistentState, Term,
+};
 use tandem::sim::{self, Outcome, ScenarioBuilder, ScriptedFault, Sim};
 
 fn secs(s: f64) -> Duration {
@@ -22,8 +24,12 @@ fn run(b: ScenarioBuilder) -> Outcome {
 
 /// Spans (start, end) during which node `n` actually ran group `www`.
 fn spans(o: &Outcome, n: usize) -> Vec<(f64, Option<f64>)> {
-    let mut v: Vec<_> =
-        o.running_spans.iter().filter(|(g, node, _, _)| g == "www" && *node == n).map(|(_, _, s, e)| (*s, *e)).collect();
+    let mut v: Vec<_> = o
+        .running_spans
+        .iter()
+        .filter(|(g, node, _, _)| g == "www" && *node == n)
+        .map(|(_, _, s, e)| (*s, *e))
+        .collect();
     v.sort_by(|a, b| a.0.total_cmp(&b.0));
     v
 }
@@ -42,20 +48,41 @@ fn clean_failover_to_the_survivor_within_deadtime_and_a_bit() {
     let o = run(three().at(secs(5.0), ScriptedFault::Crash(0)));
     assert_eq!(owner(&o), Some(1), "n2 owns after n1 died");
     let n1 = spans(&o, 0);
-    assert!(n1.first().is_some_and(|(s, _)| *s < 5000.0), "n1 ran first: {n1:?}");
-    let took = o.takeovers.iter().find(|(g, n, at)| g == "www" && *n == 1 && *at > 5000.0).expect("n2 took over");
+    assert!(
+        n1.first().is_some_and(|(s, _)| *s < 5000.0),
+        "n1 ran first: {n1:?}"
+    );
+    let took = o
+        .takeovers
+        .iter()
+        .find(|(g, n, at)| g == "www" && *n == 1 && *at > 5000.0)
+        .expect("n2 took over");
     // deadtime 1 s + detection + start: generous, this is a behaviour test.
-    assert!(took.2 - 5000.0 < 2500.0, "takeover after {} ms", took.2 - 5000.0);
+    assert!(
+        took.2 - 5000.0 < 2500.0,
+        "takeover after {} ms",
+        took.2 - 5000.0
+    );
 }
 
 #[test]
 fn owner_partitioned_into_a_minority_stops_before_the_majority_starts() {
-    let o = run(ScenarioBuilder::new(3).prefer(0).at(secs(5.0), ScriptedFault::Partition(vec![0], vec![1, 2])));
+    let o = run(ScenarioBuilder::new(3)
+        .prefer(0)
+        .at(secs(5.0), ScriptedFault::Partition(vec![0], vec![1, 2])));
     let n1 = spans(&o, 0);
     let (_, n1_end) = n1.first().copied().expect("n1 ran");
     let n1_end = n1_end.expect("n1 stopped in its minority");
-    let other = spans(&o, 1).into_iter().chain(spans(&o, 2)).map(|(s, _)| s).find(|s| *s > 5000.0).expect("majority took over");
-    assert!(n1_end <= other, "n1 stopped at {n1_end} ms, the majority started at {other} ms");
+    let other = spans(&o, 1)
+        .into_iter()
+        .chain(spans(&o, 2))
+        .map(|(s, _)| s)
+        .find(|s| *s > 5000.0)
+        .expect("majority took over");
+    assert!(
+        n1_end <= other,
+        "n1 stopped at {n1_end} ms, the majority started at {other} ms"
+    );
     assert!(o.self_fences.is_empty(), "a quick stop needs no self-fence");
 }
 
@@ -68,7 +95,11 @@ fn two_node_with_fencing_leaves_exactly_one_survivor() {
         .at(secs(5.0), ScriptedFault::Partition(vec![0], vec![1]));
     let o = run(b);
     let fenced: Vec<usize> = o.fences.iter().map(|(n, _)| *n).collect();
-    assert_eq!(fenced.first(), Some(&1), "the owner shot its peer first: {fenced:?}");
+    assert_eq!(
+        fenced.first(),
+        Some(&1),
+        "the owner shot its peer first: {fenced:?}"
+    );
     assert_eq!(owner(&o), Some(0));
 }
 
@@ -87,7 +118,11 @@ fn fence_race_is_decided_by_the_fence_delay() {
     let o = run(b);
     let first = o.fences.first().expect("someone fenced");
     assert_eq!(first.0, 1, "n2 was shot: {:?}", o.fences);
-    assert!(o.fences.iter().all(|(n, _)| *n == 1), "n1 was never shot: {:?}", o.fences);
+    assert!(
+        o.fences.iter().all(|(n, _)| *n == 1),
+        "n1 was never shot: {:?}",
+        o.fences
+    );
     assert_eq!(owner(&o), Some(0));
 }
 
@@ -96,9 +131,22 @@ fn a_failed_stop_fences_the_node_itself_then_the_group_moves() {
     let b = three()
         .on_fail(OnFail::FenceSelf)
         .at(secs(5.0), ScriptedFault::FailStops(0))
-        .at(secs(6.0), ScriptedFault::Admin(2, AdminCommand::Move { group: GroupId::of_name("www"), to: Some(NodeId(2)) }));
+        .at(
+            secs(6.0),
+            ScriptedFault::Admin(
+                2,
+                AdminCommand::Move {
+                    group: GroupId::of_name("www"),
+                    to: Some(NodeId(2)),
+                },
+            ),
+        );
     let o = run(b);
-    assert!(o.self_fences.iter().any(|(n, at)| *n == 0 && *at > 6000.0), "{:?}", o.self_fences);
+    assert!(
+        o.self_fences.iter().any(|(n, at)| *n == 0 && *at > 6000.0),
+        "{:?}",
+        o.self_fences
+    );
     assert_eq!(owner(&o), Some(1));
 }
 
@@ -108,13 +156,34 @@ fn a_failed_stop_with_block_is_fenced_by_the_next_owner() {
         .on_fail(OnFail::Block)
         .fencing(FenceMode::WhenNeeded)
         .at(secs(5.0), ScriptedFault::FailStops(0))
-        .at(secs(6.0), ScriptedFault::Admin(2, AdminCommand::Move { group: GroupId::of_name("www"), to: Some(NodeId(2)) }));
+        .at(
+            secs(6.0),
+            ScriptedFault::Admin(
+                2,
+                AdminCommand::Move {
+                    group: GroupId::of_name("www"),
+                    to: Some(NodeId(2)),
+                },
+            ),
+        );
     let o = run(b);
     assert!(o.self_fences.is_empty());
-    assert!(o.fences.iter().any(|(n, _)| *n == 0), "n1 was fenced: {:?}", o.fences);
-    let fenced_at = o.fences.iter().find(|(n, _)| *n == 0).map(|(_, at)| *at).unwrap_or(f64::MAX);
+    assert!(
+        o.fences.iter().any(|(n, _)| *n == 0),
+        "n1 was fenced: {:?}",
+        o.fences
+    );
+    let fenced_at = o
+        .fences
+        .iter()
+        .find(|(n, _)| *n == 0)
+        .map(|(_, at)| *at)
+        .unwrap_or(f64::MAX);
     let n2 = spans(&o, 1);
-    assert!(n2.first().is_some_and(|(s, _)| *s >= fenced_at), "n2 started only after the fence: {n2:?} {fenced_at}");
+    assert!(
+        n2.first().is_some_and(|(s, _)| *s >= fenced_at),
+        "n2 started only after the fence: {n2:?} {fenced_at}"
+    );
 }
 
 #[test]
@@ -123,35 +192,67 @@ fn a_paused_owner_that_resumes_after_its_lease_fences_itself() {
     // knows at once that its lease is gone.
     let o = run(three().at(secs(5.0), ScriptedFault::VmPause(0, secs(4.0))));
     assert_eq!(owner(&o), Some(1));
-    assert!(o.self_fences.iter().any(|(n, at)| *n == 0 && (*at - 9000.0).abs() < 1.0), "{:?}", o.self_fences);
+    assert!(
+        o.self_fences
+            .iter()
+            .any(|(n, at)| *n == 0 && (*at - 9000.0).abs() < 1.0),
+        "{:?}",
+        o.self_fences
+    );
 }
 
 #[test]
 fn a_paused_daemon_is_fenced_before_takeover_when_fencing_is_always() {
     // Only the daemon is stopped (SIGSTOP): its resources keep running, so nothing but a
     // fence can make the takeover safe.
-    let o = run(three().fencing(FenceMode::Always).at(secs(5.0), ScriptedFault::DaemonPause(0, secs(6.0))));
-    let fenced_at = o.fences.iter().find(|(n, _)| *n == 0).map(|(_, at)| *at).expect("n1 fenced");
+    let o = run(three()
+        .fencing(FenceMode::Always)
+        .at(secs(5.0), ScriptedFault::DaemonPause(0, secs(6.0))));
+    let fenced_at = o
+        .fences
+        .iter()
+        .find(|(n, _)| *n == 0)
+        .map(|(_, at)| *at)
+        .expect("n1 fenced");
     let n2 = spans(&o, 1);
-    assert!(n2.first().is_some_and(|(s, _)| *s >= fenced_at), "n2 started after the fence: {n2:?}");
+    assert!(
+        n2.first().is_some_and(|(s, _)| *s >= fenced_at),
+        "n2 started after the fence: {n2:?}"
+    );
     assert_eq!(owner(&o), Some(1));
 }
 
 #[test]
 fn failback_off_keeps_the_group_where_it_runs() {
-    let o = run(three().failback(false).at(secs(5.0), ScriptedFault::Crash(0)).at(secs(8.0), ScriptedFault::Restart(0)));
+    let o = run(three()
+        .failback(false)
+        .at(secs(5.0), ScriptedFault::Crash(0))
+        .at(secs(8.0), ScriptedFault::Restart(0)));
     assert_eq!(owner(&o), Some(1), "stays on n2");
 }
 
 #[test]
 fn failback_on_moves_the_group_home_once_the_preferred_node_is_stable() {
-    let o = run(three().failback(true).at(secs(5.0), ScriptedFault::Crash(0)).at(secs(8.0), ScriptedFault::Restart(0)));
+    let o = run(three()
+        .failback(true)
+        .at(secs(5.0), ScriptedFault::Crash(0))
+        .at(secs(8.0), ScriptedFault::Restart(0)));
     assert_eq!(owner(&o), Some(0), "back on n1");
     let n2 = spans(&o, 1);
-    let n1_again = spans(&o, 0).into_iter().map(|(s, _)| s).find(|s| *s > 8000.0).expect("n1 again");
+    let n1_again = spans(&o, 0)
+        .into_iter()
+        .map(|(s, _)| s)
+        .find(|s| *s > 8000.0)
+        .expect("n1 again");
     let n2_end = n2.first().and_then(|(_, e)| *e).expect("n2 stopped");
-    assert!(n2_end <= n1_again, "n2 stopped ({n2_end}) before n1 started ({n1_again})");
-    assert!(n1_again > 8000.0 + 2000.0, "only after failback_delay (2 s) of stability");
+    assert!(
+        n2_end <= n1_again,
+        "n2 stopped ({n2_end}) before n1 started ({n1_again})"
+    );
+    assert!(
+        n1_again > 8000.0 + 2000.0,
+        "only after failback_delay (2 s) of stability"
+    );
 }
 
 #[test]
@@ -159,13 +260,38 @@ fn standby_moves_the_group_away_and_online_does_not_pull_it_back() {
     let www = GroupId::of_name("www");
     let _ = www;
     let b = three()
-        .at(secs(5.0), ScriptedFault::Admin(2, AdminCommand::Standby { node: NodeId(1), on: true }))
-        .at(secs(10.0), ScriptedFault::Admin(2, AdminCommand::Standby { node: NodeId(1), on: false }));
+        .at(
+            secs(5.0),
+            ScriptedFault::Admin(
+                2,
+                AdminCommand::Standby {
+                    node: NodeId(1),
+                    on: true,
+                },
+            ),
+        )
+        .at(
+            secs(10.0),
+            ScriptedFault::Admin(
+                2,
+                AdminCommand::Standby {
+                    node: NodeId(1),
+                    on: false,
+                },
+            ),
+        );
     let o = run(b);
-    let n1_end = spans(&o, 0).first().and_then(|(_, e)| *e).expect("n1 stopped");
+    let n1_end = spans(&o, 0)
+        .first()
+        .and_then(|(_, e)| *e)
+        .expect("n1 stopped");
     let n2_start = spans(&o, 1).first().map(|(s, _)| *s).expect("n2 started");
     assert!(n1_end <= n2_start);
-    assert!(n2_start - 5000.0 < 1000.0, "a clean handoff does not wait for a deadtime: {}", n2_start - 5000.0);
+    assert!(
+        n2_start - 5000.0 < 1000.0,
+        "a clean handoff does not wait for a deadtime: {}",
+        n2_start - 5000.0
+    );
     assert_eq!(owner(&o), Some(1));
 }
 
@@ -177,9 +303,21 @@ fn restart_keeps_terms_from_disk_and_campaigns_above_them() {
     b = b.seed(3);
     let spec = b.build().spec;
     let www = GroupId::of_name("www");
-    let persisted = PersistentState { terms: vec![(www, Term(7))], ..PersistentState::default() };
+    let persisted = PersistentState {
+        terms: vec![(www, Term(7))],
+        ..PersistentState::default()
+    };
     let start = Instant::from_nanos(1_000_000_000);
-    let mut node = Node::new(spec, NodeId(1), Boot { incarnation: 2, persisted: Some(persisted), seed: 1 }, start);
+    let mut node = Node::new(
+        spec,
+        NodeId(1),
+        Boot {
+            incarnation: 2,
+            persisted: Some(persisted),
+            seed: 1,
+        },
+        start,
+    );
     assert_eq!(node.known_term(www), Term(7));
     let mut now = start;
     let mut persisted_terms = Vec::new();
@@ -188,21 +326,30 @@ fn restart_keeps_terms_from_disk_and_campaigns_above_them() {
         now = now + Duration::from_millis(50);
         let mut inputs = vec![Input::Tick];
         while let Some(input) = inputs.pop() {
-          for a in node.handle(now, input) {
-            match a {
-                tandem::core::Action::RunOp { op, .. } => {
-                    inputs.push(Input::OpDone { op, result: tandem::core::OpResult::Ok })
-                }
-                tandem::core::Action::Persist(s) => persisted_terms.push(s.terms[0].1),
-                tandem::core::Action::Send(hb) => {
-                    if let Some(r) = hb.groups.iter().find(|r| r.owner == Some(NodeId(1)) && r.term > Term(7)) {
-                        claimed.get_or_insert(r.term);
-                        assert!(persisted_terms.contains(&r.term), "term {:?} sent before it was persisted", r.term);
+            for a in node.handle(now, input) {
+                match a {
+                    tandem::core::Action::RunOp { op, .. } => inputs.push(Input::OpDone {
+                        op,
+                        result: tandem::core::OpResult::Ok,
+                    }),
+                    tandem::core::Action::Persist(s) => persisted_terms.push(s.terms[0].1),
+                    tandem::core::Action::Send(hb) => {
+                        if let Some(r) = hb
+                            .groups
+                            .iter()
+                            .find(|r| r.owner == Some(NodeId(1)) && r.term > Term(7))
+                        {
+                            claimed.get_or_insert(r.term);
+                            assert!(
+                                persisted_terms.contains(&r.term),
+                                "term {:?} sent before it was persisted",
+                                r.term
+                            );
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
             }
-          }
         }
     }
     assert_eq!(claimed, Some(Term(8)));
@@ -218,5 +365,9 @@ fn the_checker_catches_a_planted_bug() {
         Sim::new(s).run().err()
     });
     let v = found.expect("the planted bug was not caught in 500 seeds");
-    assert!(v.invariant.contains("lease") || v.invariant.contains("at most one"), "{}", v.invariant);
+    assert!(
+        v.invariant.contains("lease") || v.invariant.contains("at most one"),
+        "{}",
+        v.invariant
+    );
 }

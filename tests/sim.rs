@@ -8,7 +8,10 @@ use std::time::Instant;
 use tandem::sim;
 
 fn seeds() -> u64 {
-    std::env::var("TANDEM_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000)
+    std::env::var("TANDEM_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000)
 }
 
 #[test]
@@ -18,7 +21,9 @@ fn sweep() {
     let failures: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let steps = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let next = Arc::clone(&next);
@@ -55,13 +60,19 @@ fn sweep() {
         failures.len()
     );
     if let Some(first) = failures.first() {
-        panic!("{} seed(s) broke an invariant; first:\n{first}", failures.len());
+        panic!(
+            "{} seed(s) broke an invariant; first:\n{first}",
+            failures.len()
+        );
     }
 }
 
 #[test]
 fn replay() {
-    let Some(seed) = std::env::var("TANDEM_SIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) else {
+    let Some(seed) = std::env::var("TANDEM_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
         return;
     };
     let scenario = sim::Scenario::random(seed);

@@ -72,16 +72,24 @@ fn heartbeat() -> impl Strategy<Value = Heartbeat> {
         },
     );
     let view = (node(), any::<bool>()).prop_map(|(node, up)| PeerView { node, up });
-    let report = (group(), any::<u64>(), opt_node(), any::<u64>(), phase(), opt_node()).prop_map(
-        |(group, term, owner, owner_incarnation, phase, handoff_to)| GroupReport {
-            owner_incarnation,
-            group,
-            term: Term(term),
-            owner,
-            phase,
-            handoff_to,
-        },
-    );
+    let report = (
+        group(),
+        any::<u64>(),
+        opt_node(),
+        any::<u64>(),
+        phase(),
+        opt_node(),
+    )
+        .prop_map(
+            |(group, term, owner, owner_incarnation, phase, handoff_to)| GroupReport {
+                owner_incarnation,
+                group,
+                term: Term(term),
+                owner,
+                phase,
+                handoff_to,
+            },
+        );
     let grant =
         (group(), any::<u64>(), node(), instant()).prop_map(|(group, term, to, echo_sent_at)| {
             Grant {
@@ -312,7 +320,10 @@ fn largest_heartbeat_that_fits_roundtrips_and_one_more_entry_is_refused() {
         .collect();
     hb.admin.standby = (1..=MAX_NODES as u16).map(NodeId).collect();
     hb.admin.cleanups = (0..MAX_GROUPS as u32).map(|g| (GroupId(g), 1)).collect();
-    while matches!(seal(&hb, 9, 0, &key, [0; 24]), Err(EncodeError::TooLarge { .. })) {
+    while matches!(
+        seal(&hb, 9, 0, &key, [0; 24]),
+        Err(EncodeError::TooLarge { .. })
+    ) {
         hb.admin.cleanups.pop();
     }
     let mut next = 0u32;
@@ -333,7 +344,11 @@ fn largest_heartbeat_that_fits_roundtrips_and_one_more_entry_is_refused() {
         }
     }
     let dg = seal(&hb, 9, 0, &key, [0; 24]).unwrap();
-    assert!(dg.len() <= MAX_DATAGRAM && dg.len() > MAX_DATAGRAM - 4, "{}", dg.len());
+    assert!(
+        dg.len() <= MAX_DATAGRAM && dg.len() > MAX_DATAGRAM - 4,
+        "{}",
+        dg.len()
+    );
     assert_eq!(open(&dg, 9, 0, &Keyring::new(key.clone())), Ok(hb.clone()));
 }
 

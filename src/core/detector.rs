@@ -99,7 +99,12 @@ impl Detector {
         } else {
             let n = self.gaps_ms.len() as f64;
             let mean = self.gaps_ms.iter().sum::<f64>() / n;
-            let var = self.gaps_ms.iter().map(|g| (g - mean) * (g - mean)).sum::<f64>() / n;
+            let var = self
+                .gaps_ms
+                .iter()
+                .map(|g| (g - mean) * (g - mean))
+                .sum::<f64>()
+                / n;
             (mean, var)
         };
         let std = var.sqrt().max(ms(self.interval) / 4.0).max(0.1);
@@ -192,8 +197,15 @@ mod tests {
         regular(&mut d, 2000, 100);
         assert_eq!(d.state(at(2050)), LinkState::Up);
         assert_eq!(d.state(at(2150)), LinkState::Up, "below the floor");
-        assert!(d.state(at(2600)) != LinkState::Up, "five gaps late is not up");
-        assert_eq!(d.state(at(3000)), LinkState::Down, "deadtime is a hard ceiling");
+        assert!(
+            d.state(at(2600)) != LinkState::Up,
+            "five gaps late is not up"
+        );
+        assert_eq!(
+            d.state(at(3000)),
+            LinkState::Down,
+            "deadtime is a hard ceiling"
+        );
     }
 
     #[test]

@@ -18,8 +18,7 @@
 use super::detector::{Detector, LinkState};
 use super::ids::{GroupId, NodeId, Term};
 use super::io::{
-    Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind,
-    OpResult,
+    Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind, OpResult,
 };
 use super::message::{
     AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
@@ -181,6 +180,8 @@ impl GroupState {
 struct GroupState {
     id: GroupId,
     known: Known,
+    /// When a handoff hint (`known.handoff_to`) was last learned.
+    handoff_seen: Option<Instant>,
     holder: Option<HolderRecord>,
     role: Role,
     promise: Option<Promise>,
@@ -202,9 +203,21 @@ struct GroupState {
 
 #[derive(Clone, Copy, Debug)]
 enum FenceJob {
-    Delayed { until: Instant, incarnation: u64, why: FenceWhy },
-    InFlight { request: FenceId, incarnation: u64, why: FenceWhy },
-    Retry { at: Instant, incarnation: u64, why: FenceWhy },
+    Delayed {
+        until: Instant,
+        incarnation: u64,
+        why: FenceWhy,
+    },
+    InFlight {
+        request: FenceId,
+        incarnation: u64,
+        why: FenceWhy,
+    },
+    Retry {
+        at: Instant,
+        incarnation: u64,
+        why: FenceWhy,
+    },
 }
 
 /// Why a fence was asked for: a node that vanished is not shot if it comes back before
@@ -251,6 +264,8 @@ pub struct Node {
     bug: PlantedBug,
     /// The latest time handed to `handle`: deadlines at or before it were dealt with.
     last_now: Instant,
+    /// Something that must be durable changed; persist before the next send.
+    persist_due: bool,
 }
 
 const MIN_SEND_GAP_DIVISOR: u32 = 4;
@@ -293,7 +308,10 @@ impl Node {
                     .find(|(id, _)| *id == g.id)
                     .map(|(_, t)| *t)
                     .unwrap_or_default();
-                let owned = persisted.owned.iter().any(|(id, t)| *id == g.id && *t == term);
+                let owned = persisted
+                    .owned
+                    .iter()
+                    .any(|(id, t)| *id == g.id && *t == term);
                 GroupState {
                     id: g.id,
                     known: Known {
@@ -304,6 +322,7 @@ impl Node {
                         handoff_to: None,
                     },
                     holder: persisted.holders.iter().find(|h| h.group == g.id).copied(),
+                    handoff_seen: None,
                     // A term we owned before a restart is still ours until we have
                     // stopped everything and said so: claim it as Stopping.
                     role: if owned && term > Term(0) {
@@ -369,6 +388,7 @@ impl Node {
             self_fenced: false,
             bug: PlantedBug::None,
             last_now: now,
+            persist_due: false,
             spec,
         }
     }
@@ -400,9 +420,13 @@ impl Node {
         self.last_now = now;
         match input {
             Input::Tick => {}
-            Input::Heartbeat { link, heartbeat } => self.on_heartbeat(now, link, heartbeat, &mut out),
+            Input::Heartbeat { link, heartbeat } => {
+                self.on_heartbeat(now, link, heartbeat, &mut out)
+            }
             Input::OpDone { op, result } => self.on_op_done(now, op, result, &mut out),
-            Input::FenceDone { request, result } => self.on_fence_done(now, request, result, &mut out),
+            Input::FenceDone { request, result } => {
+                self.on_fence_done(now, request, result, &mut out)
+            }
             Input::Admin(cmd) => self.on_admin(now, cmd, &mut out),
             Input::Health { ok } => {
                 if self.healthy != ok {
@@ -412,7 +436,11 @@ impl Node {
                         EventKind::Decision,
                         Some(self.me),
                         None,
-                        if ok { "health checks pass again" } else { "health check failed: giving up groups" },
+                        if ok {
+                            "health checks pass again"
+                        } else {
+                            "health check failed: giving up groups"
+                        },
                     ));
                 }
             }
@@ -454,9 +482,17 @@ impl Node {
             if let Some(p) = g.promise {
                 consider(p.until, "promise expires");
             }
-            if let Role::Owner { lease_until, recovering: false, .. } = g.role {
+            if let Role::Owner {
+                lease_until,
+                recovering: false,
+                ..
+            } = g.role
+            {
                 if self.lease_enforced() {
-                    consider(lease_until.saturating_sub(self.spec.timing.stop_before_lease_end), "lease renewal due");
+                    consider(
+                        lease_until.saturating_sub(self.spec.timing.stop_before_lease_end),
+                        "lease renewal due",
+                    );
                     consider(lease_until, "lease ends");
                 }
             }
@@ -481,7 +517,11 @@ impl Node {
         if from == self.me {
             return;
         }
-        if self.fenced.get(&from).is_some_and(|inc| hb.incarnation <= *inc) {
+        if self
+            .fenced
+            .get(&from)
+            .is_some_and(|inc| hb.incarnation <= *inc)
+        {
             // A fenced incarnation is powered off; anything still in flight from it is
             // history.
             return;
@@ -540,7 +580,10 @@ impl Node {
                 EventKind::ConfigMismatch,
                 Some(from),
                 None,
-                &format!("{from} runs a config with a different digest ({:016x}, mine {:016x})", hb.config_digest, my_digest),
+                &format!(
+                    "{from} runs a config with a different digest ({:016x}, mine {:016x})",
+                    hb.config_digest, my_digest
+                ),
             ));
         }
         peer.claims = hb
@@ -569,6 +612,9 @@ impl Node {
                 self.consider_grant(now, from, peer_incarnation, r, hb.sent_at);
             }
         }
+        if self.persist_due {
+            self.persist(out);
+        }
         for g in &hb.grants {
             if g.to == self.me {
                 self.receive_grant(from, g);
@@ -583,7 +629,9 @@ impl Node {
         }
         // Promises to a fenced incarnation protect nothing any more.
         for g in &mut self.groups {
-            if g.promise.is_some_and(|p| p.to == node && p.to_incarnation <= incarnation) {
+            if g.promise
+                .is_some_and(|p| p.to == node && p.to_incarnation <= incarnation)
+            {
                 g.promise = None;
             }
         }
@@ -594,14 +642,21 @@ impl Node {
     fn merge_report(&mut self, from: NodeId, from_inc: u64, r: &GroupReport) -> bool {
         let rank_of = |node: NodeId, spec: &ClusterSpec| {
             let n = spec.node(node);
-            (n.map(|n| n.priority).unwrap_or(i32::MIN), std::cmp::Reverse(node))
+            (
+                n.map(|n| n.priority).unwrap_or(i32::MIN),
+                std::cmp::Reverse(node),
+            )
         };
         let spec = &self.spec;
         let Some(g) = self.groups.iter_mut().find(|g| g.id == r.group) else {
             return false;
         };
         let authoritative = r.owner == Some(from);
-        let owner_inc = if authoritative { from_inc } else { r.owner_incarnation };
+        let owner_inc = if authoritative {
+            from_inc
+        } else {
+            r.owner_incarnation
+        };
         let holder_changed = update_holder(&mut g.holder, g.id, r, authoritative, owner_inc);
         if r.term > g.known.term {
             g.known = Known {
@@ -626,7 +681,11 @@ impl Node {
             }
             return false;
         }
-        // Same term, the sender speaks about itself.
+        // Same term, the sender speaks about itself. A release never displaces what we
+        // know of another node's claim.
+        if r.phase == Phase::Released && g.known.owner.is_some_and(|o| o != from) {
+            return false;
+        }
         let replace = match g.known.owner {
             None => true,
             Some(o) if o == from => true,
@@ -648,13 +707,24 @@ impl Node {
 
     /// The voter's side: grant `from` the group it claims, or renew the grant, if no
     /// promise to somebody else stands in the way.
-    fn consider_grant(&mut self, now: Instant, from: NodeId, from_inc: u64, r: &GroupReport, sent_at: Instant) {
+    fn consider_grant(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        from_inc: u64,
+        r: &GroupReport,
+        sent_at: Instant,
+    ) {
         let quiet = self.in_quiet(now);
         let deadtime = self.spec.timing.deadtime;
         let bug = self.bug;
         let fence_required = !self.lease_enforced();
         let fenced_by_me = self.fenced_by_me.clone();
-        let holder_fenced_by_me = |h: HolderRecord| fenced_by_me.get(&h.owner).is_some_and(|f| *f >= h.incarnation);
+        let holder_fenced_by_me = |h: HolderRecord| {
+            fenced_by_me
+                .get(&h.owner)
+                .is_some_and(|f| *f >= h.incarnation)
+        };
         let fenced = &self.fenced;
         let Some(g) = self.groups.iter_mut().find(|g| g.id == r.group) else {
             return;
@@ -666,7 +736,7 @@ impl Node {
             return;
         }
         let current = g.promise.filter(|p| {
-            now < p.until && !fenced.get(&p.to).is_some_and(|inc| *inc >= p.to_incarnation)
+            now < p.until && fenced.get(&p.to).is_none_or(|inc| *inc < p.to_incarnation)
         });
         match current {
             Some(p) if p.to == from => {
@@ -678,6 +748,17 @@ impl Node {
                         until: now + deadtime,
                         echo: sent_at,
                     });
+                    if g.holder.is_none_or(|h| r.term > h.term) {
+                        g.holder = Some(HolderRecord {
+                            group: g.id,
+                            term: r.term,
+                            owner: from,
+                            incarnation: from_inc,
+                            released: false,
+                            failed: false,
+                        });
+                        self.persist_due = true;
+                    }
                 }
             }
             Some(_) if bug != PlantedBug::SkipPromiseWait => {}
@@ -689,7 +770,9 @@ impl Node {
                 // have let go or to be fenced: a promise running out proves nothing.
                 if fence_required {
                     if let Some(h) = g.holder.filter(|h| !h.released && h.owner != from) {
-                        let inc_fenced = fenced.get(&h.owner).is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation);
+                        let inc_fenced = fenced
+                            .get(&h.owner)
+                            .is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation);
                         if !inc_fenced && !holder_fenced_by_me(h) {
                             return;
                         }
@@ -702,6 +785,20 @@ impl Node {
                     until: now + deadtime,
                     echo: sent_at,
                 });
+                // A grant is a commitment: the grantee may start the moment it counts a
+                // quorum, before anyone hears it run. Remember it as the holder, durably,
+                // before the grant goes out.
+                if g.holder.is_none_or(|h| r.term > h.term) {
+                    g.holder = Some(HolderRecord {
+                        group: g.id,
+                        term: r.term,
+                        owner: from,
+                        incarnation: from_inc,
+                        released: false,
+                        failed: false,
+                    });
+                    self.persist_due = true;
+                }
                 self.send_asap = true;
             }
         }
@@ -712,7 +809,9 @@ impl Node {
             return;
         };
         match &mut g.role {
-            Role::Candidate { term, grants, .. } | Role::Owner { term, grants, .. } if *term == grant.term => {
+            Role::Candidate { term, grants, .. } | Role::Owner { term, grants, .. }
+                if *term == grant.term =>
+            {
                 let e = grants.entry(from).or_insert(grant.echo_sent_at);
                 if grant.echo_sent_at > *e {
                     *e = grant.echo_sent_at;
@@ -749,7 +848,11 @@ impl Node {
     // ------------------------------------------------------------- operations in
 
     fn on_op_done(&mut self, now: Instant, op: OpId, result: OpResult, out: &mut Vec<Action>) {
-        let Some(gi) = self.groups.iter().position(|g| g.op.is_some_and(|(id, _, _)| id == op)) else {
+        let Some(gi) = self
+            .groups
+            .iter()
+            .position(|g| g.op.is_some_and(|(id, _, _)| id == op))
+        else {
             return;
         };
         let on_fail = self.spec.groups[gi].on_fail;
@@ -781,7 +884,12 @@ impl Node {
                 g.failures.push(now);
                 g.banned = true;
                 g.last_failure = Some(format!("{name}: start {}", describe(&result)));
-                out.push(event(EventKind::ResourceFailed, Some(me), Some(g.id), &format!("{name}: start {}; giving the group up", describe(&result))));
+                out.push(event(
+                    EventKind::ResourceFailed,
+                    Some(me),
+                    Some(g.id),
+                    &format!("{name}: start {}; giving the group up", describe(&result)),
+                ));
                 if let Role::Owner { after_stop, .. } = &mut g.role {
                     *after_stop = Some(AfterStop::Release { handoff_to: None });
                 }
@@ -791,21 +899,38 @@ impl Node {
             (OpKind::Monitor, _) => {
                 g.res[idx] = Res::Unknown;
                 g.failures.push(now);
-                g.failures.retain(|t| now.saturating_since(*t) < failure_timeout);
+                g.failures
+                    .retain(|t| now.saturating_since(*t) < failure_timeout);
                 g.last_failure = Some(format!("{name}: monitor {}", describe(&result)));
                 g.next_monitor = None;
                 g.monitor_cursor = None;
                 let count = g.failures.len() as u32;
                 if count >= threshold {
                     g.banned = true;
-                    out.push(event(EventKind::ResourceFailed, Some(me), Some(g.id), &format!("{name}: monitor {} ({count}/{threshold}): moving the group away", describe(&result))));
+                    out.push(event(
+                        EventKind::ResourceFailed,
+                        Some(me),
+                        Some(g.id),
+                        &format!(
+                            "{name}: monitor {} ({count}/{threshold}): moving the group away",
+                            describe(&result)
+                        ),
+                    ));
                     if let Role::Owner { after_stop, .. } = &mut g.role {
                         *after_stop = Some(AfterStop::Release { handoff_to: None });
                     }
                     g.goal = Goal::Stop;
                     self.send_asap = true;
                 } else {
-                    out.push(event(EventKind::ResourceFailed, Some(me), Some(g.id), &format!("{name}: monitor {} ({count}/{threshold}): restarting in place", describe(&result))));
+                    out.push(event(
+                        EventKind::ResourceFailed,
+                        Some(me),
+                        Some(g.id),
+                        &format!(
+                            "{name}: monitor {} ({count}/{threshold}): restarting in place",
+                            describe(&result)
+                        ),
+                    ));
                     g.restart_from = Some(idx);
                 }
             }
@@ -817,7 +942,15 @@ impl Node {
                         self.self_fence(format!("{name}: stop {}", describe(&result)), out);
                     }
                     OnFail::Block => {
-                        out.push(event(EventKind::ResourceFailed, Some(me), Some(g.id), &format!("{name}: stop {}: group blocked until cleanup or fencing", describe(&result))));
+                        out.push(event(
+                            EventKind::ResourceFailed,
+                            Some(me),
+                            Some(g.id),
+                            &format!(
+                                "{name}: stop {}: group blocked until cleanup or fencing",
+                                describe(&result)
+                            ),
+                        ));
                         if let Role::Owner { failed, .. } = &mut g.role {
                             *failed = true;
                         }
@@ -828,7 +961,13 @@ impl Node {
         }
     }
 
-    fn on_fence_done(&mut self, now: Instant, request: FenceId, result: FenceResult, out: &mut Vec<Action>) {
+    fn on_fence_done(
+        &mut self,
+        now: Instant,
+        request: FenceId,
+        result: FenceResult,
+        out: &mut Vec<Action>,
+    ) {
         let Some((&target, &job)) = self
             .fences
             .iter()
@@ -836,16 +975,27 @@ impl Node {
         else {
             return;
         };
-        let FenceJob::InFlight { incarnation, why, .. } = job else {
+        let FenceJob::InFlight {
+            incarnation, why, ..
+        } = job
+        else {
             return;
         };
         match result {
             FenceResult::Off => {
                 // A power-off ends whatever incarnation runs, which is at least every
                 // incarnation we know of.
-                let known = self.groups.iter().filter_map(|g| g.holder).filter(|h| h.owner == target).map(|h| h.incarnation);
+                let known = self
+                    .groups
+                    .iter()
+                    .filter_map(|g| g.holder)
+                    .filter(|h| h.owner == target)
+                    .map(|h| h.incarnation);
                 let peer = self.peers.get(&target).map(|p| p.incarnation).unwrap_or(0);
-                let incarnation = known.chain([incarnation, peer]).max().unwrap_or(incarnation);
+                let incarnation = known
+                    .chain([incarnation, peer])
+                    .max()
+                    .unwrap_or(incarnation);
                 self.fences.remove(&target);
                 self.fenced_by_me.insert(target, incarnation);
                 self.learn_fence(target, incarnation);
@@ -857,11 +1007,23 @@ impl Node {
                     p.claims.clear();
                 }
                 self.send_asap = true;
-                out.push(event(EventKind::FenceSucceeded, Some(target), None, &format!("{target} is fenced (off)")));
+                out.push(event(
+                    EventKind::FenceSucceeded,
+                    Some(target),
+                    None,
+                    &format!("{target} is fenced (off)"),
+                ));
             }
             FenceResult::Failed(error) => {
                 let at = now + self.spec.fencing.retry_interval;
-                self.fences.insert(target, FenceJob::Retry { at, incarnation, why });
+                self.fences.insert(
+                    target,
+                    FenceJob::Retry {
+                        at,
+                        incarnation,
+                        why,
+                    },
+                );
                 out.push(event(EventKind::FenceFailed, Some(target), None, &format!("fencing {target} failed: {error}; retrying in {} ms; its groups stay stopped", self.spec.fencing.retry_interval.as_millis())));
             }
         }
@@ -881,7 +1043,12 @@ impl Node {
                 let owner = self.group_owner(group);
                 let target = to.or_else(|| self.best_node(now, group, owner));
                 let Some(target) = target else {
-                    out.push(event(EventKind::Admin, None, Some(group), "move: no other eligible node"));
+                    out.push(event(
+                        EventKind::Admin,
+                        None,
+                        Some(group),
+                        "move: no other eligible node",
+                    ));
                     return;
                 };
                 admin.moves.retain(|(g, _)| *g != group);
@@ -904,7 +1071,10 @@ impl Node {
                 admin.maintenance = on;
                 format!("maintenance {}", if on { "on" } else { "off" })
             }
-            AdminCommand::Maintenance { group: Some(group), on } => {
+            AdminCommand::Maintenance {
+                group: Some(group),
+                on,
+            } => {
                 admin.group_maintenance.retain(|g| *g != group);
                 if on {
                     admin.group_maintenance.push(group);
@@ -913,8 +1083,20 @@ impl Node {
             }
             AdminCommand::Fence { node } => {
                 let incarnation = self.peers.get(&node).map(|p| p.incarnation).unwrap_or(0);
-                self.fences.insert(node, FenceJob::Delayed { until: now, incarnation, why: FenceWhy::Admin });
-                out.push(event(EventKind::Admin, Some(node), None, &format!("fence {node} requested by admin")));
+                self.fences.insert(
+                    node,
+                    FenceJob::Delayed {
+                        until: now,
+                        incarnation,
+                        why: FenceWhy::Admin,
+                    },
+                );
+                out.push(event(
+                    EventKind::Admin,
+                    Some(node),
+                    None,
+                    &format!("fence {node} requested by admin"),
+                ));
                 return;
             }
         };
@@ -950,9 +1132,19 @@ impl Node {
                 if s != was {
                     peer.link_state[k] = s;
                     if was.delivers() && !s.delivers() {
-                        out.push(event(EventKind::LinkDown, Some(id), None, &format!("link {k} to {id} down")));
+                        out.push(event(
+                            EventKind::LinkDown,
+                            Some(id),
+                            None,
+                            &format!("link {k} to {id} down"),
+                        ));
                     } else if !was.delivers() && s.delivers() && was != LinkState::Unknown {
-                        out.push(event(EventKind::LinkUp, Some(id), None, &format!("link {k} to {id} up")));
+                        out.push(event(
+                            EventKind::LinkUp,
+                            Some(id),
+                            None,
+                            &format!("link {k} to {id} up"),
+                        ));
                     }
                 }
             }
@@ -961,10 +1153,20 @@ impl Node {
                 peer.up = up;
                 if up {
                     peer.up_since = Some(now);
-                    out.push(event(EventKind::NodeUp, Some(id), None, &format!("{id} is up")));
+                    out.push(event(
+                        EventKind::NodeUp,
+                        Some(id),
+                        None,
+                        &format!("{id} is up"),
+                    ));
                 } else {
                     peer.up_since = None;
-                    out.push(event(EventKind::NodeDown, Some(id), None, &format!("{id} is down: no heartbeat on any link")));
+                    out.push(event(
+                        EventKind::NodeDown,
+                        Some(id),
+                        None,
+                        &format!("{id} is down: no heartbeat on any link"),
+                    ));
                 }
             }
         }
@@ -978,12 +1180,30 @@ impl Node {
         if quorate != self.quorate {
             self.quorate = quorate;
             self.send_asap = true;
-            let kind = if quorate { EventKind::QuorumGained } else { EventKind::QuorumLost };
-            out.push(event(kind, Some(self.me), None, &format!("{} votes of {expected} present", present)));
+            let kind = if quorate {
+                EventKind::QuorumGained
+            } else {
+                EventKind::QuorumLost
+            };
+            out.push(event(
+                kind,
+                Some(self.me),
+                None,
+                &format!("{} votes of {expected} present", present),
+            ));
         }
-        if self.state_lost && self.quorate && !self.in_quiet(now) && (self.seen_all || !self.spec.quorum.wait_for_all) {
+        if self.state_lost
+            && self.quorate
+            && !self.in_quiet(now)
+            && (self.seen_all || !self.spec.quorum.wait_for_all)
+        {
             self.state_lost = false;
-            out.push(event(EventKind::Decision, Some(self.me), None, "state file was lost: rebuilt from the cluster's view"));
+            out.push(event(
+                EventKind::Decision,
+                Some(self.me),
+                None,
+                "state file was lost: rebuilt from the cluster's view",
+            ));
             self.persist(out);
         }
     }
@@ -1041,6 +1261,14 @@ impl Node {
         if !gs.allowed(node) {
             return false;
         }
+        // A node whose stop failed holds the group blocked: it must be fenced or
+        // cleaned up, not waited for.
+        if self.groups[gi]
+            .holder
+            .is_some_and(|h| h.owner == node && h.failed && !h.released)
+        {
+            return false;
+        }
         if node == self.me {
             return self.healthy && !self.groups[gi].banned;
         }
@@ -1053,7 +1281,11 @@ impl Node {
     /// then priority, then the lower node id.
     fn rank(&self, node: NodeId, gi: usize) -> (bool, bool, i32, std::cmp::Reverse<NodeId>) {
         let gs = &self.spec.groups[gi];
-        let moved = self.admin.moves.iter().any(|(g, n)| *g == gs.id && *n == node);
+        let moved = self
+            .admin
+            .moves
+            .iter()
+            .any(|(g, n)| *g == gs.id && *n == node);
         let preferred = gs.prefer == Some(node);
         let prio = self.spec.node(node).map(|n| n.priority).unwrap_or(i32::MIN);
         (moved, preferred, prio, std::cmp::Reverse(node))
@@ -1088,7 +1320,9 @@ impl Node {
                 .get(&h.owner)
                 .filter(|p| p.up)
                 .and_then(|p| p.claims.get(&g.id))
-                .is_some_and(|c| c.term >= h.term && !matches!(c.phase, Phase::Released | Phase::Failed));
+                .is_some_and(|c| {
+                    c.term >= h.term && !matches!(c.phase, Phase::Released | Phase::Failed)
+                });
             if claims {
                 return Some(h.owner);
             }
@@ -1102,7 +1336,8 @@ impl Node {
             return None;
         }
         let claim = peer.claims.get(&g.id)?;
-        (!matches!(claim.phase, Phase::Released | Phase::Failed) && claim.term >= g.known.term).then_some(o)
+        (!matches!(claim.phase, Phase::Released | Phase::Failed) && claim.term >= g.known.term)
+            .then_some(o)
     }
 
     fn evaluate_group(&mut self, now: Instant, gi: usize, out: &mut Vec<Action>) {
@@ -1112,12 +1347,27 @@ impl Node {
             return;
         }
         match self.groups[gi].role.clone() {
-            Role::Owner { term, lease_until, after_stop, failed, recovering, .. } => {
+            Role::Owner {
+                term,
+                lease_until,
+                after_stop,
+                failed,
+                recovering,
+                ..
+            } => {
                 // A recovering owner has no lease to enforce: it only stops and releases.
-                let lease_until = if recovering { Instant::from_nanos(u64::MAX) } else { lease_until };
+                let lease_until = if recovering {
+                    Instant::from_nanos(u64::MAX)
+                } else {
+                    lease_until
+                };
                 self.evaluate_owner(now, gi, term, lease_until, after_stop, failed, out)
             }
-            Role::Candidate { term, since, grants } => self.evaluate_candidate(now, gi, term, since, &grants, out),
+            Role::Candidate {
+                term,
+                since,
+                grants,
+            } => self.evaluate_candidate(now, gi, term, since, &grants, out),
             Role::Idle => self.evaluate_idle(now, gi, out),
         }
     }
@@ -1139,7 +1389,13 @@ impl Node {
         let maybe_running = g.may_run();
 
         if self.lease_enforced() && now >= lease_until && maybe_running {
-            self.self_fence(format!("lease of {} ended while resources may still run", self.spec.groups[gi].name), out);
+            self.self_fence(
+                format!(
+                    "lease of {} ended while resources may still run",
+                    self.spec.groups[gi].name
+                ),
+                out,
+            );
             return;
         }
         if stopping {
@@ -1149,7 +1405,11 @@ impl Node {
             return;
         }
         if failed {
-            self.set_reason(gi, "blocked: a stop failed; fence this node or clean up".into(), out);
+            self.set_reason(
+                gi,
+                "blocked: a stop failed; fence this node or clean up".into(),
+                out,
+            );
             return;
         }
         // A newer term, or (only possible under `no_quorum_policy: ignore`) a better
@@ -1160,16 +1420,31 @@ impl Node {
             && g.known.phase != Phase::Released;
         if newer_owner {
             let o = g.known.owner.map(|o| self.name(o)).unwrap_or_default();
-            self.begin_stop(gi, AfterStop::StepDown, format!("{o} owns term {}: stepping down", g.known.term), out);
+            self.begin_stop(
+                gi,
+                AfterStop::StepDown,
+                format!("{o} owns term {}: stepping down", g.known.term),
+                out,
+            );
             return;
         }
         if self.lease_enforced() && now + self.spec.timing.stop_before_lease_end >= lease_until {
             let left = lease_until.saturating_since(now).as_millis();
-            self.begin_stop(gi, AfterStop::Release { handoff_to: None }, format!("lease not renewed ({left} ms left): lost contact with quorum"), out);
+            self.begin_stop(
+                gi,
+                AfterStop::Release { handoff_to: None },
+                format!("lease not renewed ({left} ms left): lost contact with quorum"),
+                out,
+            );
             return;
         }
         if !self.quorate && self.spec.quorum.no_quorum_policy == NoQuorumPolicy::Stop {
-            self.begin_stop(gi, AfterStop::Release { handoff_to: None }, format!("{} lost quorum", self.name(self.me)), out);
+            self.begin_stop(
+                gi,
+                AfterStop::Release { handoff_to: None },
+                format!("{} lost quorum", self.name(self.me)),
+                out,
+            );
             return;
         }
         if !self.node_eligible(self.me, gi) {
@@ -1181,17 +1456,33 @@ impl Node {
             } else {
                 "failed too often here"
             };
-            self.begin_stop(gi, AfterStop::Release { handoff_to: to }, format!("{}: {why}, giving the group up", self.name(self.me)), out);
+            self.begin_stop(
+                gi,
+                AfterStop::Release { handoff_to: to },
+                format!("{}: {why}, giving the group up", self.name(self.me)),
+                out,
+            );
             return;
         }
         if let Some(&(_, target)) = self.admin.moves.iter().find(|(g, _)| *g == gid) {
             if target != self.me && self.node_eligible(target, gi) {
-                self.begin_stop(gi, AfterStop::Release { handoff_to: Some(target) }, format!("moving to {} (admin)", self.name(target)), out);
+                self.begin_stop(
+                    gi,
+                    AfterStop::Release {
+                        handoff_to: Some(target),
+                    },
+                    format!("moving to {} (admin)", self.name(target)),
+                    out,
+                );
                 return;
             }
         }
         let gs = &self.spec.groups[gi];
-        let moved_here = self.admin.moves.iter().any(|(g, n)| *g == gid && *n == self.me);
+        let moved_here = self
+            .admin
+            .moves
+            .iter()
+            .any(|(g, n)| *g == gid && *n == self.me);
         if let Some(p) = gs.prefer {
             if p != self.me && !moved_here {
                 let stable = self
@@ -1201,15 +1492,30 @@ impl Node {
                     .map(|s| now.saturating_since(s));
                 if gs.failback && self.node_eligible(p, gi) {
                     if stable.is_some_and(|s| s >= gs.failback_delay) {
-                        self.begin_stop(gi, AfterStop::Release { handoff_to: Some(p) }, format!("failback to {} (preferred)", self.name(p)), out);
+                        self.begin_stop(
+                            gi,
+                            AfterStop::Release {
+                                handoff_to: Some(p),
+                            },
+                            format!("failback to {} (preferred)", self.name(p)),
+                            out,
+                        );
                         return;
                     }
                     let wait = gs.failback_delay.saturating_sub(stable.unwrap_or_default());
-                    self.set_reason(gi, format!("failback to {} in {} ms", self.name(p), wait.as_millis()), out);
+                    self.set_reason(
+                        gi,
+                        format!("failback to {} in {} ms", self.name(p), wait.as_millis()),
+                        out,
+                    );
                     return;
                 }
                 if !gs.failback && self.node_eligible(p, gi) {
-                    self.set_reason(gi, format!("failback off: staying on {}", self.name(self.me)), out);
+                    self.set_reason(
+                        gi,
+                        format!("failback off: staying on {}", self.name(self.me)),
+                        out,
+                    );
                     return;
                 }
             }
@@ -1221,7 +1527,11 @@ impl Node {
         } else {
             "best available node"
         };
-        self.set_reason(gi, format!("running on {} ({why})", self.name(self.me)), out);
+        self.set_reason(
+            gi,
+            format!("running on {} ({why})", self.name(self.me)),
+            out,
+        );
     }
 
     fn evaluate_candidate(
@@ -1239,14 +1549,18 @@ impl Node {
         let outranked = rival.is_some_and(|o| {
             g.known.term > term
                 || (g.known.term == term
-                    && (g.known.phase != Phase::Candidate || self.rank(o, gi) > self.rank(self.me, gi)))
+                    && (g.known.phase != Phase::Candidate
+                        || self.rank(o, gi) > self.rank(self.me, gi)))
         });
         let timeout = self.spec.timing.deadtime * 3 + self.spec.timing.interval * 4;
         let gave_up = now.saturating_since(since) > timeout;
         let cannot = !self.node_eligible(self.me, gi) || !(self.quorate || self.ignore_quorum());
         if outranked || gave_up || cannot {
             let why = if outranked {
-                format!("{} claims the group: withdrawing", rival.map(|o| self.name(o)).unwrap_or_default())
+                format!(
+                    "{} claims the group: withdrawing",
+                    rival.map(|o| self.name(o)).unwrap_or_default()
+                )
             } else if gave_up {
                 "no quorum of grants in time: withdrawing".to_string()
             } else {
@@ -1269,10 +1583,30 @@ impl Node {
         if let Some(lease_until) = fresh {
             let grants = grants.clone();
             let g = &mut self.groups[gi];
-            g.role = Role::Owner { term, grants, lease_until, after_stop: None, failed: false, recovering: false };
-            g.holder = Some(HolderRecord { group: g.id, term, owner: self.me, incarnation: self.incarnation, released: false, failed: false });
+            g.role = Role::Owner {
+                term,
+                grants,
+                lease_until,
+                after_stop: None,
+                failed: false,
+                recovering: false,
+            };
+            g.holder = Some(HolderRecord {
+                group: g.id,
+                term,
+                owner: self.me,
+                incarnation: self.incarnation,
+                released: false,
+                failed: false,
+            });
             g.goal = Goal::Run;
-            g.known = Known { term, owner: Some(self.me), owner_inc: self.incarnation, phase: Phase::Starting, handoff_to: None };
+            g.known = Known {
+                term,
+                owner: Some(self.me),
+                owner_inc: self.incarnation,
+                phase: Phase::Starting,
+                handoff_to: None,
+            };
             // Persist the ownership before starting anything: after a crash this node
             // must know it may have left resources running at this term.
             self.persist(out);
@@ -1285,9 +1619,15 @@ impl Node {
                 term: Some(term),
                 reason: format!("granted term {term} by a quorum ({have} of {needed} votes)"),
             }));
-            self.set_reason(gi, format!("starting on {} (term {term})", self.name(self.me)), out);
+            self.set_reason(
+                gi,
+                format!("starting on {} (term {term})", self.name(self.me)),
+                out,
+            );
         } else {
-            let blocker = self.groups[gi].promise.filter(|p| p.to != self.me && now < p.until);
+            let blocker = self.groups[gi]
+                .promise
+                .filter(|p| p.to != self.me && now < p.until);
             let why = match blocker {
                 Some(p) => format!(
                     "waiting for lease of {} to expire ({} ms)",
@@ -1308,7 +1648,11 @@ impl Node {
         // Idle with nothing running: if the record says we hold the group, we have in
         // fact let go (stepped down, or restarted and cleaned up). Say so.
         let me = self.me;
-        if let Some(h) = self.groups[gi].holder.as_mut().filter(|h| h.owner == me && !h.released) {
+        if let Some(h) = self.groups[gi]
+            .holder
+            .as_mut()
+            .filter(|h| h.owner == me && !h.released)
+        {
             h.released = true;
             self.persist(out);
             self.send_asap = true;
@@ -1320,7 +1664,11 @@ impl Node {
             self.send_asap = true;
         }
         if let Some(o) = self.live_owner(gi) {
-            let phase = self.peers.get(&o).and_then(|p| p.claims.get(&gid)).map(|c| c.phase);
+            let phase = self
+                .peers
+                .get(&o)
+                .and_then(|p| p.claims.get(&gid))
+                .map(|c| c.phase);
             let state = match phase {
                 Some(Phase::Candidate) => "claiming",
                 Some(Phase::Starting) => "starting",
@@ -1343,17 +1691,34 @@ impl Node {
             } else {
                 "not allowed here"
             };
-            let owner = self.groups[gi].known.owner.filter(|_| self.groups[gi].known.phase != Phase::Released);
-            let where_ = owner.map(|o| format!("owned by {}", self.name(o))).unwrap_or_else(|| "no owner".into());
-            self.set_reason(gi, format!("{where_}; {} is not eligible ({why})", self.name(self.me)), out);
+            let owner = self.groups[gi]
+                .known
+                .owner
+                .filter(|_| self.groups[gi].known.phase != Phase::Released);
+            let where_ = owner
+                .map(|o| format!("owned by {}", self.name(o)))
+                .unwrap_or_else(|| "no owner".into());
+            self.set_reason(
+                gi,
+                format!("{where_}; {} is not eligible ({why})", self.name(self.me)),
+                out,
+            );
             return;
         }
         if self.state_lost {
-            self.set_reason(gi, "state file lost: waiting for the cluster's view".into(), out);
+            self.set_reason(
+                gi,
+                "state file lost: waiting for the cluster's view".into(),
+                out,
+            );
             return;
         }
         if self.spec.quorum.wait_for_all && !self.seen_all {
-            self.set_reason(gi, "wait_for_all: waiting to see every node once".into(), out);
+            self.set_reason(
+                gi,
+                "wait_for_all: waiting to see every node once".into(),
+                out,
+            );
             return;
         }
         if !self.quorate && !self.ignore_quorum() {
@@ -1361,11 +1726,26 @@ impl Node {
             return;
         }
         if self.in_quiet(now) {
-            self.set_reason(gi, "just started: waiting out promises made before".into(), out);
+            self.set_reason(
+                gi,
+                "just started: waiting out promises made before".into(),
+                out,
+            );
             return;
         }
         let known = self.groups[gi].known;
-        if known.phase == Phase::Released {
+        // A handoff is a hint: if its target does not act on it within two deadtimes
+        // (it may never have heard of it), normal ranking decides.
+        if known.handoff_to.is_some() && self.groups[gi].handoff_seen.is_none() {
+            self.groups[gi].handoff_seen = Some(now);
+        }
+        let hint_fresh = self.groups[gi]
+            .handoff_seen
+            .is_none_or(|at| now.saturating_since(at) < self.spec.timing.deadtime * 2);
+        if known.handoff_to.is_none() {
+            self.groups[gi].handoff_seen = None;
+        }
+        if known.phase == Phase::Released && hint_fresh {
             if let Some(h) = known.handoff_to.filter(|h| *h != self.me) {
                 if self.node_eligible(h, gi) {
                     self.set_reason(gi, format!("handed over to {}", self.name(h)), out);
@@ -1377,7 +1757,15 @@ impl Node {
         if !handed_to_me {
             if let Some(best) = self.best_node(now, gid, None) {
                 if best != self.me {
-                    self.set_reason(gi, format!("waiting for {} to take it ({} ranks higher)", self.name(best), self.name(best)), out);
+                    self.set_reason(
+                        gi,
+                        format!(
+                            "waiting for {} to take it ({} ranks higher)",
+                            self.name(best),
+                            self.name(best)
+                        ),
+                        out,
+                    );
                     return;
                 }
             }
@@ -1388,13 +1776,50 @@ impl Node {
                 return;
             }
             FenceNeed::Fence(target) => {
+                let failed = self.groups[gi]
+                    .holder
+                    .is_some_and(|h| h.owner == target && h.failed);
+                if !failed && self.peers.get(&target).is_some_and(|p| p.up) {
+                    self.set_reason(
+                        gi,
+                        format!("waiting for {} to let go (it is alive)", self.name(target)),
+                        out,
+                    );
+                    return;
+                }
                 if !self.fences.contains_key(&target) {
-                    let failed = self.groups[gi].holder.is_some_and(|h| h.owner == target && h.failed);
-                    let why = if failed { FenceWhy::StopFailed } else { FenceWhy::Vanished };
-                    let delay = if failed { Duration::ZERO } else { self.fence_delay(target) };
+                    let failed = self.groups[gi]
+                        .holder
+                        .is_some_and(|h| h.owner == target && h.failed);
+                    let why = if failed {
+                        FenceWhy::StopFailed
+                    } else {
+                        FenceWhy::Vanished
+                    };
+                    let delay = if failed {
+                        Duration::ZERO
+                    } else {
+                        self.fence_delay(target)
+                    };
                     let incarnation = self.peers.get(&target).map(|p| p.incarnation).unwrap_or(0);
-                    self.fences.insert(target, FenceJob::Delayed { until: now + delay, incarnation, why });
-                    out.push(event(EventKind::FenceRequested, Some(target), Some(gid), &format!("fencing {} first (in {} ms)", self.name(target), delay.as_millis())));
+                    self.fences.insert(
+                        target,
+                        FenceJob::Delayed {
+                            until: now + delay,
+                            incarnation,
+                            why,
+                        },
+                    );
+                    out.push(event(
+                        EventKind::FenceRequested,
+                        Some(target),
+                        Some(gid),
+                        &format!(
+                            "fencing {} first (in {} ms)",
+                            self.name(target),
+                            delay.as_millis()
+                        ),
+                    ));
                 }
                 self.set_reason(gi, format!("fencing {} first", self.name(target)), out);
                 return;
@@ -1404,12 +1829,24 @@ impl Node {
         // Campaign: persist the new term before claiming it.
         let term = known.term.next();
         let g = &mut self.groups[gi];
-        g.known = Known { term, owner: Some(self.me), owner_inc: self.incarnation, phase: Phase::Candidate, handoff_to: None };
-        g.role = Role::Candidate { term, since: now, grants: BTreeMap::new() };
+        g.known = Known {
+            term,
+            owner: Some(self.me),
+            owner_inc: self.incarnation,
+            phase: Phase::Candidate,
+            handoff_to: None,
+        };
+        g.role = Role::Candidate {
+            term,
+            since: now,
+            grants: BTreeMap::new(),
+        };
         self.persist(out);
         self.send_asap = true;
         let why = match known.owner {
-            Some(o) if o != self.me && known.phase != Phase::Released => format!("{} is gone: claiming term {term}", self.name(o)),
+            Some(o) if o != self.me && known.phase != Phase::Released => {
+                format!("{} is gone: claiming term {term}", self.name(o))
+            }
             _ => format!("no owner: claiming term {term}"),
         };
         self.set_reason(gi, why, out);
@@ -1445,10 +1882,17 @@ impl Node {
     }
 
     fn fence_delay(&self, target: NodeId) -> Duration {
-        let base = self.spec.node(target).map(|n| n.fence_delay).unwrap_or_default();
+        let base = self
+            .spec
+            .node(target)
+            .map(|n| n.fence_delay)
+            .unwrap_or_default();
         // The node that runs groups wins a fence race (Pacemaker's
         // priority-fencing-delay): others wait a deadtime longer before shooting it.
-        let owns = self.groups.iter().any(|g| g.known.owner == Some(target) && g.known.phase != Phase::Released);
+        let owns = self
+            .groups
+            .iter()
+            .any(|g| g.known.owner == Some(target) && g.known.phase != Phase::Released);
         if owns {
             base + self.spec.timing.deadtime
         } else {
@@ -1461,9 +1905,19 @@ impl Node {
         let mode = self.spec.fencing.mode;
         let is_fenced = |n: NodeId| self.is_fenced(n);
         if let Some(h) = g.holder.filter(|h| !h.released && h.owner != self.me) {
-            let fenced = self.fenced.get(&h.owner).is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation)
-                || self.fenced_by_me.get(&h.owner).is_some_and(|f| *f >= h.incarnation)
-                || is_fenced(h.owner) && self.peers.get(&h.owner).is_some_and(|p| p.incarnation >= h.incarnation && h.incarnation > 0);
+            let fenced = self
+                .fenced
+                .get(&h.owner)
+                .is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation)
+                || self
+                    .fenced_by_me
+                    .get(&h.owner)
+                    .is_some_and(|f| *f >= h.incarnation)
+                || is_fenced(h.owner)
+                    && self
+                        .peers
+                        .get(&h.owner)
+                        .is_some_and(|p| p.incarnation >= h.incarnation && h.incarnation > 0);
             if !fenced {
                 let must = h.failed || !self.lease_enforced();
                 if must {
@@ -1479,7 +1933,10 @@ impl Node {
             for (&id, p) in &self.peers {
                 if !p.up && !is_fenced(id) {
                     return if mode == FenceMode::Off {
-                        FenceNeed::Blocked(format!("two_node: {} is unreachable and cannot be fenced: waiting", self.name(id)))
+                        FenceNeed::Blocked(format!(
+                            "two_node: {} is unreachable and cannot be fenced: waiting",
+                            self.name(id)
+                        ))
                     } else {
                         FenceNeed::Fence(id)
                     };
@@ -1496,7 +1953,11 @@ impl Node {
         if !self.spec.quorum.two_node || self.spec.fencing.mode == FenceMode::Off {
             return;
         }
-        if !self.groups.iter().any(|g| matches!(g.role, Role::Owner { .. })) {
+        if !self
+            .groups
+            .iter()
+            .any(|g| matches!(g.role, Role::Owner { .. }))
+        {
             return;
         }
         let lost: Vec<(NodeId, u64)> = self
@@ -1510,8 +1971,24 @@ impl Node {
                 continue;
             }
             let delay = self.fence_delay(target);
-            self.fences.insert(target, FenceJob::Delayed { until: now + delay, incarnation, why: FenceWhy::Vanished });
-            out.push(event(EventKind::FenceRequested, Some(target), None, &format!("two_node: {} vanished; fencing it in {} ms", self.name(target), delay.as_millis())));
+            self.fences.insert(
+                target,
+                FenceJob::Delayed {
+                    until: now + delay,
+                    incarnation,
+                    why: FenceWhy::Vanished,
+                },
+            );
+            out.push(event(
+                EventKind::FenceRequested,
+                Some(target),
+                None,
+                &format!(
+                    "two_node: {} vanished; fencing it in {} ms",
+                    self.name(target),
+                    delay.as_millis()
+                ),
+            ));
         }
     }
 
@@ -1523,7 +2000,16 @@ impl Node {
             };
             let target_back = self.peers.get(&target).is_some_and(|p| p.up);
             match job {
-                FenceJob::Delayed { until, incarnation, why } | FenceJob::Retry { at: until, incarnation, why } => {
+                FenceJob::Delayed {
+                    until,
+                    incarnation,
+                    why,
+                }
+                | FenceJob::Retry {
+                    at: until,
+                    incarnation,
+                    why,
+                } => {
                     if target_back && why == FenceWhy::Vanished {
                         // It came back before we shot: nothing to fence any more.
                         self.fences.remove(&target);
@@ -1531,9 +2017,21 @@ impl Node {
                     }
                     if now >= until {
                         let request = FenceId(self.fresh_id());
-                        self.fences.insert(target, FenceJob::InFlight { request, incarnation, why });
+                        self.fences.insert(
+                            target,
+                            FenceJob::InFlight {
+                                request,
+                                incarnation,
+                                why,
+                            },
+                        );
                         out.push(Action::Fence { request, target });
-                        out.push(event(EventKind::FenceRequested, Some(target), None, &format!("fencing {} now", self.name(target))));
+                        out.push(event(
+                            EventKind::FenceRequested,
+                            Some(target),
+                            None,
+                            &format!("fencing {} now", self.name(target)),
+                        ));
                     }
                 }
                 FenceJob::InFlight { .. } => {}
@@ -1558,7 +2056,10 @@ impl Node {
     fn begin_stop(&mut self, gi: usize, after: AfterStop, why: String, out: &mut Vec<Action>) {
         let me = self.me;
         let g = &mut self.groups[gi];
-        if let Role::Owner { after_stop, term, .. } = &mut g.role {
+        if let Role::Owner {
+            after_stop, term, ..
+        } = &mut g.role
+        {
             *after_stop = Some(after);
             if g.known.term == *term && g.known.owner == Some(me) {
                 g.known.phase = Phase::Stopping;
@@ -1579,7 +2080,14 @@ impl Node {
         self.set_reason(gi, why, out);
     }
 
-    fn finish_stop(&mut self, _now: Instant, gi: usize, term: Term, after: Option<AfterStop>, out: &mut Vec<Action>) {
+    fn finish_stop(
+        &mut self,
+        _now: Instant,
+        gi: usize,
+        term: Term,
+        after: Option<AfterStop>,
+        out: &mut Vec<Action>,
+    ) {
         let me = self.me;
         let g = &mut self.groups[gi];
         g.role = Role::Idle;
@@ -1589,8 +2097,18 @@ impl Node {
         match after {
             Some(AfterStop::Release { handoff_to }) => {
                 if g.known.term == term {
-                    g.known = Known { term, owner: Some(me), owner_inc: g.known.owner_inc, phase: Phase::Released, handoff_to };
-                    if let Some(h) = g.holder.as_mut().filter(|h| h.owner == me && h.term <= term) {
+                    g.known = Known {
+                        term,
+                        owner: Some(me),
+                        owner_inc: g.known.owner_inc,
+                        phase: Phase::Released,
+                        handoff_to,
+                    };
+                    if let Some(h) = g
+                        .holder
+                        .as_mut()
+                        .filter(|h| h.owner == me && h.term <= term)
+                    {
                         h.released = true;
                     }
                 }
@@ -1629,10 +2147,21 @@ impl Node {
         };
         let op = OpId(self.fresh_id());
         self.groups[gi].op = Some((op, idx, kind));
-        out.push(Action::RunOp { op, group: gid, resource: idx, kind, timeout: None });
+        out.push(Action::RunOp {
+            op,
+            group: gid,
+            resource: idx,
+            kind,
+            timeout: None,
+        });
     }
 
-    fn next_op(&mut self, now: Instant, gi: usize, out: &mut Vec<Action>) -> Option<(usize, OpKind)> {
+    fn next_op(
+        &mut self,
+        now: Instant,
+        gi: usize,
+        out: &mut Vec<Action>,
+    ) -> Option<(usize, OpKind)> {
         let me = self.me;
         let monitor_interval = self.spec.groups[gi].monitor_interval;
         let g = &mut self.groups[gi];
@@ -1649,9 +2178,18 @@ impl Node {
             g.restart_from = None;
         }
         if g.goal == Goal::Stop {
-            return (0..n).rev().find(|i| g.res[*i] != Res::Stopped).map(|i| (i, OpKind::Stop));
+            return (0..n)
+                .rev()
+                .find(|i| g.res[*i] != Res::Stopped)
+                .map(|i| (i, OpKind::Stop));
         }
-        let Role::Owner { term, after_stop: None, failed: false, .. } = g.role else {
+        let Role::Owner {
+            term,
+            after_stop: None,
+            failed: false,
+            ..
+        } = g.role
+        else {
             return None;
         };
         if let Some(i) = (0..n).find(|i| g.res[*i] != Res::Running) {
@@ -1706,7 +2244,8 @@ impl Node {
     }
 
     fn maybe_send(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let due = now >= self.next_send || (self.send_asap && now >= self.earliest_triggered_send());
+        let due =
+            now >= self.next_send || (self.send_asap && now >= self.earliest_triggered_send());
         if !due {
             return;
         }
@@ -1734,12 +2273,19 @@ impl Node {
                 _ => RoleKind::Owner,
             };
             let (after_stop_now, failed_now) = match g.role {
-                Role::Owner { after_stop, failed, .. } => (after_stop.is_some(), failed),
+                Role::Owner {
+                    after_stop, failed, ..
+                } => (after_stop.is_some(), failed),
                 _ => (false, false),
             };
             let all_running = g.res.iter().all(|r| *r == Res::Running);
             let report = match &mut g.role {
-                Role::Candidate { term, grants: got, .. } | Role::Owner { term, grants: got, .. } => {
+                Role::Candidate {
+                    term, grants: got, ..
+                }
+                | Role::Owner {
+                    term, grants: got, ..
+                } => {
                     let phase = match (&role_kind, after_stop_now, failed_now) {
                         (RoleKind::Candidate, _, _) => Phase::Candidate,
                         (_, _, true) => Phase::Failed,
@@ -1749,10 +2295,20 @@ impl Node {
                     };
                     // Our own vote is a promise like any other: it must be free or ours.
                     let free = g.promise.is_none_or(|p| {
-                        p.to == me || now >= p.until || fenced_view.get(&p.to).is_some_and(|i| *i >= p.to_incarnation)
+                        p.to == me
+                            || now >= p.until
+                            || fenced_view
+                                .get(&p.to)
+                                .is_some_and(|i| *i >= p.to_incarnation)
                     });
                     if free && !quiet {
-                        g.promise = Some(Promise { to: me, to_incarnation: my_inc, term: *term, until: now + deadtime, echo: now });
+                        g.promise = Some(Promise {
+                            to: me,
+                            to_incarnation: my_inc,
+                            term: *term,
+                            until: now + deadtime,
+                            echo: now,
+                        });
                         got.insert(me, now);
                     }
                     GroupReport {
@@ -1765,10 +2321,25 @@ impl Node {
                     }
                 }
                 Role::Idle => {
+                    // Idle with nothing running: say so about ourselves, which releases
+                    // any holder record (of any older term) that still names us.
+                    if !g.may_run() && g.op.is_none() && g.known.owner != Some(me) {
+                        groups.push(GroupReport {
+                            group: g.id,
+                            term: g.known.term,
+                            owner: Some(me),
+                            owner_incarnation: my_inc,
+                            phase: Phase::Released,
+                            handoff_to: None,
+                        });
+                    }
                     // Besides the newest term, gossip the holder (and whether it let go),
                     // so every node learns who must release or be fenced before anyone
                     // takes over.
-                    if let Some(h) = g.holder.filter(|h| (h.term, Some(h.owner)) != (g.known.term, g.known.owner)) {
+                    if let Some(h) = g
+                        .holder
+                        .filter(|h| (h.term, Some(h.owner)) != (g.known.term, g.known.owner))
+                    {
                         groups.push(GroupReport {
                             group: g.id,
                             term: h.term,
@@ -1795,20 +2366,31 @@ impl Node {
                 }
             };
             let report = match &g.role {
-                Role::Owner { failed: true, .. } => GroupReport { phase: Phase::Failed, ..report },
+                Role::Owner { failed: true, .. } => GroupReport {
+                    phase: Phase::Failed,
+                    ..report
+                },
                 _ => report,
             };
             groups.push(report);
             if let Some(p) = g.promise {
                 if now < p.until {
-                    grants.push(Grant { group: g.id, term: p.term, to: p.to, echo_sent_at: p.echo });
+                    grants.push(Grant {
+                        group: g.id,
+                        term: p.term,
+                        to: p.to,
+                        echo_sent_at: p.echo,
+                    });
                 }
             }
         }
         // Owner leases: our own grant just moved; recompute.
         self.refresh_leases();
         let mut flags = NodeFlags::default();
-        flags.set(NodeFlags::WITNESS, self.spec.node(me).is_some_and(|n| n.witness));
+        flags.set(
+            NodeFlags::WITNESS,
+            self.spec.node(me).is_some_and(|n| n.witness),
+        );
         flags.set(NodeFlags::SEEN_ALL, self.seen_all);
         flags.set(NodeFlags::QUIET, quiet);
         flags.set(NodeFlags::QUORATE, self.quorate);
@@ -1825,7 +2407,14 @@ impl Node {
                 })
             })
             .collect();
-        let view = self.peers.iter().map(|(id, p)| PeerView { node: *id, up: p.up }).collect();
+        let view = self
+            .peers
+            .iter()
+            .map(|(id, p)| PeerView {
+                node: *id,
+                up: p.up,
+            })
+            .collect();
         let refuses = self
             .groups
             .iter()
@@ -1844,7 +2433,14 @@ impl Node {
             view,
             groups,
             grants,
-            fenced: self.fenced.iter().map(|(n, i)| FenceRecord { node: *n, incarnation: *i }).collect(),
+            fenced: self
+                .fenced
+                .iter()
+                .map(|(n, i)| FenceRecord {
+                    node: *n,
+                    incarnation: *i,
+                })
+                .collect(),
             refuses,
             admin: self.admin.clone(),
         }
@@ -1852,10 +2448,20 @@ impl Node {
 
     fn refresh_leases(&mut self) {
         let needed = self.votes_needed();
-        let span = self.spec.timing.deadtime.saturating_sub(self.drift_margin());
-        let votes: BTreeMap<NodeId, u32> = self.spec.nodes.iter().map(|n| (n.id, n.votes)).collect();
+        let span = self
+            .spec
+            .timing
+            .deadtime
+            .saturating_sub(self.drift_margin());
+        let votes: BTreeMap<NodeId, u32> =
+            self.spec.nodes.iter().map(|n| (n.id, n.votes)).collect();
         for g in &mut self.groups {
-            if let Role::Owner { grants, lease_until, .. } = &mut g.role {
+            if let Role::Owner {
+                grants,
+                lease_until,
+                ..
+            } = &mut g.role
+            {
                 let weighted: Vec<(u32, Instant)> = grants
                     .iter()
                     .map(|(n, at)| (votes.get(n).copied().unwrap_or(0), *at))
@@ -1883,6 +2489,7 @@ impl Node {
                 state.owned.push((g.id, term));
             }
         }
+        self.persist_due = false;
         if state != self.persisted {
             self.persisted = state.clone();
             out.push(Action::Persist(state));
@@ -1906,7 +2513,10 @@ impl Node {
     }
 
     fn name(&self, id: NodeId) -> String {
-        self.spec.node(id).map(|n| n.name.clone()).unwrap_or_else(|| id.to_string())
+        self.spec
+            .node(id)
+            .map(|n| n.name.clone())
+            .unwrap_or_else(|| id.to_string())
     }
 
     // ------------------------------------------------------------------- queries
@@ -1924,22 +2534,39 @@ impl Node {
 
     /// The end of this node's lease on `group`, if it owns it.
     pub fn lease_until(&self, group: GroupId) -> Option<Instant> {
-        self.groups.iter().find(|g| g.id == group).and_then(|g| match g.role {
-            Role::Owner { lease_until, recovering: false, .. } => Some(lease_until),
-            _ => None,
-        })
+        self.groups
+            .iter()
+            .find(|g| g.id == group)
+            .and_then(|g| match g.role {
+                Role::Owner {
+                    lease_until,
+                    recovering: false,
+                    ..
+                } => Some(lease_until),
+                _ => None,
+            })
     }
 
     /// The highest term this node knows for `group`.
     pub fn known_term(&self, group: GroupId) -> Term {
-        self.groups.iter().find(|g| g.id == group).map(|g| g.known.term).unwrap_or_default()
+        self.groups
+            .iter()
+            .find(|g| g.id == group)
+            .map(|g| g.known.term)
+            .unwrap_or_default()
     }
 
     /// Whether this node owns `group` with every resource running.
     pub fn owns_running(&self, group: GroupId) -> bool {
         self.groups.iter().find(|g| g.id == group).is_some_and(|g| {
-            matches!(g.role, Role::Owner { after_stop: None, failed: false, .. })
-                && g.res.iter().all(|r| *r == Res::Running)
+            matches!(
+                g.role,
+                Role::Owner {
+                    after_stop: None,
+                    failed: false,
+                    ..
+                }
+            ) && g.res.iter().all(|r| *r == Res::Running)
         })
     }
 
@@ -1963,7 +2590,10 @@ impl Node {
     }
 
     pub fn reason(&self, group: GroupId) -> Option<&str> {
-        self.groups.iter().find(|g| g.id == group).map(|g| g.reason.as_str())
+        self.groups
+            .iter()
+            .find(|g| g.id == group)
+            .map(|g| g.reason.as_str())
     }
 
     pub fn status(&self, now: Instant) -> ClusterStatus {
@@ -1982,16 +2612,31 @@ impl Node {
                         witness: n.witness,
                         local: true,
                         links: (0..self.spec.links)
-                            .map(|k| LinkStatus { index: k, state: "local".into(), rtt_ms: None, last_heard_ms: None, phi: None })
+                            .map(|k| LinkStatus {
+                                index: k,
+                                state: "local".into(),
+                                rtt_ms: None,
+                                last_heard_ms: None,
+                                phi: None,
+                            })
                             .collect(),
                         incarnation: self.incarnation,
                     };
                 }
                 let Some(p) = self.peers.get(&n.id) else {
-                    return NodeStatus { name: n.name.clone(), id: n.id.0, state: "unknown".into(), ..NodeStatus::default() };
+                    return NodeStatus {
+                        name: n.name.clone(),
+                        id: n.id.0,
+                        state: "unknown".into(),
+                        ..NodeStatus::default()
+                    };
                 };
                 let state = if p.up {
-                    if standby { "standby" } else { "online" }
+                    if standby {
+                        "standby"
+                    } else {
+                        "online"
+                    }
                 } else if p.ever_seen || initdead_over {
                     "offline"
                 } else {
@@ -2011,7 +2656,9 @@ impl Node {
                             index: k,
                             state: d.state(now).as_str().into(),
                             rtt_ms: p.rtt[k].map(|r| r.as_secs_f64() * 1000.0),
-                            last_heard_ms: d.last_heard().map(|l| now.saturating_since(l).as_millis() as u64),
+                            last_heard_ms: d
+                                .last_heard()
+                                .map(|l| now.saturating_since(l).as_millis() as u64),
                             phi: d.last_heard().map(|_| d.phi(now)).filter(|v| v.is_finite()),
                         })
                         .collect(),
@@ -2025,7 +2672,12 @@ impl Node {
             .zip(&self.spec.groups)
             .map(|(g, gs)| {
                 let (owner, term, state) = match &g.role {
-                    Role::Owner { term, failed, after_stop, .. } => {
+                    Role::Owner {
+                        term,
+                        failed,
+                        after_stop,
+                        ..
+                    } => {
                         let state = if *failed {
                             "failed"
                         } else if after_stop.is_some() {
@@ -2038,21 +2690,23 @@ impl Node {
                         (Some(self.me), *term, state)
                     }
                     Role::Candidate { term, .. } => (Some(self.me), *term, "candidate"),
-                    Role::Idle => match g.known.owner.filter(|_| g.known.phase != Phase::Released) {
-                        Some(o) => {
-                            let alive = self.peers.get(&o).is_some_and(|p| p.up);
-                            let state = match g.known.phase {
-                                Phase::Candidate => "candidate",
-                                Phase::Starting => "starting",
-                                Phase::Running => "running",
-                                Phase::Stopping => "stopping",
-                                Phase::Failed => "failed",
-                                Phase::Released => "stopped",
-                            };
-                            (Some(o), g.known.term, if alive { state } else { "unknown" })
+                    Role::Idle => {
+                        match g.known.owner.filter(|_| g.known.phase != Phase::Released) {
+                            Some(o) => {
+                                let alive = self.peers.get(&o).is_some_and(|p| p.up);
+                                let state = match g.known.phase {
+                                    Phase::Candidate => "candidate",
+                                    Phase::Starting => "starting",
+                                    Phase::Running => "running",
+                                    Phase::Stopping => "stopping",
+                                    Phase::Failed => "failed",
+                                    Phase::Released => "stopped",
+                                };
+                                (Some(o), g.known.term, if alive { state } else { "unknown" })
+                            }
+                            None => (None, g.known.term, "stopped"),
                         }
-                        None => (None, g.known.term, "stopped"),
-                    },
+                    }
                 };
                 let local_owner = matches!(g.role, Role::Owner { .. });
                 GroupStatus {
@@ -2091,7 +2745,11 @@ impl Node {
             quorate: self.quorate,
             votes_present: self.votes_present(),
             votes_expected: expected,
-            quorum_votes: if self.spec.quorum.two_node { 1 } else { quorum::quorum_votes(expected) },
+            quorum_votes: if self.spec.quorum.two_node {
+                1
+            } else {
+                quorum::quorum_votes(expected)
+            },
             nodes,
             groups,
             maintenance: self.admin.maintenance,
@@ -2100,7 +2758,13 @@ impl Node {
 }
 
 fn event(kind: EventKind, node: Option<NodeId>, group: Option<GroupId>, reason: &str) -> Action {
-    Action::Event(Event { kind, node, group, term: None, reason: reason.to_string() })
+    Action::Event(Event {
+        kind,
+        node,
+        group,
+        term: None,
+        reason: reason.to_string(),
+    })
 }
 
 fn describe(r: &OpResult) -> String {
@@ -2123,7 +2787,10 @@ fn update_holder(
     let Some(owner) = r.owner else {
         return false;
     };
-    let started = matches!(r.phase, Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed);
+    let started = matches!(
+        r.phase,
+        Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed
+    );
     // A release is relayed by gossip too: it originated with the holder itself, and
     // only authenticated members speak.
     let _ = authoritative;
@@ -2143,11 +2810,25 @@ fn update_holder(
             *h != before
         }
         Some(h) if started && r.term > h.term => {
-            *h = HolderRecord { group, term: r.term, owner, incarnation: owner_inc, released: false, failed: false };
+            *h = HolderRecord {
+                group,
+                term: r.term,
+                owner,
+                incarnation: owner_inc,
+                released: false,
+                failed: false,
+            };
             true
         }
         None if started => {
-            *holder = Some(HolderRecord { group, term: r.term, owner, incarnation: owner_inc, released: false, failed: false });
+            *holder = Some(HolderRecord {
+                group,
+                term: r.term,
+                owner,
+                incarnation: owner_inc,
+                released: false,
+                failed: false,
+            });
             true
         }
         _ => false,

@@ -19,7 +19,7 @@ pub fn is_quorate(present: u32, expected: u32, two_node: bool) -> bool {
 /// owner's lease runs from there. Returns `None` if the grants do not add up.
 pub fn quorum_acknowledged<T: Ord + Copy>(grants: &[(u32, T)], needed: u32) -> Option<T> {
     let mut sorted: Vec<(u32, T)> = grants.to_vec();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    sorted.sort_by_key(|g| std::cmp::Reverse(g.1));
     let mut votes = 0u32;
     for (weight, at) in sorted {
         votes = votes.saturating_add(weight);
@@ -48,7 +48,10 @@ mod tests {
         assert!(!is_quorate(2, 4, false), "half is not a majority");
         assert!(is_quorate(3, 4, false));
         assert!(!is_quorate(1, 2, false));
-        assert!(is_quorate(1, 2, true), "two_node: one node alone is quorate");
+        assert!(
+            is_quorate(1, 2, true),
+            "two_node: one node alone is quorate"
+        );
         assert!(!is_quorate(0, 2, true));
     }
 
@@ -56,8 +59,14 @@ mod tests {
     fn acknowledged_takes_the_quorum_th_latest() {
         // Three voters acknowledged sends at t=10, 30, 20; two votes needed: the lease
         // can only run from the second-latest acknowledgement.
-        assert_eq!(quorum_acknowledged(&[(1, 10), (1, 30), (1, 20)], 2), Some(20));
-        assert_eq!(quorum_acknowledged(&[(1, 10), (1, 30), (1, 20)], 3), Some(10));
+        assert_eq!(
+            quorum_acknowledged(&[(1, 10), (1, 30), (1, 20)], 2),
+            Some(20)
+        );
+        assert_eq!(
+            quorum_acknowledged(&[(1, 10), (1, 30), (1, 20)], 3),
+            Some(10)
+        );
         assert_eq!(quorum_acknowledged(&[(1, 10)], 2), None);
         assert_eq!(quorum_acknowledged(&[(2, 10), (1, 30)], 2), Some(10));
         assert_eq!(quorum_acknowledged::<u64>(&[], 1), None);

@@ -76,7 +76,9 @@ impl Timing {
     /// Hence at most `deadtime - 3 * interval`, at most half the deadtime, and at least
     /// one interval (time to stop at least a VIP).
     pub fn default_stop_before_lease_end(interval: Duration, deadtime: Duration) -> Duration {
-        (deadtime / 2).min(deadtime.saturating_sub(interval * 3)).max(interval)
+        (deadtime / 2)
+            .min(deadtime.saturating_sub(interval * 3))
+            .max(interval)
     }
 }
 

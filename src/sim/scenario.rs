@@ -5,8 +5,8 @@
 use crate::core::ids::{GroupId, NodeId};
 use crate::core::node::PlantedBug;
 use crate::core::spec::{
-    ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail,
-    QuorumSpec, Timing,
+    ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail, QuorumSpec,
+    Timing,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -152,7 +152,9 @@ impl Scenario {
                 GroupSpec {
                     id: GroupId::of_name(&name),
                     name,
-                    prefer: rng.random_bool(0.6).then(|| owners[rng.random_range(0..owners.len())]),
+                    prefer: rng
+                        .random_bool(0.6)
+                        .then(|| owners[rng.random_range(0..owners.len())]),
                     nodes: None,
                     failback: rng.random_bool(0.3),
                     failback_delay: deadtime * 2,
@@ -177,7 +179,10 @@ impl Scenario {
                 warntime: deadtime / 2,
                 initdead: deadtime * 2,
                 max_drift_ppm,
-                stop_before_lease_end: Timing::default_stop_before_lease_end(Duration::from_millis(interval_ms), deadtime),
+                stop_before_lease_end: Timing::default_stop_before_lease_end(
+                    Duration::from_millis(interval_ms),
+                    deadtime,
+                ),
             },
             quorum: QuorumSpec {
                 expected_votes: None,
@@ -185,7 +190,10 @@ impl Scenario {
                 wait_for_all: two_node,
                 no_quorum_policy: policy,
             },
-            fencing: FencingSpec { mode: fencing, retry_interval: deadtime * 2 },
+            fencing: FencingSpec {
+                mode: fencing,
+                retry_interval: deadtime * 2,
+            },
             groups,
             digest: 42,
             nodes,
@@ -201,7 +209,11 @@ impl Scenario {
             daemon_pause: fence_always && rng.random_bool(0.5),
             partition: true,
             link_cut: true,
-            loss: if rng.random_bool(0.3) { rng.random_range(0.0..0.3) } else { 0.0 },
+            loss: if rng.random_bool(0.3) {
+                rng.random_range(0.0..0.3)
+            } else {
+                0.0
+            },
             duplicate: 0.02,
             delay_spike: 0.02,
             op_fail: if rng.random_bool(0.3) { 0.05 } else { 0.0 },
@@ -264,7 +276,10 @@ impl ScenarioBuilder {
                 wait_for_all: false,
                 no_quorum_policy: NoQuorumPolicy::Stop,
             },
-            fencing: FencingSpec { mode: FenceMode::Off, retry_interval: Duration::from_secs(2) },
+            fencing: FencingSpec {
+                mode: FenceMode::Off,
+                retry_interval: Duration::from_secs(2),
+            },
             groups: vec![GroupSpec {
                 id: GroupId::of_name("www"),
                 name: "www".into(),

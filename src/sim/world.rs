@@ -35,14 +35,42 @@ pub struct Outcome {
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { to: usize, link: usize, hb: Box<Heartbeat> },
-    Wake { node: usize, gen: u64 },
-    OpDone { node: usize, inc: u64, op: OpId, group: GroupId, resource: usize, kind: OpKind, result: OpResult },
-    FenceDone { node: usize, inc: u64, request: FenceId, target: usize, result: FenceResult },
-    Restart { node: usize },
-    Resume { node: usize },
+    Deliver {
+        to: usize,
+        link: usize,
+        hb: Box<Heartbeat>,
+    },
+    Wake {
+        node: usize,
+        gen: u64,
+    },
+    OpDone {
+        node: usize,
+        inc: u64,
+        op: OpId,
+        group: GroupId,
+        resource: usize,
+        kind: OpKind,
+        result: OpResult,
+    },
+    FenceDone {
+        node: usize,
+        inc: u64,
+        request: FenceId,
+        target: usize,
+        result: FenceResult,
+    },
+    Restart {
+        node: usize,
+    },
+    Resume {
+        node: usize,
+    },
     Fault,
-    Unblock { link: Option<usize>, pairs: Vec<(usize, usize)> },
+    Unblock {
+        link: Option<usize>,
+        pairs: Vec<(usize, usize)>,
+    },
     HealAll,
     Script(ScriptedFault),
     End,
@@ -159,7 +187,9 @@ impl Sim {
     /// Run the whole scenario: start every node (staggered), chaos, heal, settle.
     pub fn run(mut self) -> Result<Outcome, Box<Violation>> {
         for i in 0..self.nodes.len() {
-            let at = self.rng.random_range(0..self.sc.spec.timing.deadtime.as_nanos() as u64);
+            let at = self
+                .rng
+                .random_range(0..self.sc.spec.timing.deadtime.as_nanos() as u64);
             self.push(at, Ev::Restart { node: i });
         }
         let chaos = dur(self.sc.chaos);
@@ -211,7 +241,11 @@ impl Sim {
 
     fn push(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse(Queued { at, seq: self.seq, ev }));
+        self.queue.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        }));
     }
 
     fn local(&self, i: usize) -> Instant {
@@ -248,7 +282,8 @@ impl Sim {
         if self.trace.len() == TRACE_MAX {
             self.trace.pop_front();
         }
-        self.trace.push_back(format!("{:>10.3} ms  {line}", ms(self.now)));
+        self.trace
+            .push_back(format!("{:>10.3} ms  {line}", ms(self.now)));
     }
 
     fn violation(&self, invariant: &'static str, detail: String) -> Box<Violation> {
@@ -266,7 +301,11 @@ impl Sim {
     }
 
     fn group_name(&self, g: GroupId) -> String {
-        self.sc.spec.group(g).map(|g| g.name.clone()).unwrap_or_default()
+        self.sc
+            .spec
+            .group(g)
+            .map(|g| g.name.clone())
+            .unwrap_or_default()
     }
 
     fn index_of(&self, id: NodeId) -> Option<usize> {
@@ -283,7 +322,14 @@ impl Sim {
                     return Ok(());
                 }
                 let now = self.local(to);
-                self.drive(to, now, Input::Heartbeat { link, heartbeat: *hb })?;
+                self.drive(
+                    to,
+                    now,
+                    Input::Heartbeat {
+                        link,
+                        heartbeat: *hb,
+                    },
+                )?;
             }
             Ev::Wake { node, gen } => {
                 let n = &self.nodes[node];
@@ -293,12 +339,28 @@ impl Sim {
                 let now = self.local(node);
                 self.drive(node, now, Input::Tick)?;
             }
-            Ev::OpDone { node, inc, op, group, resource, kind, result } => {
+            Ev::OpDone {
+                node,
+                inc,
+                op,
+                group,
+                resource,
+                kind,
+                result,
+            } => {
                 if self.nodes[node].inc != inc || self.nodes[node].core.is_none() {
                     return Ok(());
                 }
                 if self.nodes[node].vm_paused {
-                    let ev = Ev::OpDone { node, inc, op, group, resource, kind, result };
+                    let ev = Ev::OpDone {
+                        node,
+                        inc,
+                        op,
+                        group,
+                        resource,
+                        kind,
+                        result,
+                    };
                     self.nodes[node].held.push(ev);
                     return Ok(());
                 }
@@ -312,15 +374,33 @@ impl Sim {
                     _ => {}
                 }
                 if self.nodes[node].daemon_paused {
-                    let ev = Ev::OpDone { node, inc, op, group, resource, kind, result: result.clone() };
+                    let ev = Ev::OpDone {
+                        node,
+                        inc,
+                        op,
+                        group,
+                        resource,
+                        kind,
+                        result: result.clone(),
+                    };
                     self.nodes[node].held.push(ev);
                     return Ok(());
                 }
-                self.note(format!("{} {kind:?} {}#{resource} -> {result:?}", self.name(node), self.group_name(group)));
+                self.note(format!(
+                    "{} {kind:?} {}#{resource} -> {result:?}",
+                    self.name(node),
+                    self.group_name(group)
+                ));
                 let now = self.local(node);
                 self.drive(node, now, Input::OpDone { op, result })?;
             }
-            Ev::FenceDone { node, inc, request, target, result } => {
+            Ev::FenceDone {
+                node,
+                inc,
+                request,
+                target,
+                result,
+            } => {
                 if self.nodes[node].inc != inc || self.nodes[node].core.is_none() {
                     return Ok(());
                 }
@@ -334,7 +414,13 @@ impl Sim {
                     }
                 }
                 if self.nodes[node].vm_paused || self.nodes[node].daemon_paused {
-                    self.nodes[node].held.push(Ev::FenceDone { node, inc, request, target, result });
+                    self.nodes[node].held.push(Ev::FenceDone {
+                        node,
+                        inc,
+                        request,
+                        target,
+                        result,
+                    });
                     return Ok(());
                 }
                 let now = self.local(node);
@@ -388,7 +474,8 @@ impl Sim {
         if self.nodes[i].core.is_some() {
             return Ok(());
         }
-        if self.chaos_on && self.rng.random_bool(self.sc.faults.disk_loss) && self.nodes[i].inc > 0 {
+        if self.chaos_on && self.rng.random_bool(self.sc.faults.disk_loss) && self.nodes[i].inc > 0
+        {
             self.nodes[i].disk = None;
             self.terms[i].clear();
             self.note(format!("{} lost its state file", self.name(i)));
@@ -403,7 +490,11 @@ impl Sim {
         let mut core = Node::new(self.sc.spec.clone(), self.nodes[i].id, boot, now);
         core.plant_bug(self.sc.bug);
         self.nodes[i].core = Some(core);
-        self.note(format!("{} boots (incarnation {})", self.name(i), self.nodes[i].inc));
+        self.note(format!(
+            "{} boots (incarnation {})",
+            self.name(i),
+            self.nodes[i].inc
+        ));
         self.drive(i, now, Input::Tick)
     }
 
@@ -424,7 +515,11 @@ impl Sim {
     }
 
     fn set_running(&mut self, i: usize, g: GroupId, r: usize, on: bool) {
-        let changed = if on { self.nodes[i].running.insert((g, r)) } else { self.nodes[i].running.remove(&(g, r)) };
+        let changed = if on {
+            self.nodes[i].running.insert((g, r))
+        } else {
+            self.nodes[i].running.remove(&(g, r))
+        };
         if !changed {
             return;
         }
@@ -444,7 +539,9 @@ impl Sim {
         }
         if let Some(since) = self.run_since.remove(&(g, i)) {
             let name = self.group_name(g);
-            self.outcome.running_spans.push((name, i, since, Some(now_ms)));
+            self.outcome
+                .running_spans
+                .push((name, i, since, Some(now_ms)));
         }
     }
 
@@ -482,7 +579,13 @@ impl Sim {
             match a {
                 Action::Send(hb) => self.send(i, hb),
                 Action::Persist(state) => self.nodes[i].disk = Some(state),
-                Action::RunOp { op, group, resource, kind, .. } => {
+                Action::RunOp {
+                    op,
+                    group,
+                    resource,
+                    kind,
+                    ..
+                } => {
                     let f = &self.sc.faults;
                     let (op_fail, op_hang, slow, monitor_fail) = if self.chaos_on {
                         (f.op_fail, f.op_hang, f.slow_stop, f.monitor_fail)
@@ -497,18 +600,27 @@ impl Sim {
                             if self.rng.random_bool(op_hang) {
                                 (timeout, OpResult::TimedOut)
                             } else if self.rng.random_bool(op_fail) {
-                                (self.rng.random_range(1_000_000..50_000_000), OpResult::Failed("exit 1".into()))
+                                (
+                                    self.rng.random_range(1_000_000..50_000_000),
+                                    OpResult::Failed("exit 1".into()),
+                                )
                             } else {
                                 (self.rng.random_range(1_000_000..50_000_000), OpResult::Ok)
                             }
                         }
                         OpKind::Stop => {
                             if self.nodes[i].fail_stops || self.rng.random_bool(op_fail) {
-                                (self.rng.random_range(1_000_000..50_000_000), OpResult::Failed("exit 1".into()))
+                                (
+                                    self.rng.random_range(1_000_000..50_000_000),
+                                    OpResult::Failed("exit 1".into()),
+                                )
                             } else if self.rng.random_bool(op_hang) {
                                 (timeout, OpResult::TimedOut)
                             } else if self.rng.random_bool(slow) {
-                                (self.rng.random_range(deadtime / 4..deadtime * 3 / 2), OpResult::Ok)
+                                (
+                                    self.rng.random_range(deadtime / 4..deadtime * 3 / 2),
+                                    OpResult::Ok,
+                                )
                             } else {
                                 (self.rng.random_range(1_000_000..50_000_000), OpResult::Ok)
                             }
@@ -523,7 +635,18 @@ impl Sim {
                             (self.rng.random_range(100_000..5_000_000), result)
                         }
                     };
-                    self.push(self.now + delay, Ev::OpDone { node: i, inc, op, group, resource, kind, result });
+                    self.push(
+                        self.now + delay,
+                        Ev::OpDone {
+                            node: i,
+                            inc,
+                            op,
+                            group,
+                            resource,
+                            kind,
+                            result,
+                        },
+                    );
                 }
                 Action::Fence { request, target } => {
                     let Some(t) = self.index_of(target) else {
@@ -531,16 +654,36 @@ impl Sim {
                     };
                     let inc = self.nodes[i].inc;
                     let f = &self.sc.faults;
-                    let (fail, hang) = if self.chaos_on { (f.fence_fail, f.fence_hang) } else { (0.0, 0.0) };
+                    let (fail, hang) = if self.chaos_on {
+                        (f.fence_fail, f.fence_hang)
+                    } else {
+                        (0.0, 0.0)
+                    };
                     self.note(format!("{} fences {}", self.name(i), self.name(t)));
-                    let (delay, result) = if self.nodes[i].fail_fences || self.rng.random_bool(fail) {
-                        (self.rng.random_range(50_000_000..deadtime.max(50_000_001)), FenceResult::Failed("agent exit 1".into()))
+                    let (delay, result) = if self.nodes[i].fail_fences || self.rng.random_bool(fail)
+                    {
+                        (
+                            self.rng.random_range(50_000_000..deadtime.max(50_000_001)),
+                            FenceResult::Failed("agent exit 1".into()),
+                        )
                     } else if self.rng.random_bool(hang) {
                         (5 * deadtime, FenceResult::Failed("agent timed out".into()))
                     } else {
-                        (self.rng.random_range(50_000_000..deadtime.max(50_000_001)), FenceResult::Off)
+                        (
+                            self.rng.random_range(50_000_000..deadtime.max(50_000_001)),
+                            FenceResult::Off,
+                        )
                     };
-                    self.push(self.now + delay, Ev::FenceDone { node: i, inc, request, target: t, result });
+                    self.push(
+                        self.now + delay,
+                        Ev::FenceDone {
+                            node: i,
+                            inc,
+                            request,
+                            target: t,
+                            result,
+                        },
+                    );
                 }
                 Action::SelfFence { reason } => {
                     self.note(format!("{} fences itself: {reason}", self.name(i)));
@@ -579,13 +722,24 @@ impl Sim {
                 if self.loss > 0.0 && self.rng.random_bool(self.loss) {
                     continue;
                 }
-                let copies = if self.chaos_on && self.rng.random_bool(self.sc.faults.duplicate) { 2 } else { 1 };
+                let copies = if self.chaos_on && self.rng.random_bool(self.sc.faults.duplicate) {
+                    2
+                } else {
+                    1
+                };
                 for _ in 0..copies {
                     let mut delay = self.rng.random_range(100_000..1_500_000u64);
                     if self.chaos_on && self.rng.random_bool(self.sc.faults.delay_spike) {
                         delay += self.rng.random_range(0..deadtime / 2);
                     }
-                    self.push(self.now + delay, Ev::Deliver { to, link, hb: Box::new(hb.clone()) });
+                    self.push(
+                        self.now + delay,
+                        Ev::Deliver {
+                            to,
+                            link,
+                            hb: Box::new(hb.clone()),
+                        },
+                    );
                 }
             }
         }
@@ -683,12 +837,24 @@ impl Sim {
             }
             4 => {
                 let link = self.rng.random_range(0..self.blocked.len());
-                let pairs: Vec<(usize, usize)> =
-                    (0..n).filter(|o| *o != node).flat_map(|o| [(node, o), (o, node)]).collect();
+                let pairs: Vec<(usize, usize)> = (0..n)
+                    .filter(|o| *o != node)
+                    .flat_map(|o| [(node, o), (o, node)])
+                    .collect();
                 self.block(Some(link), &pairs);
                 let d = self.rng.random_range(deadtime..6 * deadtime);
-                self.note(format!("FAULT cut link {link} of {} for {:.0} ms", self.name(node), ms(d)));
-                self.push(self.now + d, Ev::Unblock { link: Some(link), pairs });
+                self.note(format!(
+                    "FAULT cut link {link} of {} for {:.0} ms",
+                    self.name(node),
+                    ms(d)
+                ));
+                self.push(
+                    self.now + d,
+                    Ev::Unblock {
+                        link: Some(link),
+                        pairs,
+                    },
+                );
             }
             _ => {
                 let Some(g) = self.sc.spec.groups.first().map(|g| g.id) else {
@@ -696,12 +862,24 @@ impl Sim {
                 };
                 let target = self.sc.spec.nodes[self.rng.random_range(0..n)].id;
                 let cmd = match self.rng.random_range(0..4) {
-                    0 => AdminCommand::Standby { node: target, on: true },
-                    1 => AdminCommand::Standby { node: target, on: false },
-                    2 => AdminCommand::Move { group: g, to: Some(target) },
+                    0 => AdminCommand::Standby {
+                        node: target,
+                        on: true,
+                    },
+                    1 => AdminCommand::Standby {
+                        node: target,
+                        on: false,
+                    },
+                    2 => AdminCommand::Move {
+                        group: g,
+                        to: Some(target),
+                    },
                     _ => AdminCommand::ClearMove { group: g },
                 };
-                if self.nodes[node].core.is_some() && !self.nodes[node].vm_paused && !self.nodes[node].daemon_paused {
+                if self.nodes[node].core.is_some()
+                    && !self.nodes[node].vm_paused
+                    && !self.nodes[node].daemon_paused
+                {
                     self.note(format!("ADMIN on {}: {cmd:?}", self.name(node)));
                     let now = self.local(node);
                     let _ = self.drive(node, now, Input::Admin(cmd));
@@ -735,14 +913,21 @@ impl Sim {
             }
         }
         // An admin cleans up what the chaos left: fail counts, moves, standby.
-        if let Some(i) = (0..self.nodes.len()).find(|i| self.nodes[*i].core.is_some() && !self.nodes[*i].vm_paused && !self.nodes[*i].daemon_paused) {
+        if let Some(i) = (0..self.nodes.len()).find(|i| {
+            self.nodes[*i].core.is_some()
+                && !self.nodes[*i].vm_paused
+                && !self.nodes[*i].daemon_paused
+        }) {
             let mut cmds = Vec::new();
             for g in &self.sc.spec.groups {
                 cmds.push(AdminCommand::Cleanup { group: g.id });
                 cmds.push(AdminCommand::ClearMove { group: g.id });
             }
             for n in &self.sc.spec.nodes {
-                cmds.push(AdminCommand::Standby { node: n.id, on: false });
+                cmds.push(AdminCommand::Standby {
+                    node: n.id,
+                    on: false,
+                });
             }
             for c in cmds {
                 let now = self.local(i);
@@ -824,9 +1009,16 @@ impl Sim {
                         None => format!("\n    {}: off", self.name(i)),
                     })
                     .collect();
-                return Err(self.violation(check::SAFETY_SINGLE_RUNNER, format!("{} runs on {:?}{}", gs.name, names, views.concat())));
+                return Err(self.violation(
+                    check::SAFETY_SINGLE_RUNNER,
+                    format!("{} runs on {:?}{}", gs.name, names, views.concat()),
+                ));
             }
-            let lease_mode = self.nodes.iter().find_map(|n| n.core.as_ref()).is_some_and(|c| c.lease_is_enforced());
+            let lease_mode = self
+                .nodes
+                .iter()
+                .find_map(|n| n.core.as_ref())
+                .is_some_and(|c| c.lease_is_enforced());
             if !lease_mode {
                 continue;
             }
@@ -867,7 +1059,10 @@ impl Sim {
                 .collect();
             if holders.len() > 1 {
                 let names: Vec<String> = holders.iter().map(|i| self.name(*i)).collect();
-                return Err(self.violation(check::SAFETY_LEASE_OVERLAP, format!("{} leased by {:?}", gs.name, names)));
+                return Err(self.violation(
+                    check::SAFETY_LEASE_OVERLAP,
+                    format!("{} leased by {:?}", gs.name, names),
+                ));
             }
         }
         Ok(())
@@ -887,7 +1082,10 @@ impl Sim {
             let t = core.known_term(gs.id);
             let seen = self.terms[i].entry(gs.id).or_default();
             if t < *seen {
-                let detail = format!("{} went from term {} to {} for {}", self.sc.spec.nodes[i].name, seen, t, gs.name);
+                let detail = format!(
+                    "{} went from term {} to {} for {}",
+                    self.sc.spec.nodes[i].name, seen, t, gs.name
+                );
                 return Err(self.violation(check::TERMS_MONOTONIC, detail));
             }
             *seen = t;
@@ -897,7 +1095,12 @@ impl Sim {
 
     /// Nodes that own `g` with everything running, by their own account and in fact.
     fn owners(&self, g: GroupId) -> Vec<usize> {
-        let n_res = self.sc.spec.group(g).map(|g| g.resources.len()).unwrap_or(0);
+        let n_res = self
+            .sc
+            .spec
+            .group(g)
+            .map(|g| g.resources.len())
+            .unwrap_or(0);
         (0..self.nodes.len())
             .filter(|i| {
                 let n = &self.nodes[*i];
@@ -916,7 +1119,9 @@ impl Sim {
                     if owner.is_none() {
                         let views: Vec<String> = (0..self.nodes.len())
                             .map(|i| match &self.nodes[i].core {
-                                Some(c) => format!("\n    {}: {}", self.name(i), c.describe_group(gs.id)),
+                                Some(c) => {
+                                    format!("\n    {}: {}", self.name(i), c.describe_group(gs.id))
+                                }
                                 None => format!("\n    {}: off", self.name(i)),
                             })
                             .collect();
@@ -936,7 +1141,10 @@ impl Sim {
                 Some(prev) if *prev != owner => {
                     return Err(self.violation(
                         check::LIVENESS_STABLE,
-                        format!("{}: owner changed from {:?} to {:?} after settling", gs.name, prev, owner),
+                        format!(
+                            "{}: owner changed from {:?} to {:?} after settling",
+                            gs.name, prev, owner
+                        ),
                     ));
                 }
                 Some(_) => {}
