@@ -30,7 +30,10 @@ fn require_lab_tools() {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "`{tool}` is missing: apt-get install -y iproute2 nftables");
+        assert!(
+            ok,
+            "`{tool}` is missing: apt-get install -y iproute2 nftables"
+        );
     }
 }
 
@@ -180,7 +183,10 @@ fn demo_shows_a_takeover_with_its_gap_and_cleans_up() {
     );
     let (old, new, gap) = takeover_line(&output)
         .unwrap_or_else(|| panic!("no takeover line naming the owners and gap:\n{output}"));
-    assert_eq!(old, "n1", "n1 is preferred, so it owns www first:\n{output}");
+    assert_eq!(
+        old, "n1",
+        "n1 is preferred, so it owns www first:\n{output}"
+    );
     assert_eq!(new, "n2", "n2 is the only other possible owner:\n{output}");
     // The survivor cannot run www before it notices n1 is gone; deadtime-based detection
     // with phi accrual never takes zero time. Upper bound only catches nonsense.
@@ -265,4 +271,33 @@ fn sigint_after_the_cluster_formed_stops_the_demo_and_removes_everything() {
 #[test]
 fn sigterm_during_the_takeover_stops_the_demo_and_removes_everything() {
     interrupted_demo_cleans_up("power loss on", Signal::SIGTERM);
+}
+
+#[test]
+fn a_failing_step_is_named_with_log_tails_exit_1_and_nothing_left() {
+    require_lab_tools();
+    // A "tandemd" that exits at once: the cluster can never form.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem-lab"))
+        .args(["demo", "--tandemd", "/bin/false"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tandem-lab demo");
+    let pid = child.id();
+    let (lines, err) = watch(&mut child);
+    let status = wait_bounded(&mut child, RUN_BOUND, "");
+    let output = lines.iter().collect::<Vec<_>>().join("\n");
+    let stderr = err.join().unwrap_or_default();
+    assert_eq!(status.code(), Some(1), "{output}\nstderr:\n{stderr}");
+    assert!(
+        output.contains("DEMO FAILED at step: waiting for all nodes online and www running"),
+        "{output}"
+    );
+    assert!(output.contains("tandemd on n1 exited"), "{output}");
+    assert!(
+        output.contains("---- last lines of n1") && output.contains("starting /bin/false"),
+        "the failure shows the node logs:\n{output}"
+    );
+    assert_nothing_left(pid, &output);
 }

@@ -125,9 +125,12 @@ macro_rules! say {
 }
 
 impl Demo<'_> {
+    /// Enters the next step, unless a stop was requested during the previous one (which
+    /// is then the step reported as interrupted).
     fn step(&mut self, name: impl Into<String>) -> Result<(), Abort> {
+        self.check_stop()?;
         self.step = name.into();
-        self.check_stop()
+        Ok(())
     }
 
     fn check_stop(&self) -> Result<(), Abort> {
