@@ -123,7 +123,10 @@ fn demo(args: DemoArgs) -> ExitCode {
                 }
             }
             println!();
-            println!("(the lab has been torn down)");
+            println!(
+                "(the lab has been torn down; run with {}=1 to keep its dir and full logs)",
+                lab::KEEP_ENV
+            );
             ExitCode::FAILURE
         }
     }
