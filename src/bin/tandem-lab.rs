@@ -1,15 +1,16 @@
 //! tandem-lab: bring up a tandem cluster in network namespaces on this machine (for
-//! trying things out, the demo and benchmarks), or clean up after a killed run.
+//! trying things out), run the failover demo, or clean up after a killed run.
 //! Needs root, iproute2 and nftables.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tandem::lab::{self, Lab, LabSpec};
+use tandem::lab::{self, demo, Lab, LabSpec};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +29,18 @@ enum Cmd {
     Cleanup,
     /// Build a lab, start tandemd on every node, and keep it up until Ctrl-C.
     Up(UpArgs),
+    /// Show a failover: 3-node lab, kill the owner, watch the takeover, rejoin, tear down.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// tandemd binary [default: next to this executable].
+    #[arg(long)]
+    tandemd: Option<PathBuf>,
+    /// tandemctl binary [default: next to this executable].
+    #[arg(long)]
+    tandemctl: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -55,15 +68,67 @@ struct UpArgs {
     tandemctl: Option<PathBuf>,
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Cleanup => {
             let n = lab::cleanup_stale()?;
             println!("removed {n} stale lab namespace(s)");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Cmd::Up(args) => up(args),
+        Cmd::Up(args) => up(args).map(|()| ExitCode::SUCCESS),
+        Cmd::Demo(args) => Ok(demo(args)),
+    }
+}
+
+/// Exit status of an interrupted demo (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn demo(args: DemoArgs) -> ExitCode {
+    // Registered first so a Ctrl-C at any later point reaches the polling loops, which
+    // return and let the lab's Drop remove everything.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
+            eprintln!("tandem-lab demo: cannot install signal handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let defaults = demo::DemoConfig::default();
+    let cfg = demo::DemoConfig {
+        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
+        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
+        ..defaults
+    };
+    let mut stdout = std::io::stdout();
+    match demo::run(&cfg, &stop, &mut stdout) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(demo::DemoError::Interrupted { step }) => {
+            println!("interrupted during: {step}; everything the demo built has been removed");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        Err(demo::DemoError::Failed { step, detail, logs }) => {
+            println!();
+            println!("DEMO FAILED at step: {step}");
+            println!("  {detail}");
+            for tail in logs {
+                println!();
+                println!(
+                    "---- last lines of {} ({}) ----",
+                    tail.node,
+                    tail.path.display()
+                );
+                for line in tail.lines {
+                    println!("{line}");
+                }
+            }
+            println!();
+            println!(
+                "(the lab has been torn down; run with {}=1 to keep its dir and full logs)",
+                lab::KEEP_ENV
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 
