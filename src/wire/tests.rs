@@ -136,7 +136,7 @@ fn unknown_phase_is_malformed() {
         owner_incarnation: 0,
     });
     let mut body = encode_body(&hb).unwrap();
-    let phase_at = GROUP_COUNT_AT + 2 + 4 + 8 + 2;
+    let phase_at = GROUP_COUNT_AT + 2 + 4 + 8 + 2 + 8;
     assert_eq!(body[phase_at], Phase::Running as u8);
     body[phase_at] = 6;
     assert_eq!(open_body(&body), Err(DropReason::Malformed));
