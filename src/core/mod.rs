@@ -8,6 +8,7 @@
 //! clusters and check the safety invariants after every step.
 
 pub mod detector;
+pub mod holders;
 pub mod ids;
 pub mod io;
 pub mod message;

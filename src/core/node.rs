@@ -16,6 +16,7 @@
 //!   `freeze` policy) a candidate first fences the previous owner.
 
 use super::detector::{Detector, LinkState};
+use super::holders::Holders;
 use super::ids::{GroupId, NodeId, Term};
 use super::io::{
     Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind, OpResult,
@@ -182,7 +183,7 @@ struct GroupState {
     known: Known,
     /// When a handoff hint (`known.handoff_to`) was last learned.
     handoff_seen: Option<Instant>,
-    holder: Option<HolderRecord>,
+    holders: Holders,
     role: Role,
     promise: Option<Promise>,
     res: Vec<Res>,
@@ -321,7 +322,13 @@ impl Node {
                         phase: Phase::Released,
                         handoff_to: None,
                     },
-                    holder: persisted.holders.iter().find(|h| h.group == g.id).copied(),
+                    holders: Holders::from_records(
+                        persisted
+                            .holders
+                            .iter()
+                            .filter(|h| h.group == g.id)
+                            .copied(),
+                    ),
                     handoff_seen: None,
                     // A term we owned before a restart is still ours until we have
                     // stopped everything and said so: claim it as Stopping.
@@ -657,7 +664,7 @@ impl Node {
         } else {
             r.owner_incarnation
         };
-        let holder_changed = update_holder(&mut g.holder, g.id, r, authoritative, owner_inc);
+        let holder_changed = update_holders(&mut g.holders, g.id, r, authoritative, owner_inc);
         if r.term > g.known.term {
             g.known = Known {
                 term: r.term,
@@ -715,10 +722,12 @@ impl Node {
         r: &GroupReport,
         sent_at: Instant,
     ) {
-        let quiet = self.in_quiet(now);
+        let fence_required = !self.lease_enforced();
+        // Not yet: promises made before a crash may be forgotten (quiet period), or the
+        // holder records that gate takeovers were lost with the state file.
+        let quiet = self.in_quiet(now) || (fence_required && self.state_lost);
         let deadtime = self.spec.timing.deadtime;
         let bug = self.bug;
-        let fence_required = !self.lease_enforced();
         let fenced_by_me = self.fenced_by_me.clone();
         let holder_fenced_by_me = |h: HolderRecord| {
             fenced_by_me
@@ -748,15 +757,7 @@ impl Node {
                         until: now + deadtime,
                         echo: sent_at,
                     });
-                    if g.holder.is_none_or(|h| r.term > h.term) {
-                        g.holder = Some(HolderRecord {
-                            group: g.id,
-                            term: r.term,
-                            owner: from,
-                            incarnation: from_inc,
-                            released: false,
-                            failed: false,
-                        });
+                    if g.holders.record(g.id, r.term, from, from_inc) {
                         self.persist_due = true;
                     }
                 }
@@ -769,13 +770,14 @@ impl Node {
                 // Where owners may run without a lease, a new owner needs the holder to
                 // have let go or to be fenced: a promise running out proves nothing.
                 if fence_required {
-                    if let Some(h) = g.holder.filter(|h| !h.released && h.owner != from) {
+                    let blocked = g.holders.unreleased().any(|h| {
                         let inc_fenced = fenced
                             .get(&h.owner)
                             .is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation);
-                        if !inc_fenced && !holder_fenced_by_me(h) {
-                            return;
-                        }
+                        h.owner != from && !inc_fenced && !holder_fenced_by_me(*h)
+                    });
+                    if blocked {
+                        return;
                     }
                 }
                 g.promise = Some(Promise {
@@ -788,15 +790,7 @@ impl Node {
                 // A grant is a commitment: the grantee may start the moment it counts a
                 // quorum, before anyone hears it run. Remember it as the holder, durably,
                 // before the grant goes out.
-                if g.holder.is_none_or(|h| r.term > h.term) {
-                    g.holder = Some(HolderRecord {
-                        group: g.id,
-                        term: r.term,
-                        owner: from,
-                        incarnation: from_inc,
-                        released: false,
-                        failed: false,
-                    });
+                if g.holders.record(g.id, r.term, from, from_inc) {
                     self.persist_due = true;
                 }
                 self.send_asap = true;
@@ -988,8 +982,7 @@ impl Node {
                 let known = self
                     .groups
                     .iter()
-                    .filter_map(|g| g.holder)
-                    .filter(|h| h.owner == target)
+                    .filter_map(|g| g.holders.of(target))
                     .map(|h| h.incarnation);
                 let peer = self.peers.get(&target).map(|p| p.incarnation).unwrap_or(0);
                 let incarnation = known
@@ -1192,11 +1185,10 @@ impl Node {
                 &format!("{} votes of {expected} present", present),
             ));
         }
-        if self.state_lost
-            && self.quorate
-            && !self.in_quiet(now)
-            && (self.seen_all || !self.spec.quorum.wait_for_all)
-        {
+        // Where holder records are what keeps takeovers safe, a node that lost them must
+        // hear every node (each gossips its holder record) before it votes again.
+        let need_all = self.spec.quorum.wait_for_all || !self.lease_enforced();
+        if self.state_lost && self.quorate && !self.in_quiet(now) && (self.seen_all || !need_all) {
             self.state_lost = false;
             out.push(event(
                 EventKind::Decision,
@@ -1264,8 +1256,9 @@ impl Node {
         // A node whose stop failed holds the group blocked: it must be fenced or
         // cleaned up, not waited for.
         if self.groups[gi]
-            .holder
-            .is_some_and(|h| h.owner == node && h.failed && !h.released)
+            .holders
+            .of(node)
+            .is_some_and(|h| h.failed && !h.released)
         {
             return false;
         }
@@ -1313,7 +1306,7 @@ impl Node {
     /// still claims the group.
     fn live_owner(&self, gi: usize) -> Option<NodeId> {
         let g = &self.groups[gi];
-        if let Some(h) = g.holder.filter(|h| !h.released && h.owner != self.me) {
+        for h in g.holders.unreleased().filter(|h| h.owner != self.me) {
             // A holder whose stop failed is not "live": it must be fenced.
             let claims = self
                 .peers
@@ -1591,14 +1584,7 @@ impl Node {
                 failed: false,
                 recovering: false,
             };
-            g.holder = Some(HolderRecord {
-                group: g.id,
-                term,
-                owner: self.me,
-                incarnation: self.incarnation,
-                released: false,
-                failed: false,
-            });
+            g.holders.record(g.id, term, self.me, self.incarnation);
             g.goal = Goal::Run;
             g.known = Known {
                 term,
@@ -1648,12 +1634,7 @@ impl Node {
         // Idle with nothing running: if the record says we hold the group, we have in
         // fact let go (stepped down, or restarted and cleaned up). Say so.
         let me = self.me;
-        if let Some(h) = self.groups[gi]
-            .holder
-            .as_mut()
-            .filter(|h| h.owner == me && !h.released)
-        {
-            h.released = true;
+        if self.groups[gi].holders.release(me, Term(u64::MAX)) {
             self.persist(out);
             self.send_asap = true;
         }
@@ -1777,8 +1758,9 @@ impl Node {
             }
             FenceNeed::Fence(target) => {
                 let failed = self.groups[gi]
-                    .holder
-                    .is_some_and(|h| h.owner == target && h.failed);
+                    .holders
+                    .of(target)
+                    .is_some_and(|h| h.failed && !h.released);
                 if !failed && self.peers.get(&target).is_some_and(|p| p.up) {
                     self.set_reason(
                         gi,
@@ -1789,8 +1771,9 @@ impl Node {
                 }
                 if !self.fences.contains_key(&target) {
                     let failed = self.groups[gi]
-                        .holder
-                        .is_some_and(|h| h.owner == target && h.failed);
+                        .holders
+                        .of(target)
+                        .is_some_and(|h| h.failed && !h.released);
                     let why = if failed {
                         FenceWhy::StopFailed
                     } else {
@@ -1900,33 +1883,35 @@ impl Node {
         }
     }
 
+    /// Whether the incarnation that held a group is confirmed off.
+    fn holder_fenced(&self, h: &HolderRecord) -> bool {
+        self.fenced
+            .get(&h.owner)
+            .is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation)
+            || self
+                .fenced_by_me
+                .get(&h.owner)
+                .is_some_and(|f| *f >= h.incarnation)
+    }
+
     fn fence_need(&self, gi: usize) -> FenceNeed {
         let g = &self.groups[gi];
         let mode = self.spec.fencing.mode;
         let is_fenced = |n: NodeId| self.is_fenced(n);
-        if let Some(h) = g.holder.filter(|h| !h.released && h.owner != self.me) {
-            let fenced = self
-                .fenced
-                .get(&h.owner)
-                .is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation)
-                || self
-                    .fenced_by_me
-                    .get(&h.owner)
-                    .is_some_and(|f| *f >= h.incarnation)
-                || is_fenced(h.owner)
-                    && self
-                        .peers
-                        .get(&h.owner)
-                        .is_some_and(|p| p.incarnation >= h.incarnation && h.incarnation > 0);
-            if !fenced {
-                let must = h.failed || !self.lease_enforced();
-                if must {
-                    return if mode == FenceMode::Off {
-                        FenceNeed::Blocked(format!("{} may still run the group and cannot be fenced (no fence agents): waiting", self.name(h.owner)))
-                    } else {
-                        FenceNeed::Fence(h.owner)
-                    };
-                }
+        for h in g.holders.unreleased().filter(|h| h.owner != self.me) {
+            if self.holder_fenced(h) {
+                continue;
+            }
+            let must = h.failed || !self.lease_enforced();
+            if must {
+                return if mode == FenceMode::Off {
+                    FenceNeed::Blocked(format!(
+                        "{} may still run the group and cannot be fenced (no fence agents): waiting",
+                        self.name(h.owner)
+                    ))
+                } else {
+                    FenceNeed::Fence(h.owner)
+                };
             }
         }
         if self.spec.quorum.two_node {
@@ -2104,13 +2089,7 @@ impl Node {
                         phase: Phase::Released,
                         handoff_to,
                     };
-                    if let Some(h) = g
-                        .holder
-                        .as_mut()
-                        .filter(|h| h.owner == me && h.term <= term)
-                    {
-                        h.released = true;
-                    }
+                    g.holders.release(me, term);
                 }
             }
             Some(AfterStop::StepDown) | None => {}
@@ -2336,8 +2315,9 @@ impl Node {
                     // Besides the newest term, gossip the holder (and whether it let go),
                     // so every node learns who must release or be fenced before anyone
                     // takes over.
-                    if let Some(h) = g
-                        .holder
+                    for h in g
+                        .holders
+                        .unreleased()
                         .filter(|h| (h.term, Some(h.owner)) != (g.known.term, g.known.owner))
                     {
                         groups.push(GroupReport {
@@ -2345,9 +2325,7 @@ impl Node {
                             term: h.term,
                             owner: Some(h.owner),
                             owner_incarnation: h.incarnation,
-                            phase: if h.released {
-                                Phase::Released
-                            } else if h.failed {
+                            phase: if h.failed {
                                 Phase::Failed
                             } else {
                                 Phase::Running
@@ -2479,7 +2457,11 @@ impl Node {
     fn persist(&mut self, out: &mut Vec<Action>) {
         let mut state = PersistentState {
             terms: self.groups.iter().map(|g| (g.id, g.known.term)).collect(),
-            holders: self.groups.iter().filter_map(|g| g.holder).collect(),
+            holders: self
+                .groups
+                .iter()
+                .flat_map(|g| g.holders.all().iter().copied())
+                .collect(),
             owned: self.persisted.owned.clone(),
             admin: self.admin.clone(),
         };
@@ -2576,8 +2558,8 @@ impl Node {
             return "unknown group".into();
         };
         format!(
-            "role={:?} known={:?} holder={:?} res={:?} goal={:?} op={:?} restart_from={:?} promise={:?} fenced={:?} by_me={:?} reason={}",
-            g.role, g.known, g.holder, g.res, g.goal, g.op, g.restart_from, g.promise, self.fenced, self.fenced_by_me, g.reason
+            "role={:?} known={:?} holders={:?} res={:?} goal={:?} op={:?} restart_from={:?} promise={:?} fenced={:?} by_me={:?} reason={}",
+            g.role, g.known, g.holders.all(), g.res, g.goal, g.op, g.restart_from, g.promise, self.fenced, self.fenced_by_me, g.reason
         )
     }
 
@@ -2776,61 +2758,28 @@ fn describe(r: &OpResult) -> String {
     }
 }
 
-/// Learn from one report who holds a group (see [`HolderRecord`]); true if it changed.
-fn update_holder(
-    holder: &mut Option<HolderRecord>,
+/// Learn from one report who may be running a group (see [`Holders`]); true if it
+/// changed. Releases and failures are relayed by gossip too: they originated with the
+/// holder itself, and only authenticated members speak.
+fn update_holders(
+    holders: &mut Holders,
     group: GroupId,
     r: &GroupReport,
-    authoritative: bool,
+    _authoritative: bool,
     owner_inc: u64,
 ) -> bool {
     let Some(owner) = r.owner else {
         return false;
     };
-    let started = matches!(
-        r.phase,
-        Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed
-    );
-    // A release is relayed by gossip too: it originated with the holder itself, and
-    // only authenticated members speak.
-    let _ = authoritative;
-    match holder {
-        Some(h) if owner == h.owner && r.phase == Phase::Released && r.term >= h.term => {
-            if h.released {
-                return false;
-            }
-            h.released = true;
-            true
+    match r.phase {
+        Phase::Released => holders.release(owner, r.term),
+        Phase::Starting | Phase::Running | Phase::Stopping => {
+            holders.record(group, r.term, owner, owner_inc)
         }
-        Some(h) if started && r.term == h.term && owner == h.owner => {
-            let failed = r.phase == Phase::Failed;
-            let before = *h;
-            h.incarnation = h.incarnation.max(owner_inc);
-            h.failed |= failed && authoritative;
-            *h != before
+        Phase::Failed => {
+            let recorded = holders.record(group, r.term, owner, owner_inc);
+            holders.fail(owner, r.term) || recorded
         }
-        Some(h) if started && r.term > h.term => {
-            *h = HolderRecord {
-                group,
-                term: r.term,
-                owner,
-                incarnation: owner_inc,
-                released: false,
-                failed: false,
-            };
-            true
-        }
-        None if started => {
-            *holder = Some(HolderRecord {
-                group,
-                term: r.term,
-                owner,
-                incarnation: owner_inc,
-                released: false,
-                failed: false,
-            });
-            true
-        }
-        _ => false,
+        Phase::Candidate => false,
     }
 }
