@@ -42,6 +42,7 @@ command -v rpm >/dev/null || missing+=(rpm)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
 command -v addgroup >/dev/null || missing+=(adduser)
+command -v objcopy >/dev/null || missing+=(binutils) # cargo-deb's dbgsym split, strip
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "apt-get install ${missing[*]}"
     timeout "$APT_TIMEOUT" apt-get update -qq
@@ -88,6 +89,13 @@ diff -r packaging/completions "$work/completions" ||
 # --- build -------------------------------------------------------------------------
 step "cargo build --release (tandemd, tandemctl)"
 timeout "$BUILD_TIMEOUT" cargo build --locked --release --bin tandemd --bin tandemctl
+# The dbgsym package needs the debug info (profile.release debug = 1). A binary
+# stripped in place by hand still looks fresh to cargo: rebuild it then.
+if ! readelf -S target/release/tandemd target/release/tandemctl | grep -c '\.debug_info' | grep -qx 2; then
+    echo "target/release binaries were stripped: rebuilding"
+    touch src/bin/tandemd.rs src/bin/tandemctl.rs
+    timeout "$BUILD_TIMEOUT" cargo build --locked --release --bin tandemd --bin tandemctl
+fi
 
 step "cargo deb"
 rm -rf target/debian target/generate-rpm
@@ -97,11 +105,17 @@ ls -l target/debian/
 [ "$(echo "$deb" | wc -l)" -eq 1 ] || fail "expected one .deb, got: $deb"
 
 step "cargo generate-rpm"
-# cargo-generate-rpm packs target/release as it is; strip the binaries first (the .deb
-# has already moved their debug info into tandem-dbgsym). The RPM has no debuginfo
-# subpackage.
-strip -s target/release/tandemd target/release/tandemctl
-timeout "$BUILD_TIMEOUT" cargo generate-rpm
+# cargo-generate-rpm packs the binaries as they are: give it stripped copies (the .deb
+# moved their debug info into tandem-dbgsym; the RPM has no debuginfo subpackage).
+# Copies, not target/release itself: cargo would keep the stripped files as up to date
+# and the next run's dbgsym would come out empty. --target-dir maps the assets'
+# target/release/ to the copies.
+mkdir -p "$work/rpm-target/release"
+for b in tandemd tandemctl; do
+    strip -s -o "$work/rpm-target/release/$b" "target/release/$b"
+done
+mkdir -p target/generate-rpm
+timeout "$BUILD_TIMEOUT" cargo generate-rpm --target-dir "$work/rpm-target" -o target/generate-rpm/
 rpmfile=$(ls target/generate-rpm/tandem-*.rpm)
 [ "$(echo "$rpmfile" | wc -l)" -eq 1 ] || fail "expected one .rpm, got: $rpmfile"
 
@@ -205,7 +219,7 @@ step "tandemctl from the installed paths"
 
 step "reinstall over an edited config: the edit survives"
 echo "# edited by packaging/ci.sh" >>/etc/tandem/tandem.yaml
-dpkg -i "$deb"
+dpkg -i "$deb" </dev/null
 grep -qxF "# edited by packaging/ci.sh" /etc/tandem/tandem.yaml || fail "the conffile was overwritten"
 [ -e /etc/tandem/authkey ] || fail "reinstall removed the authkey"
 echo "ok"
