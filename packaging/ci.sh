@@ -33,6 +33,12 @@ fail() {
 }
 
 [ "$(id -u)" -eq 0 ] || fail "must run as root (installs packages, dpkg -i)"
+# This script installs and then purges the package (config, key and state included).
+# On a CI machine a leftover from an interrupted run is fair game; anywhere else an
+# installed tandem may be a real node, so refuse.
+if dpkg -s tandem >/dev/null 2>&1 && [ "${CI:-}" != true ]; then
+    fail "tandem is installed here and this script would purge it; run with CI=true to allow"
+fi
 
 # --- tools -------------------------------------------------------------------------
 step "tools"
