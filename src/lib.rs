@@ -3,7 +3,8 @@
 //! Map of the crate (dependencies point downwards only):
 //!
 //! ```text
-//! bin/tandemd bin/tandemctl bin/tandem-lab   thin: argument parsing, wiring
+//! bin/tandemd bin/tandemctl bin/tandem-lab   thin: wiring
+//! cli/      clap definitions of tandemd and tandemctl (also feed man pages, completions)
 //! daemon/   the tokio driver: sockets, timers, child processes, the control socket
 //! control/  the Unix-socket protocol shared by daemon and CLI
 //! agents/   resource agents (vip, systemd, lsb, ocf, exec) and fencing
@@ -16,6 +17,7 @@
 //! ```
 
 pub mod agents;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod core;

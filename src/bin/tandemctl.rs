@@ -4,64 +4,11 @@
 //! `keygen` work offline; the commands that talk to a running `tandemd` go through the
 //! control socket given by `--socket`.
 
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::Parser;
 use std::process::ExitCode;
+use tandem::cli::{ConfigCommand, CtlCommand, TandemctlArgs};
 use tandem::config;
 use tandem::control::{self, client, Request};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "tandemctl",
-    version,
-    about = "Control and inspect a tandem cluster"
-)]
-struct Cli {
-    /// Control socket of the local tandemd.
-    #[arg(
-        long,
-        global = true,
-        value_name = "PATH",
-        default_value = control::DEFAULT_SOCKET
-    )]
-    socket: PathBuf,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Work with config files.
-    #[command(subcommand)]
-    Config(ConfigCommand),
-
-    /// Write a fresh cluster authentication key (mode 0600).
-    Keygen {
-        /// Where to write the key.
-        #[arg(default_value = config::DEFAULT_AUTHKEY_PATH)]
-        path: PathBuf,
-        /// Replace an existing key file.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Show the cluster as the local node sees it: quorum, nodes, links, groups.
-    Status {
-        /// Print the status report as JSON (a stable object for scripts).
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ConfigCommand {
-    /// Validate a config file (and the key files it names); print a summary or every
-    /// error, one per line.
-    Check {
-        /// The config file, e.g. /etc/tandem/tandem.yaml.
-        file: PathBuf,
-    },
-}
 
 fn config_check(file: &std::path::Path) -> ExitCode {
     match config::load(file) {
@@ -96,11 +43,11 @@ fn keygen(path: &std::path::Path, force: bool) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = TandemctlArgs::parse();
     match &cli.command {
-        Command::Config(ConfigCommand::Check { file }) => config_check(file),
-        Command::Keygen { path, force } => keygen(path, *force),
-        Command::Status { json } => status(&cli.socket, *json),
+        CtlCommand::Config(ConfigCommand::Check { file }) => config_check(file),
+        CtlCommand::Keygen { path, force } => keygen(path, *force),
+        CtlCommand::Status { json } => status(&cli.socket, *json),
     }
 }
 

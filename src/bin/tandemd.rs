@@ -2,26 +2,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use tandem::control;
-
-#[derive(Parser, Debug)]
-#[command(name = "tandemd", version, about = "tandem cluster daemon")]
-struct Args {
-    /// Cluster configuration file.
-    #[arg(long, default_value = "/etc/tandem/tandem.yaml")]
-    config: PathBuf,
-    /// This node's name in the config (default: the host name).
-    #[arg(long)]
-    node: Option<String>,
-    /// Control socket path.
-    #[arg(long, default_value = control::DEFAULT_SOCKET)]
-    socket: PathBuf,
-    /// Where the incarnation counter and persisted state live.
-    #[arg(long, default_value = "/var/lib/tandem")]
-    state_dir: PathBuf,
-}
+use tandem::cli::TandemdArgs;
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
@@ -43,7 +25,7 @@ fn node_name(arg: Option<String>) -> anyhow::Result<String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = TandemdArgs::parse();
     init_logging();
     let node = match node_name(args.node.clone()) {
         Ok(n) => n,

@@ -10,6 +10,7 @@ pub mod events;
 pub mod executor;
 pub mod heartbeat;
 pub mod inbound;
+pub mod notify;
 pub mod settings;
 pub mod state;
 
@@ -361,7 +362,11 @@ impl Running {
 
 /// Runs the daemon until SIGTERM/SIGINT (clean exit) or a fatal error.
 pub fn run(settings: Settings) -> Result<(), DaemonError> {
-    start(settings)?.wait_for_signals()
+    let running = start(settings)?;
+    notify::ready();
+    let result = running.wait_for_signals();
+    notify::stopping();
+    result
 }
 
 struct Signals {
