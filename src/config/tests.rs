@@ -939,3 +939,49 @@ proptest::proptest! {
         let _ = parse_str(&text, "mutated.yaml");
     }
 }
+
+/// Every key the parser accepts is documented in docs/configuration.md, in the section
+/// of its own table, so the reference and the code cannot drift apart.
+#[test]
+fn every_accepted_key_is_in_the_configuration_reference() {
+    let doc = include_str!("../../docs/configuration.md");
+    // The text of one `## heading` section (up to the next `## `).
+    let section = |heading: &str| -> &str {
+        let start = doc
+            .find(&format!("\n## {heading}"))
+            .unwrap_or_else(|| panic!("docs/configuration.md has no `## {heading}` section"));
+        let rest = &doc[start + 1..];
+        let end = rest[3..].find("\n## ").map(|i| i + 3).unwrap_or(rest.len());
+        &rest[..end]
+    };
+    let tables: &[(&str, &[&str])] = &[
+        ("cluster", raw::RawCluster::KEYS),
+        ("nodes", raw::RawNode::KEYS),
+        ("heartbeat", raw::RawHeartbeat::KEYS),
+        ("quorum", raw::RawQuorum::KEYS),
+        ("fencing", raw::RawFencing::KEYS),
+        ("fencing", raw::RawFenceAgent::KEYS),
+        ("groups", raw::RawGroup::KEYS),
+        ("groups", raw::RawVip::KEYS),
+        ("groups", raw::RawExec::KEYS),
+        ("groups", raw::RawLsb::KEYS),
+        ("groups", raw::RawOcf::KEYS),
+        ("groups", raw::RawSystemd::KEYS),
+        ("metrics", raw::RawMetrics::KEYS),
+    ];
+    let mut missing = Vec::new();
+    for (heading, keys) in tables {
+        let text = section(heading);
+        for key in *keys {
+            if !text.contains(&format!("`{key}`")) {
+                missing.push(format!("{heading}.{key}"));
+            }
+        }
+    }
+    for key in raw::RawConfig::KEYS {
+        if !doc.contains(&format!("## {key}")) {
+            missing.push(format!("top-level section {key}"));
+        }
+    }
+    assert!(missing.is_empty(), "undocumented config keys: {missing:?}");
+}
