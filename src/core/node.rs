@@ -697,8 +697,10 @@ impl Node {
             None => true,
             Some(o) if o == from => true,
             Some(o) => {
-                let known_granted = g.known.phase != Phase::Candidate;
-                let new_granted = r.phase != Phase::Candidate;
+                // A started claim beats a candidate's or a released one.
+                let active = |p: Phase| !matches!(p, Phase::Candidate | Phase::Released);
+                let known_granted = active(g.known.phase);
+                let new_granted = active(r.phase);
                 (new_granted && !known_granted)
                     || (new_granted == known_granted && rank_of(from, spec) > rank_of(o, spec))
             }
