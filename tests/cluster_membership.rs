@@ -167,7 +167,11 @@ fn three_nodes_join_detect_a_crash_survive_a_cut_link_and_count_bad_packets() {
         wire::seal(&heartbeat(2, n2_incarnation, 1), cluster, 0, &key, [2; 24]).expect("seal");
     let truncated = replayed[..wire::HEADER_LEN + 4].to_vec();
     let n1 = SocketAddr::new(lab.address(1, 0), PORT);
-    send_from_client(&lab, n1, vec![wrong_key, replayed.clone(), replayed, truncated]);
+    send_from_client(
+        &lab,
+        n1,
+        vec![wrong_key, replayed.clone(), replayed, truncated],
+    );
     eventually(
         &lab,
         1,
