@@ -59,6 +59,11 @@ fn sweep() {
         started.elapsed().as_secs_f64(),
         failures.len()
     );
+    for f in failures.iter() {
+        if let Some(line) = f.lines().find(|l| l.starts_with("reproduce")) {
+            eprintln!("failed: {line}");
+        }
+    }
     if let Some(first) = failures.first() {
         panic!(
             "{} seed(s) broke an invariant; first:\n{first}",

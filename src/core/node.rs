@@ -1413,6 +1413,26 @@ impl Node {
             && g.known.owner.is_some_and(|o| o != self.me)
             && g.known.phase != Phase::Candidate
             && g.known.phase != Phase::Released;
+        // Two live owners can only meet after a partition under `no_quorum_policy:
+        // ignore`: whoever sees a peer actively claiming a newer term, or the same term
+        // with a better rank, steps down, so the cluster converges on one owner.
+        let active = |p: Phase| matches!(p, Phase::Starting | Phase::Running | Phase::Stopping);
+        let rival = self.peers.iter().filter(|(_, p)| p.up).find_map(|(id, p)| {
+            let c = p.claims.get(&gid)?;
+            let beats =
+                c.term > term || (c.term == term && self.rank(*id, gi) > self.rank(self.me, gi));
+            (active(c.phase) && beats).then_some(*id)
+        });
+        if let Some(o) = rival.filter(|_| !newer_owner) {
+            let o = self.name(o);
+            self.begin_stop(
+                gi,
+                AfterStop::StepDown,
+                format!("{o} also runs the group: stepping down"),
+                out,
+            );
+            return;
+        }
         if newer_owner {
             let o = g.known.owner.map(|o| self.name(o)).unwrap_or_default();
             self.begin_stop(
