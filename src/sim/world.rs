@@ -72,6 +72,7 @@ enum Ev {
         pairs: Vec<(usize, usize)>,
     },
     HealAll,
+    AdminCleanup,
     Script(ScriptedFault),
     End,
 }
@@ -459,6 +460,7 @@ impl Sim {
                 }
             }
             Ev::HealAll => self.heal_all()?,
+            Ev::AdminCleanup => self.admin_cleanup()?,
             Ev::Script(f) => self.scripted(f)?,
             Ev::End => {}
         }
@@ -912,7 +914,15 @@ impl Sim {
                 self.push(self.now, Ev::Resume { node: i });
             }
         }
-        // An admin cleans up what the chaos left: fail counts, moves, standby.
+        // An admin cleans up what the chaos left (fail counts, moves, standby) once the
+        // healed cluster's views have converged: a command issued on a node whose admin
+        // view is stale loses to a newer state (last writer wins; see the notes).
+        let later = self.now + 3 * dur(self.sc.spec.timing.deadtime);
+        self.push(later, Ev::AdminCleanup);
+        Ok(())
+    }
+
+    fn admin_cleanup(&mut self) -> Result<(), Box<Violation>> {
         if let Some(i) = (0..self.nodes.len()).find(|i| {
             self.nodes[*i].core.is_some()
                 && !self.nodes[*i].vm_paused
