@@ -1,0 +1,1 @@
+//! Gratuitous ARP / unsolicited neighbour advertisement (placeholder).

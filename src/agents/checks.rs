@@ -1,0 +1,1 @@
+//! Health checks that steer ownership (placeholder).

@@ -1,0 +1,1 @@
+//! Fence agents (placeholder).

@@ -1,0 +1,1 @@
+//! Child processes for agents (placeholder: filled in by the agents work).

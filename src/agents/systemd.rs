@@ -1,0 +1,11 @@
+//! `systemd` resources (placeholder: filled in by the agents work).
+
+use super::OpContext;
+use crate::core::OpResult;
+
+pub async fn run(ctx: &OpContext<'_>) -> OpResult {
+    OpResult::Failed(format!(
+        "{}: systemd agent not implemented yet",
+        ctx.resource.name
+    ))
+}
