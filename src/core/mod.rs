@@ -23,6 +23,6 @@ pub use io::{
     Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind, OpResult,
 };
 pub use message::Heartbeat;
-pub use node::{Boot, Node, PersistentState};
+pub use node::{Boot, Node, PersistentState, ReconfigureError};
 pub use spec::ClusterSpec;
 pub use time::Instant;

@@ -236,6 +236,13 @@ enum FenceNeed {
     Blocked(String),
 }
 
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ReconfigureError {
+    /// The new config changes something only a restart can apply.
+    #[error("{0}: restart tandemd to apply this change")]
+    NeedsRestart(String),
+}
+
 pub struct Node {
     spec: ClusterSpec,
     me: NodeId,
@@ -418,6 +425,25 @@ impl Node {
     }
 
     /// Apply one input; the returned actions must be carried out in order.
+    /// Applies a reloaded configuration (`tandemctl reload`, SIGHUP). Groups whose
+    /// resources did not change keep running untouched; see `docs/operations.md`.
+    /// Refused (nothing changes) when the change needs a restart, e.g. different nodes.
+    pub fn reconfigure(
+        &mut self,
+        _now: Instant,
+        _spec: ClusterSpec,
+    ) -> Result<Vec<Action>, ReconfigureError> {
+        Err(ReconfigureError::NeedsRestart(
+            "reload is not implemented yet".into(),
+        ))
+    }
+
+    /// True while a reload has changed this group's resources but the old ones still
+    /// run here: operations on it must use the previous resource definitions.
+    pub fn uses_previous_spec(&self, _group: GroupId) -> bool {
+        false
+    }
+
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         if self.self_fenced {
