@@ -371,3 +371,101 @@ fn the_checker_catches_a_planted_bug() {
         v.invariant
     );
 }
+
+/// The spec `three()` builds, for reloads to start from.
+fn three_spec() -> tandem::core::ClusterSpec {
+    three().build().spec
+}
+
+fn reload_everywhere(
+    mut b: ScenarioBuilder,
+    at: f64,
+    spec: &tandem::core::ClusterSpec,
+) -> ScenarioBuilder {
+    for i in 0..3 {
+        // A rolling reload: the nodes pick up the new file a little apart.
+        b = b.at(
+            secs(at + 0.3 * i as f64),
+            ScriptedFault::Reload(i, Box::new(spec.clone())),
+        );
+    }
+    b
+}
+
+#[test]
+fn reload_of_policy_only_leaves_the_running_group_alone() {
+    let mut spec = three_spec();
+    spec.groups[0].migration_threshold += 2;
+    spec.groups[0].failback = true;
+    spec.nodes[1].priority += 5;
+    let o = run(reload_everywhere(three(), 5.0, &spec));
+    let n1 = spans(&o, 0);
+    assert_eq!(n1.len(), 1, "www never restarted on n1: {n1:?}");
+    assert_eq!(n1[0].1, None, "and still runs there");
+    assert_eq!(owner(&o), Some(0));
+}
+
+#[test]
+fn reload_that_changes_resources_restarts_that_group_in_place() {
+    let mut spec = three_spec();
+    spec.groups[0].resources.push("extra".into());
+    let o = run(reload_everywhere(three(), 5.0, &spec));
+    let n1 = spans(&o, 0);
+    assert!(
+        n1.len() >= 2,
+        "www was stopped and started again on n1: {n1:?}"
+    );
+    assert!(
+        n1.iter().any(|(s, _)| *s > 5000.0),
+        "the restart came after the reload: {n1:?}"
+    );
+    assert!(
+        spans(&o, 1).is_empty(),
+        "nobody else ran it: {:?}",
+        spans(&o, 1)
+    );
+    assert_eq!(owner(&o), Some(0), "n1 still owns www");
+}
+
+#[test]
+fn reload_that_removes_a_running_group_stops_it_for_good() {
+    let mut spec = three_spec();
+    spec.groups.clear();
+    let o = run(reload_everywhere(three(), 5.0, &spec).duration(secs(20.0)));
+    let n1 = spans(&o, 0);
+    assert!(
+        n1.last()
+            .is_some_and(|(_, e)| e.is_some_and(|e| e > 5000.0)),
+        "www stopped on n1 after the reload: {n1:?}"
+    );
+    // Until the last node has reloaded (5.6 s), the others still have www in their
+    // config and may take it over; after that nobody may run it.
+    for n in 0..3 {
+        for (s, e) in spans(&o, n) {
+            assert!(
+                s < 5600.0,
+                "n{} started www after every node reloaded: {s}",
+                n + 1
+            );
+            assert!(e.is_some(), "n{} still runs a removed group", n + 1);
+        }
+    }
+}
+
+#[test]
+fn reload_refuses_timing_changes_and_changes_nothing() {
+    let spec = three_spec();
+    let boot = Boot {
+        incarnation: 1,
+        persisted: Some(PersistentState::default()),
+        seed: 1,
+    };
+    let mut node = Node::new(spec.clone(), NodeId(1), boot, Instant::ZERO);
+    let mut changed = spec.clone();
+    changed.timing.deadtime *= 2;
+    let err = node
+        .reconfigure(Instant::ZERO, changed)
+        .expect_err("a deadtime change needs a coordinated restart");
+    assert!(err.to_string().contains("timing"), "{err}");
+    assert_eq!(node.spec(), &spec, "the running spec is untouched");
+}

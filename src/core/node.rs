@@ -25,7 +25,7 @@ use super::message::{
     AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
 };
 use super::quorum;
-use super::spec::{ClusterSpec, FenceMode, NoQuorumPolicy, OnFail};
+use super::spec::{ClusterSpec, FenceMode, GroupSpec, NoQuorumPolicy, OnFail};
 use super::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus, ResourceStatus};
 use super::time::Instant;
 use rand::{Rng, SeedableRng};
@@ -169,6 +169,81 @@ enum Role {
 }
 
 impl GroupState {
+    /// A group's state when the node starts: whatever may run from before is stopped
+    /// first, and a term this node owned before the restart is claimed as stopping.
+    fn at_boot(g: &GroupSpec, persisted: &PersistentState, now: Instant) -> GroupState {
+        let term = persisted
+            .terms
+            .iter()
+            .find(|(id, _)| *id == g.id)
+            .map(|(_, t)| *t)
+            .unwrap_or_default();
+        let owned = persisted
+            .owned
+            .iter()
+            .any(|(id, t)| *id == g.id && *t == term);
+        GroupState {
+            id: g.id,
+            known: Known {
+                term,
+                owner: None,
+                owner_inc: 0,
+                phase: Phase::Released,
+                handoff_to: None,
+            },
+            holders: Holders::from_records(
+                persisted
+                    .holders
+                    .iter()
+                    .filter(|h| h.group == g.id)
+                    .copied(),
+            ),
+            handoff_seen: None,
+            // A term we owned before a restart is still ours until we have
+            // stopped everything and said so: claim it as Stopping.
+            role: if owned && term > Term(0) {
+                Role::Owner {
+                    term,
+                    grants: BTreeMap::new(),
+                    // No lease can be proven after a restart: stop at once. Voters
+                    // that still promise us keep renewing while we claim the term
+                    // as Stopping, so nobody takes over before we released.
+                    lease_until: now,
+                    after_stop: Some(AfterStop::Release { handoff_to: None }),
+                    failed: false,
+                    recovering: true,
+                }
+            } else {
+                Role::Idle
+            },
+            promise: None,
+            // Startup: whatever may run from before is stopped first (stop is
+            // idempotent for every agent kind).
+            res: vec![Res::Unknown; g.resources.len()],
+            goal: Goal::Stop,
+            op: None,
+            restart_from: None,
+            next_monitor: None,
+            monitor_cursor: None,
+            failures: Vec::new(),
+            banned: false,
+            last_failure: None,
+            cleanup_seen: persisted
+                .admin
+                .cleanups
+                .iter()
+                .find(|(id, _)| *id == g.id)
+                .map(|(_, c)| *c)
+                .unwrap_or(0),
+            reason: "starting up: stopping leftovers".into(),
+            reason_kind: String::new(),
+            pending: None,
+            retiring: false,
+        }
+    }
+}
+
+impl GroupState {
     /// Whether anything of the group may be running here: a resource not known to be
     /// stopped, or a start still in flight (it may take effect any moment).
     fn may_run(&self) -> bool {
@@ -200,6 +275,12 @@ struct GroupState {
     cleanup_seen: u32,
     reason: String,
     reason_kind: String,
+    /// A reload changed this group's resources while they may run here: the old ones
+    /// are stopped first, then this spec replaces the group's.
+    pending: Option<GroupSpec>,
+    /// A reload removed this group: it stays, eligible nowhere, until it is stopped
+    /// here and no peer claims it.
+    retiring: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -309,74 +390,7 @@ impl Node {
         let groups = spec
             .groups
             .iter()
-            .map(|g| {
-                let term = persisted
-                    .terms
-                    .iter()
-                    .find(|(id, _)| *id == g.id)
-                    .map(|(_, t)| *t)
-                    .unwrap_or_default();
-                let owned = persisted
-                    .owned
-                    .iter()
-                    .any(|(id, t)| *id == g.id && *t == term);
-                GroupState {
-                    id: g.id,
-                    known: Known {
-                        term,
-                        owner: None,
-                        owner_inc: 0,
-                        phase: Phase::Released,
-                        handoff_to: None,
-                    },
-                    holders: Holders::from_records(
-                        persisted
-                            .holders
-                            .iter()
-                            .filter(|h| h.group == g.id)
-                            .copied(),
-                    ),
-                    handoff_seen: None,
-                    // A term we owned before a restart is still ours until we have
-                    // stopped everything and said so: claim it as Stopping.
-                    role: if owned && term > Term(0) {
-                        Role::Owner {
-                            term,
-                            grants: BTreeMap::new(),
-                            // No lease can be proven after a restart: stop at once. Voters
-                            // that still promise us keep renewing while we claim the term
-                            // as Stopping, so nobody takes over before we released.
-                            lease_until: now,
-                            after_stop: Some(AfterStop::Release { handoff_to: None }),
-                            failed: false,
-                            recovering: true,
-                        }
-                    } else {
-                        Role::Idle
-                    },
-                    promise: None,
-                    // Startup: whatever may run from before is stopped first (stop is
-                    // idempotent for every agent kind).
-                    res: vec![Res::Unknown; g.resources.len()],
-                    goal: Goal::Stop,
-                    op: None,
-                    restart_from: None,
-                    next_monitor: None,
-                    monitor_cursor: None,
-                    failures: Vec::new(),
-                    banned: false,
-                    last_failure: None,
-                    cleanup_seen: persisted
-                        .admin
-                        .cleanups
-                        .iter()
-                        .find(|(id, _)| *id == g.id)
-                        .map(|(_, c)| *c)
-                        .unwrap_or(0),
-                    reason: "starting up: stopping leftovers".into(),
-                    reason_kind: String::new(),
-                }
-            })
+            .map(|g| GroupState::at_boot(g, &persisted, now))
             .collect();
         Node {
             admin: persisted.admin.clone(),
@@ -430,18 +444,139 @@ impl Node {
     /// Refused (nothing changes) when the change needs a restart, e.g. different nodes.
     pub fn reconfigure(
         &mut self,
-        _now: Instant,
-        _spec: ClusterSpec,
+        now: Instant,
+        spec: ClusterSpec,
     ) -> Result<Vec<Action>, ReconfigureError> {
-        Err(ReconfigureError::NeedsRestart(
-            "reload is not implemented yet".into(),
-        ))
+        if let Some(what) = restart_needed(&self.spec, &spec) {
+            return Err(ReconfigureError::NeedsRestart(what));
+        }
+        let mut out = Vec::new();
+        let mut old_groups: BTreeMap<GroupId, (GroupSpec, GroupState)> = self
+            .spec
+            .groups
+            .drain(..)
+            .zip(self.groups.drain(..))
+            .map(|(gs, st)| (gs.id, (gs, st)))
+            .collect();
+        let mut groups = Vec::with_capacity(spec.groups.len());
+        let mut specs = Vec::with_capacity(spec.groups.len());
+        for new in &spec.groups {
+            match old_groups.remove(&new.id) {
+                None => {
+                    let mut st = GroupState::at_boot(new, &self.persisted, now);
+                    st.reason = "added by reload: stopping leftovers".into();
+                    out.push(event(
+                        EventKind::Decision,
+                        Some(self.me),
+                        Some(new.id),
+                        "group added by reload",
+                    ));
+                    specs.push(new.clone());
+                    groups.push(st);
+                }
+                Some((mut old, mut st)) => {
+                    st.retiring = false;
+                    // A reload that undoes a pending change simply cancels it.
+                    st.pending = None;
+                    if old.resources == new.resources {
+                        // Policy only (prefer, failback, thresholds, ...): takes effect
+                        // at the next decision; nothing restarts.
+                        old = new.clone();
+                    } else if st.may_run() || st.op.is_some() {
+                        st.pending = Some(new.clone());
+                        st.restart_from = Some(0);
+                        out.push(event(
+                            EventKind::Decision,
+                            Some(self.me),
+                            Some(new.id),
+                            "reload changed its resources: restarting the group here",
+                        ));
+                    } else {
+                        st.res = vec![Res::Stopped; new.resources.len()];
+                        old = new.clone();
+                    }
+                    specs.push(old);
+                    groups.push(st);
+                }
+            }
+        }
+        // Removed groups stay, eligible nowhere, until stopped and released (see
+        // `drop_retired`), so a running group is never forgotten mid-flight.
+        for (_, (mut old, mut st)) in old_groups {
+            if !st.retiring {
+                out.push(event(
+                    EventKind::Decision,
+                    Some(self.me),
+                    Some(old.id),
+                    "removed by reload: stopping it",
+                ));
+            }
+            st.retiring = true;
+            st.pending = None;
+            old.nodes = Some(Vec::new());
+            specs.push(old);
+            groups.push(st);
+        }
+        let mut spec = spec;
+        spec.groups = specs;
+        self.spec = spec;
+        self.groups = groups;
+        for peer in self.peers.values_mut() {
+            peer.digest_warned = false;
+        }
+        self.send_asap = true;
+        self.evaluate(now, &mut out);
+        self.drop_retired();
+        Ok(out)
     }
 
     /// True while a reload has changed this group's resources but the old ones still
     /// run here: operations on it must use the previous resource definitions.
-    pub fn uses_previous_spec(&self, _group: GroupId) -> bool {
-        false
+    pub fn uses_previous_spec(&self, group: GroupId) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g.id == group && (g.pending.is_some() || g.retiring))
+    }
+
+    /// The resource definitions the core currently drives for `group` (the previous
+    /// ones while a reload is pending), by name.
+    pub fn group_spec(&self, group: GroupId) -> Option<&GroupSpec> {
+        self.spec.group(group)
+    }
+
+    /// Forgets removed groups once nothing of them runs here and no peer claims them.
+    fn drop_retired(&mut self) {
+        let mut i = 0;
+        while i < self.groups.len() {
+            let g = &self.groups[i];
+            let claimed = self.peers.values().any(|p| p.claims.contains_key(&g.id));
+            let done = g.retiring
+                && !g.may_run()
+                && g.op.is_none()
+                && matches!(g.role, Role::Idle)
+                && g.promise.is_none()
+                && !claimed;
+            if done {
+                self.groups.remove(i);
+                self.spec.groups.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// A reload's new resources replace the old ones once the old ones stopped.
+    fn apply_pending(&mut self, gi: usize) {
+        let g = &mut self.groups[gi];
+        if g.pending.is_none() || g.op.is_some() || g.res.iter().any(|r| *r != Res::Stopped) {
+            return;
+        }
+        if let Some(new) = g.pending.take() {
+            g.res = vec![Res::Stopped; new.resources.len()];
+            g.restart_from = None;
+            g.monitor_cursor = None;
+            self.spec.groups[gi] = new;
+        }
     }
 
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
@@ -479,6 +614,7 @@ impl Node {
             }
         }
         self.evaluate(now, &mut out);
+        self.drop_retired();
         out
     }
 
@@ -2169,6 +2305,7 @@ impl Node {
         if self.maintenance(gid) || self.groups[gi].op.is_some() {
             return;
         }
+        self.apply_pending(gi);
         let Some((idx, kind)) = self.next_op(now, gi, out) else {
             return;
         };
@@ -2503,8 +2640,18 @@ impl Node {
     }
 
     fn persist(&mut self, out: &mut Vec<Action>) {
+        // Terms of groups no longer configured are kept: should the group come back,
+        // its terms must go on from where they were, never reuse one.
+        let mut terms: Vec<(GroupId, Term)> = self
+            .persisted
+            .terms
+            .iter()
+            .filter(|(id, _)| !self.groups.iter().any(|g| g.id == *id))
+            .copied()
+            .collect();
+        terms.extend(self.groups.iter().map(|g| (g.id, g.known.term)));
         let mut state = PersistentState {
-            terms: self.groups.iter().map(|g| (g.id, g.known.term)).collect(),
+            terms,
             holders: self
                 .groups
                 .iter()
@@ -2583,6 +2730,10 @@ impl Node {
             .iter()
             .find(|g| g.id == group)
             .map(|g| g.known.term)
+            .or_else(|| {
+                let remembered = self.persisted.terms.iter().find(|(id, _)| *id == group);
+                remembered.map(|(_, t)| *t)
+            })
             .unwrap_or_default()
     }
 
@@ -2830,4 +2981,36 @@ fn update_holders(
         }
         Phase::Candidate => false,
     }
+}
+
+/// What a reload cannot change on a running node, or `None`. Timing and quorum must be
+/// the same on every node for leases to be safe (an owner with a longer deadtime than
+/// its voters would outlive their promises), so they change only by a coordinated
+/// restart; the node list and links are the membership itself.
+fn restart_needed(old: &ClusterSpec, new: &ClusterSpec) -> Option<String> {
+    if old.links != new.links {
+        return Some("the number of heartbeat links changed".into());
+    }
+    if old.nodes.len() != new.nodes.len() {
+        return Some("nodes were added or removed".into());
+    }
+    for (a, b) in old.nodes.iter().zip(&new.nodes) {
+        if a.id != b.id || a.name != b.name {
+            return Some(format!("node {} was renamed or replaced", a.name));
+        }
+        if a.votes != b.votes || a.witness != b.witness {
+            return Some(format!("votes or witness of node {} changed", a.name));
+        }
+    }
+    if old.timing != new.timing {
+        return Some("heartbeat timing changed".into());
+    }
+    let (q, r) = (&old.quorum, &new.quorum);
+    if q.expected_votes != r.expected_votes
+        || q.two_node != r.two_node
+        || q.wait_for_all != r.wait_for_all
+    {
+        return Some("quorum settings changed (only no_quorum_policy can be reloaded)".into());
+    }
+    None
 }

@@ -93,6 +93,8 @@ pub enum ScriptedFault {
     FailStops(usize),
     /// From now on, fence agents of this node fail.
     FailFences(usize),
+    /// `tandemctl reload` on this node with this config.
+    Reload(usize, Box<crate::core::ClusterSpec>),
 }
 
 impl Scenario {
@@ -225,18 +227,65 @@ impl Scenario {
             disk_loss: 0.05,
             admin: rng.random_bool(0.3),
         };
+        let chaos = deadtime * 15;
+        let script = rolling_reload(&mut rng, &spec, chaos);
         Scenario {
             seed,
             drift_ppm,
             faults,
-            chaos: deadtime * 15,
+            chaos,
             heal: deadtime * 25,
             settle: deadtime * 5,
             bug: PlantedBug::None,
-            script: Vec::new(),
+            script,
             spec,
         }
     }
+}
+
+/// Sometimes (one scenario in four) an admin edits the config during the chaos and
+/// reloads it node by node: a resource added, priorities changed, a group added or
+/// removed. Drawn after everything else so that adding it kept every older seed's
+/// cluster and faults as they were.
+fn rolling_reload(
+    rng: &mut ChaCha8Rng,
+    spec: &ClusterSpec,
+    chaos: Duration,
+) -> Vec<(Duration, ScriptedFault)> {
+    if !rng.random_bool(0.25) {
+        return Vec::new();
+    }
+    let mut new = spec.clone();
+    new.digest = spec.digest.wrapping_add(1);
+    match rng.random_range(0..4) {
+        0 => new.groups[0].resources.push("r-added".into()),
+        1 => {
+            for n in &mut new.nodes {
+                n.priority = rng.random_range(0..3) * 10;
+            }
+        }
+        2 => {
+            let mut g = new.groups[0].clone();
+            g.name = "g-added".into();
+            g.id = GroupId::of_name(&g.name);
+            new.groups.push(g);
+        }
+        _ => {
+            if new.groups.len() > 1 {
+                new.groups.remove(0);
+            } else {
+                new.groups[0].prefer = None;
+            }
+        }
+    }
+    let mut at = Duration::from_nanos(rng.random_range(0..chaos.as_nanos() as u64));
+    let spread = spec.timing.deadtime;
+    (0..spec.nodes.len())
+        .map(|i| {
+            at += Duration::from_nanos(rng.random_range(0..spread.as_nanos() as u64));
+            (at, ScriptedFault::Reload(i, Box::new(new.clone())))
+        })
+        .collect()
 }
 
 /// Builds hand-written scenarios for the named unit tests.

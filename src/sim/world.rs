@@ -7,7 +7,7 @@ use crate::core::ids::{GroupId, NodeId, Term};
 use crate::core::io::{Action, AdminCommand, FenceId, FenceResult, Input, OpId, OpKind, OpResult};
 use crate::core::message::Heartbeat;
 use crate::core::node::{Boot, Node, PersistentState};
-use crate::core::spec::{FenceMode, NoQuorumPolicy};
+use crate::core::spec::{FenceMode, GroupSpec, NoQuorumPolicy};
 use crate::core::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -137,6 +137,9 @@ pub struct Sim {
     settle_started: bool,
     run_since: BTreeMap<(GroupId, usize), f64>,
     steps: u64,
+    /// Every group any config ever had: safety is checked for all of them, also for
+    /// groups a reload removed (they may still be running somewhere).
+    ever_groups: Vec<GroupSpec>,
 }
 
 impl Sim {
@@ -181,6 +184,7 @@ impl Sim {
             settle_started: false,
             run_since: BTreeMap::new(),
             steps: 0,
+            ever_groups: sc.spec.groups.clone(),
             sc,
         }
     }
@@ -302,9 +306,9 @@ impl Sim {
     }
 
     fn group_name(&self, g: GroupId) -> String {
-        self.sc
-            .spec
-            .group(g)
+        self.ever_groups
+            .iter()
+            .find(|gs| gs.id == g)
             .map(|g| g.name.clone())
             .unwrap_or_default()
     }
@@ -985,6 +989,27 @@ impl Sim {
             }
             ScriptedFault::FailStops(i) => self.nodes[i].fail_stops = true,
             ScriptedFault::FailFences(i) => self.nodes[i].fail_fences = true,
+            ScriptedFault::Reload(i, spec) => {
+                // The newest config is what liveness is judged against.
+                for g in &spec.groups {
+                    if !self.ever_groups.iter().any(|e| e.id == g.id) {
+                        self.ever_groups.push(g.clone());
+                    }
+                }
+                // A node that (re)starts from now on reads the new file.
+                self.sc.spec = (*spec).clone();
+                let now = self.local(i);
+                if let Some(core) = self.nodes[i].core.as_mut() {
+                    match core.reconfigure(now, *spec) {
+                        Ok(actions) => {
+                            self.apply(i, actions)?;
+                            self.check_terms(i)?;
+                            self.schedule_wake(i);
+                        }
+                        Err(e) => self.note(format!("reload refused on node {i}: {e}")),
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -1009,7 +1034,7 @@ impl Sim {
         if self.unsafe_policy() {
             return Ok(());
         }
-        for gs in &self.sc.spec.groups {
+        for gs in &self.ever_groups {
             let runners = self.runners(gs.id);
             if runners.len() > 1 {
                 let names: Vec<String> = runners.iter().map(|i| self.name(*i)).collect();
@@ -1088,7 +1113,7 @@ impl Sim {
         let Some(core) = self.nodes[i].core.as_ref() else {
             return Ok(());
         };
-        for gs in &self.sc.spec.groups {
+        for gs in &self.ever_groups {
             let t = core.known_term(gs.id);
             let seen = self.terms[i].entry(gs.id).or_default();
             if t < *seen {
@@ -1105,15 +1130,16 @@ impl Sim {
 
     /// Nodes that own `g` with everything running, by their own account and in fact.
     fn owners(&self, g: GroupId) -> Vec<usize> {
-        let n_res = self
-            .sc
-            .spec
-            .group(g)
-            .map(|g| g.resources.len())
-            .unwrap_or(0);
         (0..self.nodes.len())
             .filter(|i| {
                 let n = &self.nodes[*i];
+                // The node's own resource list: a reload may have changed it.
+                let n_res = n
+                    .core
+                    .as_ref()
+                    .and_then(|c| c.group_spec(g))
+                    .map(|g| g.resources.len())
+                    .unwrap_or(0);
                 n.core.as_ref().is_some_and(|c| c.owns_running(g))
                     && n.running.iter().filter(|(gg, _)| *gg == g).count() == n_res
             })
