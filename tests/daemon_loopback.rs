@@ -167,7 +167,34 @@ fn settings(me: u16, n: u16, dir: &std::path::Path, key: [u8; 32]) -> Settings {
         mlockall: false,
         socket: dir.join(format!("n{me}")).join("tandemd.sock"),
         state_dir: dir.join(format!("n{me}")).join("state"),
+        config: std::sync::Arc::new(minimal_config(n, dir, key)),
+        agents: false,
     }
+}
+
+/// A config file's worth of the same cluster (the daemon reads agents and fence
+/// devices from it; this cluster has none).
+fn minimal_config(n: u16, dir: &std::path::Path, key: [u8; 32]) -> tandem::config::Config {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).expect("scratch dir");
+    let keyfile = dir.join("authkey");
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&keyfile, hex + "\n").expect("write key");
+    std::fs::set_permissions(&keyfile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let nodes: String = (1..=n)
+        .map(|p| {
+            format!(
+                "  - name: n{p}\n    addresses: [{}, {}]\n",
+                addr(p, 0),
+                addr(p, 1)
+            )
+        })
+        .collect();
+    let yaml = format!(
+        "cluster:\n  name: loop\n  authkey: {}\nnodes:\n{nodes}",
+        keyfile.display()
+    );
+    tandem::config::parse_str(&yaml, "loop.yaml").expect("minimal config")
 }
 
 fn status(socket: &std::path::Path) -> Option<StatusReport> {

@@ -9,3 +9,5 @@ pub async fn run(ctx: &OpContext<'_>) -> OpResult {
         ctx.resource.name
     ))
 }
+
+pub async fn announce_again(_resource: &crate::config::ResourceConfig) {}

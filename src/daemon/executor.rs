@@ -1,36 +1,48 @@
 //! The seam between the heartbeat thread and everything slow: resource operations,
-//! fencing, self-fencing, address announcements.
+//! fencing, self-fencing, address announcements, notify hooks, health checks.
 //!
 //! The core thread only ever hands work to an [`Executor`] (which must return at once)
 //! and later receives the outcome as a core [`Input`] through a channel, so no script,
-//! agent or fence device can delay a heartbeat. Agents arrive in a later issue; until
-//! then [`StubExecutor`] runs a thread that logs each request and answers the way a
-//! cluster without agents would.
+//! agent or fence device can delay a heartbeat. The heartbeat thread resolves every
+//! piece of work against the config it runs (resource definitions, fence agents)
+//! before handing it over, so the executor never needs to know about reloads.
 
+use crate::agents::{self, OpContext};
+use crate::config::{FenceAgentConfig, ResourceConfig, SelfFence};
 use crate::core::{FenceId, FenceResult, GroupId, Input, NodeId, OpId, OpKind, OpResult};
-use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Work the core asked for, as the executor receives it.
+/// How long one fence agent may take (fence_ipmilan's default power timeout is 20 s,
+/// plus login and a status check).
+pub const FENCE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Work the core asked for, resolved against the running config.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Work {
     RunOp {
         op: OpId,
         group: GroupId,
-        resource: usize,
+        group_name: String,
+        /// `None` when the core named a resource the config does not have (a bug or a
+        /// reload race): answered as a failure, never guessed.
+        resource: Option<Box<ResourceConfig>>,
         kind: OpKind,
         timeout: Option<Duration>,
     },
     Fence {
         request: FenceId,
         target: NodeId,
+        target_name: String,
+        agents: Vec<FenceAgentConfig>,
     },
     SelfFence {
         reason: String,
+        action: SelfFence,
     },
     Announce {
         group: GroupId,
+        vips: Vec<ResourceConfig>,
     },
 }
 
@@ -42,15 +54,195 @@ pub trait Executor: Send {
 /// Where answers for the core go.
 pub type Answers = mpsc::UnboundedSender<Input>;
 
-/// Logs every request on its own thread and answers `OpDone{Ok}` for operations and
-/// `FenceDone{Failed("no fence agents")}` for fences.
+/// Runs every piece of work as its own task on a dedicated thread's runtime: the core
+/// already serialises the operations of one group, and different groups, fences and
+/// announcements must not wait for each other.
+pub struct AgentExecutor {
+    queue: mpsc::UnboundedSender<Work>,
+}
+
+impl AgentExecutor {
+    pub fn spawn(answers: Answers) -> std::io::Result<AgentExecutor> {
+        let (queue, mut rx) = mpsc::unbounded_channel::<Work>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("tandem-exec".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while let Some(work) = rx.recv().await {
+                        let answers = answers.clone();
+                        tokio::spawn(async move {
+                            if let Some(answer) = carry_out(work).await {
+                                // The heartbeat thread is gone only at shutdown.
+                                let _ = answers.send(answer);
+                            }
+                        });
+                    }
+                })
+            })?;
+        Ok(AgentExecutor { queue })
+    }
+}
+
+impl<E: Executor + ?Sized> Executor for Box<E> {
+    fn submit(&mut self, work: Work) {
+        (**self).submit(work)
+    }
+}
+
+impl Executor for AgentExecutor {
+    fn submit(&mut self, work: Work) {
+        if self.queue.send(work).is_err() {
+            tracing::error!("executor thread is gone; work dropped");
+        }
+    }
+}
+
+fn op_name(kind: OpKind) -> &'static str {
+    match kind {
+        OpKind::Start => "start",
+        OpKind::Stop => "stop",
+        OpKind::Monitor => "monitor",
+    }
+}
+
+/// Carries out one piece of work; `Some` is the answer for the core.
+pub async fn carry_out(work: Work) -> Option<Input> {
+    match work {
+        Work::RunOp {
+            op,
+            group_name,
+            resource,
+            kind,
+            timeout,
+            ..
+        } => {
+            let Some(resource) = resource else {
+                tracing::error!(
+                    group = group_name.as_str(),
+                    "{} of a resource the config does not have: refused",
+                    op_name(kind)
+                );
+                return Some(Input::OpDone {
+                    op,
+                    result: OpResult::Failed("resource not in the config".into()),
+                });
+            };
+            let timeout = timeout
+                .or(resource.timeout)
+                .unwrap_or_else(|| agents::default_timeout(&resource.kind));
+            let ctx = OpContext {
+                group: &group_name,
+                resource: &resource,
+                kind,
+                timeout,
+            };
+            let began = Instant::now();
+            let result = agents::run_op(&ctx).await;
+            let took = began.elapsed();
+            let name = resource.name.as_str();
+            match &result {
+                OpResult::Ok | OpResult::NotRunning if kind == OpKind::Monitor => tracing::debug!(
+                    resource = name,
+                    "monitor: {result:?} ({} ms)",
+                    took.as_millis()
+                ),
+                OpResult::Ok | OpResult::NotRunning => tracing::info!(
+                    resource = name,
+                    "{}: {result:?} ({} ms)",
+                    op_name(kind),
+                    took.as_millis()
+                ),
+                _ => tracing::warn!(
+                    resource = name,
+                    "{} failed: {result:?} ({} ms)",
+                    op_name(kind),
+                    took.as_millis()
+                ),
+            }
+            Some(Input::OpDone { op, result })
+        }
+        Work::Fence {
+            request,
+            target,
+            target_name,
+            agents,
+        } => {
+            tracing::warn!("fencing {target_name} ({target})");
+            let result = if agents.is_empty() {
+                FenceResult::Failed("no fence agent is configured for this node".into())
+            } else {
+                agents::fence::fence(&agents, &target_name, FENCE_TIMEOUT).await
+            };
+            match &result {
+                FenceResult::Off => tracing::warn!("{target_name} is fenced (confirmed off)"),
+                FenceResult::Failed(why) => tracing::error!("fencing {target_name} failed: {why}"),
+            }
+            Some(Input::FenceDone { request, result })
+        }
+        Work::SelfFence { reason, action } => {
+            self_fence(&reason, &action).await;
+            None
+        }
+        Work::Announce { group, vips } => {
+            tracing::info!("announcing the addresses of {group:?} again");
+            for vip in &vips {
+                agents::vip::announce_again(vip).await;
+            }
+            None
+        }
+    }
+}
+
+/// The node must stop running anything at once and cannot prove it has. Like sbd and
+/// Pacemaker's watchdog fencing, reboot through sysrq: no shutdown scripts (they may
+/// hang, which is what got us here), no sync (the disks may be what hangs).
+async fn self_fence(reason: &str, action: &SelfFence) {
+    tracing::error!("SELF-FENCE: {reason}");
+    let sysrq = match action {
+        SelfFence::Reboot => Some(b"b"),
+        SelfFence::Poweroff => Some(b"o"),
+        SelfFence::None => {
+            tracing::error!(
+                "self_fence is `none`: NOT rebooting; this node may still run resources \
+                 another node is about to start (unsafe, for labs only)"
+            );
+            None
+        }
+        SelfFence::Command(path) => {
+            let status = tokio::process::Command::new(path)
+                .env("TANDEM_REASON", reason)
+                .status()
+                .await;
+            match status {
+                Ok(s) if s.success() => {
+                    tracing::error!("self-fence command {} ran", path.display())
+                }
+                Ok(s) => tracing::error!("self-fence command {} failed: {s}", path.display()),
+                Err(e) => tracing::error!("cannot run self-fence command {}: {e}", path.display()),
+            }
+            None
+        }
+    };
+    if let Some(letter) = sysrq {
+        if let Err(e) = std::fs::write("/proc/sysrq-trigger", letter) {
+            tracing::error!("cannot write /proc/sysrq-trigger ({e}); the node is NOT fenced");
+        }
+    }
+}
+
+/// Logs every request and answers the way a cluster without agents would: operations
+/// succeed, fences fail. For tests of the daemon's plumbing that must not touch the
+/// machine.
 pub struct StubExecutor {
-    queue: std_mpsc::Sender<Work>,
+    queue: std::sync::mpsc::Sender<Work>,
 }
 
 impl StubExecutor {
     pub fn spawn(answers: Answers) -> std::io::Result<StubExecutor> {
-        let (queue, rx) = std_mpsc::channel::<Work>();
+        let (queue, rx) = std::sync::mpsc::channel::<Work>();
         std::thread::Builder::new()
             .name("tandem-exec".into())
             .spawn(move || {
@@ -77,33 +269,28 @@ impl Executor for StubExecutor {
 /// What the stub answers for one piece of work (`None`: no answer expected).
 pub fn stub_answer(work: Work) -> Option<Input> {
     match work {
-        Work::RunOp {
-            op,
-            group,
-            resource,
-            kind,
-            ..
-        } => {
-            tracing::info!("executor (stub): {kind:?} of resource {resource} of {group:?}: ok");
+        Work::RunOp { op, kind, .. } => {
+            tracing::info!("executor (stub): {}: ok", op_name(kind));
             Some(Input::OpDone {
                 op,
                 result: OpResult::Ok,
             })
         }
-        Work::Fence { request, target } => {
-            tracing::warn!("executor (stub): cannot fence {target}: no fence agents");
+        Work::Fence {
+            request,
+            target_name,
+            ..
+        } => {
+            tracing::warn!("executor (stub): cannot fence {target_name}: no fence agents");
             Some(Input::FenceDone {
                 request,
                 result: FenceResult::Failed("no fence agents".into()),
             })
         }
-        Work::SelfFence { reason } => {
-            tracing::error!("executor (stub): self-fence requested ({reason}); not implemented");
+        Work::SelfFence { reason, .. } => {
+            tracing::error!("executor (stub): self-fence requested ({reason}); not carried out");
             None
         }
-        Work::Announce { group } => {
-            tracing::info!("executor (stub): announce addresses of {group:?}");
-            None
-        }
+        Work::Announce { .. } => None,
     }
 }

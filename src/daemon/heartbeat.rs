@@ -12,12 +12,15 @@ use super::events::{self, EventRing};
 use super::executor::{Executor, Work};
 use super::inbound::Inbound;
 use super::state::StateDir;
+use crate::config::{Config, ResourceConfig, ResourceKind};
 use crate::control::server::ControlCall;
 use crate::control::{Command, Response, StatusReport};
 use crate::core::{Action, Heartbeat, Input, Instant, Node};
+use crate::core::{GroupId, NodeId};
 use crate::net::{Links, Received};
 use crate::wire::{self, Key};
 use rand::TryRngCore;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Why the heartbeat loop stopped on its own.
@@ -41,6 +44,11 @@ pub struct HeartbeatLoop<E: Executor> {
     pub state: StateDir,
     pub executor: E,
     pub events: EventRing,
+    /// The config the core runs: resource definitions and fence agents come from here.
+    pub config: Arc<Config>,
+    /// The config before the last reload, for groups whose old resources still run
+    /// here until they are stopped (`Node::uses_previous_spec`).
+    pub previous: Option<Arc<Config>>,
 }
 
 impl<E: Executor> HeartbeatLoop<E> {
@@ -119,18 +127,45 @@ impl<E: Executor> HeartbeatLoop<E> {
                 resource,
                 kind,
                 timeout,
-            } => self.executor.submit(Work::RunOp {
-                op,
-                group,
-                resource,
-                kind,
-                timeout,
-            }),
-            Action::Fence { request, target } => {
-                self.executor.submit(Work::Fence { request, target })
+            } => {
+                let work = Work::RunOp {
+                    op,
+                    group,
+                    group_name: self.group_name(group),
+                    resource: self.resource(group, resource).map(Box::new),
+                    kind,
+                    timeout,
+                };
+                self.executor.submit(work)
             }
-            Action::SelfFence { reason } => self.executor.submit(Work::SelfFence { reason }),
-            Action::Announce { group } => self.executor.submit(Work::Announce { group }),
+            Action::Fence { request, target } => {
+                let work = Work::Fence {
+                    request,
+                    target,
+                    target_name: self.node_name(target),
+                    agents: self
+                        .config
+                        .fencing
+                        .agents
+                        .iter()
+                        .filter(|a| a.nodes.contains(&target))
+                        .cloned()
+                        .collect(),
+                };
+                self.executor.submit(work)
+            }
+            Action::SelfFence { reason } => self.executor.submit(Work::SelfFence {
+                reason,
+                action: self.config.fencing.self_fence.clone(),
+            }),
+            Action::Announce { group } => {
+                let vips = self
+                    .group_resources(group)
+                    .into_iter()
+                    .filter(|r| matches!(r.kind, ResourceKind::Vip { .. }))
+                    .collect();
+                self.executor.submit(Work::Announce { group, vips })
+            }
         }
         Ok(())
     }
@@ -158,6 +193,51 @@ impl<E: Executor> HeartbeatLoop<E> {
             }
         }
         self.links.send_to_all(&datagrams);
+    }
+
+    fn group_name(&self, group: GroupId) -> String {
+        self.node
+            .group_spec(group)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| format!("{group:?}"))
+    }
+
+    fn node_name(&self, node: NodeId) -> String {
+        self.spec
+            .node(node)
+            .map(|n| n.name.clone())
+            .unwrap_or_else(|| node.to_string())
+    }
+
+    /// The config whose resource definitions the core currently drives for `group`.
+    fn config_for(&self, group: GroupId) -> &Config {
+        match &self.previous {
+            Some(old) if self.node.uses_previous_spec(group) => old,
+            _ => &self.config,
+        }
+    }
+
+    fn group_resources(&self, group: GroupId) -> Vec<ResourceConfig> {
+        self.config_for(group)
+            .groups
+            .iter()
+            .find(|g| g.id == group)
+            .map(|g| g.resources.clone())
+            .unwrap_or_default()
+    }
+
+    /// The definition of resource `index` of `group`, as the core counts them. Found by
+    /// name so that a reload that reorders resources cannot swap two of them.
+    fn resource(&self, group: GroupId, index: usize) -> Option<ResourceConfig> {
+        let name = self.node.group_spec(group)?.resources.get(index)?;
+        self.config_for(group)
+            .groups
+            .iter()
+            .find(|g| g.id == group)?
+            .resources
+            .iter()
+            .find(|r| &r.name == name)
+            .cloned()
     }
 
     fn answer(&mut self, call: ControlCall) {

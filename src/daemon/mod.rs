@@ -18,7 +18,7 @@ use crate::control::server::{self as control_server, AccessPolicy, ControlCall};
 use crate::core::{Boot, ClusterSpec, Node, NodeId};
 use crate::net::{LinkPlan, Links, NetError};
 use crate::wire::Keyring;
-use executor::StubExecutor;
+use executor::{AgentExecutor, Executor, StubExecutor};
 use heartbeat::HeartbeatLoop;
 use inbound::Inbound;
 use rand::TryRngCore;
@@ -46,6 +46,10 @@ pub struct Settings {
     pub mlockall: bool,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+    /// The whole validated config: agents, fence devices, hooks, checks.
+    pub config: Arc<crate::config::Config>,
+    /// Run resource operations for real (`false`: the logging stub, for plumbing tests).
+    pub agents: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -215,7 +219,12 @@ fn heartbeat_thread(
             }
         }
         let (answers_tx, answers) = mpsc::unbounded_channel();
-        let executor = match StubExecutor::spawn(answers_tx) {
+        let executor: Result<Box<dyn Executor>, _> = if s.agents {
+            AgentExecutor::spawn(answers_tx).map(|x| Box::new(x) as Box<dyn Executor>)
+        } else {
+            StubExecutor::spawn(answers_tx).map(|x| Box::new(x) as Box<dyn Executor>)
+        };
+        let executor = match executor {
             Ok(x) => x,
             Err(e) => {
                 let _ = ready.send(Err(DaemonError::Thread(format!(
@@ -243,6 +252,8 @@ fn heartbeat_thread(
             state,
             executor,
             events: Default::default(),
+            config: s.config.clone(),
+            previous: None,
         };
         let _ = ready.send(Ok(()));
         hb.run(datagrams, answers, calls, shutdown).await

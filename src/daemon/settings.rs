@@ -109,6 +109,8 @@ pub fn from_config(
         mlockall: cfg.heartbeat.mlockall,
         socket,
         state_dir,
+        config: std::sync::Arc::new(cfg.clone()),
+        agents: true,
     })
 }
 
