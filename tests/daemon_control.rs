@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tandem::control::client::{self, ClientError};
 use tandem::control::server::{
-    self, authorize, Access, AccessPolicy, ControlCall, LineRead, Peer, ServerError,
+    self, authorize, Access, AccessPolicy, Backend, ControlCall, LineRead, Peer, ServerError,
 };
 use tandem::control::{
     parse_request, Command, Request, RequestError, Response, StatusReport, MAX_REQUEST_LINE,
@@ -31,21 +31,24 @@ fn fake_report() -> StatusReport {
 }
 
 /// A stand-in for the core thread: answers every call, counting them.
-fn fake_core() -> (mpsc::Sender<ControlCall>, Arc<std::sync::atomic::AtomicU32>) {
+fn fake_core() -> (Backend, Arc<std::sync::atomic::AtomicU32>) {
     let (tx, mut rx) = mpsc::channel::<ControlCall>(8);
     let answered = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counter = answered.clone();
     tokio::spawn(async move {
         while let Some(call) = rx.recv().await {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let response = match call.command {
-                Command::Status => Response::status(fake_report()),
-                Command::Events => Response::events(vec![]),
-            };
-            let _ = call.reply.send(response);
+            if let ControlCall::Command { command, reply } = call {
+                let response = match command {
+                    Command::Status => Response::status(fake_report()),
+                    Command::Events => Response::events(vec![]),
+                    other => Response::done(other.name()),
+                };
+                let _ = reply.send(response);
+            }
         }
     });
-    (tx, answered)
+    (Backend::new(tx), answered)
 }
 
 /// Writes `input` on a fresh connection and returns the response lines until EOF.

@@ -167,6 +167,9 @@ fn settings(me: u16, n: u16, dir: &std::path::Path, key: [u8; 32]) -> Settings {
         mlockall: false,
         socket: dir.join(format!("n{me}")).join("tandemd.sock"),
         state_dir: dir.join(format!("n{me}")).join("state"),
+        config_path: None,
+        config: None,
+        metrics: None,
     }
 }
 

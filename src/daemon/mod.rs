@@ -10,11 +10,13 @@ pub mod events;
 pub mod executor;
 pub mod heartbeat;
 pub mod inbound;
+pub mod metrics;
 pub mod notify;
+pub mod reload;
 pub mod settings;
 pub mod state;
 
-use crate::control::server::{self as control_server, AccessPolicy, ControlCall};
+use crate::control::server::{self as control_server, AccessPolicy, Backend, ControlCall};
 use crate::core::{Boot, ClusterSpec, Node, NodeId};
 use crate::net::{LinkPlan, Links, NetError};
 use crate::wire::Keyring;
@@ -46,6 +48,12 @@ pub struct Settings {
     pub mlockall: bool,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+    /// The config file the daemon started with (`reload` and SIGHUP read it again), and
+    /// what it held. `None` when started from a bare spec (tests): reload is refused.
+    pub config_path: Option<PathBuf>,
+    pub config: Option<Arc<crate::config::Config>>,
+    /// Where to serve Prometheus metrics (`metrics.listen`); `None`: no endpoint.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +151,7 @@ fn spawn_heartbeat(
     node: Node,
     state: StateDir,
     calls: mpsc::Receiver<ControlCall>,
+    metrics: Arc<metrics::Metrics>,
 ) -> Result<HeartbeatThread, DaemonError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DaemonError>>();
     let (shutdown, shutdown_rx) = oneshot::channel();
@@ -151,7 +160,7 @@ fn spawn_heartbeat(
     let handle = std::thread::Builder::new()
         .name("tandem-heartbeat".into())
         .spawn(move || {
-            let result = heartbeat_thread(s, node, state, calls, shutdown_rx, &ready_tx);
+            let result = heartbeat_thread(s, node, state, calls, metrics, shutdown_rx, &ready_tx);
             let _ = exited_tx.send(());
             result
         })
@@ -177,9 +186,13 @@ fn heartbeat_thread(
     node: Node,
     state: StateDir,
     calls: mpsc::Receiver<ControlCall>,
+    metrics: Arc<metrics::Metrics>,
     shutdown: oneshot::Receiver<()>,
     ready: &std::sync::mpsc::Sender<Result<(), DaemonError>>,
 ) -> Result<(), heartbeat::LoopError> {
+    // Extension point: the executor records agent operation durations and failures
+    // here (`Metrics::record_op`); the stub executor runs no agents.
+    let _op_metrics = metrics;
     if s.realtime {
         try_realtime();
     }
@@ -243,6 +256,7 @@ fn heartbeat_thread(
             state,
             executor,
             events: Default::default(),
+            config: s.config.clone(),
         };
         let _ = ready.send(Ok(()));
         hb.run(datagrams, answers, calls, shutdown).await
@@ -255,6 +269,7 @@ pub struct Running {
     signals: Signals,
     control: tokio::runtime::Runtime,
     socket: PathBuf,
+    reloader: Option<Arc<reload::Reloader>>,
 }
 
 /// Starts the daemon: state dir, incarnation, heartbeat thread (links bound), control
@@ -281,7 +296,8 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
     let node = Node::new(settings.spec.clone(), settings.me, boot, clock::now());
 
     let (calls_tx, calls_rx) = mpsc::channel(64);
-    let hb = spawn_heartbeat(&settings, node, state, calls_rx)?;
+    let op_metrics = Arc::new(metrics::Metrics::default());
+    let hb = spawn_heartbeat(&settings, node, state, calls_rx, op_metrics.clone())?;
 
     // The control socket gets its own small runtime thread: clients never share a
     // thread with heartbeats.
@@ -322,13 +338,46 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
         }
     };
     tracing::info!("control socket {}", settings.socket.display());
-    control.spawn(control_server::serve(listener, policy, calls_tx));
+    let reloader = match (&settings.config_path, &settings.config) {
+        (Some(path), Some(config)) => Some(Arc::new(reload::Reloader::new(
+            path.clone(),
+            config.clone(),
+            calls_tx.clone(),
+        ))),
+        _ => None,
+    };
+    if let Some(addr) = settings.metrics {
+        match bind_metrics(&control, addr) {
+            Ok(listener) => {
+                tracing::info!("metrics on http://{addr}/metrics");
+                control.spawn(metrics::serve(listener, calls_tx.clone(), op_metrics));
+            }
+            // Metrics are optional: a taken port must not keep the cluster from running.
+            Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}; running without"),
+        }
+    }
+    let backend = Backend {
+        calls: calls_tx,
+        reloader: reloader.clone(),
+    };
+    control.spawn(control_server::serve(listener, policy, backend));
     Ok(Running {
         hb,
         signals,
         control,
         socket: settings.socket.clone(),
+        reloader,
     })
+}
+
+fn bind_metrics(
+    control: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let _guard = control.enter();
+    tokio::net::TcpListener::from_std(std_listener)
 }
 
 fn stop_heartbeat(hb: HeartbeatThread) -> Result<(), DaemonError> {
@@ -341,11 +390,12 @@ fn stop_heartbeat(hb: HeartbeatThread) -> Result<(), DaemonError> {
 
 impl Running {
     /// Blocks until SIGTERM/SIGINT or until the heartbeat thread stops on its own, then
-    /// shuts down. SIGHUP is acknowledged (reload comes later).
+    /// shuts down. SIGHUP reloads the config, exactly like `tandemctl reload`.
     pub fn wait_for_signals(mut self) -> Result<(), DaemonError> {
+        let reloader = self.reloader.clone();
         let waited = self
             .control
-            .block_on(self.signals.wait_for_stop(&mut self.hb.exited));
+            .block_on(self.signals.wait_for_stop(&mut self.hb.exited, reloader));
         let stopped = self.stop();
         waited.and(stopped)
     }
@@ -390,14 +440,21 @@ impl Signals {
     async fn wait_for_stop(
         &mut self,
         exited: &mut oneshot::Receiver<()>,
+        reloader: Option<Arc<reload::Reloader>>,
     ) -> Result<(), DaemonError> {
         loop {
             tokio::select! {
                 _ = self.term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
                 _ = self.int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
-                _ = self.hup.recv() => {
-                    tracing::warn!("SIGHUP: reload not implemented yet; config unchanged");
-                }
+                _ = self.hup.recv() => match &reloader {
+                    // Its own task: a slow reload must not delay a SIGTERM. The reloader
+                    // logs the outcome.
+                    Some(r) => {
+                        let r = r.clone();
+                        tokio::spawn(async move { r.reload("SIGHUP").await });
+                    }
+                    None => tracing::warn!("SIGHUP: started without a config file; nothing to reload"),
+                },
                 _ = &mut *exited => {
                     tracing::error!("heartbeat thread stopped; shutting down");
                     return Ok(());
