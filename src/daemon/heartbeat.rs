@@ -359,7 +359,7 @@ impl<E: Executor> HeartbeatLoop<E> {
             Command::Move { group, to } => {
                 let from = owner_before.unwrap_or_else(|| "no owner".into());
                 match to {
-                    Some(to) => format!("{group}: moving from {from} to {to}{reason}"),
+                    Some(to) => format!("{group}: moving from {from} to {to}"),
                     None => format!("{group}: moving away from {from}{reason}"),
                 }
             }
