@@ -6,7 +6,7 @@
 
 use crate::config;
 use crate::control;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Arguments of `tandemd`.
@@ -32,7 +32,21 @@ pub struct TandemdArgs {
 #[command(
     name = "tandemctl",
     version,
-    about = "Control and inspect a tandem cluster"
+    about = "Control and inspect a tandem cluster",
+    long_about = "Control and inspect a tandem cluster through the local tandemd.\n\n\
+Reading (status, events) is allowed to root and to members of the `tandem` group; \
+everything that changes the cluster needs root. Every node answers for the whole \
+cluster: run tandemctl on any node.",
+    after_help = "Exit codes: 0 done, 1 refused or failed (one line says why), 2 usage error, \
+3 tandemd not reachable.",
+    after_long_help = "Examples:\n  \
+tandemctl status                 one screen: quorum, nodes, links, groups, last events\n  \
+tandemctl move www beta          switch group www over to node beta, print how long it took\n  \
+tandemctl standby alpha          empty node alpha for maintenance; `online alpha` undoes it\n  \
+tandemctl maintenance on         leave every resource alone (no start, stop or monitor)\n  \
+tandemctl events --follow        watch what happens, live\n\n\
+Exit codes: 0 done, 1 refused or failed (one line says why), 2 usage error, \
+3 tandemd not reachable."
 )]
 pub struct TandemctlArgs {
     /// Control socket of the local tandemd.
@@ -48,9 +62,135 @@ pub struct TandemctlArgs {
     pub command: CtlCommand,
 }
 
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 /// The subcommands of `tandemctl`.
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
+    /// Show the cluster: quorum, nodes and links, groups and their resources, last events.
+    #[command(
+        long_about = "Show the cluster as the local node sees it, on one screen (like `crm_mon -1`): \
+cluster name and config digest, quorum, every node with its state and each heartbeat link \
+(state, round-trip time, time since last heard), every group with its owner, term, state, \
+the state and fail count of each resource and the last failure, and the last 5 events. \
+Maintenance is shown in capitals at the top.",
+        after_long_help = "Examples:\n  tandemctl status\n  tandemctl status --watch\n  tandemctl status --json | jq '.groups[] | {name, owner}'"
+    )]
+    Status {
+        /// Print the status report as JSON (a stable object for scripts).
+        #[arg(long)]
+        json: bool,
+        /// Redraw the screen every second until Ctrl-C.
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
+    },
+
+    /// Put a node in standby: it stops its groups cleanly, the others take them over,
+    /// and it takes none until `tandemctl online NODE`.
+    #[command(
+        after_long_help = "Example:\n  tandemctl standby alpha   # then patch and reboot alpha\n  tandemctl online alpha"
+    )]
+    Standby {
+        /// The node, by its name in the config.
+        node: String,
+    },
+
+    /// End a node's standby: it may own groups again (whether groups move back to it
+    /// depends on their `prefer` and `failback` settings).
+    Online {
+        /// The node, by its name in the config.
+        node: String,
+    },
+
+    /// Switch a group over to another node: stop on the current owner, start on the new
+    /// one, and print how long it took.
+    #[command(
+        long_about = "Switch a group over to NODE (or, without NODE, to the best other node): \
+the owner stops the group cleanly, then the new node starts it, without waiting for any \
+timeout. The command waits until the group runs on its new node and prints how long the \
+switchover took.\n\n\
+A move leaves a preference behind (the group stays on its new node even when its \
+preferred node could take it back). `tandemctl move --clear GROUP` removes it and says \
+where the group stays.",
+        after_long_help = "Examples:\n  tandemctl move www beta     # www to beta\n  tandemctl move www          # www to the best node other than its owner\n  tandemctl move --clear www  # forget the preference the move left"
+    )]
+    Move {
+        /// The group, by its name in the config.
+        group: String,
+        /// Where to move it (default: the best other node).
+        #[arg(conflicts_with = "clear")]
+        node: Option<String>,
+        /// Remove the preference a previous move left behind instead of moving.
+        #[arg(long)]
+        clear: bool,
+        /// Give up waiting after this many seconds (the move itself goes on).
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        timeout: u64,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Reset the fail counts and failed state of a group so tandem tries it again.
+    #[command(
+        after_long_help = "Examples:\n  tandemctl cleanup www\n  tandemctl cleanup www db   # tandem cleans whole groups; naming a resource checks it exists"
+    )]
+    Cleanup {
+        /// The group, by its name in the config.
+        group: String,
+        /// A resource of the group (tandem cleans the whole group either way).
+        resource: Option<String>,
+    },
+
+    /// Stop or resume managing resources: in maintenance tandem neither starts, stops
+    /// nor monitors them (they keep running untouched).
+    #[command(
+        after_long_help = "Examples:\n  tandemctl maintenance on        # the whole cluster\n  tandemctl maintenance on www    # only group www\n  tandemctl maintenance off"
+    )]
+    Maintenance {
+        /// `on` to stop managing, `off` to resume.
+        #[arg(value_enum)]
+        state: OnOff,
+        /// Only this group (default: the whole cluster).
+        group: Option<String>,
+    },
+
+    /// Show the recent events (transitions, failures, fences, quorum changes, reloads).
+    #[command(
+        after_long_help = "Examples:\n  tandemctl events\n  tandemctl events --follow\n  tandemctl events --follow --json   # one JSON object per line"
+    )]
+    Events {
+        /// Keep running and print each new event as it happens, until Ctrl-C.
+        #[arg(long, short)]
+        follow: bool,
+        /// One JSON object per event and line.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Read the config file again and apply it (same as SIGHUP). A broken config is
+    /// refused with every error while the old one keeps running.
+    #[command(
+        after_long_help = "Example:\n  tandemctl config check /etc/tandem/tandem.yaml && tandemctl reload"
+    )]
+    Reload,
+
+    /// Power a node off through the fence agents. Asks for confirmation on a terminal;
+    /// in scripts pass --yes.
+    #[command(after_long_help = "Example:\n  tandemctl fence beta --yes")]
+    Fence {
+        /// The node, by its name in the config.
+        node: String,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -64,12 +204,6 @@ pub enum CtlCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Show the cluster as the local node sees it: quorum, nodes, links, groups.
-    Status {
-        /// Print the status report as JSON (a stable object for scripts).
-        #[arg(long)]
-        json: bool,
-    },
 }
 
 /// `tandemctl config ...`
@@ -81,4 +215,23 @@ pub enum ConfigCommand {
         /// The config file, e.g. /etc/tandem/tandem.yaml.
         file: PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn tandemctl_definitions_are_consistent() {
+        TandemctlArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn move_with_a_node_and_clear_is_a_usage_error() {
+        let r = TandemctlArgs::try_parse_from(["tandemctl", "move", "www", "beta", "--clear"]);
+        assert!(r.is_err());
+        let ok = TandemctlArgs::try_parse_from(["tandemctl", "move", "--clear", "www"]);
+        assert!(ok.is_ok());
+    }
 }

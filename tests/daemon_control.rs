@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tandem::control::client::{self, ClientError};
 use tandem::control::server::{
-    self, authorize, Access, AccessPolicy, ControlCall, LineRead, Peer, ServerError,
+    self, authorize, Access, AccessPolicy, Backend, ControlCall, LineRead, Peer, ServerError,
 };
 use tandem::control::{
     parse_request, Command, Request, RequestError, Response, StatusReport, MAX_REQUEST_LINE,
@@ -31,21 +31,24 @@ fn fake_report() -> StatusReport {
 }
 
 /// A stand-in for the core thread: answers every call, counting them.
-fn fake_core() -> (mpsc::Sender<ControlCall>, Arc<std::sync::atomic::AtomicU32>) {
+fn fake_core() -> (Backend, Arc<std::sync::atomic::AtomicU32>) {
     let (tx, mut rx) = mpsc::channel::<ControlCall>(8);
     let answered = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counter = answered.clone();
     tokio::spawn(async move {
         while let Some(call) = rx.recv().await {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let response = match call.command {
-                Command::Status => Response::status(fake_report()),
-                Command::Events => Response::events(vec![]),
-            };
-            let _ = call.reply.send(response);
+            if let ControlCall::Command { command, reply } = call {
+                let response = match command {
+                    Command::Status => Response::status(fake_report()),
+                    Command::Events => Response::events(vec![]),
+                    other => Response::done(other.name()),
+                };
+                let _ = reply.send(response);
+            }
         }
     });
-    (tx, answered)
+    (Backend::new(tx), answered)
 }
 
 /// Writes `input` on a fresh connection and returns the response lines until EOF.
@@ -323,4 +326,111 @@ fn bind_creates_a_missing_parent_directory() {
         assert!(path.exists());
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn admin_commands_have_a_documented_shape_and_need_root() {
+    let cases = [
+        (
+            Command::Move {
+                group: "www".into(),
+                to: Some("beta".into()),
+            },
+            r#"{"version":1,"cmd":"move","group":"www","to":"beta"}"#,
+        ),
+        (
+            Command::Move {
+                group: "www".into(),
+                to: None,
+            },
+            r#"{"version":1,"cmd":"move","group":"www"}"#,
+        ),
+        (
+            Command::Standby {
+                node: "alpha".into(),
+                on: true,
+            },
+            r#"{"version":1,"cmd":"standby","node":"alpha","on":true}"#,
+        ),
+        (
+            Command::Maintenance {
+                group: None,
+                on: false,
+            },
+            r#"{"version":1,"cmd":"maintenance","on":false}"#,
+        ),
+        (Command::Reload, r#"{"version":1,"cmd":"reload"}"#),
+        (
+            Command::EventsFollow,
+            r#"{"version":1,"cmd":"events-follow"}"#,
+        ),
+    ];
+    for (command, line) in cases {
+        let encoded = serde_json::to_string(&Request::new(command.clone())).expect("encode");
+        assert_eq!(encoded, line);
+        assert_eq!(
+            parse_request(line.as_bytes()).expect("parse").command,
+            command
+        );
+        assert!(Command::NAMES.contains(&command.name()));
+        let read_only = matches!(command, Command::EventsFollow);
+        assert_eq!(command.is_read_only(), read_only, "{command:?}");
+        assert_eq!(authorize(Access::ReadOnly, &command).is_ok(), read_only);
+        assert!(authorize(Access::Full, &command).is_ok());
+    }
+    assert!(matches!(
+        parse_request(br#"{"version":1,"cmd":"fence"}"#),
+        Err(RequestError::Invalid { cmd, .. }) if cmd == "fence"
+    ));
+}
+
+#[tokio::test]
+async fn events_follow_writes_the_history_then_each_new_event_until_the_client_leaves() {
+    let (tx, mut rx) = mpsc::channel::<ControlCall>(8);
+    let (live_tx, _) = tokio::sync::broadcast::channel(16);
+    let feed_tx = live_tx.clone();
+    tokio::spawn(async move {
+        while let Some(call) = rx.recv().await {
+            if let ControlCall::Follow { reply } = call {
+                let _ = reply.send(server::EventFeed {
+                    history: vec![event("old")],
+                    live: feed_tx.subscribe(),
+                });
+            }
+        }
+    });
+    let (client, server_end) = tokio::io::duplex(64 * 1024);
+    let task = tokio::spawn(server::serve_connection(
+        server_end,
+        Access::ReadOnly,
+        Backend::new(tx),
+    ));
+    let (read, mut write) = tokio::io::split(client);
+    write
+        .write_all(b"{\"version\":1,\"cmd\":\"events-follow\"}\n")
+        .await
+        .expect("write");
+    let mut lines = BufReader::new(read).lines();
+    let next =
+        |l: Option<String>| serde_json::from_str::<Response>(&l.expect("line")).expect("json");
+    let first = next(lines.next_line().await.expect("read"));
+    assert_eq!(first.events.map(|e| e.len()), Some(1));
+    live_tx.send(event("new")).expect("send");
+    let second = next(lines.next_line().await.expect("read"));
+    assert_eq!(second.event.map(|e| e.reason), Some("new".to_string()));
+    drop(write);
+    drop(lines);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    assert!(ended.is_ok(), "the follow ends when the client leaves");
+}
+
+fn event(reason: &str) -> tandem::control::EventRecord {
+    tandem::control::EventRecord {
+        unix_ms: 1,
+        kind: "admin".into(),
+        node: None,
+        group: None,
+        term: None,
+        reason: reason.into(),
+    }
 }

@@ -167,8 +167,10 @@ fn settings(me: u16, n: u16, dir: &std::path::Path, key: [u8; 32]) -> Settings {
         mlockall: false,
         socket: dir.join(format!("n{me}")).join("tandemd.sock"),
         state_dir: dir.join(format!("n{me}")).join("state"),
+        config_path: None,
         config: std::sync::Arc::new(minimal_config(n, dir, key)),
         agents: false,
+        metrics: None,
     }
 }
 

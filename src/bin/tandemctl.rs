@@ -2,15 +2,118 @@
 //!
 //! Thin by design: argument parsing here, the work in the library. `config check` and
 //! `keygen` work offline; the commands that talk to a running `tandemd` go through the
-//! control socket given by `--socket`.
+//! control socket given by `--socket`. Exit codes: 0 done, 1 refused or failed, 2 usage
+//! (clap, and `fence` without confirmation), 3 tandemd not reachable.
 
 use clap::Parser;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
-use tandem::cli::{ConfigCommand, CtlCommand, TandemctlArgs};
+use std::time::{Duration, Instant};
+use tandem::cli::{ConfigCommand, CtlCommand, OnOff, TandemctlArgs};
 use tandem::config;
-use tandem::control::{self, client, Request};
+use tandem::control::{self, client, Command, Request, Response, StatusReport};
 
-fn config_check(file: &std::path::Path) -> ExitCode {
+/// Why a command did not succeed, mapped to an exit code in one place.
+enum Failure {
+    /// Refused or failed: exit 1 with the message.
+    Refused(String),
+    Usage(String),
+    Client(client::ClientError),
+}
+
+impl From<client::ClientError> for Failure {
+    fn from(e: client::ClientError) -> Failure {
+        Failure::Client(e)
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = TandemctlArgs::parse();
+    let socket = cli.socket.as_path();
+    let outcome = match &cli.command {
+        CtlCommand::Config(ConfigCommand::Check { file }) => return config_check(file),
+        CtlCommand::Keygen { path, force } => return keygen(path, *force),
+        CtlCommand::Status { json, watch } => {
+            if *watch {
+                watch_status(socket)
+            } else {
+                status(socket, *json)
+            }
+        }
+        CtlCommand::Standby { node } => act(
+            socket,
+            Command::Standby {
+                node: node.clone(),
+                on: true,
+            },
+        ),
+        CtlCommand::Online { node } => act(
+            socket,
+            Command::Standby {
+                node: node.clone(),
+                on: false,
+            },
+        ),
+        CtlCommand::Move {
+            group, clear: true, ..
+        } => act(
+            socket,
+            Command::ClearMove {
+                group: group.clone(),
+            },
+        ),
+        CtlCommand::Move {
+            group,
+            node,
+            timeout,
+            json,
+            ..
+        } => move_group(socket, group, node.as_deref(), *timeout, *json),
+        CtlCommand::Cleanup { group, resource } => act(
+            socket,
+            Command::Cleanup {
+                group: group.clone(),
+                resource: resource.clone(),
+            },
+        ),
+        CtlCommand::Maintenance { state, group } => act(
+            socket,
+            Command::Maintenance {
+                group: group.clone(),
+                on: *state == OnOff::On,
+            },
+        ),
+        CtlCommand::Events { follow, json } => {
+            if *follow {
+                follow_events(socket, *json)
+            } else {
+                events(socket, *json)
+            }
+        }
+        CtlCommand::Reload => act(socket, Command::Reload),
+        CtlCommand::Fence { node, yes } => fence(socket, node, *yes),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Refused(why)) => {
+            eprintln!("tandemctl: {why}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(why)) => {
+            eprintln!("tandemctl: {why}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Client(e)) => {
+            eprintln!("tandemctl: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn config_check(file: &Path) -> ExitCode {
     match config::load(file) {
         Ok(cfg) => {
             print!("{}", cfg.summary());
@@ -25,7 +128,7 @@ fn config_check(file: &std::path::Path) -> ExitCode {
     }
 }
 
-fn keygen(path: &std::path::Path, force: bool) -> ExitCode {
+fn keygen(path: &Path, force: bool) -> ExitCode {
     let result = config::try_generate_key().and_then(|key| config::write_key(path, &key, force));
     match result {
         Ok(()) => {
@@ -42,44 +145,237 @@ fn keygen(path: &std::path::Path, force: bool) -> ExitCode {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = TandemctlArgs::parse();
-    match &cli.command {
-        CtlCommand::Config(ConfigCommand::Check { file }) => config_check(file),
-        CtlCommand::Keygen { path, force } => keygen(path, *force),
-        CtlCommand::Status { json } => status(&cli.socket, *json),
+/// Sends one command; a refusal becomes `Failure::Refused` with the daemon's words.
+fn ask(socket: &Path, command: Command) -> Result<Response, Failure> {
+    let response = client::call(socket, &Request::new(command))?;
+    if response.ok {
+        Ok(response)
+    } else {
+        Err(Failure::Refused(response.error.unwrap_or_else(|| {
+            "tandemd refused without saying why".into()
+        })))
     }
 }
 
-/// Exit codes: 0 ok, 1 the daemon refused or failed, 3 the daemon is unreachable.
-fn status(socket: &std::path::Path, json: bool) -> ExitCode {
-    let response = match client::call(socket, &Request::new(control::Command::Status)) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tandemctl: {e}");
-            return ExitCode::from(e.exit_code() as u8);
-        }
+fn fetch_status(socket: &Path) -> Result<StatusReport, Failure> {
+    ask(socket, Command::Status)?
+        .status
+        .ok_or_else(|| Failure::Refused("tandemd sent no status".into()))
+}
+
+fn print_json<T: serde::Serialize>(value: &T, pretty: bool) -> Outcome {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
     };
-    let report = match (response.ok, response.status) {
-        (true, Some(report)) => report,
-        (_, _) => {
-            let why = response
-                .error
-                .unwrap_or_else(|| "tandemd sent no status".to_string());
-            eprintln!("tandemctl: {why}");
-            return ExitCode::from(1);
+    match text {
+        Ok(s) => {
+            println!("{s}");
+            Ok(())
         }
-    };
+        Err(e) => Err(Failure::Refused(format!("cannot encode JSON: {e}"))),
+    }
+}
+
+fn status(socket: &Path, json: bool) -> Outcome {
+    let report = fetch_status(socket)?;
     if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("tandemctl: cannot encode status: {e}");
-                return ExitCode::from(1);
-            }
-        }
+        print_json(&report, true)
     } else {
         print!("{}", control::render::status_text(&report));
+        Ok(())
     }
-    ExitCode::SUCCESS
+}
+
+/// Redraws the status every second until Ctrl-C (which ends the process). A daemon
+/// that goes away is shown as such, and the screen recovers when it is back.
+fn watch_status(socket: &Path) -> Outcome {
+    let mut out = std::io::stdout();
+    loop {
+        let body = match fetch_status(socket) {
+            Ok(report) => control::render::status_text(&report),
+            Err(Failure::Client(e)) => format!("{e}\n"),
+            Err(Failure::Refused(why)) | Err(Failure::Usage(why)) => {
+                return Err(Failure::Refused(why))
+            }
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        // Home, draw, clear what the previous (longer) screen left below.
+        let screen = format!(
+            "\x1b[H\x1b[2J{}   (every 1s, Ctrl-C to quit)\n\n{body}",
+            control::render::clock_time(now)
+        );
+        if out
+            .write_all(screen.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A command whose answer is one line saying what happened.
+fn act(socket: &Path, command: Command) -> Outcome {
+    let response = ask(socket, command)?;
+    if let Some(message) = response.message {
+        println!("{message}");
+    }
+    Ok(())
+}
+
+fn owner_of(report: &StatusReport, group: &str) -> Option<(Option<String>, String, String)> {
+    report
+        .view
+        .groups
+        .iter()
+        .find(|g| g.name == group)
+        .map(|g| (g.owner.clone(), g.state.clone(), g.reason.clone()))
+}
+
+/// `move GROUP [NODE]`: asks for the move, then polls until the group runs on its new
+/// node, and reports how long the switchover took.
+fn move_group(socket: &Path, group: &str, to: Option<&str>, timeout: u64, json: bool) -> Outcome {
+    let before = fetch_status(socket)?;
+    // An unknown group is refused by the daemon, with the known names.
+    let from = owner_of(&before, group).and_then(|(owner, _, _)| owner);
+    if to.is_some() && from.as_deref() == to {
+        let node = to.unwrap_or_default();
+        println!("{group} already runs on {node}");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let response = ask(
+        socket,
+        Command::Move {
+            group: group.to_string(),
+            to: to.map(str::to_string),
+        },
+    )?;
+    if !json {
+        if let Some(m) = &response.message {
+            println!("{m}");
+        }
+    }
+    let limit = Duration::from_secs(timeout);
+    loop {
+        let report = fetch_status(socket)?;
+        if let Some((Some(owner), state, reason)) = owner_of(&report, group) {
+            let arrived = state == "running"
+                && Some(&owner) != from.as_ref()
+                && to.is_none_or(|t| t == owner);
+            if arrived {
+                let seconds = started.elapsed().as_secs_f64();
+                let from_name = from.clone().unwrap_or_else(|| "nowhere".into());
+                if json {
+                    return print_json(
+                        &serde_json::json!({
+                            "group": group, "from": from, "to": owner, "seconds": seconds
+                        }),
+                        false,
+                    );
+                }
+                println!("{group} moved from {from_name} to {owner} in {seconds:.2} s");
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(Failure::Refused(format!(
+                    "{group} did not finish moving within {timeout} s: it is {state} on {owner} ({reason}); the move goes on, see `tandemctl status`"
+                )));
+            }
+        } else if started.elapsed() > limit {
+            return Err(Failure::Refused(format!(
+                "{group} did not finish moving within {timeout} s: it has no owner now; see `tandemctl status`"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn events(socket: &Path, json: bool) -> Outcome {
+    let list = ask(socket, Command::Events)?.events.unwrap_or_default();
+    for e in &list {
+        if json {
+            print_json(e, false)?;
+        } else {
+            println!("{}", control::render::event_line(e));
+        }
+    }
+    Ok(())
+}
+
+fn follow_events(socket: &Path, json: bool) -> Outcome {
+    let mut failure = None;
+    let mut out = std::io::stdout();
+    client::follow(socket, |response| {
+        if !response.ok {
+            let why = response.error.unwrap_or_default();
+            if response.events.is_none() && response.event.is_none() && why.contains("skipped") {
+                eprintln!("tandemctl: {why}");
+                return true;
+            }
+            failure = Some(Failure::Refused(why));
+            return false;
+        }
+        let batch = response
+            .events
+            .unwrap_or_default()
+            .into_iter()
+            .chain(response.event);
+        for e in batch {
+            let line = if json {
+                serde_json::to_string(&e).unwrap_or_default()
+            } else {
+                control::render::event_line(&e)
+            };
+            // A closed pipe (`| head`) ends the command quietly.
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                return false;
+            }
+        }
+        true
+    })?;
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+/// Asks the admin to type the node's name; anything else cancels.
+fn confirm(node: &str) -> bool {
+    eprint!(
+        "Fencing powers {node} off (or resets it) through the fence agents; anything running there dies.\nType the node name to confirm: "
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    answer.trim() == node
+}
+
+fn fence(socket: &Path, node: &str, yes: bool) -> Outcome {
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::Usage(format!(
+                "refusing to fence {node} without confirmation: no terminal to ask on; pass --yes"
+            )));
+        }
+        if !confirm(node) {
+            return Err(Failure::Refused(format!(
+                "not fencing {node}: not confirmed"
+            )));
+        }
+    }
+    act(
+        socket,
+        Command::Fence {
+            node: node.to_string(),
+        },
+    )
 }

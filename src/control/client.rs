@@ -42,10 +42,9 @@ fn describe(e: &io::Error) -> String {
     }
 }
 
-/// Sends `request` to the daemon at `socket` and returns its answer.
-pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
+fn connect(socket: &Path) -> Result<UnixStream, ClientError> {
     let path = socket.to_path_buf();
-    let mut stream = UnixStream::connect(socket).map_err(|source| {
+    let stream = UnixStream::connect(socket).map_err(|source| {
         let unreachable = matches!(
             source.kind(),
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
@@ -72,25 +71,96 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
     stream
         .set_write_timeout(Some(CLIENT_TIMEOUT))
         .map_err(io_err)?;
+    Ok(stream)
+}
+
+fn send(stream: &mut UnixStream, path: &Path, request: &Request) -> Result<(), ClientError> {
     let mut line = serde_json::to_vec(request).map_err(|e| ClientError::Protocol {
-        path: path.clone(),
+        path: path.to_path_buf(),
         detail: format!("cannot encode request: {e}"),
     })?;
     line.push(b'\n');
-    stream.write_all(&line).map_err(io_err)?;
-    let mut reader = BufReader::new(stream.take(MAX_RESPONSE_LINE as u64 + 1));
+    stream.write_all(&line).map_err(|source| ClientError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads one response line; `Ok(None)` when the daemon closed the connection cleanly.
+fn receive<R: BufRead>(reader: &mut R, path: &Path) -> Result<Option<Response>, ClientError> {
     let mut answer = Vec::new();
-    reader.read_until(b'\n', &mut answer).map_err(io_err)?;
+    reader
+        .read_until(b'\n', &mut answer)
+        .map_err(|source| ClientError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if answer.is_empty() {
+        return Ok(None);
+    }
     if answer.last() != Some(&b'\n') {
         let detail = if answer.len() > MAX_RESPONSE_LINE {
             "response too long".to_string()
         } else {
             "connection closed before a complete response".to_string()
         };
-        return Err(ClientError::Protocol { path, detail });
+        return Err(ClientError::Protocol {
+            path: path.to_path_buf(),
+            detail,
+        });
     }
-    serde_json::from_slice(&answer).map_err(|e| ClientError::Protocol {
-        path,
-        detail: e.to_string(),
+    serde_json::from_slice(&answer)
+        .map(Some)
+        .map_err(|e| ClientError::Protocol {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+}
+
+/// Sends `request` to the daemon at `socket` and returns its answer.
+pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
+    let mut stream = connect(socket)?;
+    send(&mut stream, socket, request)?;
+    let mut reader = BufReader::new(stream.take(MAX_RESPONSE_LINE as u64 + 1));
+    receive(&mut reader, socket)?.ok_or_else(|| ClientError::Protocol {
+        path: socket.to_path_buf(),
+        detail: "connection closed before a complete response".into(),
     })
+}
+
+/// `events-follow`: hands every response (the history first, then one per event) to
+/// `each` until it returns false or the daemon closes the connection. Waits for events
+/// without a timeout.
+pub fn follow(socket: &Path, mut each: impl FnMut(Response) -> bool) -> Result<(), ClientError> {
+    let mut stream = connect(socket)?;
+    send(
+        &mut stream,
+        socket,
+        &Request::new(super::Command::EventsFollow),
+    )?;
+    let mut reader = BufReader::new(stream);
+    let mut first = true;
+    loop {
+        let response = match receive(&mut reader, socket)? {
+            Some(r) => r,
+            None if first => {
+                return Err(ClientError::Protocol {
+                    path: socket.to_path_buf(),
+                    detail: "connection closed before a complete response".into(),
+                })
+            }
+            None => return Ok(()),
+        };
+        if first {
+            first = false;
+            if response.ok {
+                // The history arrived; from now on the daemon speaks only when
+                // something happens, which may take hours.
+                let _ = reader.get_ref().set_read_timeout(None);
+            }
+        }
+        if !each(response) {
+            return Ok(());
+        }
+    }
 }

@@ -42,10 +42,12 @@ impl Request {
     }
 }
 
-/// Every command, tagged by `cmd`: `{"version":1,"cmd":"status"}`.
+/// Every command, tagged by `cmd`: `{"version":1,"cmd":"status"}`,
+/// `{"version":1,"cmd":"move","group":"www","to":"beta"}`.
 ///
-/// Commands to come (standby, move, cleanup, maintenance, reload, fence) join this enum;
-/// `is_read_only` must then be extended, and is exhaustive so that cannot be forgotten.
+/// Nodes and groups are named as in the config; the daemon resolves the names and
+/// answers an unknown one with the list of known names. `is_read_only` is exhaustive so
+/// a new command cannot forget to say who may run it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Command {
@@ -53,16 +55,64 @@ pub enum Command {
     Status,
     /// The most recent events (newest last).
     Events,
+    /// The most recent events, then every new one as it happens, one JSON line each,
+    /// until the client closes the connection.
+    EventsFollow,
+    /// Put a node in standby (`on`) or bring it back online.
+    Standby { node: String, on: bool },
+    /// Move a group to `to`, or to the best other node.
+    Move {
+        group: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// Forget the location a move left behind.
+    ClearMove { group: String },
+    /// Reset fail counts and failed state of a group (`resource` is checked, but the
+    /// whole group is cleaned).
+    Cleanup {
+        group: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
+    },
+    /// Maintenance of the whole cluster (`group` absent) or of one group.
+    Maintenance {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<String>,
+        on: bool,
+    },
+    /// Fence a node by hand.
+    Fence { node: String },
+    /// Read the config file again and apply it, or refuse with every error.
+    Reload,
 }
 
 impl Command {
     /// Names accepted in `cmd`, for error messages.
-    pub const NAMES: &'static [&'static str] = &["status", "events"];
+    pub const NAMES: &'static [&'static str] = &[
+        "status",
+        "events",
+        "events-follow",
+        "standby",
+        "move",
+        "clear-move",
+        "cleanup",
+        "maintenance",
+        "fence",
+        "reload",
+    ];
 
     /// Whether members of the `tandem` group may run it (root may run everything).
     pub fn is_read_only(&self) -> bool {
         match self {
-            Command::Status | Command::Events => true,
+            Command::Status | Command::Events | Command::EventsFollow => true,
+            Command::Standby { .. }
+            | Command::Move { .. }
+            | Command::ClearMove { .. }
+            | Command::Cleanup { .. }
+            | Command::Maintenance { .. }
+            | Command::Fence { .. }
+            | Command::Reload => false,
         }
     }
 
@@ -70,6 +120,14 @@ impl Command {
         match self {
             Command::Status => "status",
             Command::Events => "events",
+            Command::EventsFollow => "events-follow",
+            Command::Standby { .. } => "standby",
+            Command::Move { .. } => "move",
+            Command::ClearMove { .. } => "clear-move",
+            Command::Cleanup { .. } => "cleanup",
+            Command::Maintenance { .. } => "maintenance",
+            Command::Fence { .. } => "fence",
+            Command::Reload => "reload",
         }
     }
 }
@@ -83,6 +141,12 @@ pub struct Response {
     pub status: Option<StatusReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventRecord>>,
+    /// What a command did, in one line (`standby`, `move`, `reload`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// One live event of `events-follow` (the lines after the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventRecord>,
 }
 
 impl Response {
@@ -98,6 +162,22 @@ impl Response {
         Response {
             ok: true,
             status: Some(report),
+            ..Response::default()
+        }
+    }
+
+    pub fn done(message: impl Into<String>) -> Response {
+        Response {
+            ok: true,
+            message: Some(message.into()),
+            ..Response::default()
+        }
+    }
+
+    pub fn event(event: EventRecord) -> Response {
+        Response {
+            ok: true,
+            event: Some(event),
             ..Response::default()
         }
     }
@@ -121,6 +201,9 @@ pub struct StatusReport {
     pub config_digest: String,
     /// Datagrams dropped since start, by reason (every reason present, zeros included).
     pub drops: BTreeMap<String, u64>,
+    /// The last few events (newest last), so one screen tells what just happened.
+    #[serde(default)]
+    pub recent_events: Vec<EventRecord>,
     #[serde(flatten)]
     pub view: ClusterStatus,
 }

@@ -1,7 +1,7 @@
 //! Human rendering of control responses for `tandemctl` (kept in the library so it can
 //! be tested against fixed reports). Everything fits in 100 columns.
 
-use super::StatusReport;
+use super::{EventRecord, StatusReport};
 use crate::core::status::LinkStatus;
 use std::fmt::Write as _;
 
@@ -61,18 +61,32 @@ pub fn status_text(r: &StatusReport) -> String {
         "cluster {}   answered by {}   config {}",
         r.cluster, v.node, r.config_digest
     );
+    if v.maintenance {
+        let _ = writeln!(
+            out,
+            "*** MAINTENANCE: tandem starts, stops and monitors NOTHING (tandemctl maintenance off) ***"
+        );
+    }
+    let in_maintenance: Vec<&str> = v
+        .groups
+        .iter()
+        .filter(|g| g.maintenance && !v.maintenance)
+        .map(|g| g.name.as_str())
+        .collect();
+    if !in_maintenance.is_empty() {
+        let line = format!(
+            "*** MAINTENANCE of group(s) {}: not started, stopped or monitored ***",
+            in_maintenance.join(", ")
+        );
+        let _ = writeln!(out, "{}", clip(&line, WIDTH));
+    }
     let _ = writeln!(
         out,
-        "quorum: {} of {} votes present, {} needed: {}{}",
+        "quorum: {} of {} votes present, {} needed: {}",
         v.votes_present,
         v.votes_expected,
         v.quorum_votes,
         if v.quorate { "quorate" } else { "NOT QUORATE" },
-        if v.maintenance {
-            "   (cluster in MAINTENANCE)"
-        } else {
-            ""
-        }
     );
     out.push('\n');
     let _ = writeln!(out, "{:<16} {:<8} LINKS", "NODE", "STATE");
@@ -104,7 +118,7 @@ pub fn status_text(r: &StatusReport) -> String {
         for g in &v.groups {
             let mut state = g.state.clone();
             if g.maintenance {
-                state.push_str(" (m)");
+                state = format!("{state} MAINT");
             }
             let line = format!(
                 "{:<20} {:<12} {:>6} {:<10} {}",
@@ -115,6 +129,18 @@ pub fn status_text(r: &StatusReport) -> String {
                 g.reason
             );
             let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
+            for r in &g.resources {
+                let mut line = format!(
+                    "  {:<18} {:<10} fails {}",
+                    clip(&r.name, 18),
+                    clip(&r.state, 10),
+                    r.fail_count
+                );
+                if let Some(f) = &r.last_failure {
+                    let _ = write!(line, "   last failure: {f}");
+                }
+                let _ = writeln!(out, "{}", clip(&line, WIDTH));
+            }
         }
     }
     let drops: Vec<String> = r
@@ -128,7 +154,53 @@ pub fn status_text(r: &StatusReport) -> String {
         let line = format!("dropped datagrams: {}", drops.join(", "));
         let _ = writeln!(out, "{}", clip(&line, WIDTH));
     }
+    if !r.recent_events.is_empty() {
+        out.push_str("\nlast events:\n");
+        for e in &r.recent_events {
+            let _ = writeln!(out, "{}", event_line(e));
+        }
+    }
     out
+}
+
+/// `HH:MM:SS.mmm` in local time (the date is left out: events are recent).
+pub fn clock_time(unix_ms: u64) -> String {
+    let secs = (unix_ms / 1000) as libc::time_t;
+    // SAFETY: localtime_r only writes into the zeroed struct we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if !ok {
+        return format!("@{unix_ms}");
+    }
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        unix_ms % 1000
+    )
+}
+
+/// One event on one line of at most 100 columns.
+pub fn event_line(e: &EventRecord) -> String {
+    let mut about = Vec::new();
+    if let Some(n) = &e.node {
+        about.push(n.clone());
+    }
+    if let Some(g) = &e.group {
+        about.push(g.clone());
+    }
+    if let Some(t) = e.term {
+        about.push(format!("term {t}"));
+    }
+    let line = format!(
+        "{} {:<15} {:<22} {}",
+        clock_time(e.unix_ms),
+        e.kind,
+        clip(&about.join(" "), 22),
+        e.reason
+    );
+    clip(line.trim_end(), WIDTH)
 }
 
 #[cfg(test)]
@@ -176,10 +248,24 @@ mod tests {
                     term: 7,
                     state: "running".into(),
                     reason: "preferred node ".repeat(20),
-                    ..Default::default()
+                    maintenance: true,
+                    resources: vec![crate::core::status::ResourceStatus {
+                        name: "db".into(),
+                        state: "failed".into(),
+                        fail_count: 2,
+                        last_failure: Some("exit code 1 ".repeat(20)),
+                    }],
                 }],
                 maintenance: false,
             },
+            recent_events: vec![EventRecord {
+                unix_ms: 1_700_000_000_123,
+                kind: "became-owner".into(),
+                node: Some("alpha".into()),
+                group: Some("web".into()),
+                term: Some(7),
+                reason: "took over ".repeat(20),
+            }],
         }
     }
 
@@ -198,6 +284,12 @@ mod tests {
             !text.contains("replayed"),
             "zero counters are not shown: {text}"
         );
+        assert!(text.contains("*** MAINTENANCE of group(s) web"), "{text}");
+        assert!(
+            text.contains("fails 2   last failure: exit code 1"),
+            "{text}"
+        );
+        assert!(text.contains("became-owner    alpha web term 7"), "{text}");
         for line in text.lines() {
             assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
         }

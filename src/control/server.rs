@@ -6,7 +6,12 @@
 //! [`ControlCall`] and whoever owns the state (the core thread) replies. Malformed input
 //! of any kind gets an error reply; nothing a client sends can crash the daemon.
 
-use super::{parse_request, Command, RequestError, Response, MAX_REQUEST_LINE, READ_ONLY_GROUP};
+use super::{
+    parse_request, Command, EventRecord, RequestError, Response, StatusReport, MAX_REQUEST_LINE,
+    READ_ONLY_GROUP,
+};
+use crate::daemon::events::EventTotals;
+use crate::daemon::reload::Reloader;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -14,18 +19,77 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
 
 /// How long a connection waits for the core to answer one command.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; more wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 32;
 
-/// An authorized command on its way to the state owner, with where to send the answer.
+/// A request for the state owner (the heartbeat thread), with where to send the answer.
 #[derive(Debug)]
-pub struct ControlCall {
-    pub command: Command,
-    pub reply: oneshot::Sender<Response>,
+pub enum ControlCall {
+    /// An authorized client command.
+    Command {
+        command: Command,
+        reply: oneshot::Sender<Response>,
+    },
+    /// The event history and a subscription to every later event, taken at the same
+    /// moment so a follower neither misses nor repeats one.
+    Follow { reply: oneshot::Sender<EventFeed> },
+    /// A reloaded config, already validated on the control thread: apply it or refuse.
+    Apply {
+        config: Arc<crate::config::Config>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// What the metrics endpoint shows.
+    Metrics {
+        reply: oneshot::Sender<(StatusReport, EventTotals)>,
+    },
+}
+
+/// What `events --follow` gets: the history, then the live feed.
+#[derive(Debug)]
+pub struct EventFeed {
+    pub history: Vec<EventRecord>,
+    pub live: broadcast::Receiver<EventRecord>,
+}
+
+/// Where the connection handlers send their work.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    pub calls: mpsc::Sender<ControlCall>,
+    /// `None` when the daemon was started without a config file (tests): `reload` then
+    /// says so.
+    pub reloader: Option<Arc<Reloader>>,
+}
+
+impl Backend {
+    pub fn new(calls: mpsc::Sender<ControlCall>) -> Backend {
+        Backend {
+            calls,
+            reloader: None,
+        }
+    }
+
+    /// Sends `make(reply)` to the state owner and waits (bounded) for the answer.
+    pub async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> ControlCall,
+    ) -> Result<T, String> {
+        let (reply, answer) = oneshot::channel();
+        if self.calls.send(make(reply)).await.is_err() {
+            return Err("tandemd is shutting down".into());
+        }
+        match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err("tandemd dropped the request (shutting down?)".into()),
+            Err(_) => Err(format!(
+                "tandemd did not answer within {}s",
+                ANSWER_TIMEOUT.as_secs()
+            )),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,11 +228,7 @@ pub fn bind(path: &Path, policy: &AccessPolicy) -> Result<UnixListener, ServerEr
 }
 
 /// Accepts connections until the task is dropped.
-pub async fn serve(
-    listener: UnixListener,
-    policy: Arc<AccessPolicy>,
-    calls: mpsc::Sender<ControlCall>,
-) {
+pub async fn serve(listener: UnixListener, policy: Arc<AccessPolicy>, backend: Backend) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -193,9 +253,9 @@ pub async fn serve(
                 Access::Denied
             }
         };
-        let calls = calls.clone();
+        let backend = backend.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, access, calls).await {
+            if let Err(e) = serve_connection(stream, access, backend).await {
                 tracing::debug!("control connection ended: {e}");
             }
             drop(permit);
@@ -255,11 +315,12 @@ pub async fn read_line_limited<R: AsyncBufRead + Unpin>(
 }
 
 /// Serves requests on one connection until the client closes it or sends something the
-/// stream cannot recover from (too long, cut off). Each request gets exactly one reply.
+/// stream cannot recover from (too long, cut off). Each request gets exactly one reply,
+/// except `events-follow`, which keeps writing events until the client goes away.
 pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     access: Access,
-    calls: mpsc::Sender<ControlCall>,
+    backend: Backend,
 ) -> io::Result<()> {
     let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
@@ -269,14 +330,15 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             LineRead::TooLong => (Response::error(RequestError::TooLong.to_string()), false),
             LineRead::Incomplete => (Response::error(RequestError::Incomplete.to_string()), false),
             LineRead::Line(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
-            LineRead::Line(line) => (answer(&line, access, &calls).await, true),
+            LineRead::Line(line) => match authorized(&line, access) {
+                Err(refusal) => (Response::error(refusal), true),
+                Ok(Command::EventsFollow) => {
+                    return follow_events(&mut reader, &mut write, &backend).await;
+                }
+                Ok(command) => (answer(command, &backend).await, true),
+            },
         };
-        let mut out = serde_json::to_vec(&response).unwrap_or_else(|e| {
-            format!("{{\"ok\":false,\"error\":\"cannot encode response: {e}\"}}").into_bytes()
-        });
-        out.push(b'\n');
-        write.write_all(&out).await?;
-        write.flush().await?;
+        write_response(&mut write, &response).await?;
         if !keep_going {
             let _ = write.shutdown().await;
             return Ok(());
@@ -284,28 +346,65 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn answer(line: &[u8], access: Access, calls: &mpsc::Sender<ControlCall>) -> Response {
-    let request = match parse_request(line) {
-        Ok(r) => r,
-        Err(e) => return Response::error(e.to_string()),
-    };
-    if let Err(message) = authorize(access, &request.command) {
-        return Response::error(message);
+async fn write_response<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    response: &Response,
+) -> io::Result<()> {
+    let mut out = serde_json::to_vec(response).unwrap_or_else(|e| {
+        format!("{{\"ok\":false,\"error\":\"cannot encode response: {e}\"}}").into_bytes()
+    });
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    write.flush().await
+}
+
+/// The parsed command if `access` allows it, else the reply that refuses it.
+fn authorized(line: &[u8], access: Access) -> Result<Command, String> {
+    let request = parse_request(line).map_err(|e| e.to_string())?;
+    authorize(access, &request.command)?;
+    Ok(request.command)
+}
+
+async fn answer(command: Command, backend: &Backend) -> Response {
+    if command == Command::Reload {
+        return match &backend.reloader {
+            Some(reloader) => reloader.reload("tandemctl reload").await,
+            None => Response::error("tandemd was started without a config file: nothing to reload"),
+        };
     }
-    let (reply, answer) = oneshot::channel();
-    let call = ControlCall {
-        command: request.command,
-        reply,
+    backend
+        .ask(|reply| ControlCall::Command { command, reply })
+        .await
+        .unwrap_or_else(Response::error)
+}
+
+/// `events-follow`: the history as one `events` reply, then one `event` line per new
+/// event, until the client closes its end (or stops reading and the write fails).
+async fn follow_events<R, W>(reader: &mut R, write: &mut W, backend: &Backend) -> io::Result<()>
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut feed = match backend.ask(|reply| ControlCall::Follow { reply }).await {
+        Ok(feed) => feed,
+        Err(e) => return write_response(write, &Response::error(e)).await,
     };
-    if calls.send(call).await.is_err() {
-        return Response::error("tandemd is shutting down");
-    }
-    match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(_)) => Response::error("tandemd dropped the request (shutting down?)"),
-        Err(_) => Response::error(format!(
-            "tandemd did not answer within {}s",
-            ANSWER_TIMEOUT.as_secs()
-        )),
+    write_response(write, &Response::events(std::mem::take(&mut feed.history))).await?;
+    loop {
+        tokio::select! {
+            next = feed.live.recv() => match next {
+                Ok(event) => write_response(write, &Response::event(event)).await?,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    let gap = Response::error(format!("{n} events were skipped: this reader is too slow"));
+                    write_response(write, &gap).await?;
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            // Anything the client sends now is ignored; its end of stream ends the feed.
+            read = read_line_limited(reader, MAX_REQUEST_LINE) => match read? {
+                LineRead::Line(_) => {}
+                _ => return Ok(()),
+            },
+        }
     }
 }

@@ -7,9 +7,11 @@
 //! piece of work against the config it runs (resource definitions, fence agents)
 //! before handing it over, so the executor never needs to know about reloads.
 
+use super::metrics::Metrics;
 use crate::agents::{self, OpContext};
 use crate::config::{FenceAgentConfig, ResourceConfig, SelfFence};
 use crate::core::{FenceId, FenceResult, GroupId, Input, NodeId, OpId, OpKind, OpResult};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -62,7 +64,7 @@ pub struct AgentExecutor {
 }
 
 impl AgentExecutor {
-    pub fn spawn(answers: Answers) -> std::io::Result<AgentExecutor> {
+    pub fn spawn(answers: Answers, metrics: Arc<Metrics>) -> std::io::Result<AgentExecutor> {
         let (queue, mut rx) = mpsc::unbounded_channel::<Work>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -73,8 +75,9 @@ impl AgentExecutor {
                 runtime.block_on(async move {
                     while let Some(work) = rx.recv().await {
                         let answers = answers.clone();
+                        let metrics = metrics.clone();
                         tokio::spawn(async move {
-                            if let Some(answer) = carry_out(work).await {
+                            if let Some(answer) = carry_out(work, &metrics).await {
                                 // The heartbeat thread is gone only at shutdown.
                                 let _ = answers.send(answer);
                             }
@@ -109,7 +112,7 @@ fn op_name(kind: OpKind) -> &'static str {
 }
 
 /// Carries out one piece of work; `Some` is the answer for the core.
-pub async fn carry_out(work: Work) -> Option<Input> {
+pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
     match work {
         Work::RunOp {
             op,
@@ -143,6 +146,9 @@ pub async fn carry_out(work: Work) -> Option<Input> {
             let result = agents::run_op(&ctx).await;
             let took = began.elapsed();
             let name = resource.name.as_str();
+            let ok = matches!(result, OpResult::Ok)
+                || (result == OpResult::NotRunning && kind != OpKind::Start);
+            metrics.record_op(&group_name, name, op_name(kind), took.as_secs_f64(), ok);
             match &result {
                 OpResult::Ok | OpResult::NotRunning if kind == OpKind::Monitor => tracing::debug!(
                     resource = name,

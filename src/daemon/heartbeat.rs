@@ -13,10 +13,11 @@ use super::executor::{Executor, Work};
 use super::inbound::Inbound;
 use super::state::StateDir;
 use crate::config::{Config, ResourceConfig, ResourceKind};
-use crate::control::server::ControlCall;
+use crate::control::server::{ControlCall, EventFeed};
 use crate::control::{Command, Response, StatusReport};
-use crate::core::{Action, Heartbeat, Input, Instant, Node};
-use crate::core::{GroupId, NodeId};
+use crate::core::{
+    Action, AdminCommand, EventKind, GroupId, Heartbeat, Input, Instant, Node, NodeId,
+};
 use crate::net::{Links, Received};
 use crate::wire::{self, Key};
 use rand::TryRngCore;
@@ -51,6 +52,9 @@ pub struct HeartbeatLoop<E: Executor> {
     pub previous: Option<Arc<Config>>,
 }
 
+/// How many events `status` shows.
+pub const STATUS_EVENTS: usize = 5;
+
 impl<E: Executor> HeartbeatLoop<E> {
     /// Runs until `shutdown` fires (or its sender is dropped) or a fatal error.
     pub async fn run(
@@ -83,7 +87,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                         self.step(input)?;
                     }
                 }
-                Some(call) = calls.recv() => self.answer(call),
+                Some(call) = calls.recv() => self.answer(call)?,
                 _ = tokio::time::sleep(sleep) => {
                     let due = self.node.next_deadline().is_none_or(|(at, _)| at <= clock::now());
                     if due {
@@ -240,13 +244,247 @@ impl<E: Executor> HeartbeatLoop<E> {
             .cloned()
     }
 
-    fn answer(&mut self, call: ControlCall) {
-        let response = match call.command {
-            Command::Status => Response::status(self.status(clock::now())),
-            Command::Events => Response::events(self.events.snapshot()),
+    fn answer(&mut self, call: ControlCall) -> Result<(), LoopError> {
+        // Every reply may find the client gone; nothing to do then.
+        match call {
+            ControlCall::Command { command, reply } => {
+                let response = self.command(command)?;
+                let _ = reply.send(response);
+            }
+            ControlCall::Follow { reply } => {
+                let _ = reply.send(EventFeed {
+                    history: self.events.snapshot(),
+                    live: self.events.subscribe(),
+                });
+            }
+            ControlCall::Apply { config, reply } => {
+                let outcome = self.apply_config(config)?;
+                let _ = reply.send(outcome);
+            }
+            ControlCall::Metrics { reply } => {
+                let _ = reply.send((self.status(clock::now()), self.events.totals().clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers one client command; only a persistence failure is an error of the loop.
+    fn command(&mut self, command: Command) -> Result<Response, LoopError> {
+        let admin = match self.resolve(&command) {
+            Ok(Some(admin)) => admin,
+            Ok(None) => {
+                return Ok(match command {
+                    Command::Events | Command::EventsFollow => {
+                        Response::events(self.events.snapshot())
+                    }
+                    Command::Reload => {
+                        Response::error("reload is handled by the control thread, not here")
+                    }
+                    _ => Response::status(self.status(clock::now())),
+                })
+            }
+            Err(unknown) => return Ok(Response::error(unknown)),
         };
-        // The client may have gone away; nothing to do then.
-        let _ = call.reply.send(response);
+        let owner_before = self.group_of(&admin).and_then(|g| self.owner_name(g));
+        let notes = self.admin(admin.clone())?;
+        if let Some(refusal) = notes.iter().find(|n| n.contains("no other eligible node")) {
+            return Ok(Response::error(format!("{}: {refusal}", command.name())));
+        }
+        Ok(Response::done(self.summary(&command, &admin, owner_before)))
+    }
+
+    /// The core command for an admin request, with names resolved (`Ok(None)` for the
+    /// read-only commands), or the error naming what is known.
+    fn resolve(&self, command: &Command) -> Result<Option<AdminCommand>, String> {
+        Ok(Some(match command {
+            Command::Status | Command::Events | Command::EventsFollow | Command::Reload => {
+                return Ok(None)
+            }
+            Command::Standby { node, on } => AdminCommand::Standby {
+                node: self.node_id(node)?,
+                on: *on,
+            },
+            Command::Move { group, to } => AdminCommand::Move {
+                group: self.group_id(group)?,
+                to: to.as_deref().map(|n| self.node_id(n)).transpose()?,
+            },
+            Command::ClearMove { group } => AdminCommand::ClearMove {
+                group: self.group_id(group)?,
+            },
+            Command::Cleanup { group, resource } => {
+                let id = self.group_id(group)?;
+                if let Some(resource) = resource {
+                    let known = self
+                        .spec
+                        .group(id)
+                        .map(|g| g.resources.clone())
+                        .unwrap_or_default();
+                    if !known.contains(resource) {
+                        return Err(format!(
+                            "group {group} has no resource {resource:?} (its resources: {})",
+                            list(&known)
+                        ));
+                    }
+                }
+                AdminCommand::Cleanup { group: id }
+            }
+            Command::Maintenance { group, on } => AdminCommand::Maintenance {
+                group: group.as_deref().map(|g| self.group_id(g)).transpose()?,
+                on: *on,
+            },
+            Command::Fence { node } => {
+                let id = self.node_id(node)?;
+                if id == self.node.id() {
+                    return Err(format!(
+                        "{node} is the node answering this command: a node does not fence itself on request"
+                    ));
+                }
+                AdminCommand::Fence { node: id }
+            }
+        }))
+    }
+
+    fn node_id(&self, name: &str) -> Result<NodeId, String> {
+        self.spec
+            .nodes
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| n.id)
+            .ok_or_else(|| {
+                let known: Vec<String> = self.spec.nodes.iter().map(|n| n.name.clone()).collect();
+                format!("unknown node {name:?} (known nodes: {})", list(&known))
+            })
+    }
+
+    fn group_id(&self, name: &str) -> Result<GroupId, String> {
+        self.spec
+            .groups
+            .iter()
+            .find(|g| g.name == name)
+            .map(|g| g.id)
+            .ok_or_else(|| {
+                let known: Vec<String> = self.spec.groups.iter().map(|g| g.name.clone()).collect();
+                format!("unknown group {name:?} (known groups: {})", list(&known))
+            })
+    }
+
+    fn group_of(&self, admin: &AdminCommand) -> Option<GroupId> {
+        match admin {
+            AdminCommand::Move { group, .. }
+            | AdminCommand::ClearMove { group }
+            | AdminCommand::Cleanup { group }
+            | AdminCommand::Maintenance {
+                group: Some(group), ..
+            } => Some(*group),
+            _ => None,
+        }
+    }
+
+    fn group_status(&self, group: GroupId) -> Option<crate::core::status::GroupStatus> {
+        let name = &self.spec.group(group)?.name;
+        self.node
+            .status(clock::now())
+            .groups
+            .into_iter()
+            .find(|g| &g.name == name)
+    }
+
+    fn owner_name(&self, group: GroupId) -> Option<String> {
+        self.group_status(group).and_then(|g| g.owner)
+    }
+
+    /// Applies an admin command like [`Self::step`] and returns the reasons of the
+    /// admin events it produced (a refused move says why there).
+    fn admin(&mut self, admin: AdminCommand) -> Result<Vec<String>, LoopError> {
+        let actions = self.node.handle(clock::now(), Input::Admin(admin));
+        let notes = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Event(e) if e.kind == EventKind::Admin => Some(e.reason.clone()),
+                _ => None,
+            })
+            .collect();
+        for action in actions {
+            self.carry_out(action)?;
+        }
+        Ok(notes)
+    }
+
+    /// One line saying what the core made of an admin command.
+    fn summary(
+        &self,
+        command: &Command,
+        admin: &AdminCommand,
+        owner_before: Option<String>,
+    ) -> String {
+        let reason = self
+            .group_of(admin)
+            .and_then(|g| self.group_status(g))
+            .map(|g| g.reason)
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        match command {
+            Command::Standby { node, on: true } => format!(
+                "{node} is in standby: it gives up its groups and takes none until `tandemctl online {node}`"
+            ),
+            Command::Standby { node, on: false } => {
+                format!("{node} is online: it may own groups again")
+            }
+            Command::Move { group, to } => {
+                let from = owner_before.unwrap_or_else(|| "no owner".into());
+                match to {
+                    Some(to) => format!("{group}: moving from {from} to {to}"),
+                    None => format!("{group}: moving away from {from}{reason}"),
+                }
+            }
+            Command::ClearMove { group } => {
+                let stays = owner_before
+                    .map(|o| format!("it stays on {o} until failback or a failure moves it"))
+                    .unwrap_or_else(|| "it has no owner now".into());
+                format!("{group}: move preference removed; {stays}{reason}")
+            }
+            Command::Cleanup {
+                group,
+                resource: Some(resource),
+            } => format!(
+                "{group}: fail counts and failed state reset for the whole group (tandem cleans groups, so not only {resource}){reason}"
+            ),
+            Command::Cleanup { group, .. } => {
+                format!("{group}: fail counts and failed state reset{reason}")
+            }
+            Command::Maintenance { group: None, on: true } => "maintenance ON for the whole cluster: tandem does not start, stop or monitor anything until `tandemctl maintenance off`".into(),
+            Command::Maintenance { group: None, on: false } => "maintenance off: tandem manages every group again".into(),
+            Command::Maintenance { group: Some(g), on: true } => format!("maintenance ON for {g}: tandem does not start, stop or monitor it until `tandemctl maintenance off {g}`"),
+            Command::Maintenance { group: Some(g), on: false } => format!("maintenance off for {g}: tandem manages it again"),
+            Command::Fence { node } => format!("fencing {node} requested; `tandemctl events` shows the outcome"),
+            Command::Status | Command::Events | Command::EventsFollow | Command::Reload => String::new(),
+        }
+    }
+
+    /// Hands a reloaded config to the core. On refusal nothing changes and the reason
+    /// goes back to the client; on success the new spec and config replace the old ones.
+    fn apply_config(
+        &mut self,
+        config: Arc<crate::config::Config>,
+    ) -> Result<Result<String, String>, LoopError> {
+        let spec = config.cluster_spec();
+        let old = self.spec.digest;
+        match self.node.reconfigure(clock::now(), spec.clone()) {
+            Err(e) => Ok(Err(e.to_string())),
+            Ok(actions) => {
+                self.spec = spec;
+                self.previous = Some(std::mem::replace(&mut self.config, config));
+                for action in actions {
+                    self.carry_out(action)?;
+                }
+                let new = self.spec.digest;
+                tracing::info!("config reloaded: digest {old:016x} -> {new:016x}");
+                Ok(Ok(format!(
+                    "config applied: digest {old:016x} -> {new:016x}"
+                )))
+            }
+        }
     }
 
     pub fn status(&self, now: Instant) -> StatusReport {
@@ -260,7 +498,17 @@ impl<E: Executor> HeartbeatLoop<E> {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
+            recent_events: self.events.last(STATUS_EVENTS),
             view: self.node.status(now),
         }
+    }
+}
+
+/// `a, b, c`, or `none` for an empty list.
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
     }
 }

@@ -10,11 +10,13 @@ pub mod events;
 pub mod executor;
 pub mod heartbeat;
 pub mod inbound;
+pub mod metrics;
 pub mod notify;
+pub mod reload;
 pub mod settings;
 pub mod state;
 
-use crate::control::server::{self as control_server, AccessPolicy, ControlCall};
+use crate::control::server::{self as control_server, AccessPolicy, Backend, ControlCall};
 use crate::core::{Boot, ClusterSpec, Node, NodeId};
 use crate::net::{LinkPlan, Links, NetError};
 use crate::wire::Keyring;
@@ -46,10 +48,15 @@ pub struct Settings {
     pub mlockall: bool,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+    /// The config file the daemon started with (`reload` and SIGHUP read it again);
+    /// `None` when started from values built in code (tests): reload is refused.
+    pub config_path: Option<PathBuf>,
     /// The whole validated config: agents, fence devices, hooks, checks.
     pub config: Arc<crate::config::Config>,
     /// Run resource operations for real (`false`: the logging stub, for plumbing tests).
     pub agents: bool,
+    /// Where to serve Prometheus metrics (`metrics.listen`); `None`: no endpoint.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +154,7 @@ fn spawn_heartbeat(
     node: Node,
     state: StateDir,
     calls: mpsc::Receiver<ControlCall>,
+    metrics: Arc<metrics::Metrics>,
 ) -> Result<HeartbeatThread, DaemonError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DaemonError>>();
     let (shutdown, shutdown_rx) = oneshot::channel();
@@ -155,7 +163,7 @@ fn spawn_heartbeat(
     let handle = std::thread::Builder::new()
         .name("tandem-heartbeat".into())
         .spawn(move || {
-            let result = heartbeat_thread(s, node, state, calls, shutdown_rx, &ready_tx);
+            let result = heartbeat_thread(s, node, state, calls, metrics, shutdown_rx, &ready_tx);
             let _ = exited_tx.send(());
             result
         })
@@ -181,6 +189,7 @@ fn heartbeat_thread(
     node: Node,
     state: StateDir,
     calls: mpsc::Receiver<ControlCall>,
+    metrics: Arc<metrics::Metrics>,
     shutdown: oneshot::Receiver<()>,
     ready: &std::sync::mpsc::Sender<Result<(), DaemonError>>,
 ) -> Result<(), heartbeat::LoopError> {
@@ -220,7 +229,7 @@ fn heartbeat_thread(
         }
         let (answers_tx, answers) = mpsc::unbounded_channel();
         let executor: Result<Box<dyn Executor>, _> = if s.agents {
-            AgentExecutor::spawn(answers_tx).map(|x| Box::new(x) as Box<dyn Executor>)
+            AgentExecutor::spawn(answers_tx, metrics).map(|x| Box::new(x) as Box<dyn Executor>)
         } else {
             StubExecutor::spawn(answers_tx).map(|x| Box::new(x) as Box<dyn Executor>)
         };
@@ -266,6 +275,7 @@ pub struct Running {
     signals: Signals,
     control: tokio::runtime::Runtime,
     socket: PathBuf,
+    reloader: Option<Arc<reload::Reloader>>,
 }
 
 /// Starts the daemon: state dir, incarnation, heartbeat thread (links bound), control
@@ -292,7 +302,8 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
     let node = Node::new(settings.spec.clone(), settings.me, boot, clock::now());
 
     let (calls_tx, calls_rx) = mpsc::channel(64);
-    let hb = spawn_heartbeat(&settings, node, state, calls_rx)?;
+    let op_metrics = Arc::new(metrics::Metrics::default());
+    let hb = spawn_heartbeat(&settings, node, state, calls_rx, op_metrics.clone())?;
 
     // The control socket gets its own small runtime thread: clients never share a
     // thread with heartbeats.
@@ -333,13 +344,45 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
         }
     };
     tracing::info!("control socket {}", settings.socket.display());
-    control.spawn(control_server::serve(listener, policy, calls_tx));
+    let reloader = settings.config_path.as_ref().map(|path| {
+        Arc::new(reload::Reloader::new(
+            path.clone(),
+            settings.config.clone(),
+            calls_tx.clone(),
+        ))
+    });
+    if let Some(addr) = settings.metrics {
+        match bind_metrics(&control, addr) {
+            Ok(listener) => {
+                tracing::info!("metrics on http://{addr}/metrics");
+                control.spawn(metrics::serve(listener, calls_tx.clone(), op_metrics));
+            }
+            // Metrics are optional: a taken port must not keep the cluster from running.
+            Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}; running without"),
+        }
+    }
+    let backend = Backend {
+        calls: calls_tx,
+        reloader: reloader.clone(),
+    };
+    control.spawn(control_server::serve(listener, policy, backend));
     Ok(Running {
         hb,
         signals,
         control,
         socket: settings.socket.clone(),
+        reloader,
     })
+}
+
+fn bind_metrics(
+    control: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let _guard = control.enter();
+    tokio::net::TcpListener::from_std(std_listener)
 }
 
 fn stop_heartbeat(hb: HeartbeatThread) -> Result<(), DaemonError> {
@@ -352,11 +395,12 @@ fn stop_heartbeat(hb: HeartbeatThread) -> Result<(), DaemonError> {
 
 impl Running {
     /// Blocks until SIGTERM/SIGINT or until the heartbeat thread stops on its own, then
-    /// shuts down. SIGHUP is acknowledged (reload comes later).
+    /// shuts down. SIGHUP reloads the config, exactly like `tandemctl reload`.
     pub fn wait_for_signals(mut self) -> Result<(), DaemonError> {
+        let reloader = self.reloader.clone();
         let waited = self
             .control
-            .block_on(self.signals.wait_for_stop(&mut self.hb.exited));
+            .block_on(self.signals.wait_for_stop(&mut self.hb.exited, reloader));
         let stopped = self.stop();
         waited.and(stopped)
     }
@@ -401,14 +445,21 @@ impl Signals {
     async fn wait_for_stop(
         &mut self,
         exited: &mut oneshot::Receiver<()>,
+        reloader: Option<Arc<reload::Reloader>>,
     ) -> Result<(), DaemonError> {
         loop {
             tokio::select! {
                 _ = self.term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
                 _ = self.int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
-                _ = self.hup.recv() => {
-                    tracing::warn!("SIGHUP: reload not implemented yet; config unchanged");
-                }
+                _ = self.hup.recv() => match &reloader {
+                    // Its own task: a slow reload must not delay a SIGTERM. The reloader
+                    // logs the outcome.
+                    Some(r) => {
+                        let r = r.clone();
+                        tokio::spawn(async move { r.reload("SIGHUP").await });
+                    }
+                    None => tracing::warn!("SIGHUP: started without a config file; nothing to reload"),
+                },
                 _ = &mut *exited => {
                     tracing::error!("heartbeat thread stopped; shutting down");
                     return Ok(());

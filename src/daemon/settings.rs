@@ -72,7 +72,9 @@ pub fn load(
     state_dir: PathBuf,
 ) -> Result<Settings, SettingsError> {
     let cfg = crate::config::load(config).map_err(|e| SettingsError::Config(e.to_string()))?;
-    from_config(&cfg, node, socket, state_dir)
+    let mut settings = from_config(&cfg, node, socket, state_dir)?;
+    settings.config_path = Some(config.to_path_buf());
+    Ok(settings)
 }
 
 /// Resolves the daemon's settings from an already validated config.
@@ -109,8 +111,10 @@ pub fn from_config(
         mlockall: cfg.heartbeat.mlockall,
         socket,
         state_dir,
+        config_path: None,
         config: std::sync::Arc::new(cfg.clone()),
         agents: true,
+        metrics: cfg.metrics.as_ref().map(|m| m.listen),
     })
 }
 

@@ -1,0 +1,495 @@
+//! The opt-in Prometheus endpoint (`metrics: { listen: 127.0.0.1:9405 }`).
+//!
+//! A deliberately tiny HTTP/1.1 server on the control runtime: it answers `GET /metrics`
+//! with the text exposition format and closes the connection. Cluster state comes from
+//! the heartbeat thread as a snapshot through the control channel (never by locking the
+//! core); agent operation counters live in [`Metrics`], which the executor updates from
+//! its own threads.
+
+use super::events::EventTotals;
+use crate::control::server::{ControlCall, ANSWER_TIMEOUT};
+use crate::control::StatusReport;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Scrapes served at once; more wait in the backlog.
+pub const MAX_SCRAPES: usize = 4;
+/// A request head larger than this is refused.
+pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// How long a client may take to send its request.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Totals of one kind of operation on one resource.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OpStats {
+    pub count: u64,
+    pub failures: u64,
+    pub seconds: f64,
+}
+
+/// Counters the daemon's slow side updates: the executor calls [`Metrics::record_op`]
+/// after every agent operation. Shared as `Arc<Metrics>`; the lock is only ever held
+/// for a map update, never across an operation or on the heartbeat thread.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    ops: Mutex<BTreeMap<(String, String, String), OpStats>>,
+}
+
+impl Metrics {
+    /// One finished operation: `kind` is `start`, `stop` or `monitor`.
+    pub fn record_op(&self, group: &str, resource: &str, kind: &str, seconds: f64, ok: bool) {
+        let mut ops = match self.ops.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let s = ops
+            .entry((group.to_string(), resource.to_string(), kind.to_string()))
+            .or_default();
+        s.count += 1;
+        s.seconds += seconds.max(0.0);
+        if !ok {
+            s.failures += 1;
+        }
+    }
+
+    pub fn ops(&self) -> BTreeMap<(String, String, String), OpStats> {
+        match self.ops.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped as the format requires.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn bool_value(b: bool) -> u8 {
+    u8::from(b)
+}
+
+/// The exposition text for one scrape.
+pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) -> String {
+    let v = &status.view;
+    let mut out = String::new();
+    let peers: Vec<_> = v.nodes.iter().filter(|n| !n.local).collect();
+
+    header(
+        &mut out,
+        "tandem_peer_rtt_seconds",
+        "gauge",
+        "Round-trip time to a peer on one link.",
+    );
+    for n in &peers {
+        for l in &n.links {
+            if let Some(rtt) = l.rtt_ms {
+                let _ = writeln!(
+                    out,
+                    "tandem_peer_rtt_seconds{{node=\"{}\",link=\"{}\"}} {}",
+                    label(&n.name),
+                    l.index,
+                    rtt / 1000.0
+                );
+            }
+        }
+    }
+    header(
+        &mut out,
+        "tandem_peer_link_up",
+        "gauge",
+        "1 if the link to a peer is up.",
+    );
+    for n in &peers {
+        for l in &n.links {
+            let _ = writeln!(
+                out,
+                "tandem_peer_link_up{{node=\"{}\",link=\"{}\"}} {}",
+                label(&n.name),
+                l.index,
+                bool_value(l.state == "up")
+            );
+        }
+    }
+    header(
+        &mut out,
+        "tandem_peer_phi",
+        "gauge",
+        "Suspicion level of a peer (phi accrual, lowest over its links).",
+    );
+    for n in &peers {
+        let phi = n
+            .links
+            .iter()
+            .filter_map(|l| l.phi)
+            .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.min(p))));
+        if let Some(phi) = phi {
+            let _ = writeln!(out, "tandem_peer_phi{{node=\"{}\"}} {phi}", label(&n.name));
+        }
+    }
+    header(
+        &mut out,
+        "tandem_node_up",
+        "gauge",
+        "1 if the node is a live member of the cluster.",
+    );
+    for n in &v.nodes {
+        let up = matches!(n.state.as_str(), "online" | "standby");
+        let _ = writeln!(
+            out,
+            "tandem_node_up{{node=\"{}\"}} {}",
+            label(&n.name),
+            bool_value(up)
+        );
+    }
+    header(
+        &mut out,
+        "tandem_packets_dropped_total",
+        "counter",
+        "Heartbeat datagrams dropped, by reason.",
+    );
+    for (reason, n) in &status.drops {
+        let _ = writeln!(
+            out,
+            "tandem_packets_dropped_total{{reason=\"{}\"}} {n}",
+            label(reason)
+        );
+    }
+    header(
+        &mut out,
+        "tandem_quorate",
+        "gauge",
+        "1 if this node's partition has quorum.",
+    );
+    let _ = writeln!(out, "tandem_quorate {}", bool_value(v.quorate));
+    header(
+        &mut out,
+        "tandem_maintenance",
+        "gauge",
+        "1 if the whole cluster is in maintenance.",
+    );
+    let _ = writeln!(out, "tandem_maintenance {}", bool_value(v.maintenance));
+    header(
+        &mut out,
+        "tandem_group_owner",
+        "gauge",
+        "1 for the node that owns the group, 0 for the others.",
+    );
+    for g in &v.groups {
+        for n in v.nodes.iter().filter(|n| !n.witness) {
+            let owns = g.owner.as_deref() == Some(n.name.as_str());
+            let _ = writeln!(
+                out,
+                "tandem_group_owner{{group=\"{}\",node=\"{}\"}} {}",
+                label(&g.name),
+                label(&n.name),
+                bool_value(owns)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "tandem_group_term",
+        "gauge",
+        "The group's ownership term.",
+    );
+    for g in &v.groups {
+        let _ = writeln!(
+            out,
+            "tandem_group_term{{group=\"{}\"}} {}",
+            label(&g.name),
+            g.term
+        );
+    }
+    header(
+        &mut out,
+        "tandem_failovers_total",
+        "counter",
+        "Times this node became the owner of the group.",
+    );
+    for g in &v.groups {
+        let n = totals.failovers.get(&g.name).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "tandem_failovers_total{{group=\"{}\"}} {n}",
+            label(&g.name)
+        );
+    }
+    header(
+        &mut out,
+        "tandem_fence_attempts_total",
+        "counter",
+        "Fence requests made by this node.",
+    );
+    let _ = writeln!(out, "tandem_fence_attempts_total {}", totals.fence_attempts);
+
+    let ops = metrics.ops();
+    header(
+        &mut out,
+        "tandem_agent_op_duration_seconds",
+        "summary",
+        "Time spent in agent operations, by group, resource and operation.",
+    );
+    for ((g, r, k), s) in &ops {
+        let labels = format!(
+            "group=\"{}\",resource=\"{}\",op=\"{}\"",
+            label(g),
+            label(r),
+            label(k)
+        );
+        let _ = writeln!(
+            out,
+            "tandem_agent_op_duration_seconds_sum{{{labels}}} {}",
+            s.seconds
+        );
+        let _ = writeln!(
+            out,
+            "tandem_agent_op_duration_seconds_count{{{labels}}} {}",
+            s.count
+        );
+    }
+    header(
+        &mut out,
+        "tandem_agent_op_failures_total",
+        "counter",
+        "Agent operations that failed or timed out.",
+    );
+    for ((g, r, k), s) in &ops {
+        let labels = format!(
+            "group=\"{}\",resource=\"{}\",op=\"{}\"",
+            label(g),
+            label(r),
+            label(k)
+        );
+        let _ = writeln!(
+            out,
+            "tandem_agent_op_failures_total{{{labels}}} {}",
+            s.failures
+        );
+    }
+    out
+}
+
+/// Serves scrapes until the task is dropped.
+pub async fn serve(listener: TcpListener, calls: mpsc::Sender<ControlCall>, metrics: Arc<Metrics>) {
+    let slots = Arc::new(Semaphore::new(MAX_SCRAPES));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("metrics: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let calls = calls.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = scrape(stream, &calls, &metrics).await {
+                tracing::debug!("metrics: connection from {peer}: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// What a request head asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Metrics,
+    NotFound,
+    MethodNotAllowed,
+    BadRequest,
+}
+
+/// Routes on the request line only; headers are read and ignored.
+pub fn route(head: &[u8]) -> Route {
+    let Ok(text) = std::str::from_utf8(head) else {
+        return Route::BadRequest;
+    };
+    let mut words = text.lines().next().unwrap_or("").split_whitespace();
+    let (Some(method), Some(target), Some(version)) = (words.next(), words.next(), words.next())
+    else {
+        return Route::BadRequest;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Route::BadRequest;
+    }
+    if method != "GET" && method != "HEAD" {
+        return Route::MethodNotAllowed;
+    }
+    let path = target.split('?').next().unwrap_or("");
+    if path == "/metrics" || path == "/" {
+        Route::Metrics
+    } else {
+        Route::NotFound
+    }
+}
+
+async fn read_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            return Ok(Some(head));
+        }
+        if head.len() > MAX_REQUEST_HEAD {
+            return Ok(Some(Vec::new()));
+        }
+    }
+}
+
+async fn scrape(
+    mut stream: tokio::net::TcpStream,
+    calls: &mpsc::Sender<ControlCall>,
+    metrics: &Metrics,
+) -> std::io::Result<()> {
+    let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
+        Ok(r) => match r? {
+            Some(h) => h,
+            None => return Ok(()),
+        },
+        Err(_) => return Ok(()),
+    };
+    let head_only = head.starts_with(b"HEAD ");
+    let (code, body) = match route(&head) {
+        Route::Metrics => {
+            let (reply, answer) = oneshot::channel();
+            let snapshot = if calls.send(ControlCall::Metrics { reply }).await.is_ok() {
+                tokio::time::timeout(ANSWER_TIMEOUT, answer)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            } else {
+                None
+            };
+            match snapshot {
+                Some((status, totals)) => ("200 OK", render(&status, &totals, metrics)),
+                None => (
+                    "503 Service Unavailable",
+                    "tandemd is not answering\n".to_string(),
+                ),
+            }
+        }
+        Route::NotFound => ("404 Not Found", "try /metrics\n".to_string()),
+        Route::MethodNotAllowed => ("405 Method Not Allowed", "only GET\n".to_string()),
+        Route::BadRequest => ("400 Bad Request", "bad request\n".to_string()),
+    };
+    let mut response = format!(
+        "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        response.extend_from_slice(body.as_bytes());
+    }
+    stream.write_all(&response).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
+
+    #[test]
+    fn routes_only_get_metrics() {
+        assert_eq!(
+            route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics
+        );
+        assert_eq!(route(b"GET /other HTTP/1.0\r\n\r\n"), Route::NotFound);
+        assert_eq!(
+            route(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(route(b"garbage\r\n\r\n"), Route::BadRequest);
+        assert_eq!(route(b"\xff\xfe"), Route::BadRequest);
+    }
+
+    #[test]
+    fn render_exports_peers_groups_and_ops() {
+        let status = StatusReport {
+            cluster: "c".into(),
+            drops: [("auth_failed".to_string(), 2)].into_iter().collect(),
+            view: ClusterStatus {
+                node: "a".into(),
+                quorate: true,
+                nodes: vec![
+                    NodeStatus {
+                        name: "a".into(),
+                        state: "online".into(),
+                        local: true,
+                        ..Default::default()
+                    },
+                    NodeStatus {
+                        name: "b\"x".into(),
+                        state: "offline".into(),
+                        links: vec![LinkStatus {
+                            index: 1,
+                            state: "up".into(),
+                            rtt_ms: Some(2.0),
+                            phi: Some(0.5),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    },
+                ],
+                groups: vec![GroupStatus {
+                    name: "www".into(),
+                    owner: Some("a".into()),
+                    term: 4,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let totals = EventTotals {
+            failovers: [("www".to_string(), 3)].into_iter().collect(),
+            fence_attempts: 1,
+        };
+        let m = Metrics::default();
+        m.record_op("www", "vip", "start", 0.25, true);
+        m.record_op("www", "vip", "start", 0.5, false);
+        let text = render(&status, &totals, &m);
+        for line in [
+            "tandem_peer_rtt_seconds{node=\"b\\\"x\",link=\"1\"} 0.002",
+            "tandem_peer_phi{node=\"b\\\"x\"} 0.5",
+            "tandem_node_up{node=\"a\"} 1",
+            "tandem_node_up{node=\"b\\\"x\"} 0",
+            "tandem_packets_dropped_total{reason=\"auth_failed\"} 2",
+            "tandem_quorate 1",
+            "tandem_group_owner{group=\"www\",node=\"a\"} 1",
+            "tandem_group_owner{group=\"www\",node=\"b\\\"x\"} 0",
+            "tandem_group_term{group=\"www\"} 4",
+            "tandem_failovers_total{group=\"www\"} 3",
+            "tandem_fence_attempts_total 1",
+            "tandem_agent_op_duration_seconds_sum{group=\"www\",resource=\"vip\",op=\"start\"} 0.75",
+            "tandem_agent_op_duration_seconds_count{group=\"www\",resource=\"vip\",op=\"start\"} 2",
+            "tandem_agent_op_failures_total{group=\"www\",resource=\"vip\",op=\"start\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+        }
+    }
+}
