@@ -41,7 +41,9 @@ async fn hung_exec_op_is_killed_with_its_children() {
     let pids = read_pids(&pids);
     assert_eq!(pids.len(), 3, "the script wrote its pids: {pids:?}");
     assert!(
-        wait_until(Duration::from_secs(10), || pids.iter().all(|p| pid_gone(*p))),
+        wait_until(Duration::from_secs(10), || pids
+            .iter()
+            .all(|p| pid_gone(*p))),
         "processes of the timed-out op still alive: {:?}",
         pids.iter().filter(|p| !pid_gone(**p)).collect::<Vec<_>>()
     );
@@ -54,7 +56,10 @@ async fn exec_monitor_exit_codes() {
     let r = monitor(Some("exit 0"));
     assert_eq!(exec::run(&ctx(&r, OpKind::Monitor, t)).await, OpResult::Ok);
     let r = monitor(Some("exit 7"));
-    assert_eq!(exec::run(&ctx(&r, OpKind::Monitor, t)).await, OpResult::NotRunning);
+    assert_eq!(
+        exec::run(&ctx(&r, OpKind::Monitor, t)).await,
+        OpResult::NotRunning
+    );
     let r = monitor(Some("echo disk full >&2; exit 3"));
     match exec::run(&ctx(&r, OpKind::Monitor, t)).await {
         OpResult::Failed(why) => {
@@ -108,7 +113,11 @@ async fn a_daemon_left_by_a_start_script_keeps_running() {
     let began = Instant::now();
     let result = exec::run(&ctx(&r, OpKind::Start, Duration::from_secs(30))).await;
     assert_eq!(result, OpResult::Ok);
-    assert!(began.elapsed() < Duration::from_secs(10), "took {:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        began.elapsed()
+    );
     let pids = read_pids(&pidfile);
     assert_eq!(pids.len(), 1);
     std::thread::sleep(Duration::from_millis(300));
@@ -144,7 +153,9 @@ async fn an_abandoned_operation_kills_its_process_group() {
     let _ = task.await;
     let pids = read_pids(&pids);
     assert!(
-        wait_until(Duration::from_secs(10), || pids.iter().all(|p| pid_gone(*p))),
+        wait_until(Duration::from_secs(10), || pids
+            .iter()
+            .all(|p| pid_gone(*p))),
         "children of an abandoned op survived: {pids:?}"
     );
 }
@@ -179,7 +190,11 @@ async fn runner_reports_exit_signal_spawn_error_stdin_and_caps_output() {
     assert_eq!(done.stdout_text(), "action=off\nplug=n2\n");
 
     // A chatty agent: 4 MB on stdout, 64 KiB kept.
-    let mut spec = Spec::shell("chatty", "head -c 4000000 /dev/zero | tr '\\0' 'x'; echo", t);
+    let mut spec = Spec::shell(
+        "chatty",
+        "head -c 4000000 /dev/zero | tr '\\0' 'x'; echo",
+        t,
+    );
     spec.capture_limit = 64 * 1024;
     let done = process::run(&launch, &spec).await;
     assert_eq!(done.exit, Exit::Code(0));
@@ -339,8 +354,12 @@ async fn a_hung_hook_never_blocks_the_caller_and_is_killed() {
         Duration::from_millis(700),
     )
     .expect("task");
-    let second = hooks::notify(&[record], &event(HookKind::QuorumLost), Duration::from_secs(20))
-        .expect("task");
+    let second = hooks::notify(
+        &[record],
+        &event(HookKind::QuorumLost),
+        Duration::from_secs(20),
+    )
+    .expect("task");
     assert!(
         began.elapsed() < Duration::from_millis(500),
         "notify blocked the caller for {:?}",
@@ -358,7 +377,9 @@ async fn a_hung_hook_never_blocks_the_caller_and_is_killed() {
     let pids = read_pids(&pids);
     assert_eq!(pids.len(), 2);
     assert!(
-        wait_until(Duration::from_secs(10), || pids.iter().all(|p| pid_gone(*p))),
+        wait_until(Duration::from_secs(10), || pids
+            .iter()
+            .all(|p| pid_gone(*p))),
         "the hung hook's processes survived: {pids:?}"
     );
 }
@@ -366,10 +387,19 @@ async fn a_hung_hook_never_blocks_the_caller_and_is_killed() {
 #[test]
 fn core_events_map_to_hook_events() {
     use tandem::core::EventKind;
-    assert_eq!(HookKind::of(EventKind::BecameOwner), Some(HookKind::BecameOwner));
-    assert_eq!(HookKind::of(EventKind::ResourceFailed), Some(HookKind::Fault));
+    assert_eq!(
+        HookKind::of(EventKind::BecameOwner),
+        Some(HookKind::BecameOwner)
+    );
+    assert_eq!(
+        HookKind::of(EventKind::ResourceFailed),
+        Some(HookKind::Fault)
+    );
     assert_eq!(HookKind::of(EventKind::NodeDown), Some(HookKind::NodeDown));
-    assert_eq!(HookKind::of(EventKind::QuorumGained), Some(HookKind::QuorumGained));
+    assert_eq!(
+        HookKind::of(EventKind::QuorumGained),
+        Some(HookKind::QuorumGained)
+    );
     assert_eq!(HookKind::of(EventKind::LinkDown), None);
     assert_eq!(HookKind::of(EventKind::Decision), None);
 }

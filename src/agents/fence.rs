@@ -107,7 +107,9 @@ async fn fence_one(
         Exit::Code(STATUS_OFF) => Ok(()),
         Exit::Code(STATUS_ON) => Err(format!(
             "off exited 0 but status says the target is still on{}",
-            status.last_line().map_or(String::new(), |l| format!(" ({l})"))
+            status
+                .last_line()
+                .map_or(String::new(), |l| format!(" ({l})"))
         )),
         _ => {
             // Agents without a status action (fence-agents' `no_status` devices) can

@@ -172,10 +172,7 @@ pub fn notify_with(
         })
         .collect();
     let (done, next) = oneshot::channel();
-    let previous = LAST
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .replace(next);
+    let previous = LAST.lock().unwrap_or_else(|p| p.into_inner()).replace(next);
     let launch = launch.clone();
     Some(runtime.spawn(async move {
         if let Some(previous) = previous {

@@ -40,7 +40,11 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
                 Exit::TimedOut => OpResult::TimedOut,
                 _ => match status(launch, name, script, left()).await {
                     OpResult::Ok => {
-                        tracing::warn!(resource = name, "{}; status says running: started", done.describe("start"));
+                        tracing::warn!(
+                            resource = name,
+                            "{}; status says running: started",
+                            done.describe("start")
+                        );
                         OpResult::Ok
                     }
                     _ => OpResult::Failed(done.describe("start")),
@@ -54,7 +58,11 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
                 Exit::TimedOut => OpResult::TimedOut,
                 _ => match status(launch, name, script, left()).await {
                     OpResult::NotRunning => {
-                        tracing::warn!(resource = name, "{}; status says stopped: stopped", done.describe("stop"));
+                        tracing::warn!(
+                            resource = name,
+                            "{}; status says stopped: stopped",
+                            done.describe("stop")
+                        );
                         OpResult::Ok
                     }
                     _ => OpResult::Failed(done.describe("stop")),

@@ -148,7 +148,9 @@ fn parse_ocf_duration(text: &str) -> Option<Duration> {
     if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
         return t.parse::<u64>().ok().map(Duration::from_secs);
     }
-    let t = t.strip_suffix("min").map_or(t.to_string(), |n| format!("{n}m"));
+    let t = t
+        .strip_suffix("min")
+        .map_or(t.to_string(), |n| format!("{n}m"));
     parse_duration(&t).ok()
 }
 
@@ -169,10 +171,14 @@ pub async fn meta_data(
     {
         return Ok(Arc::clone(m));
     }
-    let spec = Spec::new(format!("ocf:{provider}:{agent_type}"), &path, META_DATA_TIMEOUT)
-        .env("OCF_ROOT", &root)
-        .quiet()
-        .arg("meta-data");
+    let spec = Spec::new(
+        format!("ocf:{provider}:{agent_type}"),
+        &path,
+        META_DATA_TIMEOUT,
+    )
+    .env("OCF_ROOT", &root)
+    .quiet()
+    .arg("meta-data");
     let done = process::run(launch, &spec).await;
     if done.exit != Exit::Code(OCF_SUCCESS) {
         return Err(describe(&done, "meta-data"));
@@ -244,7 +250,10 @@ fn spec(resource: &ResourceConfig, action: &str, timeout: Duration, launch: &Lau
     .env("OCF_RESOURCE_INSTANCE", &resource.name)
     .env("OCF_RESOURCE_TYPE", agent_type)
     .env("OCF_RESOURCE_PROVIDER", provider)
-    .env("OCF_RESKEY_CRM_meta_timeout", timeout.as_millis().to_string());
+    .env(
+        "OCF_RESKEY_CRM_meta_timeout",
+        timeout.as_millis().to_string(),
+    );
     for (key, value) in params {
         spec = spec.env(format!("OCF_RESKEY_{key}"), value);
     }
@@ -359,7 +368,10 @@ mod tests {
 
     #[test]
     fn attribute_needs_a_whole_key() {
-        assert_eq!(attribute(r#" xname="a" name="b""#, "name"), Some("b".into()));
+        assert_eq!(
+            attribute(r#" xname="a" name="b""#, "name"),
+            Some("b".into())
+        );
         assert_eq!(attribute(r#" name = "c""#, "name"), Some("c".into()));
         assert_eq!(attribute(r#" name=c"#, "name"), None);
     }

@@ -113,7 +113,10 @@ pub enum Exit {
     /// The timeout expired; the whole process group was sent SIGKILL.
     TimedOut,
     /// The program could not be started (missing, not executable, ...).
-    SpawnFailed { program: PathBuf, error: String },
+    SpawnFailed {
+        program: PathBuf,
+        error: String,
+    },
     /// Started, but waiting for it failed (should not happen; reported, not hidden).
     WaitFailed(String),
 }
@@ -280,10 +283,7 @@ pub async fn run(launch: &Launch, spec: &Spec) -> Finished {
         .stdout
         .take()
         .map(|s| reader(s, spec, "stdout", false));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|s| reader(s, spec, "stderr", true));
+    let stderr = child.stderr.take().map(|s| reader(s, spec, "stderr", true));
 
     let exit = match tokio::time::timeout(spec.timeout, child.wait()).await {
         Ok(Ok(status)) => {

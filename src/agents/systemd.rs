@@ -68,14 +68,7 @@ async fn systemctl(
 }
 
 async fn is_active(launch: &Launch, name: &str, unit: &str, timeout: Duration) -> OpResult {
-    let done = systemctl(
-        launch,
-        name,
-        &["is-active", "--quiet", unit],
-        timeout,
-        true,
-    )
-    .await;
+    let done = systemctl(launch, name, &["is-active", "--quiet", unit], timeout, true).await;
     match done.exit {
         Exit::Code(0) => OpResult::Ok,
         Exit::Code(3) => OpResult::NotRunning,

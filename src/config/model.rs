@@ -605,7 +605,11 @@ impl Config {
             let _ = writeln!(s, "\nmetrics: http://{}/metrics", m.listen);
         }
         if !self.notify.is_empty() {
-            let hooks: Vec<String> = self.notify.iter().map(|p| p.display().to_string()).collect();
+            let hooks: Vec<String> = self
+                .notify
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
             let _ = writeln!(s, "\nnotify: {}", hooks.join(", "));
         }
         let warnings = self.warnings();

@@ -943,7 +943,10 @@ proptest::proptest! {
 #[test]
 fn top_level_notify_hooks() {
     assert!(ok(&example()).notify.is_empty());
-    let text = format!("{}\nnotify: [/etc/tandem/notify.sh, /usr/local/bin/page-me]\n", example());
+    let text = format!(
+        "{}\nnotify: [/etc/tandem/notify.sh, /usr/local/bin/page-me]\n",
+        example()
+    );
     let cfg = ok(&text);
     assert_eq!(
         cfg.notify,

@@ -34,7 +34,8 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("tandem-agents-{}-{tag}-{n}", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("tandem-agents-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).expect("create temp dir");
         TempDir(p)
@@ -177,10 +178,26 @@ impl Drop for Netns {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
 pub fn have(path: &str) -> bool {
     Path::new(path).exists()
+}
+
+/// Is the packaged program at `path` here? .ci/run installs every package these tests
+/// use, so under CI a missing one fails the test; elsewhere the test says why it did
+/// nothing instead of failing on something it cannot test.
+pub fn require(path: &str, package: &str) -> bool {
+    if have(path) {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{path} missing under CI: .ci/run must install {package}");
+    }
+    eprintln!("SKIP: {path} missing: apt-get install {package}");
+    false
 }
