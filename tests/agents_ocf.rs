@@ -175,3 +175,58 @@ async fn ipaddr2_in_a_network_namespace() {
         other => panic!("expected a failure, got {other:?}"),
     }
 }
+
+/// `tandemctl config check --agents` runs validate-all of the installed OCF agents.
+#[test]
+fn config_check_runs_validate_all_on_request() {
+    if !require_agent(DUMMY) {
+        return;
+    }
+    let dir = TempDir::new("cfgcheck");
+    let key = dir.join("authkey");
+    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+        .args(["keygen", &key.display().to_string()])
+        .output()
+        .expect("run tandemctl keygen");
+    assert!(keygen.status.success());
+    let write = |state: &str| {
+        let text = format!(
+            "{}  - name: db\n    resources:\n      - ocf: {{ agent: heartbeat:Dummy, name: d1, params: {{ state: {state} }} }}\n      - ocf: {{ agent: heartbeat:NotInstalledHere, name: n1 }}\n",
+            include_str!("../etc/tandem.yaml").replace("/etc/tandem/authkey", &key.display().to_string())
+        );
+        let cfg = dir.join("tandem.yaml");
+        std::fs::write(&cfg, text).expect("write config");
+        cfg
+    };
+    let check = |cfg: &std::path::Path, agents: bool| {
+        let mut args = vec!["config", "check"];
+        if agents {
+            args.push("--agents");
+        }
+        let cfg = cfg.display().to_string();
+        args.push(&cfg);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+            .args(&args)
+            .output()
+            .expect("run tandemctl");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let good = write(&dir.join("d1.state").display().to_string());
+    let (code, out) = check(&good, true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("agent check db/d1: ok"), "{out}");
+    assert!(out.contains("agent check db/n1: skipped"), "{out}");
+
+    let bad = write("/nonexistent/dir/d1.state");
+    let (code, out) = check(&bad, true);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("agent check db/d1: FAILED"), "{out}");
+    // Without the flag no agent runs.
+    let (code, out) = check(&bad, false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("agent check"), "{out}");
+}

@@ -315,7 +315,7 @@ async fn hooks_get_the_event_in_argv_and_environment() {
         ),
     );
     let handle = hooks::notify(
-        &[hook.clone()],
+        std::slice::from_ref(&hook),
         &event(HookKind::LostOwnership),
         Duration::from_secs(20),
     )

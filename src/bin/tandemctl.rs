@@ -6,14 +6,18 @@
 
 use clap::Parser;
 use std::process::ExitCode;
+use tandem::agents::ocf;
 use tandem::cli::{ConfigCommand, CtlCommand, TandemctlArgs};
 use tandem::config;
 use tandem::control::{self, client, Request};
 
-fn config_check(file: &std::path::Path) -> ExitCode {
+fn config_check(file: &std::path::Path, agents: bool) -> ExitCode {
     match config::load(file) {
         Ok(cfg) => {
             print!("{}", cfg.summary());
+            if agents && !validate_agents(&cfg) {
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -23,6 +27,47 @@ fn config_check(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `config check --agents`: each installed OCF agent's `validate-all` with the
+/// resource's params. Agents missing here are reported, not failed: the config may be
+/// checked on a machine that is not a node.
+fn validate_agents(cfg: &config::Config) -> bool {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tandemctl: cannot start a runtime for agent checks: {e}");
+            return false;
+        }
+    };
+    let launch = tandem::agents::process::Launch::default();
+    let mut ok = true;
+    println!();
+    for g in &cfg.groups {
+        for r in &g.resources {
+            if !matches!(r.kind, config::ResourceKind::Ocf { .. }) {
+                continue;
+            }
+            if !ocf::installed(r, &launch) {
+                println!(
+                    "agent check {}/{}: skipped (agent not installed here)",
+                    g.name, r.name
+                );
+                continue;
+            }
+            match runtime.block_on(ocf::validate_with(r, &launch)) {
+                Ok(()) => println!("agent check {}/{}: ok", g.name, r.name),
+                Err(why) => {
+                    ok = false;
+                    eprintln!("agent check {}/{}: FAILED: {why}", g.name, r.name);
+                }
+            }
+        }
+    }
+    ok
 }
 
 fn keygen(path: &std::path::Path, force: bool) -> ExitCode {
@@ -45,7 +90,7 @@ fn keygen(path: &std::path::Path, force: bool) -> ExitCode {
 fn main() -> ExitCode {
     let cli = TandemctlArgs::parse();
     match &cli.command {
-        CtlCommand::Config(ConfigCommand::Check { file }) => config_check(file),
+        CtlCommand::Config(ConfigCommand::Check { file, agents }) => config_check(file, *agents),
         CtlCommand::Keygen { path, force } => keygen(path, *force),
         CtlCommand::Status { json } => status(&cli.socket, *json),
     }
