@@ -27,6 +27,8 @@ pub struct Config {
     pub fencing: FencingConfig,
     pub groups: Vec<GroupConfig>,
     pub metrics: Option<MetricsConfig>,
+    /// Scripts run on every cluster event (quorum, node up/down, and group events).
+    pub notify: Vec<PathBuf>,
     pub keys: AuthKeys,
 }
 
@@ -396,6 +398,11 @@ impl Config {
         if let Some(m) = &self.metrics {
             let _ = writeln!(s, "metrics listen={}", m.listen);
         }
+        // Only when set, so that configs without hooks keep the digest they had before
+        // the key existed (mixed versions during a rolling upgrade agree).
+        if !self.notify.is_empty() {
+            let _ = writeln!(s, "notify {:?}", self.notify);
+        }
         s
     }
 
@@ -596,6 +603,14 @@ impl Config {
         }
         if let Some(m) = &self.metrics {
             let _ = writeln!(s, "\nmetrics: http://{}/metrics", m.listen);
+        }
+        if !self.notify.is_empty() {
+            let hooks: Vec<String> = self
+                .notify
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            let _ = writeln!(s, "\nnotify: {}", hooks.join(", "));
         }
         let warnings = self.warnings();
         if !warnings.is_empty() {

@@ -132,6 +132,7 @@ pub struct RawConfig {
     pub fencing: Field<RawFencing>,
     pub groups: Field<Vec<Lenient<RawGroup>>>,
     pub metrics: Field<RawMetrics>,
+    pub notify: Field<Vec<String>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -145,6 +146,7 @@ impl RawConfig {
         "fencing",
         "groups",
         "metrics",
+        "notify",
     ];
 }
 

@@ -940,6 +940,35 @@ proptest::proptest! {
     }
 }
 
+#[test]
+fn top_level_notify_hooks() {
+    assert!(ok(&example()).notify.is_empty());
+    let text = format!(
+        "{}\nnotify: [/etc/tandem/notify.sh, /usr/local/bin/page-me]\n",
+        example()
+    );
+    let cfg = ok(&text);
+    assert_eq!(
+        cfg.notify,
+        vec![
+            PathBuf::from("/etc/tandem/notify.sh"),
+            PathBuf::from("/usr/local/bin/page-me")
+        ]
+    );
+    // Hooks are part of the config digest, but only when set.
+    assert_ne!(cfg.digest(), ok(&example()).digest());
+    has(
+        &errs(&format!("{}\nnotify: [/ok.sh, notify.sh]\n", example())),
+        "notify[1]",
+        "absolute path",
+    );
+    has(
+        &errs(&format!("{}\nnotify: /etc/tandem/notify.sh\n", example())),
+        "notify",
+        "sequence",
+    );
+}
+
 /// Every key the parser accepts is documented in docs/configuration.md, in the section
 /// of its own table, so the reference and the code cannot drift apart.
 #[test]

@@ -314,6 +314,15 @@ pub(super) fn validate(
             }
         });
 
+    let notify: Vec<PathBuf> = raw
+        .notify
+        .and_then(|n| ctx.lenient("notify", n))
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, s)| ctx.absolute_path(&format!("notify[{j}]"), s))
+        .collect();
+
     let (cluster, authkey, authkey_next) = cluster;
     // Keys are checked even when other things are wrong: a missing key is one more
     // thing the admin should learn about in the same run.
@@ -355,6 +364,7 @@ pub(super) fn validate(
             fencing,
             groups,
             metrics,
+            notify,
             keys,
         }),
         // Unreachable in practice: a missing part always recorded an error above.

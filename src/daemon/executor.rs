@@ -133,9 +133,15 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
                     result: OpResult::Failed("resource not in the config".into()),
                 });
             };
-            let timeout = timeout
-                .or(resource.timeout)
-                .unwrap_or_else(|| agents::default_timeout(&resource.kind));
+            let fallback = agents::default_timeout(&resource.kind);
+            let timeout = match timeout {
+                Some(t) => t,
+                // Resource's own timeout, else the OCF agent's meta-data, else ours.
+                None => {
+                    let launch = agents::process::Launch::default();
+                    agents::ocf::op_timeout(&resource, kind, &launch, fallback).await
+                }
+            };
             let ctx = OpContext {
                 group: &group_name,
                 resource: &resource,
@@ -180,7 +186,7 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
             let result = if agents.is_empty() {
                 FenceResult::Failed("no fence agent is configured for this node".into())
             } else {
-                agents::fence::fence(&agents, &target_name, FENCE_TIMEOUT).await
+                agents::fence::fence(&agents, target, &target_name, FENCE_TIMEOUT).await
             };
             match &result {
                 FenceResult::Off => tracing::warn!("{target_name} is fenced (confirmed off)"),
