@@ -31,7 +31,16 @@ fn script(cmd: &str) -> CheckProbe {
     CheckProbe::Script(cmd.into())
 }
 
-fn scratch(tag: &str) -> PathBuf {
+/// A temp dir removed on drop (also on panic).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(tag: &str) -> Scratch {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "tandem-checks-{}-{tag}-{}",
@@ -39,7 +48,7 @@ fn scratch(tag: &str) -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    Scratch(dir)
 }
 
 /// The next health report, within `limit`.
@@ -73,7 +82,7 @@ async fn script_probe_exit_codes_and_reasons() {
 #[tokio::test]
 async fn a_hung_script_is_killed_with_its_children_at_the_timeout() {
     let dir = scratch("hung");
-    let pidfile = dir.join("child.pid");
+    let pidfile = dir.0.join("child.pid");
     let cmd = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
     let c = check("hung", script(&cmd), 100, 500);
     let started = Instant::now();
@@ -108,13 +117,12 @@ async fn a_hung_script_is_killed_with_its_children_at_the_timeout() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn script_check_reports_with_fall_and_rise() {
     let dir = scratch("flag");
-    let flag = dir.join("ok");
+    let flag = dir.0.join("ok");
     std::fs::write(&flag, "").expect("flag");
     let mut c = check(
         "flag",
@@ -149,7 +157,6 @@ async fn script_check_reports_with_fall_and_rise() {
     );
     no_report(&mut rx, Duration::from_millis(800)).await;
     task.abort();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
