@@ -539,5 +539,3 @@ async fn start_announcing(vip: &Vip<'_>) {
         },
     );
 }
-
-pub async fn announce_again(_resource: &crate::config::ResourceConfig) {}

@@ -8,7 +8,9 @@
 //! before handing it over, so the executor never needs to know about reloads.
 
 use super::metrics::Metrics;
+use crate::agents::hooks::HookEvent;
 use crate::agents::{self, OpContext};
+use crate::config::CheckConfig;
 use crate::config::{FenceAgentConfig, ResourceConfig, SelfFence};
 use crate::core::{FenceId, FenceResult, GroupId, Input, NodeId, OpId, OpKind, OpResult};
 use std::sync::Arc;
@@ -46,7 +48,15 @@ pub enum Work {
         group: GroupId,
         vips: Vec<ResourceConfig>,
     },
+    /// Run notify hooks (keepalived-style) for one event; nobody waits for them.
+    Notify {
+        hooks: Vec<std::path::PathBuf>,
+        event: HookEvent,
+    },
 }
+
+/// How long one notify hook may run before its process group is killed.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts work without blocking; answers arrive later as [`Input`]s.
 pub trait Executor: Send {
@@ -64,7 +74,14 @@ pub struct AgentExecutor {
 }
 
 impl AgentExecutor {
-    pub fn spawn(answers: Answers, metrics: Arc<Metrics>) -> std::io::Result<AgentExecutor> {
+    /// Also runs this node's health checks, whose verdicts go to the core as
+    /// `Input::Health` through `answers`.
+    pub fn spawn(
+        answers: Answers,
+        metrics: Arc<Metrics>,
+        checks: Vec<CheckConfig>,
+        node_name: String,
+    ) -> std::io::Result<AgentExecutor> {
         let (queue, mut rx) = mpsc::unbounded_channel::<Work>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -73,6 +90,11 @@ impl AgentExecutor {
             .name("tandem-exec".into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    tokio::spawn(agents::checks::run_checks(
+                        checks,
+                        node_name,
+                        answers.clone(),
+                    ));
                     while let Some(work) = rx.recv().await {
                         let answers = answers.clone();
                         let metrics = metrics.clone();
@@ -199,10 +221,17 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
             None
         }
         Work::Announce { group, vips } => {
-            tracing::info!("announcing the addresses of {group:?} again");
+            if !vips.is_empty() {
+                tracing::info!("announcing the addresses of {group:?} again");
+            }
             for vip in &vips {
                 agents::vip::announce_again(vip).await;
             }
+            None
+        }
+        Work::Notify { hooks, event } => {
+            // Returns at once: hooks run in their own task, in event order.
+            let _ = agents::hooks::notify(&hooks, &event, HOOK_TIMEOUT);
             None
         }
     }
@@ -303,6 +332,6 @@ pub fn stub_answer(work: Work) -> Option<Input> {
             tracing::error!("executor (stub): self-fence requested ({reason}); not carried out");
             None
         }
-        Work::Announce { .. } => None,
+        Work::Announce { .. } | Work::Notify { .. } => None,
     }
 }

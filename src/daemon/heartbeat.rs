@@ -128,6 +128,17 @@ impl<E: Executor> HeartbeatLoop<E> {
                     record.reason
                 );
                 self.events.push(record);
+                if let Some(hook_event) =
+                    crate::agents::hooks::from_core(&event, &self.config, self.node.id())
+                {
+                    let hooks = crate::agents::hooks::hooks_for(&self.config, &hook_event);
+                    if !hooks.is_empty() {
+                        self.executor.submit(Work::Notify {
+                            hooks,
+                            event: hook_event,
+                        });
+                    }
+                }
             }
             Action::RunOp {
                 op,
