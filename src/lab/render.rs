@@ -15,7 +15,7 @@ use super::{LabError, LabSpec};
 pub const NAME_PREFIX: &str = "tdm";
 
 /// Top-level sections of the config that `extra_yaml` may replace wholesale.
-const OVERRIDABLE_SECTIONS: &[&str] = &["heartbeat", "quorum", "groups"];
+const OVERRIDABLE_SECTIONS: &[&str] = &["heartbeat", "quorum", "groups", "fencing"];
 
 /// `tdm{pid}-{counter}`: unique per process and per lab within the process.
 pub fn lab_prefix(pid: u32, counter: u32) -> String {
@@ -170,6 +170,24 @@ pub fn priority(node: usize) -> u32 {
 }
 
 /// Renders the cluster config shared by every node (the node picks itself with `--node`).
+/// The lab's self-fence command: powers off the lab node it runs in, not the machine.
+pub fn lab_self_fence() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/lab_self_fence")
+}
+
+/// Whether `fencing.self_fence` in `extra` is set to something other than reboot or
+/// poweroff.
+fn lab_safe_self_fence(extra: &str) -> bool {
+    let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(extra) else {
+        // Broken YAML is reported by the daemon's config check with its position.
+        return true;
+    };
+    match v.get("fencing").and_then(|f| f.get("self_fence")) {
+        Some(serde_yaml::Value::String(s)) => s != "reboot" && s != "poweroff",
+        _ => false,
+    }
+}
+
 pub fn render_config(spec: &LabSpec, authkey: &Path) -> Result<String, LabError> {
     let overridden = top_level_keys(&spec.extra_yaml);
     for fixed in ["cluster", "nodes"] {
@@ -225,6 +243,22 @@ pub fn render_config(spec: &LabSpec, authkey: &Path) -> Result<String, LabError>
     }
     if !overridden.contains("groups") {
         y.push_str("groups: []\n");
+    }
+    // `reboot` or `poweroff` would act on the machine that hosts the whole lab.
+    if overridden.contains("fencing") {
+        if !lab_safe_self_fence(&spec.extra_yaml) {
+            return Err(LabError::Spec(format!(
+                "extra_yaml's `fencing:` must set `self_fence:` to `none` or a command such as \
+                 {}: `reboot`/`poweroff` (the default) would act on this whole machine",
+                lab_self_fence().display()
+            )));
+        }
+    } else {
+        let _ = writeln!(
+            y,
+            "fencing:\n  self_fence: {}",
+            yaml_scalar(&lab_self_fence().to_string_lossy())
+        );
     }
     if !spec.extra_yaml.is_empty() {
         y.push_str(&spec.extra_yaml);
@@ -349,12 +383,29 @@ mod tests {
         assert_eq!(v["heartbeat"]["deadtime"].as_str(), Some("1000ms"));
         assert_eq!(v["quorum"]["no_quorum_policy"].as_str(), Some("stop"));
         assert!(v["groups"].as_sequence().unwrap().is_empty());
+        let self_fence = v["fencing"]["self_fence"].as_str().unwrap();
+        assert!(
+            self_fence.ends_with("resources/lab_self_fence"),
+            "{self_fence}"
+        );
+    }
+
+    #[test]
+    fn a_fencing_section_that_would_reboot_the_machine_is_refused() {
+        let mut s = spec();
+        for fencing in ["fencing: {}\n", "fencing:\n  self_fence: reboot\n"] {
+            s.extra_yaml = fencing.into();
+            let err = render_config(&s, Path::new("/tmp/k")).expect_err(fencing);
+            assert!(err.to_string().contains("self_fence"), "{err}");
+        }
+        s.extra_yaml = "fencing:\n  self_fence: none\n".into();
+        assert!(render_config(&s, Path::new("/tmp/k")).is_ok());
     }
 
     #[test]
     fn extra_yaml_replaces_sections_without_duplicate_keys() {
         let mut s = spec();
-        s.extra_yaml = "quorum:\n  no_quorum_policy: ignore\n  two_node: true\ngroups:\n  - name: web\n    resources: []\nfencing: {}\n".into();
+        s.extra_yaml = "quorum:\n  no_quorum_policy: ignore\n  two_node: true\ngroups:\n  - name: web\n    resources: []\nfencing: { self_fence: none }\n".into();
         let y = render_config(&s, Path::new("/tmp/k")).unwrap();
         assert_eq!(y.matches("\nquorum:").count(), 1, "{y}");
         assert_eq!(y.matches("\ngroups:").count(), 1, "{y}");
