@@ -214,6 +214,10 @@ pub enum ConfigCommand {
     Check {
         /// The config file, e.g. /etc/tandem/tandem.yaml.
         file: PathBuf,
+        /// Also run `validate-all` of every OCF agent the config uses that is installed
+        /// on this machine (agents run with the configured params, as root).
+        #[arg(long)]
+        agents: bool,
     },
 }
 

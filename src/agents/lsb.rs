@@ -1,11 +1,102 @@
-//! `lsb` resources (placeholder: filled in by the agents work).
+//! `lsb` resources: System V init scripts (`/etc/init.d/NAME start|stop|status`).
+//!
+//! Exit codes follow the LSB and, where the LSB leaves room, Pacemaker's reading of it
+//! (`services__lsb2ocf` in pacemaker's lib/services/services_lsb.c), so scripts that work
+//! under Pacemaker work here:
+//! - `status`: 0 running; 1 (dead, pid file left), 2 (dead, lock file left) and 3 all
+//!   mean not running; 4 is "unknown" and a failure, like every other code (150 "not
+//!   installed" and 151 "insufficient privileges" are named in the reason).
+//! - `start`/`stop`: 0 is success, anything else a failure, with two forgivenesses that
+//!   the LSB asks of scripts but many do not honour: a start that fails while `status`
+//!   says running is a success (the service *is* running), and a stop that fails while
+//!   `status` says stopped is a success (the service *is* stopped).
 
+use super::process::{self, Exit, Finished, Launch, Spec};
 use super::OpContext;
-use crate::core::OpResult;
+use crate::config::ResourceKind;
+use crate::core::{OpKind, OpResult};
+use std::path::Path;
+use std::time::Duration;
 
 pub async fn run(ctx: &OpContext<'_>) -> OpResult {
-    OpResult::Failed(format!(
-        "{}: lsb agent not implemented yet",
-        ctx.resource.name
-    ))
+    run_with(ctx, &Launch::default()).await
+}
+
+pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
+    let ResourceKind::Lsb { script } = &ctx.resource.kind else {
+        return OpResult::Failed(format!("{}: not an lsb resource", ctx.resource.name));
+    };
+    let name = ctx.resource.name.as_str();
+    // The follow-up `status` shares the operation's budget: the caller was promised an
+    // answer within ctx.timeout.
+    let deadline = tokio::time::Instant::now() + ctx.timeout;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    match ctx.kind {
+        OpKind::Monitor => status(launch, name, script, ctx.timeout).await,
+        OpKind::Start => {
+            let done = action(launch, name, script, "start", ctx.timeout).await;
+            match done.exit {
+                Exit::Code(0) => OpResult::Ok,
+                Exit::TimedOut => OpResult::TimedOut,
+                _ => match status(launch, name, script, left()).await {
+                    OpResult::Ok => {
+                        tracing::warn!(
+                            resource = name,
+                            "{}; status says running: started",
+                            done.describe("start")
+                        );
+                        OpResult::Ok
+                    }
+                    _ => OpResult::Failed(done.describe("start")),
+                },
+            }
+        }
+        OpKind::Stop => {
+            let done = action(launch, name, script, "stop", ctx.timeout).await;
+            match done.exit {
+                Exit::Code(0) => OpResult::Ok,
+                Exit::TimedOut => OpResult::TimedOut,
+                _ => match status(launch, name, script, left()).await {
+                    OpResult::NotRunning => {
+                        tracing::warn!(
+                            resource = name,
+                            "{}; status says stopped: stopped",
+                            done.describe("stop")
+                        );
+                        OpResult::Ok
+                    }
+                    _ => OpResult::Failed(done.describe("stop")),
+                },
+            }
+        }
+    }
+}
+
+async fn action(
+    launch: &Launch,
+    name: &str,
+    script: &Path,
+    verb: &str,
+    timeout: Duration,
+) -> Finished {
+    let spec = Spec::new(name, script, timeout).arg(verb);
+    process::run(launch, &spec).await
+}
+
+async fn status(launch: &Launch, name: &str, script: &Path, timeout: Duration) -> OpResult {
+    let done = action(launch, name, script, "status", timeout).await;
+    status_result(&done)
+}
+
+/// Maps the outcome of `script status` (see the module comment for the source).
+pub fn status_result(done: &Finished) -> OpResult {
+    match &done.exit {
+        Exit::Code(0) => OpResult::Ok,
+        Exit::Code(1..=3) => OpResult::NotRunning,
+        Exit::Code(4) => OpResult::Failed(done.describe("status unknown")),
+        Exit::Code(150) => OpResult::Failed(done.describe("status: not installed")),
+        Exit::Code(151) => OpResult::Failed(done.describe("status: insufficient privileges")),
+        Exit::TimedOut => OpResult::TimedOut,
+        _ => OpResult::Failed(done.describe("status")),
+    }
 }

@@ -10,6 +10,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tandem::agents::ocf;
 use tandem::cli::{ConfigCommand, CtlCommand, OnOff, TandemctlArgs};
 use tandem::config;
 use tandem::control::{self, client, Command, Request, Response, StatusReport};
@@ -34,7 +35,9 @@ fn main() -> ExitCode {
     let cli = TandemctlArgs::parse();
     let socket = cli.socket.as_path();
     let outcome = match &cli.command {
-        CtlCommand::Config(ConfigCommand::Check { file }) => return config_check(file),
+        CtlCommand::Config(ConfigCommand::Check { file, agents }) => {
+            return config_check(file, *agents)
+        }
         CtlCommand::Keygen { path, force } => return keygen(path, *force),
         CtlCommand::Status { json, watch } => {
             if *watch {
@@ -113,10 +116,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_check(file: &Path) -> ExitCode {
+fn config_check(file: &Path, agents: bool) -> ExitCode {
     match config::load(file) {
         Ok(cfg) => {
             print!("{}", cfg.summary());
+            if agents && !validate_agents(&cfg) {
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -126,6 +132,47 @@ fn config_check(file: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `config check --agents`: each installed OCF agent's `validate-all` with the
+/// resource's params. Agents missing here are reported, not failed: the config may be
+/// checked on a machine that is not a node.
+fn validate_agents(cfg: &config::Config) -> bool {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tandemctl: cannot start a runtime for agent checks: {e}");
+            return false;
+        }
+    };
+    let launch = tandem::agents::process::Launch::default();
+    let mut ok = true;
+    println!();
+    for g in &cfg.groups {
+        for r in &g.resources {
+            if !matches!(r.kind, config::ResourceKind::Ocf { .. }) {
+                continue;
+            }
+            if !ocf::installed(r, &launch) {
+                println!(
+                    "agent check {}/{}: skipped (agent not installed here)",
+                    g.name, r.name
+                );
+                continue;
+            }
+            match runtime.block_on(ocf::validate_with(r, &launch)) {
+                Ok(()) => println!("agent check {}/{}: ok", g.name, r.name),
+                Err(why) => {
+                    ok = false;
+                    eprintln!("agent check {}/{}: FAILED: {why}", g.name, r.name);
+                }
+            }
+        }
+    }
+    ok
 }
 
 fn keygen(path: &Path, force: bool) -> ExitCode {

@@ -26,7 +26,11 @@ pub struct Config {
     pub quorum: QuorumConfig,
     pub fencing: FencingConfig,
     pub groups: Vec<GroupConfig>,
+    /// Health checks; a failing one makes the node that runs it ineligible.
+    pub checks: Vec<CheckConfig>,
     pub metrics: Option<MetricsConfig>,
+    /// Scripts run on every cluster event (quorum, node up/down, and group events).
+    pub notify: Vec<PathBuf>,
     pub keys: AuthKeys,
 }
 
@@ -199,6 +203,40 @@ impl ResourceKind {
             ResourceKind::Systemd { .. } => "systemd",
         }
     }
+}
+
+/// A health check that steers ownership (Heartbeat's ipfail, keepalived's
+/// `track_script`, Pacemaker's ping agent): while it fails, the nodes running it are not
+/// eligible to own groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub name: String,
+    pub probe: CheckProbe,
+    /// Time from the end of one probe to the start of the next.
+    pub interval: Duration,
+    /// A probe running longer fails (its process group is killed).
+    pub timeout: Duration,
+    /// Consecutive failures that turn a passing check into a failing one.
+    pub fall: u32,
+    /// Consecutive successes that turn a failing check into a passing one.
+    pub rise: u32,
+    /// Names of the nodes that run it; empty means every node.
+    pub nodes: Vec<String>,
+}
+
+impl CheckConfig {
+    /// Whether the node called `node` runs this check.
+    pub fn applies_to(&self, node: &str) -> bool {
+        self.nodes.is_empty() || self.nodes.iter().any(|n| n == node)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckProbe {
+    /// Passes when any of the targets answers one ICMP echo.
+    Ping(Vec<IpAddr>),
+    /// A shell command (`sh -c`); passes on exit 0.
+    Script(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -393,8 +431,30 @@ impl Config {
                 };
             }
         }
+        // Written only when present, so configs without checks keep their digest.
+        for c in &self.checks {
+            let probe = match &c.probe {
+                CheckProbe::Ping(targets) => format!("ping={targets:?}"),
+                CheckProbe::Script(cmd) => format!("script={cmd:?}"),
+            };
+            let _ = writeln!(
+                s,
+                "check name={:?} {probe} interval={} timeout={} fall={} rise={} nodes={:?}",
+                c.name,
+                ns(c.interval),
+                ns(c.timeout),
+                c.fall,
+                c.rise,
+                c.nodes
+            );
+        }
         if let Some(m) = &self.metrics {
             let _ = writeln!(s, "metrics listen={}", m.listen);
+        }
+        // Only when set, so that configs without hooks keep the digest they had before
+        // the key existed (mixed versions during a rolling upgrade agree).
+        if !self.notify.is_empty() {
+            let _ = writeln!(s, "notify {:?}", self.notify);
         }
         s
     }
@@ -594,8 +654,42 @@ impl Config {
                 );
             }
         }
+        if !self.checks.is_empty() {
+            let _ = writeln!(s, "\nchecks: {}", self.checks.len());
+            for c in &self.checks {
+                let what = match &c.probe {
+                    CheckProbe::Ping(targets) => {
+                        let t: Vec<String> = targets.iter().map(IpAddr::to_string).collect();
+                        format!("ping {}", t.join(" "))
+                    }
+                    CheckProbe::Script(cmd) => format!("script {cmd}"),
+                };
+                let _ = writeln!(
+                    s,
+                    "  {}: {what}, every {} (timeout {}), fall {} rise {}, on {}",
+                    c.name,
+                    d(c.interval),
+                    d(c.timeout),
+                    c.fall,
+                    c.rise,
+                    if c.nodes.is_empty() {
+                        "every node".to_string()
+                    } else {
+                        c.nodes.join(" ")
+                    }
+                );
+            }
+        }
         if let Some(m) = &self.metrics {
             let _ = writeln!(s, "\nmetrics: http://{}/metrics", m.listen);
+        }
+        if !self.notify.is_empty() {
+            let hooks: Vec<String> = self
+                .notify
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            let _ = writeln!(s, "\nnotify: {}", hooks.join(", "));
         }
         let warnings = self.warnings();
         if !warnings.is_empty() {

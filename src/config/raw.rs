@@ -131,7 +131,9 @@ pub struct RawConfig {
     pub quorum: Field<RawQuorum>,
     pub fencing: Field<RawFencing>,
     pub groups: Field<Vec<Lenient<RawGroup>>>,
+    pub checks: Field<Vec<Lenient<RawCheck>>>,
     pub metrics: Field<RawMetrics>,
+    pub notify: Field<Vec<String>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -144,7 +146,9 @@ impl RawConfig {
         "quorum",
         "fencing",
         "groups",
+        "checks",
         "metrics",
+        "notify",
     ];
 }
 
@@ -428,6 +432,27 @@ pub struct RawSystemd {
 
 impl RawSystemd {
     pub const KEYS: &'static [&'static str] = &["unit", "name", "timeout"];
+}
+
+/// One health check: exactly one of `ping` and `script`.
+#[derive(Debug, Deserialize)]
+pub struct RawCheck {
+    pub name: Field<String>,
+    pub ping: Field<Vec<Lenient<String>>>,
+    pub script: Field<String>,
+    pub interval: Field<RawDuration>,
+    pub timeout: Field<RawDuration>,
+    pub fall: Field<u32>,
+    pub rise: Field<u32>,
+    pub nodes: Field<Vec<String>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawCheck {
+    pub const KEYS: &'static [&'static str] = &[
+        "name", "ping", "script", "interval", "timeout", "fall", "rise", "nodes",
+    ];
 }
 
 #[derive(Debug, Deserialize)]

@@ -940,6 +940,35 @@ proptest::proptest! {
     }
 }
 
+#[test]
+fn top_level_notify_hooks() {
+    assert!(ok(&example()).notify.is_empty());
+    let text = format!(
+        "{}\nnotify: [/etc/tandem/notify.sh, /usr/local/bin/page-me]\n",
+        example()
+    );
+    let cfg = ok(&text);
+    assert_eq!(
+        cfg.notify,
+        vec![
+            PathBuf::from("/etc/tandem/notify.sh"),
+            PathBuf::from("/usr/local/bin/page-me")
+        ]
+    );
+    // Hooks are part of the config digest, but only when set.
+    assert_ne!(cfg.digest(), ok(&example()).digest());
+    has(
+        &errs(&format!("{}\nnotify: [/ok.sh, notify.sh]\n", example())),
+        "notify[1]",
+        "absolute path",
+    );
+    has(
+        &errs(&format!("{}\nnotify: /etc/tandem/notify.sh\n", example())),
+        "notify",
+        "sequence",
+    );
+}
+
 /// Every key the parser accepts is documented in docs/configuration.md, in the section
 /// of its own table, so the reference and the code cannot drift apart.
 #[test]
@@ -967,6 +996,7 @@ fn every_accepted_key_is_in_the_configuration_reference() {
         ("groups", raw::RawLsb::KEYS),
         ("groups", raw::RawOcf::KEYS),
         ("groups", raw::RawSystemd::KEYS),
+        ("checks", raw::RawCheck::KEYS),
         ("metrics", raw::RawMetrics::KEYS),
     ];
     let mut missing = Vec::new();
@@ -984,4 +1014,64 @@ fn every_accepted_key_is_in_the_configuration_reference() {
         }
     }
     assert!(missing.is_empty(), "undocumented config keys: {missing:?}");
+}
+
+/// The commented `checks:` block of the shipped example, uncommented.
+fn example_with_checks() -> String {
+    let text = example();
+    let start = text.find("# checks:").expect("example shows checks");
+    let block: String = text[start..]
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!("{}{block}\n", &text[..start])
+}
+
+#[test]
+fn checks_example_loads_with_defaults() {
+    let c = ok(&example_with_checks());
+    assert_eq!(c.checks.len(), 2);
+    let uplink = &c.checks[0];
+    assert_eq!(uplink.name, "uplink");
+    assert_eq!(
+        uplink.probe,
+        CheckProbe::Ping(vec!["192.0.2.254".parse().unwrap()])
+    );
+    assert_eq!(
+        (uplink.interval, uplink.timeout, uplink.fall, uplink.rise),
+        (Duration::from_secs(2), Duration::from_secs(1), 3, 2)
+    );
+    assert!(uplink.applies_to("gamma"), "no `nodes`: every node");
+    let disk = &c.checks[1];
+    assert_eq!(disk.probe, CheckProbe::Script("test -w /srv/data".into()));
+    assert!(disk.applies_to("alpha") && !disk.applies_to("gamma"));
+    assert!(c.summary().contains("uplink: ping 192.0.2.254"));
+    // Checks are part of the config every node must agree on; none = old digest.
+    assert_ne!(c.digest(), ok(&example()).digest());
+    assert!(!ok(&example()).canonical().contains("check "));
+}
+
+#[test]
+fn check_errors_carry_key_paths() {
+    let base = example();
+    let e = errs(&format!(
+        "{base}checks:\n  - name: a\n    ping: [192.0.2.254, router.example, ff02::1]\n  - name: b\n    script: \"true\"\n    ping: [192.0.2.1]\n  - name: c\n  - name: a\n    script: \"\"\n    fall: 0\n    nodes: [alpha, nobody]\n    interval: 0s\n    rise: 1\n    wieght: 5\n"
+    ));
+    has(&e, "checks[0].ping[1]", "`router.example` is not a unicast");
+    has(&e, "checks[0].ping[2]", "`ff02::1` is not a unicast");
+    has(&e, "checks[1]", "either `ping` or `script`, not both");
+    has(&e, "checks[2]", "missing `ping`");
+    has(&e, "checks[3].name", "duplicate check name `a`");
+    has(&e, "checks[3].script", "non-empty");
+    has(&e, "checks[3].fall", "at least 1");
+    has(&e, "checks[3].nodes[1]", "unknown node `nobody`");
+    has(&e, "checks[3].interval", "greater than 0");
+    has(&e, "checks[3].wieght", "unknown key");
+    let e = errs(&format!("{base}checks:\n  - name: x\n    ping: []\n"));
+    has(&e, "checks[0].ping", "at least one address");
+    let e = errs(&format!(
+        "{base}checks:\n  - name: x\n    ping: 192.0.2.1\n"
+    ));
+    has(&e, "checks[0].ping", "expected a sequence");
 }

@@ -296,6 +296,7 @@ pub(super) fn validate(
     let quorum = quorum(&mut ctx, raw.quorum, &nodes, &index);
     let fencing = fencing(&mut ctx, raw.fencing, &nodes, &index);
     let groups = groups(&mut ctx, raw.groups, &nodes, &index);
+    let checks = checks(&mut ctx, raw.checks, &index);
     let metrics = raw
         .metrics
         .and_then(|m| ctx.lenient("metrics", m))
@@ -313,6 +314,15 @@ pub(super) fn validate(
                 }
             }
         });
+
+    let notify: Vec<PathBuf> = raw
+        .notify
+        .and_then(|n| ctx.lenient("notify", n))
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, s)| ctx.absolute_path(&format!("notify[{j}]"), s))
+        .collect();
 
     let (cluster, authkey, authkey_next) = cluster;
     // Keys are checked even when other things are wrong: a missing key is one more
@@ -354,7 +364,9 @@ pub(super) fn validate(
             quorum,
             fencing,
             groups,
+            checks,
             metrics,
+            notify,
             keys,
         }),
         // Unreachable in practice: a missing part always recorded an error above.
@@ -920,6 +932,129 @@ fn fencing(
         );
     }
     f
+}
+
+fn checks(
+    ctx: &mut Ctx,
+    raw: Field<Vec<Lenient<raw::RawCheck>>>,
+    index: &NodeIndex,
+) -> Vec<CheckConfig> {
+    let Some(list) = raw.and_then(|r| ctx.lenient("checks", r)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (i, c) in list.into_iter().enumerate() {
+        let p = format!("checks[{i}]");
+        let Some(c) = ctx.lenient(&p, c) else {
+            continue;
+        };
+        ctx.unknown(&p, &c.unknown, raw::RawCheck::KEYS);
+        let name = ctx.name(&p, "name", c.name);
+        if let Some(n) = &name {
+            if let Some(other) = names.insert(n.clone(), i) {
+                ctx.at_value(
+                    &join(&p, "name"),
+                    format!("duplicate check name `{n}` (also checks[{other}])"),
+                );
+            }
+        }
+        let probe = match (c.ping, c.script) {
+            (Some(_), Some(_)) => {
+                ctx.at_key(&p, "give either `ping` or `script`, not both");
+                None
+            }
+            (None, None) => {
+                ctx.at_key(&p, "missing `ping` (a list of addresses) or `script`");
+                None
+            }
+            (Some(ping), None) => ctx.lenient(&join(&p, "ping"), ping).and_then(|targets| {
+                let pp = join(&p, "ping");
+                if targets.is_empty() {
+                    ctx.at_value(&pp, "list at least one address to ping");
+                    return None;
+                }
+                let mut ok = Vec::new();
+                let mut all = true;
+                for (j, t) in targets.into_iter().enumerate() {
+                    let tp = format!("{pp}[{j}]");
+                    let Some(t) = ctx.lenient(&tp, t) else {
+                        all = false;
+                        continue;
+                    };
+                    // Addresses only: a health check must not depend on DNS.
+                    match t.parse::<IpAddr>() {
+                        Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => ok.push(ip),
+                        _ => {
+                            ctx.at_value(
+                                &tp,
+                                format!("`{t}` is not a unicast IPv4 or IPv6 address"),
+                            );
+                            all = false;
+                        }
+                    }
+                }
+                all.then_some(CheckProbe::Ping(ok))
+            }),
+            (None, Some(script)) => ctx.lenient(&join(&p, "script"), script).and_then(|cmd| {
+                if cmd.trim().is_empty() || cmd.contains('\0') {
+                    ctx.at_value(
+                        &join(&p, "script"),
+                        "must be a non-empty command without NUL",
+                    );
+                    None
+                } else {
+                    Some(CheckProbe::Script(cmd))
+                }
+            }),
+        };
+        let interval = if c.interval.is_some() {
+            ctx.positive_duration(&p, "interval", c.interval)
+        } else {
+            None
+        }
+        .unwrap_or(Duration::from_secs(2));
+        let timeout = if c.timeout.is_some() {
+            ctx.positive_duration(&p, "timeout", c.timeout)
+        } else {
+            None
+        }
+        .unwrap_or(Duration::from_secs(1));
+        let mut count = |key: &str, f: Field<u32>, default: u32| match ctx.field(&p, key, f) {
+            Some(0) => {
+                ctx.at_value(&join(&p, key), "must be at least 1");
+                default
+            }
+            Some(n) => n,
+            None => default,
+        };
+        let fall = count("fall", c.fall, 3);
+        let rise = count("rise", c.rise, 2);
+        let nodes = match ctx.field(&p, "nodes", c.nodes) {
+            None => Vec::new(),
+            Some(list) => {
+                if list.is_empty() {
+                    ctx.at_value(&join(&p, "nodes"), "a check that runs on no node is useless: list at least one node or omit `nodes` for all");
+                }
+                for (j, n) in list.iter().enumerate() {
+                    index.resolve(ctx, &format!("{p}.nodes[{j}]"), n);
+                }
+                list
+            }
+        };
+        if let (Some(name), Some(probe)) = (name, probe) {
+            out.push(CheckConfig {
+                name,
+                probe,
+                interval,
+                timeout,
+                fall,
+                rise,
+                nodes,
+            });
+        }
+    }
+    out
 }
 
 fn groups(

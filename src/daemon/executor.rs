@@ -8,7 +8,9 @@
 //! before handing it over, so the executor never needs to know about reloads.
 
 use super::metrics::Metrics;
+use crate::agents::hooks::HookEvent;
 use crate::agents::{self, OpContext};
+use crate::config::CheckConfig;
 use crate::config::{FenceAgentConfig, ResourceConfig, SelfFence};
 use crate::core::{FenceId, FenceResult, GroupId, Input, NodeId, OpId, OpKind, OpResult};
 use std::sync::Arc;
@@ -46,7 +48,15 @@ pub enum Work {
         group: GroupId,
         vips: Vec<ResourceConfig>,
     },
+    /// Run notify hooks (keepalived-style) for one event; nobody waits for them.
+    Notify {
+        hooks: Vec<std::path::PathBuf>,
+        event: HookEvent,
+    },
 }
+
+/// How long one notify hook may run before its process group is killed.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts work without blocking; answers arrive later as [`Input`]s.
 pub trait Executor: Send {
@@ -64,7 +74,14 @@ pub struct AgentExecutor {
 }
 
 impl AgentExecutor {
-    pub fn spawn(answers: Answers, metrics: Arc<Metrics>) -> std::io::Result<AgentExecutor> {
+    /// Also runs this node's health checks, whose verdicts go to the core as
+    /// `Input::Health` through `answers`.
+    pub fn spawn(
+        answers: Answers,
+        metrics: Arc<Metrics>,
+        checks: Vec<CheckConfig>,
+        node_name: String,
+    ) -> std::io::Result<AgentExecutor> {
         let (queue, mut rx) = mpsc::unbounded_channel::<Work>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -73,6 +90,11 @@ impl AgentExecutor {
             .name("tandem-exec".into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    tokio::spawn(agents::checks::run_checks(
+                        checks,
+                        node_name,
+                        answers.clone(),
+                    ));
                     while let Some(work) = rx.recv().await {
                         let answers = answers.clone();
                         let metrics = metrics.clone();
@@ -133,9 +155,15 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
                     result: OpResult::Failed("resource not in the config".into()),
                 });
             };
-            let timeout = timeout
-                .or(resource.timeout)
-                .unwrap_or_else(|| agents::default_timeout(&resource.kind));
+            let fallback = agents::default_timeout(&resource.kind);
+            let timeout = match timeout {
+                Some(t) => t,
+                // Resource's own timeout, else the OCF agent's meta-data, else ours.
+                None => {
+                    let launch = agents::process::Launch::default();
+                    agents::ocf::op_timeout(&resource, kind, &launch, fallback).await
+                }
+            };
             let ctx = OpContext {
                 group: &group_name,
                 resource: &resource,
@@ -180,7 +208,7 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
             let result = if agents.is_empty() {
                 FenceResult::Failed("no fence agent is configured for this node".into())
             } else {
-                agents::fence::fence(&agents, &target_name, FENCE_TIMEOUT).await
+                agents::fence::fence(&agents, target, &target_name, FENCE_TIMEOUT).await
             };
             match &result {
                 FenceResult::Off => tracing::warn!("{target_name} is fenced (confirmed off)"),
@@ -193,10 +221,17 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
             None
         }
         Work::Announce { group, vips } => {
-            tracing::info!("announcing the addresses of {group:?} again");
+            if !vips.is_empty() {
+                tracing::info!("announcing the addresses of {group:?} again");
+            }
             for vip in &vips {
                 agents::vip::announce_again(vip).await;
             }
+            None
+        }
+        Work::Notify { hooks, event } => {
+            // Returns at once: hooks run in their own task, in event order.
+            let _ = agents::hooks::notify(&hooks, &event, HOOK_TIMEOUT);
             None
         }
     }
@@ -297,6 +332,6 @@ pub fn stub_answer(work: Work) -> Option<Input> {
             tracing::error!("executor (stub): self-fence requested ({reason}); not carried out");
             None
         }
-        Work::Announce { .. } => None,
+        Work::Announce { .. } | Work::Notify { .. } => None,
     }
 }

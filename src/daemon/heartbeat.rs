@@ -65,6 +65,9 @@ impl<E: Executor> HeartbeatLoop<E> {
         mut shutdown: oneshot::Receiver<()>,
     ) -> Result<(), LoopError> {
         self.step(Input::Tick)?;
+        // The watchdog is fed from this thread, so a wedged heartbeat loop (not just a
+        // dead process) gets the daemon restarted; its lease then runs out safely.
+        let mut watchdog = super::notify::watchdog_period().map(tokio::time::interval);
         loop {
             let sleep = match self.node.next_deadline() {
                 Some((at, _why)) => at.saturating_since(clock::now()),
@@ -88,6 +91,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                     }
                 }
                 Some(call) = calls.recv() => self.answer(call)?,
+                _ = watchdog_tick(&mut watchdog) => super::notify::watchdog(),
                 _ = tokio::time::sleep(sleep) => {
                     let due = self.node.next_deadline().is_none_or(|(at, _)| at <= clock::now());
                     if due {
@@ -124,6 +128,17 @@ impl<E: Executor> HeartbeatLoop<E> {
                     record.reason
                 );
                 self.events.push(record);
+                if let Some(hook_event) =
+                    crate::agents::hooks::from_core(&event, &self.config, self.node.id())
+                {
+                    let hooks = crate::agents::hooks::hooks_for(&self.config, &hook_event);
+                    if !hooks.is_empty() {
+                        self.executor.submit(Work::Notify {
+                            hooks,
+                            event: hook_event,
+                        });
+                    }
+                }
             }
             Action::RunOp {
                 op,
@@ -510,5 +525,15 @@ fn list(names: &[String]) -> String {
         "none".into()
     } else {
         names.join(", ")
+    }
+}
+
+/// Resolves at the watchdog's next tick; never when there is no watchdog.
+async fn watchdog_tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

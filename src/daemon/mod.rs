@@ -229,7 +229,13 @@ fn heartbeat_thread(
         }
         let (answers_tx, answers) = mpsc::unbounded_channel();
         let executor: Result<Box<dyn Executor>, _> = if s.agents {
-            AgentExecutor::spawn(answers_tx, metrics).map(|x| Box::new(x) as Box<dyn Executor>)
+            let me = s
+                .spec
+                .node(s.me)
+                .map(|n| n.name.clone())
+                .unwrap_or_default();
+            AgentExecutor::spawn(answers_tx, metrics, s.config.checks.clone(), me)
+                .map(|x| Box::new(x) as Box<dyn Executor>)
         } else {
             StubExecutor::spawn(answers_tx).map(|x| Box::new(x) as Box<dyn Executor>)
         };

@@ -12,6 +12,35 @@ pub fn ready() {
     send("READY=1\nSTATUS=running");
 }
 
+/// Tells systemd the heartbeat thread is alive (`WatchdogSec=`).
+pub fn watchdog() {
+    send("WATCHDOG=1");
+}
+
+/// How often to send [`watchdog`]: half the unit's `WatchdogSec=`, as sd_watchdog_enabled(3)
+/// advises, or `None` when no watchdog is set up for this process.
+pub fn watchdog_period() -> Option<std::time::Duration> {
+    watchdog_period_from(
+        std::env::var("WATCHDOG_USEC").ok().as_deref(),
+        std::env::var("WATCHDOG_PID").ok().as_deref(),
+        std::process::id(),
+    )
+}
+
+fn watchdog_period_from(
+    usec: Option<&str>,
+    pid: Option<&str>,
+    me: u32,
+) -> Option<std::time::Duration> {
+    // WATCHDOG_PID names the process the watchdog is for; a child that inherited the
+    // environment must not ping on its parent's behalf.
+    if pid.is_some_and(|p| p.parse::<u32>().ok() != Some(me)) {
+        return None;
+    }
+    let usec: u64 = usec?.parse().ok().filter(|u| *u > 0)?;
+    Some(std::time::Duration::from_micros(usec) / 2)
+}
+
 /// Tells systemd the daemon is shutting down on purpose.
 pub fn stopping() {
     send("STOPPING=1");
@@ -43,7 +72,24 @@ fn send_to(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::send_to;
+    use super::{send_to, watchdog_period_from};
+    use std::time::Duration;
+
+    #[test]
+    fn watchdog_pings_at_half_the_period_and_only_for_its_own_pid() {
+        assert_eq!(
+            watchdog_period_from(Some("10000000"), Some("42"), 42),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            watchdog_period_from(Some("10000000"), None, 42),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(watchdog_period_from(Some("10000000"), Some("41"), 42), None);
+        assert_eq!(watchdog_period_from(None, None, 42), None);
+        assert_eq!(watchdog_period_from(Some("0"), None, 42), None);
+        assert_eq!(watchdog_period_from(Some("soon"), None, 42), None);
+    }
     use std::os::unix::net::UnixDatagram;
 
     #[test]
