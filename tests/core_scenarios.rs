@@ -469,3 +469,24 @@ fn reload_refuses_timing_changes_and_changes_nothing() {
     assert!(err.to_string().contains("timing"), "{err}");
     assert_eq!(node.spec(), &spec, "the running spec is untouched");
 }
+
+#[test]
+fn a_clean_shutdown_hands_the_group_over_without_waiting_for_a_deadtime() {
+    let o = run(three().at(secs(5.0), ScriptedFault::Shutdown(0)));
+    let n1_end = spans(&o, 0)
+        .first()
+        .and_then(|(_, e)| *e)
+        .expect("n1 stopped www before it exited");
+    let n2_start = spans(&o, 1).first().map(|(s, _)| *s).expect("n2 took over");
+    assert!(
+        n1_end <= n2_start,
+        "stop before start: {n1_end} vs {n2_start}"
+    );
+    assert!(
+        n2_start - 5000.0 < 1000.0,
+        "a handover does not wait for the lease to run out: {} ms",
+        n2_start - 5000.0
+    );
+    assert!(o.self_fences.is_empty() && o.fences.is_empty());
+    assert_eq!(owner(&o), Some(1));
+}

@@ -340,6 +340,8 @@ pub struct Node {
     seen_all: bool,
     state_lost: bool,
     healthy: bool,
+    /// The daemon is shutting down (SIGTERM): give every group up cleanly, take none.
+    leaving: bool,
     admin: AdminState,
     fenced: BTreeMap<NodeId, u64>,
     /// Nodes this node itself fenced (confirmed) since it started and has not heard
@@ -408,6 +410,7 @@ impl Node {
             seen_all: false,
             state_lost,
             healthy: true,
+            leaving: false,
             fenced: BTreeMap::new(),
             fenced_by_me: BTreeMap::new(),
             fences: BTreeMap::new(),
@@ -1427,7 +1430,7 @@ impl Node {
             return false;
         }
         if node == self.me {
-            return self.healthy && !self.groups[gi].banned;
+            return self.healthy && !self.leaving && !self.groups[gi].banned;
         }
         self.peers
             .get(&node)
@@ -1626,7 +1629,9 @@ impl Node {
         }
         if !self.node_eligible(self.me, gi) {
             let to = self.best_node(now, gid, Some(self.me));
-            let why = if self.admin.standby.contains(&self.me) {
+            let why = if self.leaving {
+                "shutting down"
+            } else if self.admin.standby.contains(&self.me) {
                 "standby"
             } else if !self.healthy {
                 "health check failing"
@@ -1847,6 +1852,8 @@ impl Node {
         if !self.node_eligible(self.me, gi) {
             let why = if self.spec.node(self.me).is_some_and(|n| n.witness) {
                 "witness: never owns"
+            } else if self.leaving {
+                "shutting down"
             } else if self.admin.standby.contains(&self.me) {
                 "standby"
             } else if !self.healthy {
@@ -2735,6 +2742,37 @@ impl Node {
                 remembered.map(|(_, t)| *t)
             })
             .unwrap_or_default()
+    }
+
+    /// The daemon is shutting down: stop every group here in order and hand it over
+    /// (like `standby`, but for this run only: nothing is persisted, a restarted node
+    /// is eligible again). Call [`Node::is_quiet`] to know when it is safe to exit.
+    pub fn leave(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !self.leaving {
+            self.leaving = true;
+            self.send_asap = true;
+            out.push(event(
+                EventKind::Decision,
+                Some(self.me),
+                None,
+                "shutting down: handing every group over",
+            ));
+        }
+        let now = now.max(self.last_now);
+        self.last_now = now;
+        self.evaluate(now, &mut out);
+        out
+    }
+
+    /// Nothing of any group may run here, no operation is in flight, and this node
+    /// neither owns nor campaigns for any group: exiting now leaves nothing behind.
+    pub fn is_quiet(&self) -> bool {
+        self.self_fenced
+            || self
+                .groups
+                .iter()
+                .all(|g| !g.may_run() && g.op.is_none() && matches!(g.role, Role::Idle))
     }
 
     /// Whether this node owns `group` with every resource running.

@@ -52,6 +52,10 @@ pub struct HeartbeatLoop<E: Executor> {
     pub previous: Option<Arc<Config>>,
 }
 
+/// How long a shutdown waits for groups to stop before exiting anyway (below the
+/// unit's TimeoutStopSec, so tandemd's own message is what the journal shows).
+pub const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(9 * 60);
+
 /// How many events `status` shows.
 pub const STATUS_EVENTS: usize = 5;
 
@@ -68,15 +72,49 @@ impl<E: Executor> HeartbeatLoop<E> {
         // The watchdog is fed from this thread, so a wedged heartbeat loop (not just a
         // dead process) gets the daemon restarted; its lease then runs out safely.
         let mut watchdog = super::notify::watchdog_period().map(tokio::time::interval);
+        // Set once shutdown was asked for: when to give up waiting for groups to stop.
+        let mut leaving: Option<Instant> = None;
+        // Set once quiet: when the release heartbeats have had time to go out.
+        let mut exit_at: Option<Instant> = None;
         loop {
-            let sleep = match self.node.next_deadline() {
+            if let Some(give_up) = leaving {
+                let now = clock::now();
+                if exit_at.is_none() && self.node.is_quiet() {
+                    tracing::info!("every group is stopped and handed over");
+                    exit_at = Some(now + self.spec.timing.interval * 3);
+                }
+                if exit_at.is_some_and(|at| now >= at) {
+                    return Ok(());
+                }
+                if now >= give_up {
+                    tracing::error!(
+                        "groups still not stopped {} s after shutdown began; exiting anyway \
+                         (the lease runs out before anyone takes over)",
+                        LEAVE_TIMEOUT.as_secs()
+                    );
+                    return Ok(());
+                }
+            }
+            let mut sleep = match self.node.next_deadline() {
                 Some((at, _why)) => at.saturating_since(clock::now()),
                 // No deadline: wake now and then anyway so a stuck core is noticed.
                 None => std::time::Duration::from_secs(1),
             };
+            if leaving.is_some() {
+                sleep = sleep.min(self.spec.timing.interval);
+            }
             tokio::select! {
                 biased;
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown, if leaving.is_none() => {
+                    // Like Pacemaker's shutdown: stop and hand over every group before
+                    // exiting, so no VIP or service outlives its manager.
+                    tracing::info!("shutting down: stopping and handing over every group");
+                    leaving = Some(clock::now() + LEAVE_TIMEOUT);
+                    let actions = self.node.leave(clock::now());
+                    for action in actions {
+                        self.carry_out(action)?;
+                    }
+                }
                 Some(answer) = answers.recv() => self.step(answer)?,
                 Some(received) = datagrams.recv() => {
                     let input = match &received.datagram {

@@ -93,6 +93,8 @@ pub enum ScriptedFault {
     FailStops(usize),
     /// From now on, fence agents of this node fail.
     FailFences(usize),
+    /// SIGTERM: the daemon hands its groups over, then exits.
+    Shutdown(usize),
     /// `tandemctl reload` on this node with this config.
     Reload(usize, Box<crate::core::ClusterSpec>),
 }

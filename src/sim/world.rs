@@ -117,6 +117,8 @@ struct SimNode {
     fail_fences: bool,
     /// Deliveries of operation results held back while the daemon is paused.
     held: Vec<Ev>,
+    /// A clean shutdown is in progress: the daemon exits once its core is quiet.
+    shutting_down: bool,
 }
 
 pub struct Sim {
@@ -164,6 +166,7 @@ impl Sim {
                 fail_stops: false,
                 fail_fences: false,
                 held: Vec::new(),
+                shutting_down: false,
             })
             .collect();
         let links = sc.spec.links.max(1);
@@ -559,8 +562,21 @@ impl Sim {
         let actions = core.handle(now, input);
         self.apply(i, actions)?;
         self.check_terms(i)?;
+        self.exit_if_quiet(i);
         self.schedule_wake(i);
         Ok(())
+    }
+
+    /// A daemon shutting down exits once nothing runs here any more. Resources still
+    /// running at that point would be left behind: power_off models exactly that, and
+    /// the safety checks would see them overlap with the next owner.
+    fn exit_if_quiet(&mut self, i: usize) {
+        let quiet = self.nodes[i].core.as_ref().is_some_and(|c| c.is_quiet());
+        if self.nodes[i].shutting_down && quiet {
+            self.note(format!("{} exits after a clean shutdown", self.name(i)));
+            self.nodes[i].shutting_down = false;
+            self.power_off(i);
+        }
     }
 
     fn schedule_wake(&mut self, i: usize) {
@@ -989,6 +1005,16 @@ impl Sim {
             }
             ScriptedFault::FailStops(i) => self.nodes[i].fail_stops = true,
             ScriptedFault::FailFences(i) => self.nodes[i].fail_fences = true,
+            ScriptedFault::Shutdown(i) => {
+                let now = self.local(i);
+                if let Some(core) = self.nodes[i].core.as_mut() {
+                    let actions = core.leave(now);
+                    self.nodes[i].shutting_down = true;
+                    self.apply(i, actions)?;
+                    self.exit_if_quiet(i);
+                    self.schedule_wake(i);
+                }
+            }
             ScriptedFault::Reload(i, spec) => {
                 // The newest config is what liveness is judged against.
                 for g in &spec.groups {
