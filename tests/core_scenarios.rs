@@ -490,3 +490,16 @@ fn a_clean_shutdown_hands_the_group_over_without_waiting_for_a_deadtime() {
     assert!(o.self_fences.is_empty() && o.fences.is_empty());
     assert_eq!(owner(&o), Some(1));
 }
+
+#[test]
+fn reload_that_changes_a_resource_under_the_same_name_restarts_the_group() {
+    let mut spec = three_spec();
+    spec.groups[0].resources_revision += 1;
+    let o = run(reload_everywhere(three(), 5.0, &spec));
+    let n1 = spans(&o, 0);
+    assert!(
+        n1.len() >= 2 && n1.iter().any(|(s, _)| *s > 5000.0),
+        "www restarted on n1 after the reload: {n1:?}"
+    );
+    assert_eq!(owner(&o), Some(0));
+}

@@ -336,6 +336,11 @@ impl Config {
                     failback: g.failback,
                     failback_delay: g.failback_delay,
                     resources: g.resources.iter().map(|r| r.name.clone()).collect(),
+                    // Only ever compared within one process (old vs reloaded config),
+                    // so the Debug rendering is a fine canonical form here.
+                    resources_revision: crate::core::ids::fnv1a64(
+                        format!("{:?}", g.resources).as_bytes(),
+                    ),
                     monitor_interval: g.monitor_interval,
                     migration_threshold: g.migration_threshold,
                     failure_timeout: g.failure_timeout,

@@ -481,7 +481,9 @@ impl Node {
                     st.retiring = false;
                     // A reload that undoes a pending change simply cancels it.
                     st.pending = None;
-                    if old.resources == new.resources {
+                    if old.resources == new.resources
+                        && old.resources_revision == new.resources_revision
+                    {
                         // Policy only (prefer, failback, thresholds, ...): takes effect
                         // at the next decision; nothing restarts.
                         old = new.clone();

@@ -142,6 +142,9 @@ pub struct GroupSpec {
     pub failback_delay: Duration,
     /// Names of the resources, in start order.
     pub resources: Vec<String>,
+    /// Fingerprint of the resources' full definitions (addresses, commands, params):
+    /// a reload that changes one under the same name must still restart the group.
+    pub resources_revision: u64,
     pub monitor_interval: Duration,
     /// Monitor failures tolerated (restart in place) before the group moves away.
     pub migration_threshold: u32,
