@@ -498,6 +498,14 @@ fn rolling_reload_adds_a_group_without_restarting_www() {
         eventually(&lab, node, "the new digest", |s| {
             s["config_digest"] == new_digest.as_str()
         });
+        if node == 1 {
+            // Mid-roll: the nodes still on the old file warn about n1.
+            eventually_true(&lab, "n2 warns about n1's digest", || {
+                ok(&lab, 2, &["events"])
+                    .lines()
+                    .any(|l| l.contains("n1 runs a config with a different digest"))
+            });
+        }
     }
     for node in 1..=3 {
         let s = eventually(&lab, node, "db running", |s| runs_on(s, "db").is_some());
