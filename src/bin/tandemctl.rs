@@ -296,6 +296,22 @@ fn move_group(socket: &Path, group: &str, to: Option<&str>, timeout: u64, json: 
         println!("{group} already runs on {node}");
         return Ok(());
     }
+    if let Some(node) = to.and_then(|t| before.view.nodes.iter().find(|n| n.name == t)) {
+        // The daemon records a named target even when it cannot take the group now; the
+        // move would then wait, and happen unannounced whenever the node becomes able.
+        if node.witness {
+            return Err(Failure::Refused(format!(
+                "{} is a witness: it votes but never owns a group",
+                node.name
+            )));
+        }
+        if node.state == "standby" {
+            return Err(Failure::Refused(format!(
+                "{} is in standby: it takes no group until `tandemctl online {}`",
+                node.name, node.name
+            )));
+        }
+    }
     let started = Instant::now();
     let response = ask(
         socket,
