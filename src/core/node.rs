@@ -1213,6 +1213,18 @@ impl Node {
                     ));
                     return;
                 };
+                // A preference for a node that can never own the group would linger
+                // and fire later, when nobody remembers asking (Pacemaker's stale
+                // ban constraints): refuse it now instead.
+                if let Some(why) = self.cannot_own(group, target) {
+                    out.push(event(
+                        EventKind::Admin,
+                        None,
+                        Some(group),
+                        &format!("move: no other eligible node: {why}"),
+                    ));
+                    return;
+                }
                 admin.moves.retain(|(g, _)| *g != group);
                 admin.moves.push((group, target));
                 format!("move to {target}")
@@ -2744,6 +2756,22 @@ impl Node {
                 remembered.map(|(_, t)| *t)
             })
             .unwrap_or_default()
+    }
+
+    /// Why `node` can never own `group` as things stand (witness, not in the group's
+    /// `nodes`, standby), or `None`.
+    fn cannot_own(&self, group: GroupId, node: NodeId) -> Option<String> {
+        let spec = self.spec.node(node)?;
+        if spec.witness {
+            return Some(format!("{} is a witness", spec.name));
+        }
+        if self.spec.group(group).is_some_and(|g| !g.allowed(node)) {
+            return Some(format!("{} is not in the group's nodes", spec.name));
+        }
+        if self.admin.standby.contains(&node) {
+            return Some(format!("{} is in standby", spec.name));
+        }
+        None
     }
 
     /// The daemon is shutting down: stop every group here in order and hand it over
