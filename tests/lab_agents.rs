@@ -248,7 +248,10 @@ fn svc_pid(lab: &Lab, node: usize) -> Option<u32> {
 
 /// Pids in the node's namespace whose command line is exactly `argv`.
 fn procs_with_cmdline(lab: &Lab, ns: Ns, argv: &[&str]) -> Vec<u32> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     lab.pids(ns)
         .into_iter()
         .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
@@ -308,9 +311,13 @@ fn assert_torn_down(mut lab: Lab) {
 /// service running there, and the VIP answering the client from that node's MAC.
 fn wait_running_on(lab: &Lab, observer: usize, node: usize, owners: &[usize]) {
     let name = format!("n{node}");
-    eventually(lab, observer, &format!("www running on {name}"), LONG, |s| {
-        runs_on(s).as_deref() == Some(name.as_str())
-    });
+    eventually(
+        lab,
+        observer,
+        &format!("www running on {name}"),
+        LONG,
+        |s| runs_on(s).as_deref() == Some(name.as_str()),
+    );
     until(lab, "VIP only on the owner, service there", LONG, || {
         holders(lab, owners, VIP) == [node] && svc_pid(lab, node).is_some()
     });
@@ -339,7 +346,11 @@ fn vip_and_service_fail_over_within_deadtime_plus_two_seconds_and_stay() {
     eventually(&lab, 3, "every node online", LONG, |s| {
         all_online(s, &["n1", "n2", "n3"])
     });
-    assert_eq!(holders(&lab, &[1, 2, 3], VIP), [1], "VIP on exactly one node");
+    assert_eq!(
+        holders(&lab, &[1, 2, 3], VIP),
+        [1],
+        "VIP on exactly one node"
+    );
     assert!(svc_pid(&lab, 2).is_none() && svc_pid(&lab, 3).is_none());
 
     // Power loss of the owner: its daemon dies and its links go down.
@@ -450,8 +461,16 @@ fn partitioned_owner_stops_the_group_before_the_majority_starts_it() {
     };
     let n1_stops = after(1, "stop");
     let n2_starts = after(2, "start");
-    assert_eq!(n1_stops.len(), 1, "n1 marker stops after the cut: {n1_stops:?}");
-    assert_eq!(n2_starts.len(), 1, "n2 marker starts after the cut: {n2_starts:?}");
+    assert_eq!(
+        n1_stops.len(),
+        1,
+        "n1 marker stops after the cut: {n1_stops:?}"
+    );
+    assert_eq!(
+        n2_starts.len(),
+        1,
+        "n2 marker starts after the cut: {n2_starts:?}"
+    );
     let (stopped, started) = (n1_stops[0], n2_starts[0]);
     eprintln!(
         "n1 stopped {:.3} s after the cut; n2 started {:.3} s after n1 stopped",
@@ -551,17 +570,32 @@ fn two_node_split_ends_with_one_survivor_and_the_other_fenced() {
     });
     // The fenced node runs nothing (its service died with it).
     assert!(svc_pid(&lab, victim).is_none());
-    assert!(
-        lab.logs(survivor).contains("fenced (confirmed off)"),
-        "the survivor's log does not report the fence:\n{}",
-        lab.logs(survivor)
+    // The agent powers the victim off before it exits and the daemon logs the result.
+    until(
+        &lab,
+        "the survivor reporting the fence as confirmed",
+        LONG,
+        || {
+            lab.logs(survivor)
+                .contains(&format!("n{victim} is fenced (confirmed off)"))
+        },
     );
     // n1 has the fence delay: it must be the one that wins the race.
-    assert_eq!(survivor, 1, "the node with fence_delay should win\n{}", all_logs(&lab));
-    until(&lab, "the VIP answering the client from the survivor", LONG, || {
-        ping_from_client(&lab, VIP, "1")
-            && client_neigh(&lab, VIP) == Some(eth0_mac(&lab, Ns::Node(survivor)))
-    });
+    assert_eq!(
+        survivor,
+        1,
+        "the node with fence_delay should win\n{}",
+        all_logs(&lab)
+    );
+    until(
+        &lab,
+        "the VIP answering the client from the survivor",
+        LONG,
+        || {
+            ping_from_client(&lab, VIP, "1")
+                && client_neigh(&lab, VIP) == Some(eth0_mac(&lab, Ns::Node(survivor)))
+        },
+    );
     // Stable: still exactly one survivor a few seconds later.
     thread::sleep(Duration::from_secs(3));
     assert!(lab.is_running(survivor) && !lab.is_running(victim));
@@ -616,9 +650,12 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
     eventually(&lab, 1, "www running on n1", LONG, |s| {
         runs_on(s).as_deref() == Some("n1")
     });
-    until(&lab, "every resource up on n1 and down elsewhere", LONG, || {
-        all_up(&lab, 1) && all_down(&lab, 2) && all_down(&lab, 3)
-    });
+    until(
+        &lab,
+        "every resource up on n1 and down elsewhere",
+        LONG,
+        || all_up(&lab, 1) && all_down(&lab, 2) && all_down(&lab, 3),
+    );
     until(&lab, "both addresses answering the client", LONG, || {
         ping_from_client(&lab, VIP, "1") && ping_from_client(&lab, IPADDR2, "1")
     });
@@ -626,7 +663,9 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
     // Failure 1: the exec service dies; its monitor fails; restarted in place.
     let old = svc_pid(&lab, 1).expect("svc");
     run_in(&lab, Ns::Node(1), &["kill", "-9", &old.to_string()]);
-    eventually(&lab, 1, "first failure counted", LONG, |s| fail_count(s) == 1);
+    eventually(&lab, 1, "first failure counted", LONG, |s| {
+        fail_count(s) == 1
+    });
     until(&lab, "the service restarted on n1", LONG, || {
         svc_pid(&lab, 1).is_some_and(|p| p != old) && all_up(&lab, 1)
     });
@@ -637,7 +676,9 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
 
     // Failure 2: Dummy's state file vanishes; its monitor says "not running"; restarted.
     std::fs::remove_file(lab.rsctmp_dir(1).join("Dummy-dummy.state")).expect("rm state");
-    eventually(&lab, 1, "second failure counted", LONG, |s| fail_count(s) == 2);
+    eventually(&lab, 1, "second failure counted", LONG, |s| {
+        fail_count(s) == 2
+    });
     until(&lab, "Dummy restarted on n1", LONG, || all_up(&lab, 1));
     eventually(&lab, 1, "www running on n1 again", LONG, |s| {
         runs_on(s).as_deref() == Some("n1") && fail_count(s) == 2
@@ -705,16 +746,24 @@ fn hanging_start_is_killed_with_its_children_and_the_group_moves() {
     lab.start_all().expect("start");
 
     let mut seen = None;
-    until(&lab, "the hanging start (two `sleep 1000`) on n1", LONG, || {
-        if sleeps(&lab, 1).len() == 2 {
-            seen = Some(Instant::now());
-        }
-        seen.is_some()
-    });
+    until(
+        &lab,
+        "the hanging start (two `sleep 1000`) on n1",
+        LONG,
+        || {
+            if sleeps(&lab, 1).len() == 2 {
+                seen = Some(Instant::now());
+            }
+            seen.is_some()
+        },
+    );
     let seen = seen.expect("seen");
-    until(&lab, "no `sleep 1000` left on n1", Duration::from_secs(20), || {
-        sleeps(&lab, 1).is_empty()
-    });
+    until(
+        &lab,
+        "no `sleep 1000` left on n1",
+        Duration::from_secs(20),
+        || sleeps(&lab, 1).is_empty(),
+    );
     let gone = seen.elapsed();
     eprintln!("the hanging start was killed {gone:?} after it was seen (timeout 2 s)");
     assert!(
@@ -734,7 +783,9 @@ fn hanging_start_is_killed_with_its_children_and_the_group_moves() {
                 .is_some_and(|r| r.iter().any(|r| r["last_failure"].is_string()))
         })
     });
-    let failure = www(&n1).map(|g| g["resources"].to_string()).unwrap_or_default();
+    let failure = www(&n1)
+        .map(|g| g["resources"].to_string())
+        .unwrap_or_default();
     assert!(
         failure.contains("hang: start"),
         "n1's status does not name the failed start: {failure}"
@@ -774,7 +825,11 @@ fn owner_losing_its_ping_target_hands_the_group_over() {
     std::fs::write(&script, rules).expect("write nft script");
     let out = run_in(&lab, Ns::Node(1), &["nft", "-f", &script.to_string_lossy()]);
     assert!(out.status.success(), "nft: {}", text(&out.stderr));
-    let out = run_in(&lab, Ns::Node(1), &["ping", "-c", "1", "-W", "1", "-n", "192.0.2.200"]);
+    let out = run_in(
+        &lab,
+        Ns::Node(1),
+        &["ping", "-c", "1", "-W", "1", "-n", "192.0.2.200"],
+    );
     assert!(!out.status.success(), "n1 still reaches the client");
 
     wait_running_on(&lab, 3, 2, &[1, 2]);
