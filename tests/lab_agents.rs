@@ -691,6 +691,11 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
     eventually(&lab, 3, "www running on n2", LONG, |s| {
         runs_on(s).as_deref() == Some("n2")
     });
+    assert!(
+        lab.logs(1).contains("(3/3): moving the group away"),
+        "the move was not caused by the third monitor failure:\n{}",
+        lab.logs(1)
+    );
     until(&lab, "every resource up on n2, stopped on n1", LONG, || {
         all_up(&lab, 2) && all_down(&lab, 1)
     });
