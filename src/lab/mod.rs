@@ -37,6 +37,17 @@ pub const TANDEMCTL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TERMINATE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Set to keep the lab's temp dir (configs, logs, state) after teardown.
 pub const KEEP_ENV: &str = "TANDEM_LAB_KEEP";
+/// Set in each node's daemon environment (so inherited by every agent it runs): the
+/// node's name, e.g. `n1`.
+pub const NODE_ENV: &str = "TANDEM_LAB_NODE";
+/// Set in each node's daemon environment: a directory private to the node (under the
+/// lab's temp dir) for the pid and state files of the services it runs. Lab nodes share
+/// one filesystem, so without it a node stopping "leftovers" at startup would act on the
+/// owner's files.
+pub const NODE_DIR_ENV: &str = "TANDEM_LAB_NODE_DIR";
+/// Where resource-agents' OCF scripts keep state (`Dummy`'s state file, `IPaddr2`'s
+/// send_arp pid files); the lab points it into the node's private directory.
+const HA_RSCTMP_ENV: &str = "HA_RSCTMP";
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -156,6 +167,9 @@ struct NodeState {
     config: PathBuf,
     socket: PathBuf,
     state_dir: PathBuf,
+    /// Private run directory of the node (`TANDEM_LAB_NODE_DIR`); `rsctmp` inside it is
+    /// the node's `HA_RSCTMP`.
+    run_dir: PathBuf,
     log: PathBuf,
     daemon: Option<Child>,
     last_exit: Option<ExitStatus>,
@@ -227,6 +241,7 @@ impl Lab {
                     config: node_dir.join("tandem.yaml"),
                     socket: node_dir.join("tandemd.sock"),
                     state_dir: node_dir.join("state"),
+                    run_dir: node_dir.join("run"),
                     log: node_dir.join("tandemd.log"),
                     daemon: None,
                     last_exit: None,
@@ -273,6 +288,12 @@ impl Lab {
                 .recursive(true)
                 .create(&node.state_dir)
                 .map_err(io_err(format!("creating {}", node.state_dir.display())))?;
+            let rsctmp = node.run_dir.join("rsctmp");
+            DirBuilder::new()
+                .mode(0o755)
+                .recursive(true)
+                .create(&rsctmp)
+                .map_err(io_err(format!("creating {}", rsctmp.display())))?;
             fs::write(&node.config, &config)
                 .map_err(io_err(format!("writing {}", node.config.display())))?;
         }
@@ -415,6 +436,9 @@ impl Lab {
             .arg(&n.socket)
             .arg("--state-dir")
             .arg(&n.state_dir)
+            .env(NODE_ENV, render::node_name(node))
+            .env(NODE_DIR_ENV, &n.run_dir)
+            .env(HA_RSCTMP_ENV, n.run_dir.join("rsctmp"))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -753,6 +777,18 @@ impl Lab {
         self.node_state(node)
             .map(|n| n.state_dir.clone())
             .unwrap_or_default()
+    }
+
+    /// The node's private run directory (`TANDEM_LAB_NODE_DIR` of its daemon and agents).
+    pub fn run_dir(&self, node: usize) -> PathBuf {
+        self.node_state(node)
+            .map(|n| n.run_dir.clone())
+            .unwrap_or_default()
+    }
+
+    /// The node's `HA_RSCTMP` (OCF agents' state files), inside `run_dir`.
+    pub fn rsctmp_dir(&self, node: usize) -> PathBuf {
+        self.run_dir(node).join("rsctmp")
     }
 
     pub fn log_path(&self, node: usize) -> PathBuf {
