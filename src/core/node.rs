@@ -171,7 +171,15 @@ enum Role {
 impl GroupState {
     /// A group's state when the node starts: whatever may run from before is stopped
     /// first, and a term this node owned before the restart is claimed as stopping.
-    fn at_boot(g: &GroupSpec, persisted: &PersistentState, now: Instant) -> GroupState {
+    /// `may_own`: whether this node could ever run the group (not a witness, in the
+    /// group's nodes). A node that never could has nothing to clean up, and its
+    /// agents may not even be installed there: it starts with everything stopped.
+    fn at_boot(
+        g: &GroupSpec,
+        persisted: &PersistentState,
+        now: Instant,
+        may_own: bool,
+    ) -> GroupState {
         let term = persisted
             .terms
             .iter()
@@ -219,7 +227,7 @@ impl GroupState {
             promise: None,
             // Startup: whatever may run from before is stopped first (stop is
             // idempotent for every agent kind).
-            res: vec![Res::Unknown; g.resources.len()],
+            res: vec![if may_own { Res::Unknown } else { Res::Stopped }; g.resources.len()],
             goal: Goal::Stop,
             op: None,
             restart_from: None,
@@ -392,7 +400,10 @@ impl Node {
         let groups = spec
             .groups
             .iter()
-            .map(|g| GroupState::at_boot(g, &persisted, now))
+            .map(|g| {
+                let witness = spec.node(me).is_some_and(|n| n.witness);
+                GroupState::at_boot(g, &persisted, now, !witness && g.allowed(me))
+            })
             .collect();
         Node {
             admin: persisted.admin.clone(),
@@ -466,7 +477,9 @@ impl Node {
         for new in &spec.groups {
             match old_groups.remove(&new.id) {
                 None => {
-                    let mut st = GroupState::at_boot(new, &self.persisted, now);
+                    let witness = spec.node(self.me).is_some_and(|n| n.witness);
+                    let may_own = !witness && new.allowed(self.me);
+                    let mut st = GroupState::at_boot(new, &self.persisted, now, may_own);
                     st.reason = "added by reload: stopping leftovers".into();
                     out.push(event(
                         EventKind::Decision,

@@ -573,9 +573,14 @@ impl Sim {
     fn exit_if_quiet(&mut self, i: usize) {
         let quiet = self.nodes[i].core.as_ref().is_some_and(|c| c.is_quiet());
         if self.nodes[i].shutting_down && quiet {
-            self.note(format!("{} exits after a clean shutdown", self.name(i)));
+            // Like the daemon: linger three intervals so the release goes out.
             self.nodes[i].shutting_down = false;
-            self.power_off(i);
+            let linger = dur(self.sc.spec.timing.interval * 3);
+            self.push(self.now + linger, Ev::Script(ScriptedFault::Crash(i)));
+            self.note(format!(
+                "{} quiet after a clean shutdown: exits soon",
+                self.name(i)
+            ));
         }
     }
 
