@@ -116,17 +116,20 @@ pub fn status_text(r: &StatusReport) -> String {
             "GROUP", "OWNER", "TERM", "STATE"
         );
         for g in &v.groups {
-            let mut state = g.state.clone();
-            if g.maintenance {
-                state = format!("{state} MAINT");
-            }
+            // Maintenance must be impossible to miss: it takes the whole STATE column,
+            // and the state it froze moves into the reason.
+            let (state, reason) = if g.maintenance {
+                ("MAINT".to_string(), format!("[maintenance, {}] {}", g.state, g.reason))
+            } else {
+                (g.state.clone(), g.reason.clone())
+            };
             let line = format!(
                 "{:<20} {:<12} {:>6} {:<10} {}",
                 clip(&g.name, 20),
                 clip(g.owner.as_deref().unwrap_or("-"), 12),
                 g.term,
                 clip(&state, 10),
-                g.reason
+                reason
             );
             let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
             for r in &g.resources {
