@@ -119,7 +119,10 @@ pub fn status_text(r: &StatusReport) -> String {
             // Maintenance must be impossible to miss: it takes the whole STATE column,
             // and the state it froze moves into the reason.
             let (state, reason) = if g.maintenance {
-                ("MAINT".to_string(), format!("[maintenance, {}] {}", g.state, g.reason))
+                (
+                    "MAINT".to_string(),
+                    format!("[maintenance, {}] {}", g.state, g.reason),
+                )
             } else {
                 (g.state.clone(), g.reason.clone())
             };
