@@ -188,6 +188,9 @@ fn admin_commands_round_trip_through_real_daemons() {
     // Fence without a terminal and without --yes is a usage error; nothing is sent.
     let err = fails(&lab, 1, &["fence", "n2"], 2);
     assert!(err.contains("--yes"), "{err}");
+    // With --yes but no fence agent for n2: refused at once, not retried forever.
+    let err = fails(&lab, 1, &["fence", "n2", "--yes"], 1);
+    assert!(err.contains("no fence agent is configured for n2"), "{err}");
 
     // Events: the admin commands are in the history, as text and as JSON lines.
     let out = ok(&lab, 1, &["events"]);

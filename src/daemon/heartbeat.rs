@@ -392,6 +392,18 @@ impl<E: Executor> HeartbeatLoop<E> {
                         "{node} is the node answering this command: a node does not fence itself on request"
                     ));
                 }
+                // Accepting it would only retry a fence that cannot happen, forever.
+                if !self
+                    .config
+                    .fencing
+                    .agents
+                    .iter()
+                    .any(|a| a.nodes.contains(&id))
+                {
+                    return Err(format!(
+                        "no fence agent is configured for {node} (fencing.agents[].nodes)"
+                    ));
+                }
                 AdminCommand::Fence { node: id }
             }
         }))
