@@ -714,6 +714,7 @@ impl Node {
             return;
         }
         let my_digest = self.spec.digest;
+        let from_name = self.name(from);
         let my_seq = self.seq;
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
@@ -768,8 +769,8 @@ impl Node {
                 Some(from),
                 None,
                 &format!(
-                    "{from} runs a config with a different digest ({:016x}, mine {:016x})",
-                    hb.config_digest, my_digest
+                    "{} runs a config with a different digest ({:016x}, mine {:016x})",
+                    from_name, hb.config_digest, my_digest
                 ),
             ));
         }
@@ -1186,7 +1187,7 @@ impl Node {
                     EventKind::FenceSucceeded,
                     Some(target),
                     None,
-                    &format!("{target} is fenced (off)"),
+                    &format!("{} is fenced (off)", self.name(target)),
                 ));
             }
             FenceResult::Failed(error) => {
@@ -1199,7 +1200,16 @@ impl Node {
                         why,
                     },
                 );
-                out.push(event(EventKind::FenceFailed, Some(target), None, &format!("fencing {target} failed: {error}; retrying in {} ms; its groups stay stopped", self.spec.fencing.retry_interval.as_millis())));
+                out.push(event(
+                    EventKind::FenceFailed,
+                    Some(target),
+                    None,
+                    &format!(
+                        "fencing {} failed: {error}; retrying in {} ms; its groups stay stopped",
+                        self.name(target),
+                        self.spec.fencing.retry_interval.as_millis()
+                    ),
+                ));
             }
         }
     }
@@ -1212,7 +1222,11 @@ impl Node {
                 if on {
                     admin.standby.push(node);
                 }
-                format!("{node} {}", if on { "standby" } else { "online" })
+                format!(
+                    "{} {}",
+                    self.name(node),
+                    if on { "standby" } else { "online" }
+                )
             }
             AdminCommand::Move { group, to } => {
                 let owner = self.group_owner(group);
@@ -1282,7 +1296,7 @@ impl Node {
                     EventKind::Admin,
                     Some(node),
                     None,
-                    &format!("fence {node} requested by admin"),
+                    &format!("fence {} requested by admin", self.name(node)),
                 ));
                 return;
             }
@@ -1312,6 +1326,11 @@ impl Node {
 
     fn update_membership(&mut self, now: Instant, out: &mut Vec<Action>) {
         let initdead_over = now.saturating_since(self.started_at) >= self.spec.timing.initdead;
+        let spec = &self.spec;
+        let name = |id: NodeId| {
+            spec.node(id)
+                .map_or_else(|| id.to_string(), |n| n.name.clone())
+        };
         for (&id, peer) in self.peers.iter_mut() {
             for (k, d) in peer.links.iter().enumerate() {
                 let s = d.state(now);
@@ -1323,14 +1342,14 @@ impl Node {
                             EventKind::LinkDown,
                             Some(id),
                             None,
-                            &format!("link {k} to {id} down"),
+                            &format!("link {k} to {} down", name(id)),
                         ));
                     } else if !was.delivers() && s.delivers() && was != LinkState::Unknown {
                         out.push(event(
                             EventKind::LinkUp,
                             Some(id),
                             None,
-                            &format!("link {k} to {id} up"),
+                            &format!("link {k} to {} up", name(id)),
                         ));
                     }
                 }
@@ -1344,7 +1363,7 @@ impl Node {
                         EventKind::NodeUp,
                         Some(id),
                         None,
-                        &format!("{id} is up"),
+                        &format!("{} is up", name(id)),
                     ));
                 } else {
                     peer.up_since = None;
@@ -1352,7 +1371,7 @@ impl Node {
                         EventKind::NodeDown,
                         Some(id),
                         None,
-                        &format!("{id} is down: no heartbeat on any link"),
+                        &format!("{} is down: no heartbeat on any link", name(id)),
                     ));
                 }
             }
