@@ -152,7 +152,11 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
                 bench::write_json(&report, path)?;
                 println!("samples written to {}", path.display());
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if report.aborted.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Err(bench::BenchError::Interrupted) => {
             println!("interrupted; the lab has been removed");

@@ -195,6 +195,11 @@ pub struct BenchReport {
     pub vip_on_survivor: Option<Stats>,
     pub client_gap: Option<Stats>,
     pub fault_to_new_reply: Option<Stats>,
+    /// Attempts dropped because the group moved (or two MACs answered) while the
+    /// cluster was meant to be settled before the fault: false failovers.
+    pub unstable_before_fault: Vec<String>,
+    /// Why the bench stopped before `runs_requested` samples (the samples so far are kept).
+    pub aborted: Option<String>,
     pub samples: Vec<Sample>,
 }
 
@@ -212,6 +217,8 @@ impl BenchReport {
             vip_on_survivor: stats(&col(|s| s.vip_on_survivor_ms)),
             client_gap: stats(&col(|s| s.client_gap_ms)),
             fault_to_new_reply: stats(&col(|s| s.fault_to_new_reply_ms)),
+            unstable_before_fault: Vec::new(),
+            aborted: None,
             samples,
         }
     }
@@ -222,10 +229,10 @@ impl BenchReport {
         let row = |s: &mut String, name: &str, st: Option<Stats>| {
             match st {
                 Some(x) => s.push_str(&format!(
-                    "  {name:<44} {:>3} {:>8.1} {:>8.1} {:>8.1} {:>8.1}\n",
+                    "  {name:<46} {:>3} {:>8.1} {:>8.1} {:>8.1} {:>8.1}\n",
                     x.n, x.min, x.median, x.p95, x.max
                 )),
-                None => s.push_str(&format!("  {name:<44}   0        -        -        -        -\n")),
+                None => s.push_str(&format!("  {name:<46}   0        -        -        -        -\n")),
             };
         };
         s.push_str(&format!(
@@ -237,7 +244,7 @@ impl BenchReport {
             self.probe_period_ms
         ));
         s.push_str(&format!(
-            "  {:<44} {:>3} {:>8} {:>8} {:>8} {:>8}\n",
+            "  {:<46} {:>3} {:>8} {:>8} {:>8} {:>8}\n",
             "ms", "n", "min", "median", "p95", "max"
         ));
         row(
@@ -255,6 +262,15 @@ impl BenchReport {
             "    fault -> first reply from new MAC",
             self.fault_to_new_reply,
         );
+        if let Some(why) = &self.aborted {
+            s.push_str(&format!("  ABORTED after {} run(s): {why}\n", self.samples.len()));
+        }
+        if !self.unstable_before_fault.is_empty() {
+            s.push_str(&format!(
+                "  {} attempt(s) redone: the group moved or two MACs answered while settling\n",
+                self.unstable_before_fault.len()
+            ));
+        }
         s.push_str("where the time goes (from the daemons' log timestamps, ms after the fault):\n");
         let bd = |f: fn(&Breakdown) -> Option<f64>| -> Option<Stats> {
             stats(
@@ -1056,14 +1072,64 @@ fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport,
         mac_string(&macs[0]),
         mac_string(&macs[1])
     );
-    let settle = (cfg.deadtime * 2).max(Duration::from_millis(500));
     let mut samples = Vec::new();
-    for run in 1..=cfg.runs {
+    let mut unstable = Vec::new();
+    let outcome = run_loop(
+        cfg,
+        lab,
+        ctx,
+        &probe,
+        &watch,
+        macs,
+        &mut samples,
+        &mut unstable,
+    );
+    drop(watch);
+    drop(probe);
+    let aborted = match outcome {
+        Ok(()) => None,
+        Err(BenchError::Interrupted) => return Err(BenchError::Interrupted),
+        Err(e) if samples.is_empty() => return Err(e),
+        Err(e) => Some(e.to_string()),
+    };
+    let mut report = BenchReport::from_samples(cfg, samples);
+    report.unstable_before_fault = unstable;
+    report.aborted = aborted;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_loop(
+    cfg: &BenchConfig,
+    lab: &mut Lab,
+    ctx: &mut Ctx,
+    probe: &Probe,
+    watch: &AddrWatch,
+    macs: [[u8; 6]; 2],
+    samples: &mut Vec<Sample>,
+    unstable: &mut Vec<String>,
+) -> Result<(), BenchError> {
+    let settle = (cfg.deadtime * 2).max(Duration::from_millis(500));
+    let mut run = 0;
+    while samples.len() < cfg.runs {
+        run += 1;
         let owner = ctx.wait(
             "cluster stable (all online, quorate, www running)",
             cfg.settle_timeout,
             Duration::from_millis(50),
-            || Ok(stable_owner(lab)),
+            || {
+                for n in 1..=lab.node_count() {
+                    if !lab.is_running(n) {
+                        let exit = lab.last_exit(n).map(|e| e.to_string()).unwrap_or_default();
+                        let fenced = lab.logs(n).contains("SELF-FENCE");
+                        return Err(BenchError::Failed(format!(
+                            "tandemd on n{n} is gone ({exit}){}",
+                            if fenced { "; it self-fenced (see its log)" } else { "" }
+                        )));
+                    }
+                }
+                Ok(stable_owner(lab))
+            },
         )?;
         let victim = match owner.as_str() {
             "n1" => 1,
@@ -1086,12 +1152,36 @@ fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport,
             },
         )?;
         ctx.sleep(settle)?;
+        let still = stable_owner(lab);
         probe.take();
         watch.take();
         // Some steady-state replies in this run's record, so the last one from the old
         // owner before the fault is in it.
         ctx.sleep(Duration::from_millis(20))?;
-
+        let pre = probe.take();
+        // The group must not have moved (or be answered from two MACs) while settling:
+        // a sample taken then would measure nothing. Such runs are counted and redone.
+        let only_owner = pre.iter().any(|o| o.seen == Seen::Reply { mac: old_mac })
+            && pre.iter().all(|o| match o.seen {
+                Seen::Reply { mac } | Seen::Arp { mac } => mac == old_mac,
+            });
+        if still.as_deref() != Some(owner.as_str()) || !only_owner {
+            let why = format!(
+                "attempt {run}: not stable before the fault (owner was {owner}, now {still:?}; \
+                 client saw {} other-MAC frames in the last 20 ms)",
+                pre.iter()
+                    .filter(|o| !matches!(o.seen, Seen::Reply { mac } | Seen::Arp { mac } if mac == old_mac))
+                    .count()
+            );
+            let _ = writeln!(ctx.out, "{why}; redoing the run");
+            unstable.push(why);
+            if unstable.len() > cfg.runs * 3 {
+                return Err(BenchError::Failed(format!(
+                    "the cluster never stayed stable long enough: {unstable:?}"
+                )));
+            }
+            continue;
+        }
         let fault_ns = realtime_ns();
         match cfg.fault {
             // Links first: a dead machine's kernel no longer answers, whereas a killed
@@ -1112,7 +1202,7 @@ fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport,
                 }
             }
         }
-        let mut seen: Vec<Observed> = Vec::new();
+        let mut seen: Vec<Observed> = pre;
         ctx.wait(
             "client getting replies from the survivor",
             cfg.run_timeout,
@@ -1121,7 +1211,7 @@ fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport,
                 seen.extend(probe.take());
                 Ok(seen
                     .iter()
-                    .any(|o| o.seen == Seen::Reply { mac: new_mac })
+                    .any(|o| o.at_ns >= fault_ns && o.seen == Seen::Reply { mac: new_mac })
                     .then_some(()))
             },
         )?;
@@ -1133,7 +1223,7 @@ fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport,
         let rel = |t: i64| ns_to_ms(t - fault_ns);
         let first_new = seen
             .iter()
-            .find(|o| o.seen == Seen::Reply { mac: new_mac })
+            .find(|o| o.at_ns >= fault_ns && o.seen == Seen::Reply { mac: new_mac })
             .map(|o| o.at_ns);
         let last_old = first_new.and_then(|f| {
             seen.iter()
@@ -1163,11 +1253,11 @@ fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport,
         );
         breakdown.first_garp_ms = seen
             .iter()
-            .find(|o| o.seen == Seen::Arp { mac: new_mac })
+            .find(|o| o.at_ns >= fault_ns && o.seen == Seen::Arp { mac: new_mac })
             .map(|o| rel(o.at_ns));
         breakdown.first_new_reply_ms = first_new.map(rel);
         let sample = Sample {
-            run,
+            run: samples.len() + 1,
             victim: lab.node_name(victim),
             survivor: lab.node_name(survivor),
             old_mac: mac_string(&old_mac),
@@ -1183,7 +1273,8 @@ fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport,
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
         let _ = writeln!(
             ctx.out,
-            "run {run:>3}/{}: {} -> {}: VIP on survivor {} ms, client gap {} ms (detect {}, owner {}, vip {}, garp {})",
+            "run {:>3}/{}: {} -> {}: VIP on survivor {} ms, client gap {} ms (detect {}, owner {}, vip {}, garp {})",
+            sample.run,
             cfg.runs,
             sample.victim,
             sample.survivor,
@@ -1220,9 +1311,7 @@ fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport,
             Fault::Switchover => {}
         }
     }
-    drop(watch);
-    drop(probe);
-    Ok(BenchReport::from_samples(cfg, samples))
+    Ok(())
 }
 
 /// Writes the report as JSON.
