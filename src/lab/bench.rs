@@ -205,9 +205,8 @@ pub struct BenchReport {
 
 impl BenchReport {
     fn from_samples(cfg: &BenchConfig, samples: Vec<Sample>) -> Self {
-        let col = |f: fn(&Sample) -> Option<f64>| -> Vec<f64> {
-            samples.iter().filter_map(f).collect()
-        };
+        let col =
+            |f: fn(&Sample) -> Option<f64>| -> Vec<f64> { samples.iter().filter_map(f).collect() };
         BenchReport {
             fault: cfg.fault,
             runs_requested: cfg.runs,
@@ -232,7 +231,9 @@ impl BenchReport {
                     "  {name:<46} {:>3} {:>8.1} {:>8.1} {:>8.1} {:>8.1}\n",
                     x.n, x.min, x.median, x.p95, x.max
                 )),
-                None => s.push_str(&format!("  {name:<46}   0        -        -        -        -\n")),
+                None => s.push_str(&format!(
+                    "  {name:<46}   0        -        -        -        -\n"
+                )),
             };
         };
         s.push_str(&format!(
@@ -263,7 +264,10 @@ impl BenchReport {
             self.fault_to_new_reply,
         );
         if let Some(why) = &self.aborted {
-            s.push_str(&format!("  ABORTED after {} run(s): {why}\n", self.samples.len()));
+            s.push_str(&format!(
+                "  ABORTED after {} run(s): {why}\n",
+                self.samples.len()
+            ));
         }
         if !self.unstable_before_fault.is_empty() {
             s.push_str(&format!(
@@ -281,13 +285,21 @@ impl BenchReport {
                     .collect::<Vec<_>>(),
             )
         };
-        row(&mut s, "survivor: old owner node-down", bd(|b| b.detected_ms));
+        row(
+            &mut s,
+            "survivor: old owner node-down",
+            bd(|b| b.detected_ms),
+        );
         row(
             &mut s,
             "survivor: lease wait it reported (duration)",
             bd(|b| b.lease_wait_reported_ms),
         );
-        row(&mut s, "survivor: candidate for term", bd(|b| b.candidate_ms));
+        row(
+            &mut s,
+            "survivor: candidate for term",
+            bd(|b| b.candidate_ms),
+        );
         row(
             &mut s,
             "survivor: became-owner (quorum grant)",
@@ -299,7 +311,11 @@ impl BenchReport {
             bd(|b| b.old_vip_removed_ms),
         );
         row(&mut s, "survivor: vip added", bd(|b| b.vip_added_log_ms));
-        row(&mut s, "survivor: group-started", bd(|b| b.group_started_ms));
+        row(
+            &mut s,
+            "survivor: group-started",
+            bd(|b| b.group_started_ms),
+        );
         row(
             &mut s,
             "client: first gratuitous ARP from new MAC",
@@ -567,7 +583,9 @@ fn push<T>(v: &Shared<T>, x: T) {
 }
 
 fn take<T>(v: &Shared<T>) -> Vec<T> {
-    v.lock().map(|mut g| std::mem::take(&mut *g)).unwrap_or_default()
+    v.lock()
+        .map(|mut g| std::mem::take(&mut *g))
+        .unwrap_or_default()
 }
 
 /// The client-side probe: a thread in the client namespace.
@@ -617,7 +635,12 @@ impl Probe {
     fn open(client_ns: &str) -> Result<(OwnedFd, OwnedFd), BenchError> {
         enter_netns(client_ns)?;
         let eth_p_all = (libc::ETH_P_ALL as u16).to_be() as i32;
-        let pkt = socket(libc::AF_PACKET, libc::SOCK_RAW, eth_p_all, "AF_PACKET socket")?;
+        let pkt = socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            eth_p_all,
+            "AF_PACKET socket",
+        )?;
         let ifname = c"eth0";
         // SAFETY: a valid NUL-terminated name.
         let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
@@ -710,7 +733,7 @@ impl Probe {
                     break;
                 }
                 let at_ns = realtime_ns();
-                if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+                if from.sll_pkttype == libc::PACKET_OUTGOING {
                     continue;
                 }
                 if let Some(s) = classify_frame(&buf[..n as usize]) {
@@ -719,9 +742,9 @@ impl Probe {
             }
             // The raw ICMP socket gets a copy of every reply too; drain it.
             // SAFETY: recv into our buffer on a non-blocking socket.
-            while unsafe { libc::recv(icmp.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) }
-                > 0
-            {}
+            while unsafe { libc::recv(icmp.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) } > 0
+            {
+            }
         }
     }
 
@@ -963,7 +986,8 @@ fn node_mac(lab: &Lab, node: usize) -> Result<[u8; 6], BenchError> {
         return Err(BenchError::Failed(format!("bad MAC {mac:?}")));
     }
     for (b, p) in bytes.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16).map_err(|_| BenchError::Failed(format!("bad MAC {mac:?}")))?;
+        *b = u8::from_str_radix(p, 16)
+            .map_err(|_| BenchError::Failed(format!("bad MAC {mac:?}")))?;
     }
     Ok(bytes)
 }
@@ -1124,7 +1148,11 @@ fn run_loop(
                         let fenced = lab.logs(n).contains("SELF-FENCE");
                         return Err(BenchError::Failed(format!(
                             "tandemd on n{n} is gone ({exit}){}",
-                            if fenced { "; it self-fenced (see its log)" } else { "" }
+                            if fenced {
+                                "; it self-fenced (see its log)"
+                            } else {
+                                ""
+                            }
                         )));
                     }
                 }
@@ -1235,10 +1263,7 @@ fn run_loop(
         let last_old_or_fault = last_old.unwrap_or(fault_ns);
         let stray = first_new.map_or(0, |f| {
             seen.iter()
-                .filter(|o| {
-                    o.at_ns > f
-                        && matches!(o.seen, Seen::Reply { mac } if mac != new_mac)
-                })
+                .filter(|o| o.at_ns > f && matches!(o.seen, Seen::Reply { mac } if mac != new_mac))
                 .count()
         });
         let vip_at = addr
@@ -1329,7 +1354,10 @@ mod tests {
     fn stats_nearest_rank() {
         let v: Vec<f64> = (1..=20).map(f64::from).collect();
         let s = stats(&v).unwrap();
-        assert_eq!((s.n, s.min, s.median, s.p95, s.max), (20, 1.0, 10.5, 19.0, 20.0));
+        assert_eq!(
+            (s.n, s.min, s.median, s.p95, s.max),
+            (20, 1.0, 10.5, 19.0, 20.0)
+        );
         let s = stats(&[3.0]).unwrap();
         assert_eq!((s.median, s.p95), (3.0, 3.0));
         assert!(stats(&[]).is_none());
