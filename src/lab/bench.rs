@@ -1066,7 +1066,7 @@ pub fn run(
         .map_err(|e| BenchError::Failed(format!("the lab config is refused: {e}")))?;
     let mut ctx = Ctx { stop, out };
     let result = bench(cfg, &mut lab, &mut ctx);
-    if result.is_err() {
+    if matches!(result, Err(ref e) if !matches!(e, BenchError::Interrupted)) {
         let _ = writeln!(ctx.out, "bench failed; last log lines:");
         for node in 1..=lab.node_count() {
             let log = lab.logs(node);
