@@ -1,5 +1,6 @@
 //! tandem-lab: bring up a tandem cluster in network namespaces on this machine (for
-//! trying things out), run the failover demo, or clean up after a killed run.
+//! trying things out), run the failover demo or the failover benchmark, or clean up after
+//! a killed run.
 //! Needs root, iproute2 and nftables.
 
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tandem::lab::{self, demo, Lab, LabSpec};
+use tandem::lab::{self, bench, demo, Lab, LabSpec};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,44 @@ enum Cmd {
     Up(UpArgs),
     /// Show a failover: 3-node lab, kill the owner, watch the takeover, rejoin, tear down.
     Demo(DemoArgs),
+    /// Benchmarks (docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Kill (or stop, or move away from) the owner of a VIP again and again and measure
+    /// how long the client cannot reach it.
+    Failover(FailoverArgs),
+}
+
+#[derive(clap::Args)]
+struct FailoverArgs {
+    /// Number of failovers.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Heartbeat interval (e.g. 100ms, 10ms).
+    #[arg(long, default_value = "100ms", value_parser = tandem::config::parse_duration)]
+    interval: Duration,
+    /// Heartbeat deadtime (e.g. 1s, 40ms).
+    #[arg(long, default_value = "1s", value_parser = tandem::config::parse_duration)]
+    deadtime: Duration,
+    /// SIGTERM the owner instead of a power loss (kill -9 + links down).
+    #[arg(long, conflicts_with = "switchover")]
+    graceful: bool,
+    /// `tandemctl move` the group to the other node instead of a power loss.
+    #[arg(long)]
+    switchover: bool,
+    /// Write every sample (and the summary) to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// tandemd binary [default: next to this executable].
+    #[arg(long)]
+    tandemd: Option<PathBuf>,
+    /// tandemctl binary [default: next to this executable].
+    #[arg(long)]
+    tandemctl: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -78,6 +117,52 @@ fn main() -> Result<ExitCode> {
         }
         Cmd::Up(args) => up(args).map(|()| ExitCode::SUCCESS),
         Cmd::Demo(args) => Ok(demo(args)),
+        Cmd::Bench(BenchCmd::Failover(args)) => bench_failover(args),
+    }
+}
+
+fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    let _ = lab::cleanup_stale();
+    let defaults = bench::BenchConfig::default();
+    let cfg = bench::BenchConfig {
+        runs: args.runs,
+        interval: args.interval,
+        deadtime: args.deadtime,
+        fault: if args.graceful {
+            bench::Fault::Graceful
+        } else if args.switchover {
+            bench::Fault::Switchover
+        } else {
+            bench::Fault::PowerLoss
+        },
+        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
+        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
+        ..defaults
+    };
+    let mut stdout = std::io::stdout();
+    match bench::run(&cfg, &stop, &mut stdout) {
+        Ok(report) => {
+            println!();
+            print!("{}", report.render());
+            if let Some(path) = &args.json {
+                bench::write_json(&report, path)?;
+                println!("samples written to {}", path.display());
+            }
+            Ok(if report.aborted.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Err(bench::BenchError::Interrupted) => {
+            println!("interrupted; the lab has been removed");
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Err(e) => Err(e).context("bench failover"),
     }
 }
 

@@ -7,6 +7,7 @@
 //!
 //! The lab is a synchronous test utility: it shells out to `ip`/`nft` with std::process.
 
+pub mod bench;
 pub mod demo;
 mod netns;
 mod render;
