@@ -231,13 +231,21 @@ fn admin_commands_round_trip_through_real_daemons() {
     // only find it in the history, which this test must not count).
     std::thread::sleep(Duration::from_secs(1));
     while rx.try_recv().is_ok() {}
+    // The history already holds an earlier "n3 standby": only an event stamped after
+    // this point is the live one (the lab's nodes share this machine's clock).
+    let issued_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64;
     ok(&lab, 1, &["standby", "n3"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut seen = false;
     while std::time::Instant::now() < deadline && !seen {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
             let v: Value = serde_json::from_str(&line).expect("follow line is JSON");
-            seen = v["kind"] == "admin" && v["reason"].as_str().unwrap_or("").contains("standby");
+            seen = v["kind"] == "admin"
+                && v["reason"].as_str().unwrap_or("").contains("standby")
+                && v["unix_ms"].as_u64().unwrap_or(0) >= issued_ms;
         }
     }
     let _ = follower.kill();
@@ -359,8 +367,7 @@ fn reload_hostile_input_and_metrics_on_a_real_daemon() {
     let out = ok(&lab, 1, &["reload"]);
     assert!(out.contains("config unchanged"), "{out}");
 
-    // A valid change (a third resource): applied with the new digest, or refused by
-    // the core with a clear reason while the old digest stays.
+    // A valid change (a third resource): applied, with the new digest.
     let changed = original.replace(
         "      - exec: { name: db,",
         "      - exec: { name: cache, start: /bin/true, stop: /bin/true, timeout: 5s }\n      - exec: { name: db,",
@@ -376,23 +383,19 @@ fn reload_hostile_input_and_metrics_on_a_real_daemon() {
     );
     assert_ne!(new_digest, digest);
     let out = ctl(&lab, 1, &["reload"]);
+    assert!(
+        out.status.success(),
+        "reload of a valid change: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains(&new_digest),
+        "{}",
+        text(&out.stdout)
+    );
     let now = status(&lab, 1).expect("status");
-    if out.status.success() {
-        assert!(
-            text(&out.stdout).contains(&new_digest),
-            "{}",
-            text(&out.stdout)
-        );
-        assert_eq!(now["config_digest"], new_digest.as_str());
-    } else {
-        assert_eq!(out.status.code(), Some(1));
-        let err = text(&out.stderr);
-        assert!(
-            err.contains("config not reloaded") && err.contains("restart tandemd"),
-            "{err}"
-        );
-        assert_eq!(now["config_digest"], digest.as_str(), "old config kept");
-    }
+    assert_eq!(now["config_digest"], new_digest.as_str());
 
     // Hostile input on the socket: an error reply or a clean close each time.
     let sock = lab.socket_path(1);

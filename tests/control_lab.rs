@@ -553,14 +553,14 @@ fn has_addr_in(ns: &str, addr: &str) -> bool {
         .args(["-n", ns, "-o", "-4", "addr", "show", "dev", "eth0"])
         .output()
         .expect("ip addr");
+    assert!(out.status.success(), "ip addr in {ns} failed");
     text(&out.stdout).contains(&format!(" {addr} "))
 }
 
 /// A reload that changes what a resource IS (the VIP's address) while keeping its
 /// name must restart the group on its owner: the old address removed, the new one
-/// added, and no failure counted on the way. (Fails today: the core compares resource
-/// NAMES only, so the reload counts as "policy only", the next monitor of the new
-/// address fails, and the old address is left on eth0 for good.)
+/// added, and no failure counted on the way. (The core compares each group's resource
+/// definitions, `GroupSpec::resources_revision`, not only their names.)
 #[test]
 fn reload_changing_the_vip_address_restarts_www_cleanly() {
     let mut lab = build();

@@ -503,3 +503,30 @@ fn reload_that_changes_a_resource_under_the_same_name_restarts_the_group() {
     );
     assert_eq!(owner(&o), Some(0));
 }
+
+#[test]
+fn a_move_to_a_node_that_can_never_own_the_group_is_refused_not_remembered() {
+    let spec = three_spec();
+    let boot = Boot {
+        incarnation: 1,
+        persisted: Some(PersistentState::default()),
+        seed: 1,
+    };
+    let mut node = Node::new(spec, NodeId(1), boot, Instant::ZERO);
+    let www = GroupId::of_name("www");
+    let out = node.handle(
+        Instant::ZERO,
+        Input::Admin(AdminCommand::Move {
+            group: www,
+            to: Some(NodeId(3)),
+        }),
+    );
+    let refused = out.iter().any(|a| {
+        matches!(a, tandem::core::Action::Event(e) if e.reason == "move refused: n3 is a witness")
+    });
+    assert!(refused, "{out:?}");
+    let persisted = out
+        .iter()
+        .any(|a| matches!(a, tandem::core::Action::Persist(p) if !p.admin.moves.is_empty()));
+    assert!(!persisted, "no move preference was recorded: {out:?}");
+}

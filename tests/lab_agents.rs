@@ -193,6 +193,8 @@ fn has_addr(lab: &Lab, node: usize, addr: &str) -> bool {
         Ns::Node(node),
         &["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
     );
+    // "Could not look" must not pass as "not there" in a negative check.
+    assert!(out.status.success(), "ip addr in n{node} failed");
     let needle = format!(" {addr}/");
     text(&out.stdout).contains(&needle)
 }

@@ -8,10 +8,14 @@ use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
 const VIP: &str = "192.0.2.100";
 
+/// Whether the VIP is on the node's eth0; a failing `ip` fails the test (a "no" that
+/// only means "could not look" must not pass a negative check).
 fn has_vip(lab: &Lab, node: usize) -> bool {
-    lab.exec(Ns::Node(node), &["ip", "-o", "addr", "show", "dev", "eth0"])
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/")))
-        .unwrap_or(false)
+    let out = lab
+        .exec(Ns::Node(node), &["ip", "-o", "addr", "show", "dev", "eth0"])
+        .expect("run ip");
+    assert!(out.status.success(), "ip addr in n{node} failed");
+    String::from_utf8_lossy(&out.stdout).contains(&format!("{VIP}/"))
 }
 
 fn owner(lab: &Lab, node: usize) -> Option<String> {

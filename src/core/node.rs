@@ -556,12 +556,6 @@ impl Node {
             .any(|g| g.id == group && (g.pending.is_some() || g.retiring))
     }
 
-    /// The resource definitions the core currently drives for `group` (the previous
-    /// ones while a reload is pending), by name.
-    pub fn group_spec(&self, group: GroupId) -> Option<&GroupSpec> {
-        self.spec.group(group)
-    }
-
     /// Forgets removed groups once nothing of them runs here and no peer claims them.
     fn drop_retired(&mut self) {
         let mut i = 0;
@@ -1248,7 +1242,7 @@ impl Node {
                         EventKind::Admin,
                         None,
                         Some(group),
-                        &format!("move: no other eligible node: {why}"),
+                        &format!("move refused: {why}"),
                     ));
                     return;
                 }
@@ -2829,12 +2823,14 @@ impl Node {
 
     /// Nothing of any group may run here, no operation is in flight, and this node
     /// neither owns nor campaigns for any group: exiting now leaves nothing behind.
+    /// Groups in maintenance do not count: tandem is told not to touch them, so a
+    /// shutdown leaves them as they are (Pacemaker's maintenance-mode does the same).
     pub fn is_quiet(&self) -> bool {
         self.self_fenced
-            || self
-                .groups
-                .iter()
-                .all(|g| !g.may_run() && g.op.is_none() && matches!(g.role, Role::Idle))
+            || self.groups.iter().all(|g| {
+                self.maintenance(g.id)
+                    || (!g.may_run() && g.op.is_none() && matches!(g.role, Role::Idle))
+            })
     }
 
     /// Whether this node owns `group` with every resource running.

@@ -254,7 +254,8 @@ impl<E: Executor> HeartbeatLoop<E> {
 
     fn group_name(&self, group: GroupId) -> String {
         self.node
-            .group_spec(group)
+            .spec()
+            .group(group)
             .map(|g| g.name.clone())
             .unwrap_or_else(|| format!("{group:?}"))
     }
@@ -286,7 +287,7 @@ impl<E: Executor> HeartbeatLoop<E> {
     /// The definition of resource `index` of `group`, as the core counts them. Found by
     /// name so that a reload that reorders resources cannot swap two of them.
     fn resource(&self, group: GroupId, index: usize) -> Option<ResourceConfig> {
-        let name = self.node.group_spec(group)?.resources.get(index)?;
+        let name = self.node.spec().group(group)?.resources.get(index)?;
         self.config_for(group)
             .groups
             .iter()
@@ -340,8 +341,11 @@ impl<E: Executor> HeartbeatLoop<E> {
         };
         let owner_before = self.group_of(&admin).and_then(|g| self.owner_name(g));
         let notes = self.admin(admin.clone())?;
-        if let Some(refusal) = notes.iter().find(|n| n.contains("no other eligible node")) {
-            return Ok(Response::error(format!("{}: {refusal}", command.name())));
+        // The core says why it refused in the event it emits (both start with "move").
+        let refused =
+            |n: &&String| n.contains("no other eligible node") || n.contains("move refused");
+        if let Some(refusal) = notes.iter().find(refused) {
+            return Ok(Response::error(refusal.clone()));
         }
         Ok(Response::done(self.summary(&command, &admin, owner_before)))
     }

@@ -236,6 +236,14 @@ pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) ->
     let _ = writeln!(out, "tandem_fence_attempts_total {}", totals.fence_attempts);
 
     let ops = metrics.ops();
+    let op_labels = |g: &str, r: &str, k: &str| {
+        format!(
+            "group=\"{}\",resource=\"{}\",op=\"{}\"",
+            label(g),
+            label(r),
+            label(k)
+        )
+    };
     header(
         &mut out,
         "tandem_agent_op_duration_seconds",
@@ -243,12 +251,7 @@ pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) ->
         "Time spent in agent operations, by group, resource and operation.",
     );
     for ((g, r, k), s) in &ops {
-        let labels = format!(
-            "group=\"{}\",resource=\"{}\",op=\"{}\"",
-            label(g),
-            label(r),
-            label(k)
-        );
+        let labels = op_labels(g, r, k);
         let _ = writeln!(
             out,
             "tandem_agent_op_duration_seconds_sum{{{labels}}} {}",
@@ -267,12 +270,7 @@ pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) ->
         "Agent operations that failed or timed out.",
     );
     for ((g, r, k), s) in &ops {
-        let labels = format!(
-            "group=\"{}\",resource=\"{}\",op=\"{}\"",
-            label(g),
-            label(r),
-            label(k)
-        );
+        let labels = op_labels(g, r, k);
         let _ = writeln!(
             out,
             "tandem_agent_op_failures_total{{{labels}}} {}",

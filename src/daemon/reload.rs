@@ -143,6 +143,8 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         "heartbeat.mlockall",
     );
     changed(old.metrics != new.metrics, "metrics.listen");
+    // The checks run from the executor's start; restarting them live is not built yet.
+    changed(old.checks != new.checks, "checks");
     let names = |c: &Config| -> Vec<(String, u16)> {
         c.nodes.iter().map(|n| (n.name.clone(), n.id.0)).collect()
     };
@@ -159,4 +161,34 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         }
     }
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_restart;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn config(extra: &str) -> crate::config::Config {
+        let dir = std::env::temp_dir().join(format!("tandem-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = dir.join("authkey");
+        std::fs::write(&key, format!("{}\n", "ab".repeat(32))).expect("key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let yaml = format!(
+            "cluster: {{ name: c, authkey: {} }}\nnodes:\n  - {{ name: a, addresses: [192.0.2.1] }}\n  - {{ name: b, addresses: [192.0.2.2] }}\n{extra}",
+            key.display()
+        );
+        crate::config::parse_str(&yaml, "t.yaml").expect("valid")
+    }
+
+    #[test]
+    fn changed_checks_need_a_restart_and_groups_do_not() {
+        let base = config("");
+        let checks = config("checks:\n  - { name: up, ping: [192.0.2.9] }\n");
+        assert_eq!(needs_restart(&base, &checks), vec!["checks".to_string()]);
+        let groups = config(
+            "groups:\n  - name: g\n    resources:\n      - exec: { name: x, start: /bin/true, stop: /bin/true }\n",
+        );
+        assert!(needs_restart(&base, &groups).is_empty());
+    }
 }

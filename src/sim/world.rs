@@ -560,6 +560,11 @@ impl Sim {
             return Ok(());
         };
         let actions = core.handle(now, input);
+        self.settle(i, actions)
+    }
+
+    /// Carries out what node `i`'s core returned, checks it, and arms its next wake-up.
+    fn settle(&mut self, i: usize, actions: Vec<Action>) -> Result<(), Box<Violation>> {
         self.apply(i, actions)?;
         self.check_terms(i)?;
         self.exit_if_quiet(i);
@@ -1015,9 +1020,7 @@ impl Sim {
                 if let Some(core) = self.nodes[i].core.as_mut() {
                     let actions = core.leave(now);
                     self.nodes[i].shutting_down = true;
-                    self.apply(i, actions)?;
-                    self.exit_if_quiet(i);
-                    self.schedule_wake(i);
+                    self.settle(i, actions)?;
                 }
             }
             ScriptedFault::Reload(i, spec) => {
@@ -1032,11 +1035,7 @@ impl Sim {
                 let now = self.local(i);
                 if let Some(core) = self.nodes[i].core.as_mut() {
                     match core.reconfigure(now, *spec) {
-                        Ok(actions) => {
-                            self.apply(i, actions)?;
-                            self.check_terms(i)?;
-                            self.schedule_wake(i);
-                        }
+                        Ok(actions) => self.settle(i, actions)?,
                         Err(e) => self.note(format!("reload refused on node {i}: {e}")),
                     }
                 }
@@ -1168,7 +1167,7 @@ impl Sim {
                 let n_res = n
                     .core
                     .as_ref()
-                    .and_then(|c| c.group_spec(g))
+                    .and_then(|c| c.spec().group(g))
                     .map(|g| g.resources.len())
                     .unwrap_or(0);
                 n.core.as_ref().is_some_and(|c| c.owns_running(g))
