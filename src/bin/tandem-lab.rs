@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tandem::lab::{self, bench, demo, Lab, LabSpec};
+use tandem::lab::{self, bench, demo, steady, Lab, LabSpec};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,36 @@ enum BenchCmd {
     /// Kill (or stop, or move away from) the owner of a VIP again and again and measure
     /// how long the client cannot reach it.
     Failover(FailoverArgs),
+    /// Run a healthy cluster under full CPU load and count what should not happen:
+    /// ownership changes, nodes declared down, quorum lost, fences. Exit 1 if any.
+    FalsePositives(SteadyArgs),
+    /// Run a healthy, idle cluster and report each tandemd's memory and CPU use.
+    Footprint(SteadyArgs),
+}
+
+#[derive(clap::Args)]
+struct SteadyArgs {
+    /// How long to measure (e.g. 60s, 10m).
+    #[arg(long, default_value = "10m", value_parser = tandem::config::parse_duration)]
+    duration: Duration,
+    /// Heartbeat interval.
+    #[arg(long, default_value = "10ms", value_parser = tandem::config::parse_duration)]
+    interval: Duration,
+    /// Heartbeat deadtime.
+    #[arg(long, default_value = "40ms", value_parser = tandem::config::parse_duration)]
+    deadtime: Duration,
+    /// Busy loops per node namespace [false-positives default: the number of cores].
+    #[arg(long)]
+    load: Option<usize>,
+    /// Write the report (every incident, the footprint) to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// tandemd binary [default: next to this executable].
+    #[arg(long)]
+    tandemd: Option<PathBuf>,
+    /// tandemctl binary [default: next to this executable].
+    #[arg(long)]
+    tandemctl: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -118,6 +148,53 @@ fn main() -> Result<ExitCode> {
         Cmd::Up(args) => up(args).map(|()| ExitCode::SUCCESS),
         Cmd::Demo(args) => Ok(demo(args)),
         Cmd::Bench(BenchCmd::Failover(args)) => bench_failover(args),
+        Cmd::Bench(BenchCmd::FalsePositives(args)) => bench_steady(args, true),
+        Cmd::Bench(BenchCmd::Footprint(args)) => bench_steady(args, false),
+    }
+}
+
+fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    let _ = lab::cleanup_stale();
+    let defaults = steady::SteadyConfig::default();
+    let cfg = steady::SteadyConfig {
+        duration: args.duration,
+        interval: args.interval,
+        deadtime: args.deadtime,
+        load_per_node: args
+            .load
+            .unwrap_or(if loaded { defaults.load_per_node } else { 0 }),
+        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
+        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
+        ..defaults
+    };
+    let mut stdout = std::io::stdout();
+    match steady::run(&cfg, &stop, &mut stdout) {
+        Ok(report) => {
+            println!();
+            report.print(&mut stdout);
+            if let Some(path) = &args.json {
+                steady::write_json(&report, path)?;
+                println!("report written to {}", path.display());
+            }
+            Ok(if loaded && report.total_false_positives() > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Err(bench::BenchError::Interrupted) => {
+            println!("interrupted; the lab has been removed");
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Err(e) => Err(e).context(if loaded {
+            "bench false-positives"
+        } else {
+            "bench footprint"
+        }),
     }
 }
 

@@ -456,6 +456,15 @@ fn heartbeat_rules() {
         c.heartbeat.stop_before_lease_end,
         Duration::from_millis(1500)
     );
+    // ... and the interval: about two intervals of every lease are used up by the
+    // renewal round trip, so at 10 ms / 40 ms stepping down at deadtime/2 (20 ms left)
+    // would make a healthy owner step down on any scheduling hiccup.
+    let fast = replace(&example(), "deadtime: 1s", "deadtime: 40ms");
+    let c = ok(&replace(&fast, "interval: 100ms", "interval: 10ms"));
+    assert_eq!(
+        c.heartbeat.stop_before_lease_end,
+        Duration::from_millis(10)
+    );
 }
 
 #[test]

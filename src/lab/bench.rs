@@ -955,7 +955,7 @@ fn running_owner(r: &StatusReport) -> Option<String> {
 }
 
 /// Every node online in every view, all quorate and agreeing on where www runs.
-fn stable_owner(lab: &Lab) -> Option<String> {
+pub(crate) fn stable_owner(lab: &Lab) -> Option<String> {
     let names: Vec<String> = (1..=lab.node_count()).map(|n| lab.node_name(n)).collect();
     let mut owner: Option<String> = None;
     for node in 1..=lab.node_count() {
@@ -992,13 +992,13 @@ fn node_mac(lab: &Lab, node: usize) -> Result<[u8; 6], BenchError> {
     Ok(bytes)
 }
 
-struct Ctx<'a> {
-    stop: &'a AtomicBool,
-    out: &'a mut dyn Write,
+pub(crate) struct Ctx<'a> {
+    pub(crate) stop: &'a AtomicBool,
+    pub(crate) out: &'a mut dyn Write,
 }
 
 impl Ctx<'_> {
-    fn check(&self) -> Result<(), BenchError> {
+    pub(crate) fn check(&self) -> Result<(), BenchError> {
         if self.stop.load(Ordering::Relaxed) {
             Err(BenchError::Interrupted)
         } else {
@@ -1006,7 +1006,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn sleep(&self, d: Duration) -> Result<(), BenchError> {
+    pub(crate) fn sleep(&self, d: Duration) -> Result<(), BenchError> {
         let end = Instant::now() + d;
         loop {
             self.check()?;
@@ -1018,7 +1018,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn wait<T>(
+    pub(crate) fn wait<T>(
         &self,
         what: &str,
         timeout: Duration,

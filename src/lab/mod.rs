@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod steady;
 mod netns;
 mod render;
 

@@ -1,0 +1,379 @@
+//! `tandem-lab bench false-positives` and `tandem-lab bench footprint`: what a healthy
+//! cluster does when nothing fails. The same 3-node lab as the failover bench (n1, n2 may
+//! own `www`, n3 is a witness), fast heartbeat profile by default, runs for a while —
+//! under full CPU load (busy loops in every node's namespace, more of them than the box
+//! has cores) or idle — and then the daemons' own logs say whether anything happened that
+//! should not have: an ownership change, a node declared down, quorum lost, a fence. Any
+//! of those is a false positive. Meanwhile each daemon's RSS and CPU time are sampled from
+//! /proc, which gives the footprint.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::bench::{group_yaml, log_lines_since, realtime_ns, stable_owner, BenchError, Ctx};
+use super::{Lab, LabSpec, Ns};
+
+/// Event kinds that must not happen in a healthy cluster, as the daemons log them.
+pub const FALSE_POSITIVE_KINDS: &[&str] = &[
+    "node-down",
+    "quorum-lost",
+    "became-owner",
+    "lost-ownership",
+    "group-stopped",
+    "fence-requested",
+    "self-fence",
+];
+
+#[derive(Debug, Clone)]
+pub struct SteadyConfig {
+    pub duration: Duration,
+    pub interval: Duration,
+    pub deadtime: Duration,
+    /// Busy-loop processes started in every node's namespace (0: idle footprint run).
+    pub load_per_node: usize,
+    pub tandemd: PathBuf,
+    pub tandemctl: PathBuf,
+    pub settle_timeout: Duration,
+}
+
+impl Default for SteadyConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        SteadyConfig {
+            duration: Duration::from_secs(600),
+            interval: Duration::from_millis(10),
+            deadtime: Duration::from_millis(40),
+            // Three nodes x cores busy loops: three times more runnable processes than
+            // the machine has cores, whichever node's heartbeat thread wants to run.
+            load_per_node: cores,
+            tandemd: super::default_binary("tandemd"),
+            tandemctl: super::default_binary("tandemctl"),
+            settle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One logged event that should not have happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    pub node: String,
+    /// ms after the measurement began.
+    pub at_ms: f64,
+    pub kind: String,
+    pub line: String,
+}
+
+/// Memory and CPU of one node's daemon over the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Footprint {
+    pub node: String,
+    pub rss_max_kib: u64,
+    pub rss_end_kib: u64,
+    /// CPU time (user + system) over wall time, in percent of one core.
+    pub cpu_percent: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SteadyReport {
+    pub duration_s: f64,
+    pub interval_ms: f64,
+    pub deadtime_ms: f64,
+    pub load_per_node: usize,
+    pub cores: usize,
+    pub owner: String,
+    pub incidents: Vec<Incident>,
+    /// Count per kind of `incidents`.
+    pub false_positives: BTreeMap<String, usize>,
+    /// `late-heartbeat` warnings (a peer's heartbeat arrived after `warntime`): not a
+    /// false positive, but how close the run came to one.
+    pub late_heartbeats: usize,
+    pub footprint: Vec<Footprint>,
+}
+
+impl SteadyReport {
+    pub fn total_false_positives(&self) -> usize {
+        self.incidents.len()
+    }
+
+    pub fn print(&self, out: &mut dyn Write) {
+        let load = if self.load_per_node == 0 {
+            "idle (no load)".to_string()
+        } else {
+            format!(
+                "{} busy loops in each of 3 node namespaces on {} core(s)",
+                self.load_per_node, self.cores
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{:.0} s, heartbeat interval {} ms, deadtime {} ms, {load}; www ran on {}",
+            self.duration_s, self.interval_ms, self.deadtime_ms, self.owner
+        );
+        let _ = writeln!(
+            out,
+            "  false positives: {} (ownership changes, nodes declared down, quorum lost, fences)",
+            self.total_false_positives()
+        );
+        for (kind, n) in &self.false_positives {
+            let _ = writeln!(out, "    {kind:<16} {n}");
+        }
+        for i in self.incidents.iter().take(20) {
+            let _ = writeln!(out, "    {:>9.1} ms  {}: {}", i.at_ms, i.node, i.line);
+        }
+        let _ = writeln!(
+            out,
+            "  late heartbeats (warntime exceeded, not a failure): {}",
+            self.late_heartbeats
+        );
+        let _ = writeln!(out, "  footprint of tandemd:");
+        let _ = writeln!(
+            out,
+            "    node   RSS max MiB   RSS end MiB   CPU % of one core"
+        );
+        for f in &self.footprint {
+            let _ = writeln!(
+                out,
+                "    {:<6} {:>11.1} {:>13.1} {:>19.2}",
+                f.node,
+                f.rss_max_kib as f64 / 1024.0,
+                f.rss_end_kib as f64 / 1024.0,
+                f.cpu_percent
+            );
+        }
+    }
+}
+
+/// VmRSS in KiB and utime + stime in clock ticks of a process, from /proc.
+fn sample(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): utime is field 14.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
+    Some((rss, utime + stime))
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// Events of `FALSE_POSITIVE_KINDS` and late-heartbeat warnings in a node's log since
+/// `since` (ns).
+pub fn incidents_in_log(node: &str, log: &str, since: i64) -> (Vec<Incident>, usize) {
+    let mut incidents = Vec::new();
+    let mut late = 0;
+    for (t, line) in log_lines_since(log, since) {
+        if line.contains("kind=\"late-heartbeat\"") {
+            late += 1;
+            continue;
+        }
+        let Some(kind) = FALSE_POSITIVE_KINDS
+            .iter()
+            .find(|k| line.contains(&format!("kind=\"{k}\"")))
+        else {
+            continue;
+        };
+        incidents.push(Incident {
+            node: node.to_string(),
+            at_ms: (t - since) as f64 / 1e6,
+            kind: kind.to_string(),
+            line: line.trim().to_string(),
+        });
+    }
+    (incidents, late)
+}
+
+/// Runs the bench; progress lines go to `out`; the lab is torn down on return.
+pub fn run(
+    cfg: &SteadyConfig,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+) -> Result<SteadyReport, BenchError> {
+    let spec = LabSpec {
+        nodes: 3,
+        witnesses: vec![3],
+        links: 2,
+        ipv6: false,
+        interval: cfg.interval,
+        deadtime: cfg.deadtime,
+        extra_yaml: group_yaml(),
+        tandemd: cfg.tandemd.clone(),
+        tandemctl: cfg.tandemctl.clone(),
+    };
+    let mut lab = Lab::build(spec)?;
+    let mut ctx = Ctx { stop, out };
+    let result = measure(cfg, &mut lab, &mut ctx);
+    lab.teardown();
+    result
+}
+
+fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyReport, BenchError> {
+    lab.start_all()?;
+    let _ = writeln!(
+        ctx.out,
+        "lab {} up (n1, n2 may own www, n3 witness); waiting for the cluster to form ...",
+        lab.prefix()
+    );
+    let owner = ctx.wait(
+        "a stable cluster",
+        cfg.settle_timeout,
+        Duration::from_millis(200),
+        || Ok(stable_owner(lab)),
+    )?;
+    // A moment more, so that start-up events (late first heartbeats) are not counted.
+    ctx.sleep(Duration::from_secs(2).max(cfg.deadtime * 4))?;
+    let pids: Vec<(String, u32)> = (1..=lab.node_count())
+        .map(|n| {
+            lab.pid(n)
+                .map(|p| (lab.node_name(n), p))
+                .ok_or_else(|| BenchError::Failed(format!("n{n}'s tandemd is not running")))
+        })
+        .collect::<Result<_, _>>()?;
+
+    let mut load = Vec::new();
+    for node in 1..=lab.node_count() {
+        for _ in 0..cfg.load_per_node {
+            load.push(lab.spawn(Ns::Node(node), &["sh", "-c", "while :; do :; done"])?);
+        }
+    }
+    let since = realtime_ns();
+    let began = Instant::now();
+    let first: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| sample(*p)).collect();
+    let mut rss_max = vec![0u64; pids.len()];
+    let _ = writeln!(
+        ctx.out,
+        "www runs on {owner}; measuring for {:?} with {} busy loop(s) per node ...",
+        cfg.duration, cfg.load_per_node
+    );
+    let mut next_progress = Duration::from_secs(60);
+    let measured = loop {
+        let elapsed = began.elapsed();
+        for (i, (_, pid)) in pids.iter().enumerate() {
+            if let Some((rss, _)) = sample(*pid) {
+                rss_max[i] = rss_max[i].max(rss);
+            }
+        }
+        if elapsed >= cfg.duration {
+            break Ok(());
+        }
+        if elapsed >= next_progress {
+            let so_far: usize = (1..=lab.node_count())
+                .map(|n| incidents_in_log(&lab.node_name(n), &lab.logs(n), since).0.len())
+                .sum();
+            let _ = writeln!(
+                ctx.out,
+                "  {:>4} s: {so_far} false positive(s) so far",
+                elapsed.as_secs()
+            );
+            next_progress += Duration::from_secs(60);
+        }
+        if let Err(e) = ctx.sleep(Duration::from_millis(500).min(cfg.duration - elapsed)) {
+            break Err(e);
+        }
+    };
+    let wall = began.elapsed().as_secs_f64();
+    let last: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| sample(*p)).collect();
+    for spawned in &load {
+        // Each busy loop leads its own process group (Lab::spawn).
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(spawned.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    measured?;
+
+    let ticks = clock_ticks_per_second();
+    let footprint = pids
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let cpu = match (first[i], last[i]) {
+                (Some((_, a)), Some((_, b))) => (b.saturating_sub(a)) as f64 / ticks / wall * 100.0,
+                _ => f64::NAN,
+            };
+            Footprint {
+                node: name.clone(),
+                rss_max_kib: rss_max[i],
+                rss_end_kib: last[i].map_or(0, |(r, _)| r),
+                cpu_percent: cpu,
+            }
+        })
+        .collect();
+    let mut incidents = Vec::new();
+    let mut late_heartbeats = 0;
+    for node in 1..=lab.node_count() {
+        let (i, late) = incidents_in_log(&lab.node_name(node), &lab.logs(node), since);
+        incidents.extend(i);
+        late_heartbeats += late;
+    }
+    incidents.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    let mut false_positives = BTreeMap::new();
+    for i in &incidents {
+        *false_positives.entry(i.kind.clone()).or_insert(0) += 1;
+    }
+    Ok(SteadyReport {
+        duration_s: wall,
+        interval_ms: cfg.interval.as_secs_f64() * 1e3,
+        deadtime_ms: cfg.deadtime.as_secs_f64() * 1e3,
+        load_per_node: cfg.load_per_node,
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        owner,
+        incidents,
+        false_positives,
+        late_heartbeats,
+        footprint,
+    })
+}
+
+pub fn write_json(report: &SteadyReport, path: &Path) -> Result<(), BenchError> {
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| BenchError::Failed(format!("cannot encode the report: {e}")))?;
+    std::fs::write(path, text).map_err(|source| BenchError::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_the_events_that_must_not_happen_and_nothing_else() {
+        let log = "\
+2026-11-23T10:00:00.000000Z  INFO tandem: event kind=\"node-up\" node=\"n2\"
+2026-11-23T10:00:01.000000Z  WARN tandem: event kind=\"late-heartbeat\" node=\"n2\"
+2026-11-23T10:00:02.500000Z  WARN tandem: event kind=\"node-down\" node=\"n2\"
+2026-11-23T10:00:03.000000Z  INFO tandem: event kind=\"became-owner\" group=\"www\"
+not a log line kind=\"node-down\"
+";
+        let since = super::super::bench::parse_log_time("2026-11-23T10:00:00.500000Z x")
+            .expect("time");
+        let (incidents, late) = incidents_in_log("n1", log, since);
+        assert_eq!(late, 1);
+        let kinds: Vec<&str> = incidents.iter().map(|i| i.kind.as_str()).collect();
+        assert_eq!(kinds, ["node-down", "became-owner"]);
+        assert_eq!(incidents[0].at_ms, 2000.0);
+    }
+}
