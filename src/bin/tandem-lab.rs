@@ -63,6 +63,10 @@ struct SteadyArgs {
     /// Busy loops per node namespace [false-positives default: the number of cores].
     #[arg(long)]
     load: Option<usize>,
+    /// Run the heartbeat thread without SCHED_RR (`heartbeat.realtime: false`), to see
+    /// what real-time scheduling buys.
+    #[arg(long)]
+    no_realtime: bool,
     /// Write the report (every incident, the footprint) to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -167,6 +171,7 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
         load_per_node: args
             .load
             .unwrap_or(if loaded { defaults.load_per_node } else { 0 }),
+        realtime: !args.no_realtime,
         tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
         tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
         ..defaults

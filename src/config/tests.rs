@@ -461,10 +461,7 @@ fn heartbeat_rules() {
     // would make a healthy owner step down on any scheduling hiccup.
     let fast = replace(&example(), "deadtime: 1s", "deadtime: 40ms");
     let c = ok(&replace(&fast, "interval: 100ms", "interval: 10ms"));
-    assert_eq!(
-        c.heartbeat.stop_before_lease_end,
-        Duration::from_millis(10)
-    );
+    assert_eq!(c.heartbeat.stop_before_lease_end, Duration::from_millis(10));
 }
 
 #[test]

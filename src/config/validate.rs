@@ -694,7 +694,12 @@ fn heartbeat(ctx: &mut Ctx, raw: Field<raw::RawHeartbeat>) -> HeartbeatConfig {
     let initdead = opt(ctx, "initdead", raw.initdead, deadtime.map(|d| d * 2));
     // No default here: the default depends on the interval too and is filled in below
     // (`Timing::default_stop_before_lease_end`); only an explicit value is checked.
-    let stop_before = opt(ctx, "stop_before_lease_end", raw.stop_before_lease_end, None);
+    let stop_before = opt(
+        ctx,
+        "stop_before_lease_end",
+        raw.stop_before_lease_end,
+        None,
+    );
     let max_drift_ppm = ctx
         .field(P, "max_drift_ppm", raw.max_drift_ppm)
         .unwrap_or(500);

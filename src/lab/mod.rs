@@ -9,9 +9,9 @@
 
 pub mod bench;
 pub mod demo;
-pub mod steady;
 mod netns;
 mod render;
+pub mod steady;
 
 use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};

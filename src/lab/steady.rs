@@ -36,6 +36,8 @@ pub struct SteadyConfig {
     pub deadtime: Duration,
     /// Busy-loop processes started in every node's namespace (0: idle footprint run).
     pub load_per_node: usize,
+    /// `heartbeat.realtime` of every node (off: to see what SCHED_RR buys).
+    pub realtime: bool,
     pub tandemd: PathBuf,
     pub tandemctl: PathBuf,
     pub settle_timeout: Duration,
@@ -51,6 +53,7 @@ impl Default for SteadyConfig {
             // Three nodes x cores busy loops: three times more runnable processes than
             // the machine has cores, whichever node's heartbeat thread wants to run.
             load_per_node: cores,
+            realtime: true,
             tandemd: super::default_binary("tandemd"),
             tandemctl: super::default_binary("tandemctl"),
             settle_timeout: Duration::from_secs(60),
@@ -84,6 +87,7 @@ pub struct SteadyReport {
     pub interval_ms: f64,
     pub deadtime_ms: f64,
     pub load_per_node: usize,
+    pub realtime: bool,
     pub cores: usize,
     pub owner: String,
     pub incidents: Vec<Incident>,
@@ -111,8 +115,12 @@ impl SteadyReport {
         };
         let _ = writeln!(
             out,
-            "{:.0} s, heartbeat interval {} ms, deadtime {} ms, {load}; www ran on {}",
-            self.duration_s, self.interval_ms, self.deadtime_ms, self.owner
+            "{:.0} s, heartbeat interval {} ms, deadtime {} ms, realtime {}, {load}; www ran on {}",
+            self.duration_s,
+            self.interval_ms,
+            self.deadtime_ms,
+            if self.realtime { "on" } else { "off" },
+            self.owner
         );
         let _ = writeln!(
             out,
@@ -217,7 +225,17 @@ pub fn run(
         ipv6: false,
         interval: cfg.interval,
         deadtime: cfg.deadtime,
-        extra_yaml: group_yaml(),
+        extra_yaml: if cfg.realtime {
+            group_yaml()
+        } else {
+            // A `heartbeat:` section replaces the lab's, so it repeats the timing.
+            format!(
+                "heartbeat:\n  port: 5405\n  interval: {}ms\n  deadtime: {}ms\n  realtime: false\n{}",
+                cfg.interval.as_millis(),
+                cfg.deadtime.as_millis(),
+                group_yaml()
+            )
+        },
         tandemd: cfg.tandemd.clone(),
         tandemctl: cfg.tandemctl.clone(),
     };
@@ -279,7 +297,11 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         }
         if elapsed >= next_progress {
             let so_far: usize = (1..=lab.node_count())
-                .map(|n| incidents_in_log(&lab.node_name(n), &lab.logs(n), since).0.len())
+                .map(|n| {
+                    incidents_in_log(&lab.node_name(n), &lab.logs(n), since)
+                        .0
+                        .len()
+                })
                 .sum();
             let _ = writeln!(
                 ctx.out,
@@ -337,6 +359,7 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         interval_ms: cfg.interval.as_secs_f64() * 1e3,
         deadtime_ms: cfg.deadtime.as_secs_f64() * 1e3,
         load_per_node: cfg.load_per_node,
+        realtime: cfg.realtime,
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
         owner,
         incidents,
@@ -368,8 +391,8 @@ mod tests {
 2026-11-23T10:00:03.000000Z  INFO tandem: event kind=\"became-owner\" group=\"www\"
 not a log line kind=\"node-down\"
 ";
-        let since = super::super::bench::parse_log_time("2026-11-23T10:00:00.500000Z x")
-            .expect("time");
+        let since =
+            super::super::bench::parse_log_time("2026-11-23T10:00:00.500000Z x").expect("time");
         let (incidents, late) = incidents_in_log("n1", log, since);
         assert_eq!(late, 1);
         let kinds: Vec<&str> = incidents.iter().map(|i| i.kind.as_str()).collect();
