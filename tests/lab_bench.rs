@@ -65,3 +65,42 @@ fn two_power_losses_move_the_vip_and_the_client_follows() {
     let rendered = report.render();
     assert!(rendered.contains("(b) client gap"), "{rendered}");
 }
+
+/// `bench false-positives` / `footprint` as behaviour: a healthy cluster under some load
+/// at the default profile does nothing it should not, the busy loops are gone afterwards,
+/// and each daemon's memory and CPU are measured (from /proc, so non-zero).
+#[test]
+fn a_healthy_loaded_cluster_has_no_false_positives_and_its_footprint_is_measured() {
+    use tandem::lab::steady::{self, SteadyConfig};
+    let cfg = SteadyConfig {
+        duration: Duration::from_secs(5),
+        interval: Duration::from_millis(100),
+        deadtime: Duration::from_secs(1),
+        load_per_node: 1,
+        ..SteadyConfig::default()
+    };
+    let stop = AtomicBool::new(false);
+    let mut out = Vec::new();
+    let result = steady::run(&cfg, &stop, &mut out);
+    let text = String::from_utf8_lossy(&out);
+    let report = result.unwrap_or_else(|e| panic!("bench failed: {e}\n{text}"));
+    assert_eq!(report.total_false_positives(), 0, "{:#?}", report.incidents);
+    assert!(report.duration_s >= 5.0, "{report:?}");
+    assert_eq!(report.footprint.len(), 3, "{report:?}");
+    for f in &report.footprint {
+        assert!(f.rss_max_kib > 1024 && f.rss_max_kib < 256 * 1024, "{f:?}");
+        assert!(f.cpu_percent.is_finite() && f.cpu_percent >= 0.0, "{f:?}");
+    }
+    // Five seconds of 10 heartbeats a second cost some CPU time on at least one node.
+    assert!(
+        report.footprint.iter().any(|f| f.cpu_percent > 0.0),
+        "{report:?}"
+    );
+    assert_eq!(report.load_pids.len(), 3, "{report:?}");
+    for pid in &report.load_pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "busy loop {pid} left behind"
+        );
+    }
+}

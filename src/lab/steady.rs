@@ -97,6 +97,8 @@ pub struct SteadyReport {
     /// false positive, but how close the run came to one.
     pub late_heartbeats: usize,
     pub footprint: Vec<Footprint>,
+    /// The busy loops' pids (all killed before `run` returns).
+    pub load_pids: Vec<u32>,
 }
 
 impl SteadyReport {
@@ -366,6 +368,7 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         false_positives,
         late_heartbeats,
         footprint,
+        load_pids: load.iter().map(|l| l.pid).collect(),
     })
 }
 
