@@ -43,7 +43,8 @@ enum BenchCmd {
     /// how long the client cannot reach it.
     Failover(FailoverArgs),
     /// Run a healthy cluster under full CPU load and count what should not happen:
-    /// ownership changes, nodes declared down, quorum lost, fences. Exit 1 if any.
+    /// ownership changes, nodes declared down, quorum lost, fences. Exit 3 if any (1: the
+    /// bench itself failed).
     FalsePositives(SteadyArgs),
     /// Run a healthy, idle cluster and report each tandemd's memory and CPU use.
     Footprint(SteadyArgs),
@@ -186,7 +187,7 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
                 println!("report written to {}", path.display());
             }
             Ok(if loaded && report.total_false_positives() > 0 {
-                ExitCode::FAILURE
+                ExitCode::from(EXIT_FALSE_POSITIVES)
             } else {
                 ExitCode::SUCCESS
             })
@@ -247,6 +248,9 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
         Err(e) => Err(e).context("bench failover"),
     }
 }
+
+/// Exit status of `bench false-positives` when it counted any (errors exit 1).
+const EXIT_FALSE_POSITIVES: u8 = 3;
 
 /// Exit status of an interrupted demo (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;

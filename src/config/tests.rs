@@ -18,12 +18,23 @@ fn temp_path(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tandem-cfg-{}-{tag}-{n}", std::process::id()))
 }
 
-/// One valid key file shared by the tests that do not test keys.
+static SHARED_KEY: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_shared_key() {
+    if let Some(p) = SHARED_KEY.get() {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// One valid key file shared by the tests that do not test keys. A static is never
+/// dropped, so the file is removed when the test process exits.
 fn shared_key() -> &'static PathBuf {
-    static KEY: OnceLock<PathBuf> = OnceLock::new();
-    KEY.get_or_init(|| {
+    SHARED_KEY.get_or_init(|| {
         let p = temp_path("shared-key");
         write_key(&p, &generate_key(), false).expect("write test key");
+        // SAFETY: registers a plain function without arguments; it only reads a
+        // OnceLock that is set by then and removes a file.
+        unsafe { libc::atexit(remove_shared_key) };
         p
     })
 }
