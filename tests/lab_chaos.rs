@@ -88,7 +88,10 @@ fn a_short_chaos_run_with_fencing_never_has_two_owners() {
         report.vip_intervals.len() >= 2,
         "fewer than two VIP intervals in the logs after a failover\n{all}"
     );
-    assert!(rendered.contains(&format!("chaos seed {seed}")), "{rendered}");
+    assert!(
+        rendered.contains(&format!("chaos seed {seed}")),
+        "{rendered}"
+    );
     // Nothing left behind.
     let prefix = text
         .split_whitespace()
@@ -155,7 +158,11 @@ fn the_observer_sees_a_planted_second_owner() {
     let one = chaos::analyze(&observer.snapshot(), &names);
     assert_eq!(one.dual_owner_rounds, 0, "{one:?}");
     assert!(one.dual_windows.is_empty(), "{one:?}");
-    assert_eq!(one.macs.get(&mac1).map(String::as_str), Some("n1"), "{one:?}");
+    assert_eq!(
+        one.macs.get(&mac1).map(String::as_str),
+        Some("n1"),
+        "{one:?}"
+    );
 
     // Plant a second owner on n2.
     let planted_ns = realtime_ns();

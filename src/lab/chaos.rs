@@ -367,7 +367,12 @@ impl Observer {
     fn open(client_ns: &str) -> Result<OwnedFd, ChaosError> {
         enter_netns(client_ns)?;
         let eth_p_arp = (libc::ETH_P_ARP as u16).to_be() as i32;
-        let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, eth_p_arp, "AF_PACKET socket")?;
+        let fd = socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            eth_p_arp,
+            "AF_PACKET socket",
+        )?;
         // SAFETY: a valid NUL-terminated name.
         let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
         if ifindex == 0 {
@@ -410,12 +415,7 @@ impl Observer {
                 let sent_at = realtime_ns();
                 // SAFETY: send of a valid buffer on a bound packet socket.
                 let n = unsafe {
-                    libc::send(
-                        fd.as_raw_fd(),
-                        request.as_ptr().cast(),
-                        request.len(),
-                        0,
-                    )
+                    libc::send(fd.as_raw_fd(), request.as_ptr().cast(), request.len(), 0)
                 };
                 if n > 0 {
                     if let Ok(mut d) = data.lock() {
@@ -489,10 +489,7 @@ impl Observer {
 
     /// A copy of everything recorded so far.
     pub fn snapshot(&self) -> Observation {
-        self.data
-            .lock()
-            .map(|d| d.obs.clone())
-            .unwrap_or_default()
+        self.data.lock().map(|d| d.obs.clone()).unwrap_or_default()
     }
 
     /// Stops the thread and returns the record.
@@ -609,14 +606,22 @@ pub fn analyze(obs: &Observation, macs: &BTreeMap<[u8; 6], String>) -> ObserverS
     }
     let dual_windows = windows
         .into_iter()
-        .map(|(_, _, start_ns, end_ns, n, set)| DualWindow {
-            start_ns,
-            end_ns,
-            dual_rounds: n,
-            macs: set.iter().map(mac_string).collect(),
-            nodes: set.iter().map(|m| node_of(macs, m)).collect(),
-            faults_active: Vec::new(),
-            explanation: None,
+        .map(|(_, _, start_ns, end_ns, n, set)| {
+            // By node name, so windows read the same whatever the MACs were.
+            let mut pairs: Vec<(String, String)> = set
+                .iter()
+                .map(|m| (node_of(macs, m), mac_string(m)))
+                .collect();
+            pairs.sort();
+            DualWindow {
+                start_ns,
+                end_ns,
+                dual_rounds: n,
+                macs: pairs.iter().map(|p| p.1.clone()).collect(),
+                nodes: pairs.into_iter().map(|p| p.0).collect(),
+                faults_active: Vec::new(),
+                explanation: None,
+            }
         })
         .collect();
 
@@ -788,10 +793,16 @@ pub fn vip_intervals(
             "self-fence" => "self-fence",
             _ => continue,
         };
-        per_node.entry(e.node.clone()).or_default().push((e.at_ns, kind));
+        per_node
+            .entry(e.node.clone())
+            .or_default()
+            .push((e.at_ns, kind));
     }
     for (n, t) in power_offs {
-        per_node.entry(n.clone()).or_default().push((*t, "power-off"));
+        per_node
+            .entry(n.clone())
+            .or_default()
+            .push((*t, "power-off"));
     }
     let mut intervals = Vec::new();
     for (node, mut evs) in per_node {
@@ -1351,7 +1362,11 @@ impl Runner<'_> {
     }
 
     fn skip(&mut self, p: &PlannedFault, reason: String) {
-        self.say(&format!("skipping #{} {}: {reason}", p.index, p.kind.name()));
+        self.say(&format!(
+            "skipping #{} {}: {reason}",
+            p.index,
+            p.kind.name()
+        ));
         self.skipped.push(SkippedFault {
             index: p.index,
             kind: p.kind,
@@ -1765,14 +1780,16 @@ fn session(
         macs.insert(mac, n);
         node_macs.insert(lab.node_name(n), mac_string(&mac));
     }
-    let mac_names: BTreeMap<[u8; 6], String> = macs
-        .iter()
-        .map(|(m, &n)| (*m, lab.node_name(n)))
-        .collect();
+    let mac_names: BTreeMap<[u8; 6], String> =
+        macs.iter().map(|(m, &n)| (*m, lab.node_name(n))).collect();
     // Declared after the lab borrow: dropped (thread joined) before the lab goes.
     let observer = Observer::start(lab)?;
     lab.start_all()?;
-    let _ = writeln!(out, "lab {} up; waiting for the VIP to answer ...", lab.prefix());
+    let _ = writeln!(
+        out,
+        "lab {} up; waiting for the VIP to answer ...",
+        lab.prefix()
+    );
     let formed = Instant::now();
     while observer.last_reply(Duration::from_millis(100)).is_none() {
         if stop.load(Ordering::Relaxed) {
@@ -1915,7 +1932,10 @@ mod tests {
         assert_eq!(classify_arp(&req, VIP, client), None);
         let owner = [2, 0, 0, 0, 0, 9];
         let r = reply(owner, VIP, client);
-        assert_eq!(classify_arp(&r, VIP, client), Some(ArpFromVip::Reply(owner)));
+        assert_eq!(
+            classify_arp(&r, VIP, client),
+            Some(ArpFromVip::Reply(owner))
+        );
         // A gratuitous ARP (request, sender = target = VIP).
         let garp = arp_request(owner, VIP, VIP);
         assert_eq!(
@@ -2027,16 +2047,34 @@ mod tests {
         let s = 1_000_000_000;
         let (act, why) = faults_around(&[f(FaultKind::Pause, "n1", 0, 2 * s)], &nodes, s, s, 9 * s);
         assert_eq!(act.len(), 1);
-        assert!(why.unwrap().contains("n1 was paused (SIGSTOP) while n2 took over"));
-        let (_, why) =
-            faults_around(&[f(FaultKind::DaemonCrash, "n2", 0, 2 * s)], &nodes, s, s, 9 * s);
+        assert!(why
+            .unwrap()
+            .contains("n1 was paused (SIGSTOP) while n2 took over"));
+        let (_, why) = faults_around(
+            &[f(FaultKind::DaemonCrash, "n2", 0, 2 * s)],
+            &nodes,
+            s,
+            s,
+            9 * s,
+        );
         assert!(why.unwrap().contains("kill -9"));
-        let (act, why) =
-            faults_around(&[f(FaultKind::Partition, "n1", 0, 2 * s)], &nodes, s, s, 9 * s);
+        let (act, why) = faults_around(
+            &[f(FaultKind::Partition, "n1", 0, 2 * s)],
+            &nodes,
+            s,
+            s,
+            9 * s,
+        );
         assert_eq!(act.len(), 1);
         assert!(why.is_none());
         // Long healed: not active.
-        let (act, why) = faults_around(&[f(FaultKind::Pause, "n1", 0, s)], &nodes, 9 * s, 9 * s, 9 * s);
+        let (act, why) = faults_around(
+            &[f(FaultKind::Pause, "n1", 0, s)],
+            &nodes,
+            9 * s,
+            9 * s,
+            9 * s,
+        );
         assert!(act.is_empty() && why.is_none());
         // A pause of a node that is not one of the two answering.
         let (_, why) = faults_around(&[f(FaultKind::Pause, "n3", 0, 2 * s)], &nodes, s, s, 9 * s);
