@@ -584,7 +584,9 @@ pub fn analyze(obs: &Observation, macs: &BTreeMap<[u8; 6], String>) -> ObserverS
     }
 
     // Dual-owner rounds, merged into windows.
-    let mut windows: Vec<(u32, u32, i64, i64, u32, BTreeSet<[u8; 6]>)> = Vec::new();
+    // (first round, last round, start, end, dual rounds, MACs)
+    type Window = (u32, u32, i64, i64, u32, BTreeSet<[u8; 6]>);
+    let mut windows: Vec<Window> = Vec::new();
     let mut dual_rounds = 0;
     for (&round, replies) in &by_round {
         let distinct: BTreeSet<[u8; 6]> = replies.iter().map(|r| r.mac).collect();
