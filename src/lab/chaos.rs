@@ -1349,7 +1349,9 @@ impl Runner<'_> {
                 .map(|&n| lab.node_name(n))
                 .collect::<Vec<_>>()
                 .join("+")
-        );
+        )
+        .trim_end()
+        .to_string();
         let line = if notes.is_empty() {
             what
         } else {
@@ -1390,7 +1392,7 @@ impl Runner<'_> {
                 Some(o) => (o, true),
                 None => (p.fallback, false),
             },
-            Target::Node(n) => (n, owner == Some(n)),
+            Target::Node(n) => (n, owner == Some(n) && p.kind != FaultKind::Loss),
         };
         let mut nodes = vec![node];
         if p.kind == FaultKind::Partition {
@@ -1458,10 +1460,14 @@ impl Runner<'_> {
         }
         let names: Vec<String> = nodes.iter().map(|&n| lab.node_name(n)).collect();
         self.say(&format!(
-            "#{} {} {}{}{} for {:.1}s",
+            "#{} {}{}{}{} for {:.1}s",
             p.index,
             p.kind.name(),
-            names.join("+"),
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", names.join("+"))
+            },
             if p.kind == FaultKind::CutLink {
                 format!(" link {}", p.link)
             } else {
