@@ -1,6 +1,6 @@
 //! tandem-lab: bring up a tandem cluster in network namespaces on this machine (for
-//! trying things out), run the failover demo or the failover benchmark, or clean up after
-//! a killed run.
+//! trying things out), run the failover demo, the failover benchmark or a seeded chaos
+//! run, or clean up after a killed run.
 //! Needs root, iproute2 and nftables.
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tandem::lab::{self, bench, demo, steady, Lab, LabSpec};
+use tandem::lab::{self, bench, chaos, demo, steady, Lab, LabSpec};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,43 @@ enum Cmd {
     /// Benchmarks (docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Seeded fault storm (power loss, crash, SIGSTOP, cut links, partitions, loss,
+    /// restarts) judged by an ARP observer: reports failovers, downtime and every
+    /// dual-owner instant; exits 1 on a dual owner with fencing (docs/chaos.md).
+    Chaos(ChaosArgs),
+}
+
+#[derive(clap::Args)]
+struct ChaosArgs {
+    /// Seed of the fault schedule (the same seed replays the same schedule)
+    /// [default: random, printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// How long faults are injected (e.g. 60s, 5m).
+    #[arg(long, default_value = "60s", value_parser = tandem::config::parse_duration)]
+    duration: Duration,
+    /// Number of nodes (3..=5); every one may own the VIP.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
+    nodes: u8,
+    /// Heartbeat interval.
+    #[arg(long, default_value = "100ms", value_parser = tandem::config::parse_duration)]
+    interval: Duration,
+    /// Heartbeat deadtime.
+    #[arg(long, default_value = "1s", value_parser = tandem::config::parse_duration)]
+    deadtime: Duration,
+    /// Leases only: no fence agents (a paused or crashed owner then keeps its VIP while
+    /// another takes over; such windows are reported and explained).
+    #[arg(long)]
+    no_fencing: bool,
+    /// Write the schedule, every fault, observation summary and log events as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// tandemd binary [default: next to this executable].
+    #[arg(long)]
+    tandemd: Option<PathBuf>,
+    /// tandemctl binary [default: next to this executable].
+    #[arg(long)]
+    tandemctl: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -155,6 +192,7 @@ fn main() -> Result<ExitCode> {
         Cmd::Bench(BenchCmd::Failover(args)) => bench_failover(args),
         Cmd::Bench(BenchCmd::FalsePositives(args)) => bench_steady(args, true),
         Cmd::Bench(BenchCmd::Footprint(args)) => bench_steady(args, false),
+        Cmd::Chaos(args) => chaos(args),
     }
 }
 
@@ -201,6 +239,50 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
         } else {
             "bench footprint"
         }),
+    }
+}
+
+fn chaos(args: ChaosArgs) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    let _ = lab::cleanup_stale();
+    let defaults = chaos::ChaosConfig::default();
+    let cfg = chaos::ChaosConfig {
+        seed: args.seed.unwrap_or_else(rand::random),
+        duration: args.duration,
+        nodes: usize::from(args.nodes),
+        interval: args.interval,
+        deadtime: args.deadtime,
+        fencing: !args.no_fencing,
+        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
+        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
+        ..defaults
+    };
+    let mut stdout = std::io::stdout();
+    match chaos::run(&cfg, &stop, &mut stdout) {
+        Ok(report) => {
+            println!();
+            print!("{}", report.render());
+            if let Some(path) = &args.json {
+                chaos::write_json(&report, path)?;
+                println!("report written to {}", path.display());
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(bench::BenchError::Interrupted) => {
+            println!("interrupted; the lab has been removed");
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Err(e) => {
+            eprintln!("tandem-lab chaos (seed {}): {e:#}", cfg.seed);
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

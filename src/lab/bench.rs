@@ -51,7 +51,7 @@ pub enum BenchError {
     },
 }
 
-fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
     let context = context.into();
     move |source| BenchError::Io { context, source }
 }
@@ -330,11 +330,11 @@ impl BenchReport {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn ns_to_ms(ns: i64) -> f64 {
+pub(crate) fn ns_to_ms(ns: i64) -> f64 {
     ns as f64 / 1e6
 }
 
@@ -462,7 +462,7 @@ pub fn breakdown_from_logs(
 
 // ----- raw sockets ----------------------------------------------------------------------
 
-fn last_os_error(what: &str) -> BenchError {
+pub(crate) fn last_os_error(what: &str) -> BenchError {
     BenchError::Io {
         context: what.to_string(),
         source: std::io::Error::last_os_error(),
@@ -470,7 +470,7 @@ fn last_os_error(what: &str) -> BenchError {
 }
 
 /// Moves the calling thread (only it) into the named network namespace.
-fn enter_netns(ns: &str) -> Result<(), BenchError> {
+pub(crate) fn enter_netns(ns: &str) -> Result<(), BenchError> {
     let path = netns::netns_path(ns);
     let f = File::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
     // SAFETY: setns on a valid fd; it affects only the calling thread.
@@ -480,7 +480,7 @@ fn enter_netns(ns: &str) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn socket(domain: i32, ty: i32, proto: i32, what: &str) -> Result<OwnedFd, BenchError> {
+pub(crate) fn socket(domain: i32, ty: i32, proto: i32, what: &str) -> Result<OwnedFd, BenchError> {
     // SAFETY: plain socket(2); the fd is owned by the OwnedFd from here on.
     let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, proto) };
     if fd < 0 {
@@ -517,7 +517,7 @@ fn echo_request(seq: u16) -> [u8; 16] {
     p
 }
 
-fn mac_string(mac: &[u8; 6]) -> String {
+pub fn mac_string(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
@@ -973,13 +973,18 @@ pub(crate) fn stable_owner(lab: &Lab) -> Option<String> {
 }
 
 fn node_mac(lab: &Lab, node: usize) -> Result<[u8; 6], BenchError> {
-    let out = lab.exec(Ns::Node(node), &["ip", "-o", "link", "show", "dev", "eth0"])?;
+    eth0_mac(lab, Ns::Node(node))
+}
+
+/// The MAC address of `eth0` in `ns`.
+pub fn eth0_mac(lab: &Lab, ns: Ns) -> Result<[u8; 6], BenchError> {
+    let out = lab.exec(ns, &["ip", "-o", "link", "show", "dev", "eth0"])?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mac = text
         .split_whitespace()
         .skip_while(|w| *w != "link/ether")
         .nth(1)
-        .ok_or_else(|| BenchError::Failed(format!("no MAC for n{node} eth0 in {text:?}")))?;
+        .ok_or_else(|| BenchError::Failed(format!("no MAC for {ns:?} eth0 in {text:?}")))?;
     let mut bytes = [0u8; 6];
     let parts: Vec<&str> = mac.split(':').collect();
     if parts.len() != 6 {

@@ -8,6 +8,7 @@
 //! The lab is a synchronous test utility: it shells out to `ip`/`nft` with std::process.
 
 pub mod bench;
+pub mod chaos;
 pub mod demo;
 mod netns;
 mod render;
@@ -191,6 +192,8 @@ pub struct Lab {
     created_ns: Vec<String>,
     cuts: BTreeSet<(usize, usize)>,
     partition: Vec<Vec<usize>>,
+    /// Percentage of node-to-node frames the switch drops at random (0: none).
+    loss_percent: u8,
     spawned: Vec<Child>,
     torn_down: bool,
 }
@@ -261,6 +264,7 @@ impl Lab {
             created_ns: Vec::new(),
             cuts: BTreeSet::new(),
             partition: Vec::new(),
+            loss_percent: 0,
             spawned: Vec::new(),
             torn_down: false,
         };
@@ -648,7 +652,12 @@ impl Lab {
 
     fn apply_rules(&self) -> Result<(), LabError> {
         self.check_live()?;
-        let rules = render::render_switch_rules(self.spec.links, &self.cuts, &self.partition);
+        let rules = render::render_switch_rules(
+            self.spec.links,
+            &self.cuts,
+            &self.partition,
+            self.loss_percent,
+        );
         let out = netns::exec_in_netns(
             &self.switch_ns,
             &["nft", "-f", "-"],
@@ -712,10 +721,18 @@ impl Lab {
         self.apply_rules()
     }
 
-    /// Removes every partition and cut link.
+    /// Drops `percent` % of the frames between nodes, at random, on every link (0 heals;
+    /// above 100 is 100). The client's traffic to and from the nodes is not affected.
+    pub fn set_loss(&mut self, percent: u8) -> Result<(), LabError> {
+        self.loss_percent = percent.min(100);
+        self.apply_rules()
+    }
+
+    /// Removes every partition, cut link and packet loss.
     pub fn heal_all(&mut self) -> Result<(), LabError> {
         self.cuts.clear();
         self.partition.clear();
+        self.loss_percent = 0;
         self.apply_rules()
     }
 

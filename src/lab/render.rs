@@ -278,10 +278,15 @@ pub const SWITCH_TABLE: &str = "tandemlab";
 /// nodes: every ethertype is dropped (ARP and NDP too, so a cut link is really cut), and
 /// the sender sees silent loss like a broken cable, not the EPERM a local output rule
 /// would return from `sendto`.
+///
+/// `loss_percent` > 0 drops that share of the frames between nodes at random (`numgen
+/// random`), on every link; the client's own traffic is left alone, so a client-side
+/// observer measures the cluster rather than the loss.
 pub fn render_switch_rules(
     links: usize,
     cuts: &BTreeSet<(usize, usize)>,
     partition: &[Vec<usize>],
+    loss_percent: u8,
 ) -> String {
     let mut rules = Vec::new();
     for &(node, link) in cuts {
@@ -306,6 +311,12 @@ pub fn render_switch_rules(
                 }
             }
         }
+    }
+    if loss_percent > 0 {
+        rules.push(format!(
+            "iifname != \"{CLIENT_PORT}\" oifname != \"{CLIENT_PORT}\" numgen random mod 100 < {} drop",
+            loss_percent.min(100)
+        ));
     }
     // "table; delete table; table {..}" replaces the whole table in one transaction and
     // works whether or not it existed before.
@@ -458,13 +469,20 @@ mod tests {
     #[test]
     fn switch_rules_cover_cuts_and_partitions() {
         let cuts: BTreeSet<_> = [(1, 0)].into_iter().collect();
-        let r = render_switch_rules(2, &cuts, &[vec![1], vec![2, 3]]);
+        let r = render_switch_rules(2, &cuts, &[vec![1], vec![2, 3]], 0);
         assert!(r.contains("iifname \"l0n1\" drop"));
         assert!(r.contains("oifname \"l0n1\" drop"));
         assert!(r.contains("iifname \"l1n1\" oifname \"l1n3\" drop"));
         assert!(r.contains("iifname \"l0n3\" oifname \"l0n1\" drop"));
         assert!(!r.contains("iifname \"l0n2\" oifname \"l0n3\""));
-        let empty = render_switch_rules(2, &BTreeSet::new(), &[]);
+        let empty = render_switch_rules(2, &BTreeSet::new(), &[], 0);
         assert!(!empty.contains("drop"));
+        let lossy = render_switch_rules(2, &BTreeSet::new(), &[], 30);
+        assert!(
+            lossy.contains(
+                "iifname != \"l0cl\" oifname != \"l0cl\" numgen random mod 100 < 30 drop"
+            ),
+            "{lossy}"
+        );
     }
 }
