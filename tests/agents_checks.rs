@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+mod agents_util;
+
+use agents_util::Netns;
 use tandem::agents::checks::{probe, run_checks};
 use tandem::config::{CheckConfig, CheckProbe};
 use tandem::core::Input;
@@ -179,41 +182,9 @@ async fn a_failing_first_probe_reports_unhealthy_at_once_and_no_checks_report_no
 
 // ---- ping checks in network namespaces ----
 
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(tag: &str) -> Netns {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "tdm{}-chk{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut full = vec!["-n", self.name.as_str()];
-        full.extend_from_slice(args);
-        run("ip", &full);
-    }
-
-    fn nft(&self, script: &str) {
-        run("ip", &["netns", "exec", &self.name, "nft", script]);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
+/// `nft SCRIPT` inside `ns`.
+fn nft(ns: &Netns, script: &str) {
+    run("ip", &["netns", "exec", &ns.name, "nft", script]);
 }
 
 fn run(program: &str, args: &[&str]) {
@@ -239,8 +210,8 @@ fn pair() -> Option<(Netns, Netns)> {
         eprintln!("skipped: needs root to create network namespaces");
         return None;
     }
-    let node = Netns::create("n");
-    let peer = Netns::create("p");
+    let node = Netns::new();
+    let peer = Netns::new();
     node.ip(&[
         "link", "add", "eth0", "type", "veth", "peer", "name", "v1", "netns", &peer.name,
     ]);
@@ -308,11 +279,15 @@ fn ping_check_follows_reachability_with_fall_and_rise() {
         );
 
         // The peer stops answering echo requests.
-        peer.nft("add table inet tdmchk");
-        peer.nft(
+        nft(&peer, "add table inet tdmchk");
+        nft(
+            &peer,
             "add chain inet tdmchk input { type filter hook input priority 0; policy accept; }",
         );
-        peer.nft("add rule inet tdmchk input icmp type echo-request drop");
+        nft(
+            &peer,
+            "add rule inet tdmchk input icmp type echo-request drop",
+        );
         let dropped = Instant::now();
         assert!(!next_report(&mut rx, limit).await, "unreachable: unhealthy");
         // At least fall - 1 full failing probes (each waits its 500ms timeout) after
@@ -323,7 +298,7 @@ fn ping_check_follows_reachability_with_fall_and_rise() {
             dropped.elapsed()
         );
 
-        peer.nft("delete table inet tdmchk");
+        nft(&peer, "delete table inet tdmchk");
         assert!(
             next_report(&mut rx, limit).await,
             "reachable again: healthy"

@@ -10,60 +10,15 @@
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+mod agents_util;
+
+use agents_util::Netns;
 use tandem::agents::{run_op, vip, OpContext};
 use tandem::config::{ResourceConfig, ResourceKind};
 use tandem::core::{OpKind, OpResult};
 
 const WRONG_MAC: &str = "02:00:00:00:00:01";
-
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(tag: &str) -> Netns {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "tdm{}-vip{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["-n", self.name.as_str()];
-        full.extend_from_slice(args);
-        run("ip", &full)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn is_root() -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -88,8 +43,8 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
-        let node = Netns::create("n");
-        let peer = Netns::create("p");
+        let node = Netns::new();
+        let peer = Netns::new();
         node.ip(&[
             "link", "add", "eth0", "type", "veth", "peer", "name", "v1", "netns", &peer.name,
         ]);
@@ -106,7 +61,7 @@ impl Pair {
             let start = Instant::now();
             let wanted = format!("multicast ff00::/8 dev {dev}");
             while !ns
-                .ip(&["-6", "route", "show", "table", "local"])
+                .ip_output(&["-6", "route", "show", "table", "local"])
                 .contains(&wanted)
             {
                 assert!(
@@ -120,7 +75,7 @@ impl Pair {
     }
 
     fn node_mac(&self) -> String {
-        let out = self.node.ip(&["-o", "link", "show", "dev", "eth0"]);
+        let out = self.node.ip_output(&["-o", "link", "show", "dev", "eth0"]);
         let mac = out
             .split_whitespace()
             .skip_while(|w| *w != "link/ether")
@@ -131,7 +86,8 @@ impl Pair {
 
     /// The peer's cache entry for `ip`, e.g. `192.0.2.10 dev v1 lladdr 02:.. STALE`.
     fn peer_neigh(&self, ip: &str) -> String {
-        self.peer.ip(&["neigh", "show", "to", ip, "dev", "v1"])
+        self.peer
+            .ip_output(&["neigh", "show", "to", ip, "dev", "v1"])
     }
 
     fn make_peer_entry_stale(&self, ip: &str) {
@@ -217,7 +173,7 @@ async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 }
 
 fn addr_lines(ns: &Netns, family: &str) -> String {
-    ns.ip(&[family, "-o", "addr", "show", "dev", "eth0"])
+    ns.ip_output(&[family, "-o", "addr", "show", "dev", "eth0"])
 }
 
 #[test]

@@ -197,10 +197,7 @@ fn main() -> Result<ExitCode> {
 }
 
 fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
-    }
+    let stop = interrupt_flag()?;
     let _ = lab::cleanup_stale();
     let defaults = steady::SteadyConfig::default();
     let cfg = steady::SteadyConfig {
@@ -243,10 +240,7 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
 }
 
 fn chaos(args: ChaosArgs) -> Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
-    }
+    let stop = interrupt_flag()?;
     let _ = lab::cleanup_stale();
     let defaults = chaos::ChaosConfig::default();
     let cfg = chaos::ChaosConfig {
@@ -287,10 +281,7 @@ fn chaos(args: ChaosArgs) -> Result<ExitCode> {
 }
 
 fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
-    }
+    let stop = interrupt_flag()?;
     let _ = lab::cleanup_stale();
     let defaults = bench::BenchConfig::default();
     let cfg = bench::BenchConfig {
@@ -331,6 +322,16 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
     }
 }
 
+/// A flag that SIGINT or SIGTERM sets. Every long-running command polls it and returns,
+/// so the lab's teardown runs instead of the process dying with namespaces left behind.
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+    Ok(stop)
+}
+
 /// Exit status of `bench false-positives` when it counted any (errors exit 1).
 const EXIT_FALSE_POSITIVES: u8 = 3;
 
@@ -340,13 +341,13 @@ const EXIT_INTERRUPTED: u8 = 130;
 fn demo(args: DemoArgs) -> ExitCode {
     // Registered first so a Ctrl-C at any later point reaches the polling loops, which
     // return and let the lab's Drop remove everything.
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
-            eprintln!("tandem-lab demo: cannot install signal handler: {e}");
+    let stop = match interrupt_flag() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("tandem-lab demo: {e:#}");
             return ExitCode::FAILURE;
         }
-    }
+    };
     let defaults = demo::DemoConfig::default();
     let cfg = demo::DemoConfig {
         tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
@@ -408,10 +409,7 @@ fn up(args: UpArgs) -> Result<()> {
     };
 
     // Register before building so a Ctrl-C during setup still tears down cleanly.
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handler")?;
-    }
+    let stop = interrupt_flag()?;
 
     let mut lab = Lab::build(spec).context("building the lab")?;
     lab.start_all().context("starting tandemd")?;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::demo::query_status;
+use super::demo::{node_state, query_status};
 use super::{netns, Lab, LabSpec, Ns};
 use crate::control::StatusReport;
 
@@ -490,6 +490,53 @@ pub(crate) fn socket(domain: i32, ty: i32, proto: i32, what: &str) -> Result<Own
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Waits until `until` (at most a second) for frames on an AF_PACKET socket, then hands
+/// every frame received — not the ones this host sent — to `each` with its CLOCK_REALTIME
+/// receive time. The socket must be non-blocking. Shared by the failover probe and the
+/// chaos observer, whose send loops differ but receive the same way.
+pub(crate) fn drain_incoming(
+    fd: &OwnedFd,
+    until: Instant,
+    buf: &mut [u8],
+    mut each: impl FnMut(i64, &[u8]),
+) {
+    let wait = until.saturating_duration_since(Instant::now());
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: wait.subsec_nanos() as libc::c_long,
+    };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, valid timespec, no signal mask.
+    unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+    loop {
+        // SAFETY: zeroed sockaddr_ll is valid as an out-parameter.
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        // SAFETY: recvfrom into our buffer and sockaddr.
+        let n = unsafe {
+            libc::recvfrom(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr,
+                &mut len,
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        let at_ns = realtime_ns();
+        if from.sll_pkttype != libc::PACKET_OUTGOING {
+            each(at_ns, &buf[..n as usize]);
+        }
+    }
+}
+
 fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     for chunk in data.chunks(2) {
@@ -702,44 +749,11 @@ impl Probe {
                     next_send = now + PROBE_PERIOD;
                 }
             }
-            let wait = next_send.saturating_duration_since(Instant::now());
-            let ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: wait.subsec_nanos() as libc::c_long,
-            };
-            let mut pfd = libc::pollfd {
-                fd: pkt.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, valid timespec, no signal mask.
-            unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
-            loop {
-                // SAFETY: zeroed sockaddr_ll is valid as an out-parameter.
-                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-                // SAFETY: recvfrom into our buffer and sockaddr.
-                let n = unsafe {
-                    libc::recvfrom(
-                        pkt.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                        &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr,
-                        &mut len,
-                    )
-                };
-                if n <= 0 {
-                    break;
-                }
-                let at_ns = realtime_ns();
-                if from.sll_pkttype == libc::PACKET_OUTGOING {
-                    continue;
-                }
-                if let Some(s) = classify_frame(&buf[..n as usize]) {
+            drain_incoming(pkt, next_send, &mut buf, |at_ns, frame| {
+                if let Some(s) = classify_frame(frame) {
                     push(seen, Observed { at_ns, seen: s });
                 }
-            }
+            });
             // The raw ICMP socket gets a copy of every reply too; drain it.
             // SAFETY: recv into our buffer on a non-blocking socket.
             while unsafe { libc::recv(icmp.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) } > 0
@@ -936,14 +950,6 @@ pub fn parse_addr_messages(mut data: &[u8]) -> Vec<bool> {
 }
 
 // ----- the run --------------------------------------------------------------------------
-
-fn node_state<'r>(r: &'r StatusReport, name: &str) -> Option<&'r str> {
-    r.view
-        .nodes
-        .iter()
-        .find(|n| n.name == name)
-        .map(|n| n.state.as_str())
-}
 
 /// Owner of www if it is running there.
 fn running_owner(r: &StatusReport) -> Option<String> {

@@ -26,8 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::bench::{
-    enter_netns, eth0_mac, group_yaml, io_err, last_os_error, log_lines_since, mac_string, ms,
-    ns_to_ms, realtime_ns, socket, BenchError, GROUP, VIP, VIP_PREFIX,
+    drain_incoming, enter_netns, eth0_mac, group_yaml, io_err, last_os_error, log_lines_since,
+    mac_string, ms, ns_to_ms, realtime_ns, socket, BenchError, GROUP, VIP, VIP_PREFIX,
 };
 use super::{netns, Lab, LabSpec, Ns};
 
@@ -428,42 +428,9 @@ impl Observer {
                     next_send = now + OBSERVE_PERIOD;
                 }
             }
-            let wait = next_send.saturating_duration_since(Instant::now());
-            let ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: wait.subsec_nanos() as libc::c_long,
-            };
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, valid timespec, no signal mask.
-            unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
-            loop {
-                // SAFETY: zeroed sockaddr_ll is valid as an out-parameter.
-                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-                // SAFETY: recvfrom into our buffer and sockaddr.
-                let n = unsafe {
-                    libc::recvfrom(
-                        fd.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                        &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr,
-                        &mut len,
-                    )
-                };
-                if n <= 0 {
-                    break;
-                }
-                let at_ns = realtime_ns();
-                if from.sll_pkttype == libc::PACKET_OUTGOING {
-                    continue;
-                }
-                let Some(kind) = classify_arp(&buf[..n as usize], VIP, client) else {
-                    continue;
+            drain_incoming(fd, next_send, &mut buf, |at_ns, frame| {
+                let Some(kind) = classify_arp(frame, VIP, client) else {
+                    return;
                 };
                 if let Ok(mut d) = data.lock() {
                     match kind {
@@ -477,7 +444,7 @@ impl Observer {
                         }
                     }
                 }
-            }
+            });
         }
     }
 

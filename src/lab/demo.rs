@@ -199,7 +199,8 @@ pub fn query_status(lab: &Lab, node: usize) -> Option<StatusReport> {
     response.status.filter(|_| response.ok)
 }
 
-fn node_state<'r>(r: &'r StatusReport, name: &str) -> Option<&'r str> {
+/// The state (`online`, `standby`, ...) `r` reports for node `name`.
+pub(crate) fn node_state<'r>(r: &'r StatusReport, name: &str) -> Option<&'r str> {
     r.view
         .nodes
         .iter()

@@ -108,8 +108,16 @@ pub fn ip(args: &[&str]) {
     );
 }
 
+/// `ip ARGS...`'s stdout; a failing `ip` fails the test, so that a negative check never
+/// passes on output that only means "could not look".
 pub fn ip_output(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -154,11 +162,14 @@ impl Netns {
         self.ip(&["addr", "add", addr, "dev", a]);
     }
 
+    /// Also used on drop, where the namespace may be gone already: never panics.
     pub fn pids(&self) -> Vec<u32> {
-        ip_output(&["netns", "pids", &self.name])
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
     /// The argv prefix that runs a program inside this namespace.
