@@ -39,6 +39,21 @@ enum Cmd {
     /// restarts) judged by an ARP observer: reports failovers, downtime and every
     /// dual-owner instant; exits 1 on a dual owner with fencing (docs/chaos.md).
     Chaos(ChaosArgs),
+    /// The demo's service: answers every UDP datagram with its node's name (run by the
+    /// demo group's `exec` resource).
+    #[command(hide = true)]
+    DemoService(DemoServiceArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoServiceArgs {
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    #[arg(long)]
+    name: String,
+    /// Written once the socket is bound.
+    #[arg(long)]
+    pidfile: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -193,6 +208,11 @@ fn main() -> Result<ExitCode> {
         Cmd::Bench(BenchCmd::FalsePositives(args)) => bench_steady(args, true),
         Cmd::Bench(BenchCmd::Footprint(args)) => bench_steady(args, false),
         Cmd::Chaos(args) => chaos(args),
+        Cmd::DemoService(args) => {
+            tandem::lab::service::serve(args.listen, &args.name, args.pidfile.as_deref())
+                .with_context(|| format!("demo-service on {}", args.listen))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! `tandem-lab demo`: the first thing a new user runs. It builds a 3-node lab (two
-//! possible owners and a witness) with one group, shows the cluster, pulls the plug on the
-//! owner, narrates the takeover as the survivor sees it (with the measured gap), brings the
-//! node back and tears everything down. It is a narrated script over `Lab`; every wait is
+//! possible owners and a witness) with one group (a VIP and a small service behind it),
+//! shows the cluster, pulls the plug on the owner, narrates the takeover as the survivor
+//! and a client see it (with the measured gaps), brings the node back and tears
+//! everything down. It is a narrated script over `Lab`; every wait is
 //! a bounded poll that also watches the caller's stop flag, so Ctrl-C and SIGTERM end it
 //! at any point and `Lab`'s Drop removes what was built.
 
@@ -11,13 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Lab, LabSpec};
+use super::service::{self, ServiceClient};
+use super::{Lab, LabSpec, Ns};
 use crate::control::{self, client, Request, StatusReport};
 
 /// The group the demo moves around.
 pub const GROUP: &str = "www";
-/// Its virtual IP (only configured for real once resource agents are wired, issue 4).
+/// Its virtual IP.
 pub const VIP: &str = "192.0.2.100/24";
+/// The UDP port the demo service answers on, behind the VIP.
+pub const SERVICE_PORT: u16 = 7;
 /// How often the survivor is asked for its status during the takeover.
 pub const TAKEOVER_POLL: Duration = Duration::from_millis(20);
 /// Columns the narration is laid out for.
@@ -25,8 +29,33 @@ pub const WIDTH: usize = 100;
 /// Log lines shown per node when a step fails.
 pub const LOG_TAIL_LINES: usize = 25;
 
-/// The `groups:` section the demo appends to every node's config.
-pub fn group_yaml() -> String {
+/// The service's address (the VIP without its prefix length).
+pub fn service_addr() -> std::net::SocketAddr {
+    let ip = VIP.split('/').next().unwrap_or(VIP);
+    std::net::SocketAddr::new(
+        ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        SERVICE_PORT,
+    )
+}
+
+/// The `groups:` section the demo appends to every node's config. `service` is the
+/// tandem-lab binary, whose `demo-service` command is the service: an `exec` resource
+/// starts it in the background, stops it by its pid file and monitors that pid, the way
+/// an admin wraps a daemon that has no init script.
+pub fn group_yaml(service: &Path) -> String {
+    let pid = "\"$TANDEM_LAB_NODE_DIR/demo-service.pid\"";
+    let exe = shell_quote(&service.to_string_lossy());
+    let start = format!(
+        "rm -f {pid}; {exe} demo-service --listen {addr} --name \"$TANDEM_LAB_NODE\" \
+         --pidfile {pid} </dev/null >>\"$TANDEM_LAB_NODE_DIR/demo-service.log\" 2>&1 & \
+         i=0; while [ ! -s {pid} ]; do i=$((i+1)); [ $i -le 500 ] || exit 1; sleep 0.01; done",
+        addr = service_addr()
+    );
+    let stop = format!(
+        "[ -s {pid} ] || exit 0; p=$(cat {pid}); kill $p 2>/dev/null; \
+         while kill -0 $p 2>/dev/null; do sleep 0.01; done; rm -f {pid}"
+    );
+    let monitor = format!("[ -s {pid} ] && kill -0 $(cat {pid}) 2>/dev/null || exit 7");
     format!(
         "groups:\n  \
          - name: {GROUP}\n    \
@@ -34,8 +63,23 @@ pub fn group_yaml() -> String {
            failback: false\n    \
            resources:\n      \
              - vip: {{ address: {VIP}, interface: eth0 }}\n      \
-             - exec: {{ name: app, start: /bin/true, stop: /bin/true, monitor: /bin/true }}\n"
+             - exec:\n          \
+                 name: app\n          \
+                 start: {}\n          \
+                 stop: {}\n          \
+                 monitor: {}\n",
+        yaml_single_quoted(&start),
+        yaml_single_quoted(&stop),
+        yaml_single_quoted(&monitor),
     )
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn yaml_single_quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Where the demo finds its binaries and how long it waits for each phase. The bounds are
@@ -44,6 +88,8 @@ pub fn group_yaml() -> String {
 pub struct DemoConfig {
     pub tandemd: PathBuf,
     pub tandemctl: PathBuf,
+    /// The binary whose `demo-service` command runs as the group's service (tandem-lab).
+    pub service: PathBuf,
     /// From start until every node is online and the group runs somewhere.
     pub form_timeout: Duration,
     /// From the kill until the survivor runs the group.
@@ -57,6 +103,8 @@ impl Default for DemoConfig {
         DemoConfig {
             tandemd: super::default_binary("tandemd"),
             tandemctl: super::default_binary("tandemctl"),
+            service: std::env::current_exe()
+                .unwrap_or_else(|_| super::default_binary("tandem-lab")),
             form_timeout: Duration::from_secs(30),
             takeover_timeout: Duration::from_secs(20),
             rejoin_timeout: Duration::from_secs(20),
@@ -73,6 +121,9 @@ pub struct DemoReport {
     pub takeover_gap: Duration,
     /// From the SIGKILL until the survivor reported the old owner not online.
     pub detection: Option<Duration>,
+    /// The client's longest silence: last answer from the old owner's service to the
+    /// first from the new one.
+    pub client_gap: Duration,
     pub total: Duration,
 }
 
@@ -327,7 +378,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         ipv6: false,
         interval: Duration::from_millis(100),
         deadtime: Duration::from_secs(1),
-        extra_yaml: group_yaml(),
+        extra_yaml: group_yaml(&cfg.service),
         tandemd,
         tandemctl,
     };
@@ -351,16 +402,18 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
     say!(d, "  timing   heartbeat interval 100ms, deadtime 1s");
     say!(
         d,
-        "  {GROUP}      vip {VIP} on eth0, then exec `app` (/bin/true); failback off"
-    );
-    say!(d);
-    say!(
-        d,
-        "  NOTE: resource agents are stubbed until issue 4: the VIP is not actually configured"
+        "  {GROUP}      vip {VIP} on eth0 (gratuitous ARP on takeover), then exec `app`: a UDP"
     );
     say!(
         d,
-        "  yet, so the gap measured below is the ownership decision, not a client-visible outage."
+        "           service on {} that answers with its node's name; failback off",
+        service_addr()
+    );
+    say!(
+        d,
+        "  client   netns cl asks {} every {} ms and reports who answers",
+        service_addr(),
+        service::PROBE_INTERVAL.as_millis()
     );
     say!(d);
     if stale > 0 {
@@ -473,23 +526,54 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
     d.print_status(lab, survivor);
 
     d.step(format!(
-        "power loss on {owner} (SIGKILL tandemd, links down)"
+        "waiting for the client to get answers from {owner}"
+    ))?;
+    let client = ServiceClient::start(&lab.ns_name(Ns::Client)?, service_addr())?;
+    let deadline = Instant::now() + cfg.form_timeout;
+    loop {
+        d.check_stop()?;
+        if client.last_answer().is_some_and(|(n, _)| n == owner) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(Abort::Fail(format!(
+                "no answer from the service on {owner} within {:?} (answers so far: {:?})",
+                cfg.form_timeout,
+                client.runs()
+            )));
+        }
+        d.sleep(Duration::from_millis(20))?;
+    }
+    say!(
+        d,
+        "{} client: {} answers, from {owner}",
+        d.stamp(),
+        service_addr()
+    );
+    say!(d);
+
+    d.step(format!(
+        "power loss on {owner} (SIGKILL everything, links down)"
     ))?;
     let before = query_status(lab, survivor)
         .ok_or_else(|| Abort::Fail(format!("{survivor_name} does not answer status")))?;
     say!(
         d,
-        "{} power loss on {owner}: SIGKILL its tandemd, take its links down",
+        "{} power loss on {owner}: SIGKILL tandemd and the service, take its links down",
         d.stamp()
     );
     say!(
         d,
-        "         (times from the kill; {survivor_name}'s status polled every {} ms)",
+        "         (times from the kill; {survivor_name}'s status polled every {} ms, the client asks",
         TAKEOVER_POLL.as_millis()
     );
+    say!(
+        d,
+        "          every {} ms)",
+        service::PROBE_INTERVAL.as_millis()
+    );
     let kill_at = Instant::now();
-    lab.kill(old)?;
-    lab.links_down(old)?;
+    lab.power_off(old)?;
     say!(
         d,
         "    +{:>5} ms  {owner} is dead and cut off",
@@ -501,9 +585,11 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
     let mut last_quorate = before.view.quorate;
     let mut last_group = group_view(&before);
     let mut detection = None;
+    let mut client_runs_seen = client.runs().len();
     let deadline = kill_at + cfg.takeover_timeout;
     let (gap, new_term) = loop {
         d.check_stop()?;
+        client_runs_seen = narrate_client(d, &client, client_runs_seen, kill_at);
         if !lab.is_running(survivor) {
             return Err(Abort::Fail(format!("tandemd on {survivor_name} exited")));
         }
@@ -562,6 +648,32 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         }
         thread::sleep(TAKEOVER_POLL);
     };
+    d.step(format!(
+        "waiting for the client to get answers from {survivor_name}"
+    ))?;
+    let deadline = Instant::now() + cfg.takeover_timeout;
+    loop {
+        d.check_stop()?;
+        client_runs_seen = narrate_client(d, &client, client_runs_seen, kill_at);
+        if client
+            .last_answer()
+            .is_some_and(|(n, at)| n == survivor_name && at > kill_at)
+        {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(Abort::Fail(format!(
+                "{survivor_name} runs {GROUP} but the client got no answer from it within {:?} \
+                 (answers: {:?})",
+                cfg.takeover_timeout,
+                client.runs()
+            )));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let runs = client.runs();
+    let (client_gap, _, _) = service::outage_after(&runs, kill_at)
+        .ok_or_else(|| Abort::Fail(format!("no silence in the client's answers: {runs:?}")))?;
     say!(
         d,
         "takeover: {GROUP} moved from {owner} to {survivor_name} in {} ms (kill -> running; \
@@ -571,11 +683,15 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
             .map(|x| ms(x).to_string())
             .unwrap_or_else(|| "?".into())
     );
+    say!(
+        d,
+        "client:   no answer for {} ms (last from {owner}, then from {survivor_name})",
+        ms(client_gap)
+    );
     d.print_status(lab, survivor);
 
     d.step(format!("restarting {owner} (links up, start tandemd)"))?;
-    lab.links_up(old)?;
-    lab.start(old)?;
+    lab.power_on(old)?;
     let restart_at = Instant::now();
     say!(
         d,
@@ -646,6 +762,23 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         "{} {owner} rejoined and is online; {GROUP} stays on {survivor_name} (term {new_term}, failback off)",
         d.stamp()
     );
+    let rejoined_at = Instant::now();
+    d.sleep(Duration::from_millis(200))?;
+    match client.last_answer() {
+        Some((n, at)) if n == survivor_name && at > rejoined_at => say!(
+            d,
+            "{} client: {} still answers, from {survivor_name}",
+            d.stamp(),
+            service_addr()
+        ),
+        other => {
+            return Err(Abort::Fail(format!(
+                "after {owner} rejoined the client's last answer is {other:?}, expected a fresh \
+                 one from {survivor_name}"
+            )))
+        }
+    }
+    drop(client);
     d.print_status(lab, old);
 
     d.step("tearing down")?;
@@ -664,8 +797,30 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         new_owner: survivor_name,
         takeover_gap: gap,
         detection,
+        client_gap,
         total,
     })
+}
+
+/// Prints the client's answer runs that began since the last call (from the second on,
+/// each ends a silence); returns how many runs have been narrated.
+fn narrate_client(d: &mut Demo, client: &ServiceClient, seen: usize, since: Instant) -> usize {
+    let runs = client.runs();
+    for w in runs.windows(2).skip(seen.saturating_sub(1)) {
+        let (prev, next) = (&w[0], &w[1]);
+        if next.first < since {
+            continue;
+        }
+        say!(
+            d,
+            "    +{:>5} ms  client: answer from {} (silent for {} ms since the last one, from {})",
+            ms(next.first.saturating_duration_since(since)),
+            next.node,
+            ms(next.first.saturating_duration_since(prev.last)),
+            prev.node
+        );
+    }
+    runs.len().max(seen)
 }
 
 #[cfg(test)]
@@ -681,7 +836,7 @@ mod tests {
         let spec = LabSpec {
             nodes: 3,
             witnesses: vec![3],
-            extra_yaml: group_yaml(),
+            extra_yaml: group_yaml(Path::new("/usr/lib/it's here/tandem-lab")),
             ..LabSpec::default()
         };
         let text = super::super::render_config(&spec, &key).unwrap();
@@ -693,6 +848,25 @@ mod tests {
         let n1 = cfg.node_by_name("n1").expect("node n1").id;
         assert_eq!(g.prefer, Some(n1), "{text}");
         assert!(!g.failback, "{text}");
+        let crate::config::ResourceKind::Exec {
+            start,
+            stop,
+            monitor,
+        } = &g.resources[1].kind
+        else {
+            panic!("the second resource is the exec service:\n{text}");
+        };
+        assert!(
+            start.contains("'/usr/lib/it'\\''s here/tandem-lab' demo-service --listen 192.0.2.100:7"),
+            "{start}"
+        );
+        for script in [start, stop, monitor.as_ref().expect("a monitor")] {
+            let ok = std::process::Command::new("sh")
+                .args(["-n", "-c", script])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "not valid sh: {script}");
+        }
     }
 
     #[test]

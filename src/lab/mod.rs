@@ -12,6 +12,7 @@ pub mod chaos;
 pub mod demo;
 mod netns;
 mod render;
+pub mod service;
 pub mod steady;
 
 use std::collections::BTreeSet;
@@ -767,6 +768,46 @@ impl Lab {
             }
         }
         Ok(())
+    }
+
+    /// Power loss: every process in the node's namespace (tandemd and the services its
+    /// agents started) is SIGKILLed and its links go down. Addresses stay configured, as
+    /// RAM does not matter to a dark NIC; `power_on` models the reboot that clears them.
+    pub fn power_off(&mut self, node: usize) -> Result<(), LabError> {
+        self.check_live()?;
+        if self.is_running(node) {
+            self.kill(node)?;
+        }
+        let ns = self.node_state(node)?.ns.clone();
+        let left = netns::kill_all_in_netns(&ns, Duration::from_secs(5));
+        if !left.is_empty() {
+            return Err(LabError::Timeout {
+                what: format!("SIGKILL of processes {left:?} in {ns}"),
+                after: Duration::from_secs(5),
+            });
+        }
+        self.links_down(node)
+    }
+
+    /// The reboot after `power_off`: links come up with only the lab's own addresses (a
+    /// VIP the node held before does not survive a reboot), then tandemd starts.
+    pub fn power_on(&mut self, node: usize) -> Result<(), LabError> {
+        self.check_live()?;
+        let ns = self.node_state(node)?.ns.clone();
+        let ipv6 = self.spec.ipv6;
+        let plen = render::prefix_len(ipv6);
+        let nodad = if ipv6 { " nodad" } else { "" };
+        let mut script = String::from("link set lo up\n");
+        for l in 0..self.spec.links {
+            let addr = render::node_address(ipv6, node, l);
+            script.push_str(&format!(
+                "addr flush dev eth{l} scope global\n\
+                 addr add {addr}/{plen} dev eth{l}{nodad}\n\
+                 link set eth{l} up\n"
+            ));
+        }
+        self.ip_batch(&ns, &script)?;
+        self.start(node)
     }
 
     // ----- accessors -----------------------------------------------------------------
