@@ -530,3 +530,63 @@ fn a_move_to_a_node_that_can_never_own_the_group_is_refused_not_remembered() {
         .any(|a| matches!(a, tandem::core::Action::Persist(p) if !p.admin.moves.is_empty()));
     assert!(!persisted, "no move preference was recorded: {out:?}");
 }
+
+/// Three full nodes with `fencing: always`: every takeover from a silent owner needs a
+/// fence first, so every fence here must come from a node that has quorum.
+fn three_always() -> ScenarioBuilder {
+    ScenarioBuilder::new(3).prefer(0).fencing(FenceMode::Always)
+}
+
+#[test]
+fn a_node_that_loses_quorum_calls_off_the_fence_it_had_queued() {
+    // n1 (the owner) drops out; n2 queues a fence of n1 (delayed a deadtime: n1 runs the
+    // group) and then loses n3 before the delay is over. Alone, n2 can take nothing, so
+    // shooting n1 would only turn a partition into an outage.
+    let o = run(three_always()
+        .at(secs(5.0), ScriptedFault::Partition(vec![0], vec![1, 2]))
+        .at(secs(5.5), ScriptedFault::Partition(vec![1], vec![2]))
+        .at(secs(12.0), ScriptedFault::Heal)
+        .duration(secs(30.0)));
+    assert!(
+        o.events.iter().any(|e| e.contains("fencing n1 first")),
+        "n2 queued a fence of n1 while it had quorum: {:#?}",
+        o.events
+    );
+    assert!(
+        o.fences.is_empty(),
+        "a node without quorum fenced: {:?}\n{:#?}",
+        o.fences,
+        o.events
+    );
+}
+
+#[test]
+fn a_node_back_from_isolation_hears_everyone_before_fencing_anyone() {
+    // The chain behind a needless fence seen in `tandem-lab chaos`: n2 fences n1 and is
+    // then cut off; n1 reboots and, with n3, becomes the owner while n2 cannot hear it.
+    // When the links heal, n2 may hear n3 (and so regain quorum) a moment before it
+    // hears n1. n1's silence is left over from n2's isolation, not news that n1
+    // vanished, and what n2 last knew of the owner is stale: it must not shoot n1.
+    let move_to = |n: u16| AdminCommand::Move {
+        group: GroupId::of_name("www"),
+        to: Some(NodeId(n)),
+    };
+    for seed in 0..40 {
+        let o = run(three_always()
+            .seed(seed)
+            .at(secs(5.0), ScriptedFault::Partition(vec![0], vec![1, 2]))
+            .at(secs(9.0), ScriptedFault::Admin(2, move_to(3)))
+            .at(secs(10.0), ScriptedFault::Partition(vec![1], vec![0, 2]))
+            .at(secs(11.0), ScriptedFault::Restart(0))
+            .at(secs(11.0), ScriptedFault::Connect(vec![0], vec![2]))
+            .at(secs(14.0), ScriptedFault::Admin(2, move_to(1)))
+            .at(secs(18.0), ScriptedFault::Heal)
+            .duration(secs(30.0)));
+        let fenced: Vec<&(usize, f64)> = o.fences.iter().filter(|(_, at)| *at > 11_000.0).collect();
+        assert!(
+            fenced.is_empty(),
+            "seed {seed}: a healthy node was fenced after n1 came back: {fenced:?}\n{:#?}",
+            o.events
+        );
+    }
+}

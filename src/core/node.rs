@@ -345,6 +345,9 @@ pub struct Node {
     peers: BTreeMap<NodeId, Peer>,
     groups: Vec<GroupState>,
     quorate: bool,
+    /// When this node last gained quorum. For a deadtime after that, a silent peer may
+    /// be silent only because this node could not hear anyone: it is not fenced yet.
+    quorate_since: Option<Instant>,
     seen_all: bool,
     state_lost: bool,
     healthy: bool,
@@ -425,6 +428,7 @@ impl Node {
             peers,
             groups,
             quorate: false,
+            quorate_since: None,
             seen_all: false,
             state_lost,
             healthy: true,
@@ -687,6 +691,9 @@ impl Node {
             if let Some(at) = g.next_monitor {
                 consider(at, "monitor");
             }
+        }
+        if let Some(at) = self.quorum_settles_at() {
+            consider(at, "quorum settled");
         }
         for job in self.fences.values() {
             match job {
@@ -1386,6 +1393,7 @@ impl Node {
         let quorate = quorum::is_quorate(present, expected, self.spec.quorum.two_node);
         if quorate != self.quorate {
             self.quorate = quorate;
+            self.quorate_since = quorate.then_some(now);
             self.send_asap = true;
             let kind = if quorate {
                 EventKind::QuorumGained
@@ -2007,11 +2015,21 @@ impl Node {
                     );
                     return;
                 }
+                if !failed {
+                    if let Some(settled) = self.quorum_settles_at().filter(|t| now < *t) {
+                        self.set_reason(
+                            gi,
+                            format!(
+                                "quorum regained: giving {} {} ms to be heard before fencing it",
+                                self.name(target),
+                                settled.saturating_since(now).as_millis()
+                            ),
+                            out,
+                        );
+                        return;
+                    }
+                }
                 if !self.fences.contains_key(&target) {
-                    let failed = self.groups[gi]
-                        .holders
-                        .of(target)
-                        .is_some_and(|h| h.failed && !h.released);
                     let why = if failed {
                         FenceWhy::StopFailed
                     } else {
@@ -2102,6 +2120,14 @@ impl Node {
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)) + Duration::from_micros(100)
     }
 
+    /// Until when a silent peer gets the benefit of the doubt after this node (re)gained
+    /// quorum: a node back from isolation hears its peers one by one, and the one it has
+    /// not heard yet is not known to be gone. None when quorum does not gate fencing.
+    fn quorum_settles_at(&self) -> Option<Instant> {
+        self.quorate_since
+            .map(|since| since + self.spec.timing.deadtime)
+    }
+
     fn fence_delay(&self, target: NodeId) -> Duration {
         let base = self
             .spec
@@ -2109,11 +2135,13 @@ impl Node {
             .map(|n| n.fence_delay)
             .unwrap_or_default();
         // The node that runs groups wins a fence race (Pacemaker's
-        // priority-fencing-delay): others wait a deadtime longer before shooting it.
-        let owns = self
-            .groups
-            .iter()
-            .any(|g| g.known.owner == Some(target) && g.known.phase != Phase::Released);
+        // priority-fencing-delay): others wait a deadtime longer before shooting it. What
+        // this node last heard from the owner may be stale (it was cut off while the group
+        // moved); the holder records it gossiped since are not.
+        let owns = self.groups.iter().any(|g| {
+            (g.known.owner == Some(target) && g.known.phase != Phase::Released)
+                || g.holders.unreleased().any(|h| h.owner == target)
+        });
         if owns {
             base + self.spec.timing.deadtime
         } else {
@@ -2216,11 +2244,30 @@ impl Node {
     }
 
     fn run_fences(&mut self, now: Instant, out: &mut Vec<Action>) {
+        // A node without quorum takes nothing over, so a fence it queued for a takeover
+        // would only power off a node that the majority may be relying on (Pacemaker: a
+        // partition without quorum does not fence). An admin's explicit request stands.
+        let may_fence = self.quorate || self.ignore_quorum();
         let targets: Vec<NodeId> = self.fences.keys().copied().collect();
         for target in targets {
             let Some(job) = self.fences.get(&target).copied() else {
                 continue;
             };
+            if let FenceJob::Delayed { why, .. } | FenceJob::Retry { why, .. } = job {
+                if !may_fence && why != FenceWhy::Admin {
+                    self.fences.remove(&target);
+                    out.push(event(
+                        EventKind::Decision,
+                        Some(target),
+                        None,
+                        &format!(
+                            "fence of {} called off: this node lost quorum",
+                            self.name(target)
+                        ),
+                    ));
+                    continue;
+                }
+            }
             let target_back = self.peers.get(&target).is_some_and(|p| p.up);
             match job {
                 FenceJob::Delayed {

@@ -857,7 +857,9 @@ mod tests {
             panic!("the second resource is the exec service:\n{text}");
         };
         assert!(
-            start.contains("'/usr/lib/it'\\''s here/tandem-lab' demo-service --listen 192.0.2.100:7"),
+            start.contains(
+                "'/usr/lib/it'\\''s here/tandem-lab' demo-service --listen 192.0.2.100:7"
+            ),
             "{start}"
         );
         for script in [start, stop, monitor.as_ref().expect("a monitor")] {

@@ -88,6 +88,8 @@ pub enum ScriptedFault {
     /// Cut every link between the two sides (node indexes).
     Partition(Vec<usize>, Vec<usize>),
     Heal,
+    /// Restore every link between the two sides (undoes a `Partition` in part).
+    Connect(Vec<usize>, Vec<usize>),
     Admin(usize, crate::core::AdminCommand),
     /// From now on, stops of this node fail.
     FailStops(usize),

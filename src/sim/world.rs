@@ -115,6 +115,9 @@ struct SimNode {
     wake_gen: u64,
     fail_stops: bool,
     fail_fences: bool,
+    /// Nodes an admin asked this node to fence (`tandemctl fence`): the one fence a node
+    /// without quorum may still carry out.
+    admin_fences: BTreeSet<NodeId>,
     /// Deliveries of operation results held back while the daemon is paused.
     held: Vec<Ev>,
     /// A clean shutdown is in progress: the daemon exits once its core is quiet.
@@ -165,6 +168,7 @@ impl Sim {
                 wake_gen: 0,
                 fail_stops: false,
                 fail_fences: false,
+                admin_fences: BTreeSet::new(),
                 held: Vec::new(),
                 shutting_down: false,
             })
@@ -292,6 +296,36 @@ impl Sim {
         }
         self.trace
             .push_back(format!("{:>10.3} ms  {line}", ms(self.now)));
+    }
+
+    /// A node without quorum takes nothing over, so it has no business fencing: that
+    /// only powers off a node the majority may rely on. Where quorum does not gate
+    /// takeovers (two_node, `no_quorum_policy: ignore`) or an admin asked, it may.
+    fn check_fence_has_quorum(&self, i: usize, target: NodeId) -> Result<(), Box<Violation>> {
+        let q = &self.sc.spec.quorum;
+        if q.two_node
+            || q.no_quorum_policy == NoQuorumPolicy::Ignore
+            || self.nodes[i].admin_fences.contains(&target)
+        {
+            return Ok(());
+        }
+        let quorate = self.nodes[i]
+            .core
+            .as_ref()
+            .is_none_or(|c| c.status(self.local(i)).quorate);
+        if quorate {
+            return Ok(());
+        }
+        Err(self.violation(
+            "only a node with quorum fences (unless an admin asked)",
+            format!(
+                "{} fences {} without quorum",
+                self.name(i),
+                self.index_of(target)
+                    .map(|t| self.name(t))
+                    .unwrap_or_else(|| target.to_string())
+            ),
+        ))
     }
 
     fn violation(&self, invariant: &'static str, detail: String) -> Box<Violation> {
@@ -684,6 +718,7 @@ impl Sim {
                     let Some(t) = self.index_of(target) else {
                         continue;
                     };
+                    self.check_fence_has_quorum(i, target)?;
                     let inc = self.nodes[i].inc;
                     let f = &self.sc.faults;
                     let (fail, hang) = if self.chaos_on {
@@ -1009,7 +1044,17 @@ impl Sim {
                     l.clear();
                 }
             }
+            ScriptedFault::Connect(a, b) => {
+                for l in &mut self.blocked {
+                    l.retain(|(x, y)| {
+                        !(a.contains(x) && b.contains(y) || a.contains(y) && b.contains(x))
+                    });
+                }
+            }
             ScriptedFault::Admin(i, cmd) => {
+                if let crate::core::AdminCommand::Fence { node } = &cmd {
+                    self.nodes[i].admin_fences.insert(*node);
+                }
                 let now = self.local(i);
                 self.drive(i, now, Input::Admin(cmd))?;
             }
