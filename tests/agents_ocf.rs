@@ -230,3 +230,42 @@ fn config_check_runs_validate_all_on_request() {
     assert_eq!(code, Some(0), "{out}");
     assert!(!out.contains("agent check"), "{out}");
 }
+
+#[tokio::test]
+async fn agents_see_the_interval_and_timeout_pacemaker_would_pass() {
+    // A probe and a recurring monitor differ only in OCF_RESKEY_CRM_meta_interval
+    // (`ocf_is_probe` in ocf-shellfuncs): start and stop get 0, a monitor the group's
+    // monitor_interval, every action its timeout, both in milliseconds.
+    let dir = TempDir::new("ocf-meta");
+    let agent_dir = dir.join("resource.d").join("heartbeat");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let log = dir.join("calls.log");
+    let agent = agent_dir.join("Recorder");
+    std::fs::write(
+        &agent,
+        "#!/bin/sh\n[ \"$1\" = meta-data ] && exit 0\n\
+         echo \"$1 interval=$OCF_RESKEY_CRM_meta_interval timeout=$OCF_RESKEY_CRM_meta_timeout\" \
+         >> \"$OCF_RESKEY_log\"\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let r = ocf_resource("rec", "Recorder", &[("log", &log.display().to_string())]);
+    let launch = Launch {
+        ocf_root: Some(dir.0.clone()),
+        ..Launch::default()
+    };
+    let t = Duration::from_secs(20);
+    for kind in [OpKind::Start, OpKind::Monitor, OpKind::Stop] {
+        assert_eq!(
+            ocf::run_with(&ctx(&r, kind, t), &launch).await,
+            OpResult::Ok
+        );
+    }
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls,
+        "start interval=0 timeout=20000\n\
+         monitor interval=10000 timeout=20000\n\
+         stop interval=0 timeout=20000\n"
+    );
+}

@@ -156,6 +156,7 @@ async fn op(resource: &ResourceConfig, kind: OpKind) -> OpResult {
         resource,
         kind,
         timeout: Duration::from_secs(10),
+        interval: Duration::ZERO,
     };
     run_op(&ctx).await
 }

@@ -590,3 +590,39 @@ fn a_node_back_from_isolation_hears_everyone_before_fencing_anyone() {
         );
     }
 }
+
+#[test]
+fn a_ban_from_a_failed_start_expires_after_failure_timeout() {
+    // n1 (preferred, failback on) comes back from a crash with a broken service: its
+    // failback start fails, which bans it and sends the group back to n2. The service
+    // is repaired at 25 s; nobody runs `tandemctl cleanup`, yet once the failure is
+    // older than failure_timeout (20 s) n1 is eligible again and failback brings the
+    // group home, as Pacemaker's failure-timeout would.
+    let o = run(three()
+        .failback(true)
+        .failure_timeout(secs(20.0))
+        .at(secs(5.0), ScriptedFault::FailStarts(0, true))
+        .at(secs(5.0), ScriptedFault::Crash(0))
+        .at(secs(7.0), ScriptedFault::Restart(0))
+        .at(secs(25.0), ScriptedFault::FailStarts(0, false))
+        .duration(secs(70.0)));
+    let failed_at = o
+        .events
+        .iter()
+        .find(|e| e.contains("n1") && e.contains("start") && e.contains("giving the group up"))
+        .unwrap_or_else(|| panic!("n1's failback start failed: {:#?}", o.events));
+    let expired = o
+        .events
+        .iter()
+        .any(|e| e.contains("older than failure_timeout (20 s): eligible again"));
+    assert!(expired, "n1's ban expired ({failed_at}): {:#?}", o.events);
+    // n1's spans: before the crash, the failed failback start, and home again.
+    let n1 = spans(&o, 0);
+    assert_eq!(n1.len(), 3, "{n1:?}");
+    let (failed_start, back) = (n1[1].0, n1[2].0);
+    assert!(
+        back >= failed_start + 20_000.0,
+        "n1 ran again only once its failure was 20 s old: {n1:?}"
+    );
+    assert_eq!(owner(&o), Some(0), "failback brought www home: {n1:?}");
+}

@@ -31,6 +31,9 @@ pub struct OpContext<'a> {
     pub kind: OpKind,
     /// Already resolved: the resource's own timeout, else the agent's default.
     pub timeout: Duration,
+    /// How often the operation recurs: the group's `monitor_interval` for monitors, zero
+    /// for start and stop (OCF agents see it as `OCF_RESKEY_CRM_meta_interval`).
+    pub interval: Duration,
 }
 
 /// Timeout of an operation when the config gives none (OCF agents may refine it from

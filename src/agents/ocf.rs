@@ -226,7 +226,15 @@ pub async fn op_timeout(
 }
 
 /// The child for `ACTION` of one instance: agent path and the OCF environment.
-fn spec(resource: &ResourceConfig, action: &str, timeout: Duration, launch: &Launch) -> Spec {
+/// `interval` is the recurrence of the operation (zero for one-shot operations): agents
+/// tell a probe from a recurring monitor by it (`ocf_is_probe`).
+fn spec(
+    resource: &ResourceConfig,
+    action: &str,
+    timeout: Duration,
+    interval: Duration,
+    launch: &Launch,
+) -> Spec {
     let ResourceKind::Ocf {
         provider,
         agent_type,
@@ -253,6 +261,10 @@ fn spec(resource: &ResourceConfig, action: &str, timeout: Duration, launch: &Lau
     .env(
         "OCF_RESKEY_CRM_meta_timeout",
         timeout.as_millis().to_string(),
+    )
+    .env(
+        "OCF_RESKEY_CRM_meta_interval",
+        interval.as_millis().to_string(),
     );
     for (key, value) in params {
         spec = spec.env(format!("OCF_RESKEY_{key}"), value);
@@ -280,7 +292,11 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     }
     let timeout = op_timeout(ctx.resource, ctx.kind, launch, ctx.timeout).await;
     let action = action_name(ctx.kind);
-    let done = process::run(launch, &spec(ctx.resource, action, timeout, launch)).await;
+    let done = process::run(
+        launch,
+        &spec(ctx.resource, action, timeout, ctx.interval, launch),
+    )
+    .await;
     map(ctx.kind, &done)
 }
 
@@ -319,7 +335,11 @@ pub async fn validate_with(resource: &ResourceConfig, launch: &Launch) -> Result
         .timeout
         .or_else(|| meta.timeout("validate-all"))
         .unwrap_or(FALLBACK_TIMEOUT);
-    let done = process::run(launch, &spec(resource, "validate-all", timeout, launch)).await;
+    let done = process::run(
+        launch,
+        &spec(resource, "validate-all", timeout, Duration::ZERO, launch),
+    )
+    .await;
     match done.exit {
         Exit::Code(OCF_SUCCESS) => Ok(()),
         _ => Err(describe(&done, "validate-all")),

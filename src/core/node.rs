@@ -670,7 +670,7 @@ impl Node {
                 }
             }
         }
-        for g in &self.groups {
+        for (gi, g) in self.groups.iter().enumerate() {
             if let Some(p) = g.promise {
                 consider(p.until, "promise expires");
             }
@@ -690,6 +690,9 @@ impl Node {
             }
             if let Some(at) = g.next_monitor {
                 consider(at, "monitor");
+            }
+            if let (Some(first), Some(gs)) = (g.failures.first(), self.spec.groups.get(gi)) {
+                consider(*first + gs.failure_timeout, "failure expires");
             }
         }
         if let Some(at) = self.quorum_settles_at() {
@@ -1322,6 +1325,7 @@ impl Node {
         self.refresh_leases();
         self.two_node_owner_fencing(now, out);
         self.run_fences(now, out);
+        self.expire_failures(now, out);
         for gi in 0..self.groups.len() {
             if self.self_fenced {
                 return;
@@ -1330,6 +1334,36 @@ impl Node {
             self.drive_resources(now, gi, out);
         }
         self.maybe_send(now, out);
+    }
+
+    /// Forgets failures older than the group's `failure_timeout`, and with the last of
+    /// them the ban they caused (Pacemaker's failure-timeout): a node that failed a group
+    /// becomes eligible again without an admin, once the failure is old news. A
+    /// `tandemctl cleanup` does the same at once.
+    fn expire_failures(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let me = self.me;
+        for (gi, g) in self.groups.iter_mut().enumerate() {
+            let Some(timeout) = self.spec.groups.get(gi).map(|s| s.failure_timeout) else {
+                continue;
+            };
+            let before = g.failures.len();
+            g.failures.retain(|t| now.saturating_since(*t) < timeout);
+            if g.failures.len() == before || !g.failures.is_empty() || !g.banned {
+                continue;
+            }
+            g.banned = false;
+            g.last_failure = None;
+            self.send_asap = true;
+            out.push(event(
+                EventKind::Decision,
+                Some(me),
+                Some(g.id),
+                &format!(
+                    "failures here are older than failure_timeout ({} s): eligible again",
+                    timeout.as_secs()
+                ),
+            ));
+        }
     }
 
     fn update_membership(&mut self, now: Instant, out: &mut Vec<Action>) {

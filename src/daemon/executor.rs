@@ -33,6 +33,8 @@ pub enum Work {
         resource: Option<Box<ResourceConfig>>,
         kind: OpKind,
         timeout: Option<Duration>,
+        /// How often this operation recurs (monitors), zero for one-shot operations.
+        interval: Duration,
     },
     Fence {
         request: FenceId,
@@ -142,6 +144,7 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
             resource,
             kind,
             timeout,
+            interval,
             ..
         } => {
             let Some(resource) = resource else {
@@ -169,6 +172,7 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
                 resource: &resource,
                 kind,
                 timeout,
+                interval,
             };
             let began = Instant::now();
             let result = agents::run_op(&ctx).await;

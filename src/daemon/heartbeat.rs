@@ -16,12 +16,13 @@ use crate::config::{Config, ResourceConfig, ResourceKind};
 use crate::control::server::{ControlCall, EventFeed};
 use crate::control::{Command, Response, StatusReport};
 use crate::core::{
-    Action, AdminCommand, EventKind, GroupId, Heartbeat, Input, Instant, Node, NodeId,
+    Action, AdminCommand, EventKind, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind,
 };
 use crate::net::{Links, Received};
 use crate::wire::{self, Key};
 use rand::TryRngCore;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Why the heartbeat loop stopped on its own.
@@ -185,6 +186,15 @@ impl<E: Executor> HeartbeatLoop<E> {
                 kind,
                 timeout,
             } => {
+                let interval = match kind {
+                    OpKind::Monitor => self
+                        .node
+                        .spec()
+                        .group(group)
+                        .map(|g| g.monitor_interval)
+                        .unwrap_or_default(),
+                    OpKind::Start | OpKind::Stop => Duration::ZERO,
+                };
                 let work = Work::RunOp {
                     op,
                     group,
@@ -192,6 +202,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                     resource: self.resource(group, resource).map(Box::new),
                     kind,
                     timeout,
+                    interval,
                 };
                 self.executor.submit(work)
             }

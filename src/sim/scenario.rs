@@ -93,6 +93,8 @@ pub enum ScriptedFault {
     Admin(usize, crate::core::AdminCommand),
     /// From now on, stops of this node fail.
     FailStops(usize),
+    /// From now on, starts on this node fail (`true`) or succeed again (`false`).
+    FailStarts(usize, bool),
     /// From now on, fence agents of this node fail.
     FailFences(usize),
     /// SIGTERM: the daemon hands its groups over, then exits.
@@ -398,6 +400,11 @@ impl ScenarioBuilder {
 
     pub fn fence_delay(mut self, node: usize, d: Duration) -> Self {
         self.scenario.spec.nodes[node].fence_delay = d;
+        self
+    }
+
+    pub fn failure_timeout(mut self, d: Duration) -> Self {
+        self.scenario.spec.groups[0].failure_timeout = d;
         self
     }
 

@@ -114,6 +114,7 @@ struct SimNode {
     running: BTreeSet<(GroupId, usize)>,
     wake_gen: u64,
     fail_stops: bool,
+    fail_starts: bool,
     fail_fences: bool,
     /// Nodes an admin asked this node to fence (`tandemctl fence`): the one fence a node
     /// without quorum may still carry out.
@@ -167,6 +168,7 @@ impl Sim {
                 running: BTreeSet::new(),
                 wake_gen: 0,
                 fail_stops: false,
+                fail_starts: false,
                 fail_fences: false,
                 admin_fences: BTreeSet::new(),
                 held: Vec::new(),
@@ -665,7 +667,7 @@ impl Sim {
                             self.set_running(i, group, resource, true);
                             if self.rng.random_bool(op_hang) {
                                 (timeout, OpResult::TimedOut)
-                            } else if self.rng.random_bool(op_fail) {
+                            } else if self.nodes[i].fail_starts || self.rng.random_bool(op_fail) {
                                 (
                                     self.rng.random_range(1_000_000..50_000_000),
                                     OpResult::Failed("exit 1".into()),
@@ -972,6 +974,7 @@ impl Sim {
         self.loss = 0.0;
         for i in 0..self.nodes.len() {
             self.nodes[i].fail_stops = false;
+            self.nodes[i].fail_starts = false;
             self.nodes[i].fail_fences = false;
             if self.nodes[i].core.is_none() {
                 self.push(self.now, Ev::Restart { node: i });
@@ -1059,6 +1062,7 @@ impl Sim {
                 self.drive(i, now, Input::Admin(cmd))?;
             }
             ScriptedFault::FailStops(i) => self.nodes[i].fail_stops = true,
+            ScriptedFault::FailStarts(i, on) => self.nodes[i].fail_starts = on,
             ScriptedFault::FailFences(i) => self.nodes[i].fail_fences = true,
             ScriptedFault::Shutdown(i) => {
                 let now = self.local(i);

@@ -24,6 +24,10 @@ pub fn ctx(resource: &ResourceConfig, kind: OpKind, timeout: Duration) -> OpCont
         resource,
         kind,
         timeout,
+        interval: match kind {
+            OpKind::Monitor => Duration::from_secs(10),
+            OpKind::Start | OpKind::Stop => Duration::ZERO,
+        },
     }
 }
 
