@@ -86,6 +86,10 @@ fn a_healthy_loaded_cluster_has_no_false_positives_and_its_footprint_is_measured
     let report = result.unwrap_or_else(|e| panic!("bench failed: {e}\n{text}"));
     assert_eq!(report.total_false_positives(), 0, "{:#?}", report.incidents);
     assert!(report.duration_s >= 5.0, "{report:?}");
+    // The stall probe ran above the busy loops (as root it gets SCHED_FIFO), so its
+    // verdicts about machine stalls mean something.
+    assert!(report.machine.realtime, "{:?}", report.machine);
+    assert!(text.contains("machine: "), "{text}");
     assert_eq!(report.footprint.len(), 3, "{report:?}");
     for f in &report.footprint {
         assert!(f.rss_max_kib > 1024 && f.rss_max_kib < 256 * 1024, "{f:?}");

@@ -13,6 +13,7 @@ pub mod demo;
 mod netns;
 mod render;
 pub mod service;
+pub mod stall;
 pub mod steady;
 
 use std::collections::BTreeSet;

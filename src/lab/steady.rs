@@ -5,7 +5,9 @@
 //! has cores) or idle — and then the daemons' own logs say whether anything happened that
 //! should not have: an ownership change, a node declared down, quorum lost, a fence. Any
 //! of those is a false positive. Meanwhile each daemon's RSS and CPU time are sampled from
-//! /proc, which gives the footprint.
+//! /proc, which gives the footprint. A stall probe (stall.rs) runs alongside, so that a
+//! false positive that came with the whole machine standing still is told apart from one
+//! that is tandem's own.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::bench::{group_yaml, log_lines_since, realtime_ns, stable_owner, BenchError, Ctx};
+use super::stall::{self, Stall, StallProbe, StallReport};
 use super::{Lab, LabSpec, Ns};
 
 /// Event kinds that must not happen in a healthy cluster, as the daemons log them.
@@ -69,6 +72,8 @@ pub struct Incident {
     pub at_ms: f64,
     pub kind: String,
     pub line: String,
+    /// The machine stall this event came with, if any (see `stall::explaining_stall`).
+    pub during_stall: Option<Stall>,
 }
 
 /// Memory and CPU of one node's daemon over the run.
@@ -97,6 +102,10 @@ pub struct SteadyReport {
     /// false positive, but how close the run came to one.
     pub late_heartbeats: usize,
     pub footprint: Vec<Footprint>,
+    /// What the stall probe saw over the measurement.
+    pub machine: StallReport,
+    /// The shortest stall that counts as explaining a false positive, ms.
+    pub explaining_stall_ms: f64,
     /// The busy loops' pids (all killed before `run` returns).
     pub load_pids: Vec<u32>,
 }
@@ -104,6 +113,14 @@ pub struct SteadyReport {
 impl SteadyReport {
     pub fn total_false_positives(&self) -> usize {
         self.incidents.len()
+    }
+
+    /// False positives that did not come with a machine stall: tandem's own.
+    pub fn unexplained_false_positives(&self) -> usize {
+        self.incidents
+            .iter()
+            .filter(|i| i.during_stall.is_none())
+            .count()
     }
 
     pub fn print(&self, out: &mut dyn Write) {
@@ -133,8 +150,42 @@ impl SteadyReport {
             let _ = writeln!(out, "    {kind:<16} {n}");
         }
         for i in self.incidents.iter().take(20) {
-            let _ = writeln!(out, "    {:>9.1} ms  {}: {}", i.at_ms, i.node, i.line);
+            let stall = i
+                .during_stall
+                .map(|s| format!(" [machine stall {:.0} ms]", s.late_ms))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {:>9.1} ms  {}: {}{stall}",
+                i.at_ms, i.node, i.line
+            );
         }
+        if !self.incidents.is_empty() {
+            let _ = writeln!(
+                out,
+                "    of these, {} came during or right after a machine stall of >= {:.0} ms \
+                 (nothing ran, not even the probe); {} did not",
+                self.total_false_positives() - self.unexplained_false_positives(),
+                self.explaining_stall_ms,
+                self.unexplained_false_positives()
+            );
+        }
+        let m = &self.machine;
+        let _ = writeln!(
+            out,
+            "  machine: {} stall(s) of the {} probe thread, longest wake-up {:.1} ms late; \
+             steal {}",
+            m.stalls.len(),
+            if m.realtime {
+                "SCHED_FIFO"
+            } else {
+                "(not real-time!)"
+            },
+            m.max_late_ms,
+            m.steal_ms
+                .map(|s| format!("{s:.0} ms"))
+                .unwrap_or_else(|| "unknown".into())
+        );
         let _ = writeln!(
             out,
             "  late heartbeats (warntime exceeded, not a failure): {}",
@@ -209,6 +260,7 @@ pub fn incidents_in_log(node: &str, log: &str, since: i64) -> (Vec<Incident>, us
             at_ms: (t - since) as f64 / 1e6,
             kind: kind.to_string(),
             line: line.trim().to_string(),
+            during_stall: None,
         });
     }
     (incidents, late)
@@ -277,6 +329,12 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
             load.push(lab.spawn(Ns::Node(node), &["sh", "-c", "while :; do :; done"])?);
         }
     }
+    // Short stalls are recorded too (they show how close a run came); one explains a
+    // false positive only if it lasted two intervals, the least silence the detectors
+    // act on.
+    let record_from = cfg.interval.min(Duration::from_millis(5));
+    let explaining = cfg.interval * 2;
+    let probe = StallProbe::start(record_from);
     let since = realtime_ns();
     let began = Instant::now();
     let first: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| sample(*p)).collect();
@@ -317,6 +375,7 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         }
     };
     let wall = began.elapsed().as_secs_f64();
+    let machine = probe.finish();
     let last: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| sample(*p)).collect();
     for spawned in &load {
         // Each busy loop leads its own process group (Lab::spawn).
@@ -352,6 +411,17 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         late_heartbeats += late;
     }
     incidents.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    for i in &mut incidents {
+        let at = since + (i.at_ms * 1e6) as i64;
+        // Once the machine runs again the detectors fire within a tick, and what follows
+        // from a node declared down (quorum, ownership) within a deadtime.
+        i.during_stall = stall::explaining_stall(
+            &machine.stalls,
+            at,
+            explaining,
+            cfg.deadtime + Duration::from_millis(100),
+        );
+    }
     let mut false_positives = BTreeMap::new();
     for i in &incidents {
         *false_positives.entry(i.kind.clone()).or_insert(0) += 1;
@@ -368,6 +438,8 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         false_positives,
         late_heartbeats,
         footprint,
+        machine,
+        explaining_stall_ms: explaining.as_secs_f64() * 1e3,
         load_pids: load.iter().map(|l| l.pid).collect(),
     })
 }
