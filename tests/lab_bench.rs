@@ -89,7 +89,10 @@ fn a_healthy_loaded_cluster_has_no_false_positives_and_its_footprint_is_measured
     // The stall probe ran above the busy loops (as root it gets SCHED_FIFO), so its
     // verdicts about machine stalls mean something.
     assert!(report.machine.realtime, "{:?}", report.machine);
-    assert!(text.contains("machine: "), "{text}");
+    let mut printed = Vec::new();
+    report.print(&mut printed);
+    let printed = String::from_utf8_lossy(&printed);
+    assert!(printed.contains("machine: "), "{printed}");
     assert_eq!(report.footprint.len(), 3, "{report:?}");
     for f in &report.footprint {
         assert!(f.rss_max_kib > 1024 && f.rss_max_kib < 256 * 1024, "{f:?}");
