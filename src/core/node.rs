@@ -2156,7 +2156,7 @@ impl Node {
 
     /// Until when a silent peer gets the benefit of the doubt after this node (re)gained
     /// quorum: a node back from isolation hears its peers one by one, and the one it has
-    /// not heard yet is not known to be gone. None when quorum does not gate fencing.
+    /// not heard yet is not known to be gone. None while this node has no quorum.
     fn quorum_settles_at(&self) -> Option<Instant> {
         self.quorate_since
             .map(|since| since + self.spec.timing.deadtime)
