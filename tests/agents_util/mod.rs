@@ -115,14 +115,9 @@ pub fn read_pids(path: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// `ip ARGS...`; a failing `ip` fails the test.
 pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ip_output(args);
 }
 
 /// `ip ARGS...`'s stdout; a failing `ip` fails the test, so that a negative check never
