@@ -57,15 +57,7 @@ async fn debian_nginx_init_script() {
         None,
     );
     let t = Duration::from_secs(60);
-    for (kind, expected) in [
-        (OpKind::Monitor, OpResult::NotRunning),
-        (OpKind::Stop, OpResult::Ok),
-        (OpKind::Start, OpResult::Ok),
-        (OpKind::Monitor, OpResult::Ok),
-        (OpKind::Start, OpResult::Ok),
-        (OpKind::Stop, OpResult::Ok),
-        (OpKind::Monitor, OpResult::NotRunning),
-    ] {
+    for (kind, expected) in LIFE_CYCLE {
         let got = lsb::run_with(&ctx(&r, kind, t), &launch).await;
         assert_eq!(got, expected, "{kind:?}");
         if kind == OpKind::Start {

@@ -48,16 +48,7 @@ async fn dummy_start_monitor_stop() {
     );
     let launch = Launch::default();
     let t = Duration::from_secs(20);
-    for (kind, expected) in [
-        (OpKind::Monitor, OpResult::NotRunning),
-        // Stop of a stopped resource succeeds.
-        (OpKind::Stop, OpResult::Ok),
-        (OpKind::Start, OpResult::Ok),
-        (OpKind::Monitor, OpResult::Ok),
-        (OpKind::Start, OpResult::Ok),
-        (OpKind::Stop, OpResult::Ok),
-        (OpKind::Monitor, OpResult::NotRunning),
-    ] {
+    for (kind, expected) in LIFE_CYCLE {
         let got = ocf::run_with(&ctx(&r, kind, t), &launch).await;
         assert_eq!(got, expected, "{kind:?}");
         if kind == OpKind::Start {

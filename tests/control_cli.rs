@@ -11,7 +11,10 @@ use std::process::{Command as Proc, Output, Stdio};
 use std::time::Duration;
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
-const POLL: Duration = Duration::from_millis(200);
+mod lab_util;
+
+use lab_util::{eventually, group, node_state, ok, runs_on, status, text, POLL};
+
 const LONG: Duration = Duration::from_secs(40);
 
 /// One group of two exec resources; the stub executor answers every operation "ok".
@@ -35,25 +38,8 @@ fn build(nodes: usize, extra_yaml: &str) -> Lab {
     })
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn ctl(lab: &Lab, node: usize, args: &[&str]) -> Output {
     lab.tandemctl(node, args)
-}
-
-/// Runs tandemctl and insists on success; returns stdout.
-fn ok(lab: &Lab, node: usize, args: &[&str]) -> String {
-    let out = ctl(lab, node, args);
-    assert!(
-        out.status.success(),
-        "tandemctl {args:?} failed ({}): {}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// Runs tandemctl and insists on exit code `code`; returns stderr.
@@ -69,53 +55,11 @@ fn fails(lab: &Lab, node: usize, args: &[&str], code: i32) -> String {
     text(&out.stderr)
 }
 
-fn status(lab: &Lab, node: usize) -> Option<Value> {
-    let out = ctl(lab, node, &["status", "--json"]);
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
-fn group<'a>(s: &'a Value, name: &str) -> Option<&'a Value> {
-    s["groups"].as_array()?.iter().find(|g| g["name"] == name)
-}
-
-fn node_state(s: &Value, name: &str) -> Option<String> {
-    s["nodes"].as_array()?.iter().find(|n| n["name"] == name)?["state"]
-        .as_str()
-        .map(str::to_string)
-}
-
-fn eventually(lab: &Lab, node: usize, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let mut last = None;
-    let found = wait_until(LONG, POLL, || {
-        let s = status(lab, node)?;
-        let hit = check(&s);
-        last = Some(s.clone());
-        hit.then_some(s)
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "timed out waiting for {what} on n{node}; last status: {}\nlog:\n{}",
-            last.map(|s| s.to_string()).unwrap_or_default(),
-            lab.logs(node)
-        )
-    })
-}
-
-fn runs_on(s: &Value, g: &str) -> Option<String> {
-    let g = group(s, g)?;
-    (g["state"] == "running")
-        .then(|| g["owner"].as_str().map(str::to_string))
-        .flatten()
-}
-
 #[test]
 fn admin_commands_round_trip_through_real_daemons() {
     let mut lab = build(3, GROUPS);
     lab.start_all().expect("start");
-    let s = eventually(&lab, 1, "www running and every node online", |s| {
+    let s = eventually(&lab, 1, "www running and every node online", LONG, |s| {
         runs_on(s, "www").is_some()
             && ["n1", "n2", "n3"]
                 .iter()
@@ -126,11 +70,11 @@ fn admin_commands_round_trip_through_real_daemons() {
     // Standby and online, seen from another node than the one asked.
     let out = ok(&lab, 1, &["standby", "n3"]);
     assert!(out.contains("n3 is in standby"), "{out}");
-    eventually(&lab, 2, "n3 standby", |s| {
+    eventually(&lab, 2, "n3 standby", LONG, |s| {
         node_state(s, "n3").as_deref() == Some("standby")
     });
     ok(&lab, 1, &["online", "n3"]);
-    eventually(&lab, 2, "n3 online", |s| {
+    eventually(&lab, 2, "n3 online", LONG, |s| {
         node_state(s, "n3").as_deref() == Some("online")
     });
 
@@ -140,7 +84,7 @@ fn admin_commands_round_trip_through_real_daemons() {
     let expected = format!("www moved from {first} to {target} in ");
     assert!(out.contains(&expected), "{out}");
     assert!(out.trim_end().ends_with(" s"), "{out}");
-    eventually(&lab, 3, "www on the move target", |s| {
+    eventually(&lab, 3, "www on the move target", LONG, |s| {
         runs_on(s, "www").as_deref() == Some(target)
     });
     let out = ok(&lab, 1, &["move", "--clear", "www"]);
@@ -148,7 +92,7 @@ fn admin_commands_round_trip_through_real_daemons() {
 
     // Standby of the owner moves the group away.
     ok(&lab, 1, &["standby", target]);
-    eventually(&lab, 1, "www leaves the standby node", |s| {
+    eventually(&lab, 1, "www leaves the standby node", LONG, |s| {
         runs_on(s, "www").is_some_and(|o| o != target)
     });
     ok(&lab, 1, &["online", target]);
@@ -156,17 +100,21 @@ fn admin_commands_round_trip_through_real_daemons() {
     // Maintenance, cluster-wide then per group: loud in the text status.
     let out = ok(&lab, 1, &["maintenance", "on"]);
     assert!(out.contains("maintenance ON"), "{out}");
-    eventually(&lab, 2, "cluster maintenance", |s| s["maintenance"] == true);
+    eventually(&lab, 2, "cluster maintenance", LONG, |s| {
+        s["maintenance"] == true
+    });
     let screen = ok(&lab, 1, &["status"]);
     assert!(screen.contains("*** MAINTENANCE"), "{screen}");
     ok(&lab, 1, &["maintenance", "off"]);
-    eventually(&lab, 2, "maintenance off", |s| s["maintenance"] == false);
+    eventually(&lab, 2, "maintenance off", LONG, |s| {
+        s["maintenance"] == false
+    });
     ok(&lab, 1, &["maintenance", "on", "www"]);
-    eventually(&lab, 2, "group maintenance", |s| {
+    eventually(&lab, 2, "group maintenance", LONG, |s| {
         group(s, "www").is_some_and(|g| g["maintenance"] == true)
     });
     ok(&lab, 1, &["maintenance", "off", "www"]);
-    eventually(&lab, 2, "group maintenance off", |s| {
+    eventually(&lab, 2, "group maintenance off", LONG, |s| {
         group(s, "www").is_some_and(|g| g["maintenance"] == false)
     });
 
@@ -304,7 +252,9 @@ fn reload_hostile_input_and_metrics_on_a_real_daemon() {
     let extra = format!("{GROUPS}metrics:\n  listen: 127.0.0.1:9405\n");
     let mut lab = build(1, &extra);
     lab.start_all().expect("start");
-    let s = eventually(&lab, 1, "www running", |s| runs_on(s, "www").is_some());
+    let s = eventually(&lab, 1, "www running", LONG, |s| {
+        runs_on(s, "www").is_some()
+    });
     let digest = s["config_digest"].as_str().expect("digest").to_string();
     let config = lab.config_path(1);
     let original = std::fs::read_to_string(&config).expect("read config");
@@ -514,7 +464,9 @@ fn the_tandem_group_may_read_but_not_act_and_strangers_are_refused() {
 
     let mut lab = build(1, GROUPS);
     lab.start_all().expect("start");
-    eventually(&lab, 1, "www running", |s| runs_on(s, "www").is_some());
+    eventually(&lab, 1, "www running", LONG, |s| {
+        runs_on(s, "www").is_some()
+    });
     // The lab keeps its files private; let the test users reach the socket.
     let node_dir = lab.socket_path(1).parent().expect("dir").to_path_buf();
     for d in [lab.dir().to_path_buf(), node_dir] {

@@ -11,13 +11,16 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Proc, Output};
+use std::process::Command as Proc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
-const POLL: Duration = Duration::from_millis(200);
+mod lab_util;
+
+use lab_util::{all_logs, eventually, group, node_state, ok, runs_on, status, text, POLL};
+
 const LONG: Duration = Duration::from_secs(40);
 const VIP: &str = "192.0.2.100";
 
@@ -86,77 +89,12 @@ fn build() -> Lab {
     lab
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(lab: &Lab, node: usize, args: &[&str]) -> String {
-    let out: Output = lab.tandemctl(node, args);
-    assert!(
-        out.status.success(),
-        "tandemctl {args:?} on n{node} failed ({}): {}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn status(lab: &Lab, node: usize) -> Option<Value> {
-    let out = lab.tandemctl(node, &["status", "--json"]);
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
-fn group<'a>(s: &'a Value, name: &str) -> Option<&'a Value> {
-    s["groups"].as_array()?.iter().find(|g| g["name"] == name)
-}
-
-fn node_state(s: &Value, name: &str) -> Option<String> {
-    s["nodes"].as_array()?.iter().find(|n| n["name"] == name)?["state"]
-        .as_str()
-        .map(str::to_string)
-}
-
-fn runs_on(s: &Value, g: &str) -> Option<String> {
-    let g = group(s, g)?;
-    (g["state"] == "running")
-        .then(|| g["owner"].as_str().map(str::to_string))
-        .flatten()
-}
-
 fn fail_count(s: &Value, g: &str, res: &str) -> Option<u64> {
     group(s, g)?["resources"]
         .as_array()?
         .iter()
         .find(|r| r["name"] == res)?["fail_count"]
         .as_u64()
-}
-
-fn all_logs(lab: &Lab) -> String {
-    (1..=3)
-        .map(|n| format!("---- n{n} ----\n{}", lab.logs(n)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn eventually(lab: &Lab, node: usize, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let mut last = None;
-    let found = wait_until(LONG, POLL, || {
-        let s = status(lab, node)?;
-        let hit = check(&s);
-        last = Some(s.clone());
-        hit.then_some(s)
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "timed out waiting for {what} on n{node}; last status: {}\nlogs:\n{}",
-            last.map(|s| s.to_string()).unwrap_or_default(),
-            all_logs(lab)
-        )
-    })
 }
 
 /// Polls a plain condition (kernel or file state) with the same generous bound.
@@ -237,7 +175,7 @@ fn node_index(name: &str) -> usize {
 
 fn start_and_wait_for_www(lab: &mut Lab) {
     lab.start_all().expect("start");
-    eventually(lab, 1, "www running on n1, every node online", |s| {
+    eventually(lab, 1, "www running on n1, every node online", LONG, |s| {
         runs_on(s, "www").as_deref() == Some("n1")
             && ["n1", "n2", "n3"]
                 .iter()
@@ -270,7 +208,7 @@ fn move_standby_and_online_move_the_vip_and_the_service() {
     eventually_true(&lab, "VIP and service on n2 after move", || {
         www_really_on(&lab, 2)
     });
-    eventually(&lab, 3, "the witness sees www on n2", |s| {
+    eventually(&lab, 3, "the witness sees www on n2", LONG, |s| {
         runs_on(s, "www").as_deref() == Some("n2")
     });
     // The move leaves a preference for n2 behind (it would pull www back when n2
@@ -287,7 +225,7 @@ fn move_standby_and_online_move_the_vip_and_the_service() {
     // standby of the owner: www goes back to n1, really.
     let out = ok(&lab, 3, &["standby", "n2"]);
     assert!(out.contains("n2 is in standby"), "{out}");
-    eventually(&lab, 1, "n2 standby and www on n1", |s| {
+    eventually(&lab, 1, "n2 standby and www on n1", LONG, |s| {
         node_state(s, "n2").as_deref() == Some("standby")
             && runs_on(s, "www").as_deref() == Some("n1")
     });
@@ -321,7 +259,7 @@ fn move_standby_and_online_move_the_vip_and_the_service() {
 
     // online: n2 is eligible again, and a later move to it works.
     ok(&lab, 1, &["online", "n2"]);
-    eventually(&lab, 3, "n2 online", |s| {
+    eventually(&lab, 3, "n2 online", LONG, |s| {
         node_state(s, "n2").as_deref() == Some("online")
     });
     // failback is off: becoming eligible again moves nothing by itself.
@@ -349,7 +287,7 @@ fn maintenance_stops_recovery_and_off_resumes_monitoring() {
     let out = ok(&lab, 2, &["maintenance", "on"]);
     assert!(out.contains("maintenance ON"), "{out}");
     for node in 1..=3 {
-        eventually(&lab, node, "maintenance everywhere", |s| {
+        eventually(&lab, node, "maintenance everywhere", LONG, |s| {
             s["maintenance"] == true
         });
     }
@@ -384,9 +322,13 @@ fn maintenance_stops_recovery_and_off_resumes_monitoring() {
     eventually_true(&lab, "the service restarted on n1", || {
         starts(&lab, 1, "www") == 2 && svc_up(&lab, 1, "www")
     });
-    let s = eventually(&lab, 1, "the failure counted, www running on n1", |s| {
-        fail_count(s, "www", "svc") == Some(1) && runs_on(s, "www").as_deref() == Some("n1")
-    });
+    let s = eventually(
+        &lab,
+        1,
+        "the failure counted, www running on n1",
+        LONG,
+        |s| fail_count(s, "www", "svc") == Some(1) && runs_on(s, "www").as_deref() == Some("n1"),
+    );
     assert_eq!(s["maintenance"], false, "{s}");
     assert!(
         www_really_on(&lab, 1),
@@ -495,7 +437,7 @@ fn rolling_reload_adds_a_group_without_restarting_www() {
         assert_ne!(new_digest, old[0]);
         let out = ok(&lab, node, &["reload"]);
         assert!(out.contains(&new_digest), "n{node}: {out}");
-        eventually(&lab, node, "the new digest", |s| {
+        eventually(&lab, node, "the new digest", LONG, |s| {
             s["config_digest"] == new_digest.as_str()
         });
         if node == 1 {
@@ -508,7 +450,9 @@ fn rolling_reload_adds_a_group_without_restarting_www() {
         }
     }
     for node in 1..=3 {
-        let s = eventually(&lab, node, "db running", |s| runs_on(s, "db").is_some());
+        let s = eventually(&lab, node, "db running", LONG, |s| {
+            runs_on(s, "db").is_some()
+        });
         assert_eq!(s["config_digest"], new_digest.as_str(), "n{node}");
     }
     let s = status(&lab, 1).expect("status");

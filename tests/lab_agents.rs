@@ -20,7 +20,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
-const POLL: Duration = Duration::from_millis(200);
+mod lab_util;
+
+use lab_util::{all_logs, eventually, group, status, text};
+
 /// Generous: the machine is noisy. Only the takeover bound of the first test is tight,
 /// because the issue states it.
 const LONG: Duration = Duration::from_secs(60);
@@ -48,12 +51,13 @@ fn build(spec: LabSpec) -> Lab {
     })
 }
 
-/// Three nodes, n3 a witness; `yaml` appended to the config.
-fn build3(yaml: &str) -> Lab {
+/// Three nodes, n3 a witness, no self-fencing of the host; `extra` and group www made of
+/// `resources` appended to the config.
+fn build3(extra: &str, resources: &[&str]) -> Lab {
     build(LabSpec {
         nodes: 3,
         witnesses: vec![3],
-        extra_yaml: yaml.into(),
+        extra_yaml: format!("{NO_HOST_SELF_FENCE}{extra}{}", group_www(resources)),
         ..LabSpec::default()
     })
 }
@@ -98,16 +102,8 @@ fn group_www(resources: &[&str]) -> String {
 
 // ----- observations ---------------------------------------------------------------------
 
-fn status(lab: &Lab, node: usize) -> Option<Value> {
-    let out = lab.tandemctl(node, &["status", "--json"]);
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
 fn www(s: &Value) -> Option<&Value> {
-    s["groups"].as_array()?.iter().find(|g| g["name"] == "www")
+    group(s, "www")
 }
 
 /// The owner of www when it is running with every resource running (resource states
@@ -140,29 +136,6 @@ fn all_online(s: &Value, names: &[&str]) -> bool {
     })
 }
 
-fn eventually(
-    lab: &Lab,
-    observer: usize,
-    what: &str,
-    limit: Duration,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let mut last = None;
-    let found = wait_until(limit, POLL, || {
-        let s = status(lab, observer)?;
-        let hit = check(&s);
-        last = Some(s.clone());
-        hit.then_some(s)
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "n{observer}: {what} not reached within {limit:?}; last status: {}\n{}",
-            last.map(|s| s.to_string()).unwrap_or_else(|| "none".into()),
-            all_logs(lab)
-        )
-    })
-}
-
 /// Polls a condition on the machine (not on a status); panics with the logs.
 fn until(lab: &Lab, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     if wait_until(limit, Duration::from_millis(100), || check().then_some(())).is_none() {
@@ -170,20 +143,9 @@ fn until(lab: &Lab, what: &str, limit: Duration, mut check: impl FnMut() -> bool
     }
 }
 
-fn all_logs(lab: &Lab) -> String {
-    (1..=lab.node_count())
-        .map(|i| format!("==== n{i} log ====\n{}", lab.logs(i)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn run_in(lab: &Lab, ns: Ns, cmd: &[&str]) -> std::process::Output {
     lab.exec(ns, cmd)
         .unwrap_or_else(|e| panic!("running {cmd:?} in {ns:?}: {e}"))
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Whether `addr` is on the node's eth0.
@@ -289,8 +251,10 @@ fn assert_no_self_fence(lab: &Lab) {
     }
 }
 
-/// Every namespace the lab created is gone after teardown.
-fn assert_torn_down(mut lab: Lab) {
+/// How every test ends: no node fenced itself, and after teardown every namespace the
+/// lab created is gone.
+fn assert_clean_end(mut lab: Lab) {
+    assert_no_self_fence(&lab);
     let prefix = format!("{}-", lab.prefix());
     let dir = lab.dir().to_path_buf();
     lab.teardown();
@@ -309,9 +273,8 @@ fn assert_torn_down(mut lab: Lab) {
     }
 }
 
-/// Waits until www runs on `node` with the VIP there only (among the owners-to-be), the
-/// service running there, and the VIP answering the client from that node's MAC.
-fn wait_running_on(lab: &Lab, observer: usize, node: usize, owners: &[usize]) {
+/// Waits until `observer` sees www running on `node`, every resource included.
+fn www_on(lab: &Lab, observer: usize, node: usize) -> Value {
     let name = format!("n{node}");
     eventually(
         lab,
@@ -319,7 +282,13 @@ fn wait_running_on(lab: &Lab, observer: usize, node: usize, owners: &[usize]) {
         &format!("www running on {name}"),
         LONG,
         |s| runs_on(s).as_deref() == Some(name.as_str()),
-    );
+    )
+}
+
+/// Waits until www runs on `node` with the VIP there only (among the owners-to-be), the
+/// service running there, and the VIP answering the client from that node's MAC.
+fn wait_running_on(lab: &Lab, observer: usize, node: usize, owners: &[usize]) {
+    www_on(lab, observer, node);
     until(lab, "VIP only on the owner, service there", LONG, || {
         holders(lab, owners, VIP) == [node] && svc_pid(lab, node).is_some()
     });
@@ -338,11 +307,7 @@ fn wait_running_on(lab: &Lab, observer: usize, node: usize, owners: &[usize]) {
 #[test]
 fn vip_and_service_fail_over_within_deadtime_plus_two_seconds_and_stay() {
     let _serial = serial();
-    let yaml = format!(
-        "{NO_HOST_SELF_FENCE}{}",
-        group_www(&[MARKER, VIP_RES, SERVICE])
-    );
-    let mut lab = build3(&yaml);
+    let mut lab = build3("", &[MARKER, VIP_RES, SERVICE]);
     lab.start_all().expect("start");
     wait_running_on(&lab, 3, 1, &[1, 2]);
     eventually(&lab, 3, "every node online", LONG, |s| {
@@ -382,9 +347,7 @@ fn vip_and_service_fail_over_within_deadtime_plus_two_seconds_and_stay() {
     );
     // Among the live nodes the VIP is on n2 only; n1 is powered off.
     assert_eq!(holders(&lab, &[2, 3], VIP), [2]);
-    eventually(&lab, 3, "www running on n2", LONG, |s| {
-        runs_on(s).as_deref() == Some("n2")
-    });
+    www_on(&lab, 3, 2);
     let svc_on_n2 = svc_pid(&lab, 2).expect("service on n2");
     let n2_starts = marker_log(&lab, 2)
         .iter()
@@ -425,8 +388,7 @@ fn vip_and_service_fail_over_within_deadtime_plus_two_seconds_and_stay() {
     assert_eq!(n2_starts, n2_starts_now, "the group restarted on n2");
     assert!(ping_from_client(&lab, VIP, "1"));
     assert_eq!(client_neigh(&lab, VIP), Some(n2_mac));
-    assert_no_self_fence(&lab);
-    assert_torn_down(lab);
+    assert_clean_end(lab);
 }
 
 // ----- 2. partition: the old owner stops before the new one starts ----------------------
@@ -434,11 +396,7 @@ fn vip_and_service_fail_over_within_deadtime_plus_two_seconds_and_stay() {
 #[test]
 fn partitioned_owner_stops_the_group_before_the_majority_starts_it() {
     let _serial = serial();
-    let yaml = format!(
-        "{NO_HOST_SELF_FENCE}{}",
-        group_www(&[MARKER, VIP_RES, SERVICE])
-    );
-    let mut lab = build3(&yaml);
+    let mut lab = build3("", &[MARKER, VIP_RES, SERVICE]);
     lab.start_all().expect("start");
     wait_running_on(&lab, 3, 1, &[1, 2]);
 
@@ -450,9 +408,7 @@ fn partitioned_owner_stops_the_group_before_the_majority_starts_it() {
             && has_addr(&lab, 2, VIP)
             && svc_pid(&lab, 2).is_some()
     });
-    eventually(&lab, 3, "www running on n2", LONG, |s| {
-        runs_on(s).as_deref() == Some("n2")
-    });
+    www_on(&lab, 3, 2);
 
     let after = |node: usize, event: &str| -> Vec<u128> {
         marker_log(&lab, node)
@@ -490,8 +446,7 @@ fn partitioned_owner_stops_the_group_before_the_majority_starts_it() {
         ping_from_client(&lab, VIP, "1")
     });
     assert_eq!(client_neigh(&lab, VIP), Some(eth0_mac(&lab, Ns::Node(2))));
-    assert_no_self_fence(&lab);
-    assert_torn_down(lab);
+    assert_clean_end(lab);
 }
 
 // ----- 3. two nodes, lab fence agent: exactly one survivor ------------------------------
@@ -563,10 +518,7 @@ fn two_node_split_ends_with_one_survivor_and_the_other_fenced() {
     eprintln!("n{survivor} survived, n{victim} was fenced");
     assert!(!lab.is_running(victim), "n{victim}'s tandemd still runs");
     assert!(lab.is_running(survivor), "n{survivor}'s tandemd is gone");
-    let name = format!("n{survivor}");
-    eventually(&lab, survivor, "the survivor owning www", LONG, |s| {
-        runs_on(s).as_deref() == Some(name.as_str())
-    });
+    www_on(&lab, survivor, survivor);
     until(&lab, "VIP and service on the survivor", LONG, || {
         has_addr(&lab, survivor, VIP) && svc_pid(&lab, survivor).is_some()
     });
@@ -602,8 +554,7 @@ fn two_node_split_ends_with_one_survivor_and_the_other_fenced() {
     thread::sleep(Duration::from_secs(3));
     assert!(lab.is_running(survivor) && !lab.is_running(victim));
     assert!(fenced(&lab, victim));
-    assert_no_self_fence(&lab);
-    assert_torn_down(lab);
+    assert_clean_end(lab);
 }
 
 // ----- 4. OCF, LSB, exec, vip: start, monitor, stop; restart in place; third failure ----
@@ -620,17 +571,16 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
         );
     }
     let lsb = resource("lab_lsb");
-    let yaml = format!(
-        "{NO_HOST_SELF_FENCE}{}",
-        group_www(&[
+    let mut lab = build3(
+        "",
+        &[
             "      - ocf: { agent: \"heartbeat:Dummy\", name: dummy }\n",
             "      - ocf: { agent: \"ocf:heartbeat:IPaddr2\", name: ip2, params: { ip: 192.0.2.101, cidr_netmask: \"24\", nic: eth0 } }\n",
             &format!("      - lsb: {{ name: {} }}\n", lsb.display()),
             SERVICE,
             VIP_RES,
-        ])
+        ],
     );
-    let mut lab = build3(&yaml);
     let dummy_state = |lab: &Lab, n: usize| lab.rsctmp_dir(n).join("Dummy-dummy.state").is_file();
     let lsb_pid = |lab: &Lab, n: usize| live_pid(lab, n, "lab_lsb.pid");
     // Every resource observed on the machine, not through the daemon.
@@ -649,9 +599,7 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
             && !has_addr(lab, n, VIP)
     };
     lab.start_all().expect("start");
-    eventually(&lab, 1, "www running on n1", LONG, |s| {
-        runs_on(s).as_deref() == Some("n1")
-    });
+    www_on(&lab, 1, 1);
     until(
         &lab,
         "every resource up on n1 and down elsewhere",
@@ -690,9 +638,7 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
     // Failure 3: the LSB daemon dies (status 1): migration_threshold 3 moves the group.
     let lsb_old = lsb_pid(&lab, 1).expect("lsb daemon");
     run_in(&lab, Ns::Node(1), &["kill", "-9", &lsb_old.to_string()]);
-    eventually(&lab, 3, "www running on n2", LONG, |s| {
-        runs_on(s).as_deref() == Some("n2")
-    });
+    www_on(&lab, 3, 2);
     assert!(
         lab.logs(1).contains("(3/3): moving the group away"),
         "the move was not caused by the third monitor failure:\n{}",
@@ -730,8 +676,7 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
         runs_on(s).as_deref() == Some("n2")
     });
     assert!(all_down(&lab, 1));
-    assert_no_self_fence(&lab);
-    assert_torn_down(lab);
+    assert_clean_end(lab);
 }
 
 // ----- 5. a hanging operation is killed at its timeout, children included ---------------
@@ -747,8 +692,7 @@ fn hanging_start_is_killed_with_its_children_and_the_group_moves() {
           monitor: '[ -f "$TANDEM_LAB_NODE_DIR/hang.up" ] || exit 7'
           timeout: 2s
 "#;
-    let yaml = format!("{NO_HOST_SELF_FENCE}{}", group_www(&[VIP_RES, hang]));
-    let mut lab = build3(&yaml);
+    let mut lab = build3("", &[VIP_RES, hang]);
     let sleeps = |lab: &Lab, n: usize| procs_with_cmdline(lab, Ns::Node(n), &["sleep", "1000"]);
     lab.start_all().expect("start");
 
@@ -777,9 +721,7 @@ fn hanging_start_is_killed_with_its_children_and_the_group_moves() {
         gone >= Duration::from_secs(1),
         "killed after {gone:?}: before its 2 s timeout"
     );
-    eventually(&lab, 3, "www running on n2", LONG, |s| {
-        runs_on(s).as_deref() == Some("n2")
-    });
+    www_on(&lab, 3, 2);
     until(&lab, "VIP on n2 only", LONG, || {
         holders(&lab, &[1, 2], VIP) == [2]
     });
@@ -805,8 +747,7 @@ fn hanging_start_is_killed_with_its_children_and_the_group_moves() {
     // Nothing came back.
     thread::sleep(Duration::from_secs(2));
     assert!(sleeps(&lab, 1).is_empty() && sleeps(&lab, 2).is_empty());
-    assert_no_self_fence(&lab);
-    assert_torn_down(lab);
+    assert_clean_end(lab);
 }
 
 // ----- 6. health check: the owner's uplink dies, the group moves ------------------------
@@ -814,11 +755,10 @@ fn hanging_start_is_killed_with_its_children_and_the_group_moves() {
 #[test]
 fn owner_losing_its_ping_target_hands_the_group_over() {
     let _serial = serial();
-    let yaml = format!(
-        "{NO_HOST_SELF_FENCE}checks:\n  - name: uplink\n    ping: [192.0.2.200]\n    interval: 500ms\n    fall: 2\n{}",
-        group_www(&[VIP_RES, SERVICE])
+    let mut lab = build3(
+        "checks:\n  - name: uplink\n    ping: [192.0.2.200]\n    interval: 500ms\n    fall: 2\n",
+        &[VIP_RES, SERVICE],
     );
-    let mut lab = build3(&yaml);
     lab.start_all().expect("start");
     wait_running_on(&lab, 3, 1, &[1, 2]);
 
@@ -845,6 +785,5 @@ fn owner_losing_its_ping_target_hands_the_group_over() {
         all_online(s, &["n1", "n2", "n3"])
     });
     assert_eq!(runs_on(&s).as_deref(), Some("n2"));
-    assert_no_self_fence(&lab);
-    assert_torn_down(lab);
+    assert_clean_end(lab);
 }

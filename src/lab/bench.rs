@@ -490,6 +490,41 @@ pub(crate) fn socket(domain: i32, ty: i32, proto: i32, what: &str) -> Result<Own
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Opens a non-blocking AF_PACKET socket for the ethertype `protocol` (host order, e.g.
+/// `libc::ETH_P_ALL`) bound to the calling thread's namespace's eth0, so that it sees only
+/// the client's link. Shared by the failover probe and the chaos observer.
+pub(crate) fn packet_socket_on_eth0(protocol: u16) -> Result<OwnedFd, BenchError> {
+    let protocol_be = protocol.to_be();
+    let fd = socket(
+        libc::AF_PACKET,
+        libc::SOCK_RAW,
+        i32::from(protocol_be),
+        "AF_PACKET socket",
+    )?;
+    // SAFETY: a valid NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
+    if ifindex == 0 {
+        return Err(last_os_error("client eth0 ifindex"));
+    }
+    // SAFETY: zeroed sockaddr_ll is valid; fields set below.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol_be;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: bind with a properly sized sockaddr_ll.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if r != 0 {
+        return Err(last_os_error("binding the packet socket to eth0"));
+    }
+    Ok(fd)
+}
+
 /// Waits until `until` (at most a second) for frames on an AF_PACKET socket, then hands
 /// every frame received — not the ones this host sent — to `each` with its CLOCK_REALTIME
 /// receive time. The socket must be non-blocking. Shared by the failover probe and the
@@ -681,35 +716,7 @@ impl Probe {
 
     fn open(client_ns: &str) -> Result<(OwnedFd, OwnedFd), BenchError> {
         enter_netns(client_ns)?;
-        let eth_p_all = (libc::ETH_P_ALL as u16).to_be() as i32;
-        let pkt = socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW,
-            eth_p_all,
-            "AF_PACKET socket",
-        )?;
-        let ifname = c"eth0";
-        // SAFETY: a valid NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(last_os_error("client eth0 ifindex"));
-        }
-        // SAFETY: zeroed sockaddr_ll is valid; fields set below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = eth_p_all as u16;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: bind with a properly sized sockaddr_ll.
-        let r = unsafe {
-            libc::bind(
-                pkt.as_raw_fd(),
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if r != 0 {
-            return Err(last_os_error("binding the packet socket to eth0"));
-        }
+        let pkt = packet_socket_on_eth0(libc::ETH_P_ALL as u16)?;
         let icmp = socket(
             libc::AF_INET,
             libc::SOCK_RAW,

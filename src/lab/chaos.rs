@@ -26,8 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::bench::{
-    drain_incoming, enter_netns, eth0_mac, group_yaml, io_err, last_os_error, log_lines_since,
-    mac_string, ms, ns_to_ms, realtime_ns, socket, BenchError, GROUP, VIP, VIP_PREFIX,
+    drain_incoming, enter_netns, eth0_mac, group_yaml, io_err, log_lines_since, mac_string, ms,
+    ns_to_ms, packet_socket_on_eth0, realtime_ns, BenchError, GROUP, VIP, VIP_PREFIX,
 };
 use super::{netns, Lab, LabSpec, Ns};
 
@@ -366,35 +366,7 @@ impl Observer {
 
     fn open(client_ns: &str) -> Result<OwnedFd, ChaosError> {
         enter_netns(client_ns)?;
-        let eth_p_arp = (libc::ETH_P_ARP as u16).to_be() as i32;
-        let fd = socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW,
-            eth_p_arp,
-            "AF_PACKET socket",
-        )?;
-        // SAFETY: a valid NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
-        if ifindex == 0 {
-            return Err(last_os_error("client eth0 ifindex"));
-        }
-        // SAFETY: zeroed sockaddr_ll is valid; fields set below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = eth_p_arp as u16;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: bind with a properly sized sockaddr_ll.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if r != 0 {
-            return Err(last_os_error("binding the packet socket to eth0"));
-        }
-        Ok(fd)
+        packet_socket_on_eth0(libc::ETH_P_ARP as u16)
     }
 
     fn run(

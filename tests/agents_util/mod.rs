@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tandem::agents::OpContext;
 use tandem::config::{ResourceConfig, ResourceKind};
-use tandem::core::OpKind;
+use tandem::core::{OpKind, OpResult};
 
 pub fn resource(name: &str, kind: ResourceKind, timeout: Option<Duration>) -> ResourceConfig {
     ResourceConfig {
@@ -30,6 +30,19 @@ pub fn ctx(resource: &ResourceConfig, kind: OpKind, timeout: Duration) -> OpCont
         },
     }
 }
+
+/// The life cycle a well-behaved agent goes through, with the result each step must
+/// give: stop of a stopped resource and a second start both succeed (idempotent, as OCF
+/// and LSB require).
+pub const LIFE_CYCLE: [(OpKind, OpResult); 7] = [
+    (OpKind::Monitor, OpResult::NotRunning),
+    (OpKind::Stop, OpResult::Ok),
+    (OpKind::Start, OpResult::Ok),
+    (OpKind::Monitor, OpResult::Ok),
+    (OpKind::Start, OpResult::Ok),
+    (OpKind::Stop, OpResult::Ok),
+    (OpKind::Monitor, OpResult::NotRunning),
+];
 
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -102,14 +115,9 @@ pub fn read_pids(path: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// `ip ARGS...`; a failing `ip` fails the test.
 pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ip_output(args);
 }
 
 /// `ip ARGS...`'s stdout; a failing `ip` fails the test, so that a negative check never

@@ -1,0 +1,88 @@
+//! Helpers shared by the tests that drive real daemons in the netns lab (control_*,
+//! lab_agents): `tandemctl` calls, reading `status --json`, and polling a status with
+//! every node's log in the panic message.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::time::Duration;
+use tandem::lab::{wait_until, Lab};
+
+/// How often a status is polled.
+pub const POLL: Duration = Duration::from_millis(200);
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs tandemctl on `node` and insists on success; returns stdout.
+pub fn ok(lab: &Lab, node: usize, args: &[&str]) -> String {
+    let out = lab.tandemctl(node, args);
+    assert!(
+        out.status.success(),
+        "tandemctl {args:?} on n{node} failed ({}): {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `tandemctl status --json` on `node`; None while the daemon does not answer.
+pub fn status(lab: &Lab, node: usize) -> Option<Value> {
+    let out = lab.tandemctl(node, &["status", "--json"]);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+pub fn group<'a>(s: &'a Value, name: &str) -> Option<&'a Value> {
+    s["groups"].as_array()?.iter().find(|g| g["name"] == name)
+}
+
+pub fn node_state(s: &Value, name: &str) -> Option<String> {
+    s["nodes"].as_array()?.iter().find(|n| n["name"] == name)?["state"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The owner of group `g` when the group is running.
+pub fn runs_on(s: &Value, g: &str) -> Option<String> {
+    let g = group(s, g)?;
+    (g["state"] == "running")
+        .then(|| g["owner"].as_str().map(str::to_string))
+        .flatten()
+}
+
+/// Every node's log, for panic messages.
+pub fn all_logs(lab: &Lab) -> String {
+    (1..=lab.node_count())
+        .map(|i| format!("==== n{i} log ====\n{}", lab.logs(i)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Polls `observer`'s status until `check` holds and returns that status; panics after
+/// `limit` with the last status seen and every node's log.
+pub fn eventually(
+    lab: &Lab,
+    observer: usize,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = None;
+    let found = wait_until(limit, POLL, || {
+        let s = status(lab, observer)?;
+        let hit = check(&s);
+        last = Some(s.clone());
+        hit.then_some(s)
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "n{observer}: {what} not reached within {limit:?}; last status: {}\n{}",
+            last.map(|s| s.to_string()).unwrap_or_else(|| "none".into()),
+            all_logs(lab)
+        )
+    })
+}
