@@ -329,11 +329,11 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
             load.push(lab.spawn(Ns::Node(node), &["sh", "-c", "while :; do :; done"])?);
         }
     }
-    // Short stalls are recorded too (they show how close a run came); one explains a
-    // false positive only if it lasted two intervals, the least silence the detectors
-    // act on.
+    // Short stalls are recorded too (they show how close a run came). One explains a
+    // false positive if it lasted an interval: the detectors act on two intervals of
+    // silence, and the last heartbeat before a stall is up to an interval old already.
     let record_from = cfg.interval.min(Duration::from_millis(5));
-    let explaining = cfg.interval * 2;
+    let explaining = cfg.interval;
     let probe = StallProbe::start(record_from);
     let since = realtime_ns();
     let began = Instant::now();
