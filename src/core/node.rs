@@ -344,9 +344,9 @@ pub struct Node {
     send_asap: bool,
     peers: BTreeMap<NodeId, Peer>,
     groups: Vec<GroupState>,
-    quorate: bool,
-    /// When this node last gained quorum. For a deadtime after that, a silent peer may
-    /// be silent only because this node could not hear anyone: it is not fenced yet.
+    /// Since when this node has quorum; None while it has none. For a deadtime after it
+    /// gained quorum, a silent peer may be silent only because this node could not hear
+    /// anyone: it is not fenced yet.
     quorate_since: Option<Instant>,
     seen_all: bool,
     state_lost: bool,
@@ -427,7 +427,6 @@ impl Node {
             send_asap: true,
             peers,
             groups,
-            quorate: false,
             quorate_since: None,
             seen_all: false,
             state_lost,
@@ -1425,8 +1424,7 @@ impl Node {
         let present = self.votes_present();
         let expected = self.spec.expected_votes();
         let quorate = quorum::is_quorate(present, expected, self.spec.quorum.two_node);
-        if quorate != self.quorate {
-            self.quorate = quorate;
+        if quorate != self.quorate() {
             self.quorate_since = quorate.then_some(now);
             self.send_asap = true;
             let kind = if quorate {
@@ -1444,7 +1442,8 @@ impl Node {
         // Where holder records are what keeps takeovers safe, a node that lost them must
         // hear every node (each gossips its holder record) before it votes again.
         let need_all = self.spec.quorum.wait_for_all || !self.lease_enforced();
-        if self.state_lost && self.quorate && !self.in_quiet(now) && (self.seen_all || !need_all) {
+        if self.state_lost && self.quorate() && !self.in_quiet(now) && (self.seen_all || !need_all)
+        {
             self.state_lost = false;
             out.push(event(
                 EventKind::Decision,
@@ -1454,6 +1453,10 @@ impl Node {
             ));
             self.persist(out);
         }
+    }
+
+    fn quorate(&self) -> bool {
+        self.quorate_since.is_some()
     }
 
     fn votes_present(&self) -> u32 {
@@ -1707,7 +1710,7 @@ impl Node {
             );
             return;
         }
-        if !self.quorate && self.spec.quorum.no_quorum_policy == NoQuorumPolicy::Stop {
+        if !self.quorate() && self.spec.quorum.no_quorum_policy == NoQuorumPolicy::Stop {
             self.begin_stop(
                 gi,
                 AfterStop::Release { handoff_to: None },
@@ -1825,7 +1828,7 @@ impl Node {
         });
         let timeout = self.spec.timing.deadtime * 3 + self.spec.timing.interval * 4;
         let gave_up = now.saturating_since(since) > timeout;
-        let cannot = !self.node_eligible(self.me, gi) || !(self.quorate || self.ignore_quorum());
+        let cannot = !self.node_eligible(self.me, gi) || !(self.quorate() || self.ignore_quorum());
         if outranked || gave_up || cannot {
             let why = if outranked {
                 format!(
@@ -1982,7 +1985,7 @@ impl Node {
             );
             return;
         }
-        if !self.quorate && !self.ignore_quorum() {
+        if !self.quorate() && !self.ignore_quorum() {
             self.set_reason(gi, "no quorum: taking nothing".into(), out);
             return;
         }
@@ -2130,7 +2133,7 @@ impl Node {
     }
 
     fn votes_needed(&self) -> u32 {
-        if self.ignore_quorum() && !self.quorate {
+        if self.ignore_quorum() && !self.quorate() {
             return self.votes_present();
         }
         if self.spec.quorum.two_node {
@@ -2281,7 +2284,7 @@ impl Node {
         // A node without quorum takes nothing over, so a fence it queued for a takeover
         // would only power off a node that the majority may be relying on (Pacemaker: a
         // partition without quorum does not fence). An admin's explicit request stands.
-        let may_fence = self.quorate || self.ignore_quorum();
+        let may_fence = self.quorate() || self.ignore_quorum();
         let targets: Vec<NodeId> = self.fences.keys().copied().collect();
         for target in targets {
             let Some(job) = self.fences.get(&target).copied() else {
@@ -2691,7 +2694,7 @@ impl Node {
         );
         flags.set(NodeFlags::SEEN_ALL, self.seen_all);
         flags.set(NodeFlags::QUIET, quiet);
-        flags.set(NodeFlags::QUORATE, self.quorate);
+        flags.set(NodeFlags::QUORATE, self.quorate());
         flags.set(NodeFlags::STATE_LOST, self.state_lost);
         let echoes = self
             .peers
@@ -3107,7 +3110,7 @@ impl Node {
         let expected = self.spec.expected_votes();
         ClusterStatus {
             node: self.name(self.me),
-            quorate: self.quorate,
+            quorate: self.quorate(),
             votes_present: self.votes_present(),
             votes_expected: expected,
             quorum_votes: if self.spec.quorum.two_node {

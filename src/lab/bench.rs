@@ -1025,14 +1025,10 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn sleep(&self, d: Duration) -> Result<(), BenchError> {
-        let end = Instant::now() + d;
-        loop {
-            self.check()?;
-            let now = Instant::now();
-            if now >= end {
-                return Ok(());
-            }
-            thread::sleep((end - now).min(Duration::from_millis(20)));
+        if super::sleep_unless_stopped(self.stop, d) {
+            Ok(())
+        } else {
+            Err(BenchError::Interrupted)
         }
     }
 

@@ -1498,14 +1498,10 @@ impl Runner<'_> {
     }
 
     fn sleep(&self, d: Duration) -> Result<(), ChaosError> {
-        let end = Instant::now() + d;
-        loop {
-            self.check()?;
-            let now = Instant::now();
-            if now >= end {
-                return Ok(());
-            }
-            thread::sleep((end - now).min(Duration::from_millis(20)));
+        if super::sleep_unless_stopped(self.stop, d) {
+            Ok(())
+        } else {
+            Err(BenchError::Interrupted)
         }
     }
 

@@ -198,14 +198,10 @@ impl Demo<'_> {
 
     /// Sleeps `d` in small slices so a stop request is seen quickly.
     fn sleep(&self, d: Duration) -> Result<(), Abort> {
-        let end = Instant::now() + d;
-        loop {
-            self.check_stop()?;
-            let now = Instant::now();
-            if now >= end {
-                return Ok(());
-            }
-            thread::sleep((end - now).min(Duration::from_millis(20)));
+        if super::sleep_unless_stopped(self.stop, d) {
+            Ok(())
+        } else {
+            Err(Abort::Stop)
         }
     }
 

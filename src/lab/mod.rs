@@ -24,7 +24,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -999,6 +999,22 @@ pub fn cleanup_stale() -> Result<usize, LabError> {
 
 /// Calls `f` every `poll` until it returns `Some`, or gives up after `timeout` (`f` is
 /// always tried at least once, and once more at the deadline).
+/// Sleeps `d` in slices of at most 20 ms so that a stop request (Ctrl-C, SIGTERM) is
+/// seen quickly; false as soon as `stop` is set, true once `d` has passed.
+pub(crate) fn sleep_unless_stopped(stop: &AtomicBool, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        thread::sleep((end - now).min(Duration::from_millis(20)));
+    }
+}
+
 pub fn wait_until<T>(
     timeout: Duration,
     poll: Duration,

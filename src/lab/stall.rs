@@ -75,7 +75,9 @@ impl StallProbe {
             .and_then(|t| t.join().ok())
             .unwrap_or((false, 0.0));
         let steal_ms = match (self.steal_at_start, steal_ticks()) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 * 1000.0 / ticks_per_second()),
+            (Some(a), Some(b)) => {
+                Some(b.saturating_sub(a) as f64 * 1000.0 / super::steady::clock_ticks_per_second())
+            }
             _ => None,
         };
         StallReport {
@@ -129,16 +131,6 @@ fn steal_ticks() -> Option<u64> {
 fn parse_steal(stat: &str) -> Option<u64> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     line.split_whitespace().nth(8)?.parse().ok()
-}
-
-fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf only reads a system constant.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
 }
 
 /// The stall that explains an event at `at_ns`, if any: the machine stood still for at
@@ -205,12 +197,28 @@ mod tests {
     }
 
     #[test]
-    fn the_probe_runs_and_reports() {
-        let probe = StallProbe::start(Duration::from_millis(5));
-        thread::sleep(Duration::from_millis(50));
+    fn the_probe_records_every_wake_up_at_or_above_its_threshold() {
+        // Threshold zero: every wake-up counts, so the records show the loop ran.
+        let probe = StallProbe::start(Duration::ZERO);
+        thread::sleep(Duration::from_millis(200));
         let r = probe.finish();
-        // As root the probe is real-time; either way it measured something.
-        assert!(r.max_late_ms >= 0.0 && r.max_late_ms < 10_000.0, "{r:?}");
-        assert!(r.stalls.iter().all(|s| s.late_ms >= 5.0), "{r:?}");
+        assert!(
+            r.stalls.len() >= 10,
+            "a 1 ms loop woke up for 200 ms: {r:?}"
+        );
+        assert!(
+            r.stalls.windows(2).all(|w| w[0].at_ns <= w[1].at_ns),
+            "oldest first: {r:?}"
+        );
+        let longest = r.stalls.iter().map(|s| s.late_ms).fold(0.0, f64::max);
+        assert_eq!(longest, r.max_late_ms, "{r:?}");
+        if nix::unistd::geteuid().is_root() {
+            assert!(r.realtime, "root gets SCHED_FIFO: {r:?}");
+        }
+        // A high threshold records nothing while reporting the longest wake-up anyway.
+        let probe = StallProbe::start(Duration::from_secs(60));
+        thread::sleep(Duration::from_millis(20));
+        let r = probe.finish();
+        assert!(r.stalls.is_empty() && r.max_late_ms < 60_000.0, "{r:?}");
     }
 }

@@ -229,7 +229,8 @@ fn sample(pid: u32) -> Option<(u64, u64)> {
     Some((rss, utime + stime))
 }
 
-fn clock_ticks_per_second() -> f64 {
+/// USER_HZ: the unit of /proc's CPU times (stat's utime/stime, the cpu lines).
+pub(crate) fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a system constant.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
