@@ -238,7 +238,7 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
             println!();
             report.print(&mut stdout);
             if let Some(path) = &args.json {
-                steady::write_json(&report, path)?;
+                bench::write_json(&report, path)?;
                 println!("report written to {}", path.display());
             }
             Ok(if loaded && report.total_false_positives() > 0 {
@@ -280,7 +280,7 @@ fn chaos(args: ChaosArgs) -> Result<ExitCode> {
             println!();
             print!("{}", report.render());
             if let Some(path) = &args.json {
-                chaos::write_json(&report, path)?;
+                bench::write_json(&report, path)?;
                 println!("report written to {}", path.display());
             }
             Ok(if report.ok() {

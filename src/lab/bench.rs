@@ -1354,7 +1354,8 @@ fn run_loop(
 }
 
 /// Writes the report as JSON.
-pub fn write_json(report: &BenchReport, path: &Path) -> Result<(), BenchError> {
+/// Writes any lab report (bench, false positives, chaos) as pretty JSON.
+pub fn write_json<T: Serialize>(report: &T, path: &Path) -> Result<(), BenchError> {
     let text = serde_json::to_string_pretty(report)
         .map_err(|e| BenchError::Failed(format!("serializing the report: {e}")))?;
     std::fs::write(path, text + "\n").map_err(io_err(format!("writing {}", path.display())))

@@ -1570,12 +1570,6 @@ impl Runner<'_> {
 }
 
 /// Writes the report as JSON.
-pub fn write_json(report: &ChaosReport, path: &Path) -> Result<(), ChaosError> {
-    let text = serde_json::to_string_pretty(report)
-        .map_err(|e| BenchError::Failed(format!("serializing the report: {e}")))?;
-    std::fs::write(path, text + "\n").map_err(io_err(format!("writing {}", path.display())))
-}
-
 /// Faults (on `nodes`) active in [from, to] or healed less than EXPLAIN_GRACE before,
 /// described, and an explanation when one of them is a fault leases cannot handle.
 fn faults_around(

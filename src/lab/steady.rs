@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -442,15 +442,6 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         machine,
         explaining_stall_ms: explaining.as_secs_f64() * 1e3,
         load_pids: load.iter().map(|l| l.pid).collect(),
-    })
-}
-
-pub fn write_json(report: &SteadyReport, path: &Path) -> Result<(), BenchError> {
-    let text = serde_json::to_string_pretty(report)
-        .map_err(|e| BenchError::Failed(format!("cannot encode the report: {e}")))?;
-    std::fs::write(path, text).map_err(|source| BenchError::Io {
-        context: format!("writing {}", path.display()),
-        source,
     })
 }
 
