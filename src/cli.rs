@@ -25,6 +25,18 @@ pub struct TandemdArgs {
     /// Where the incarnation counter and persisted state live.
     #[arg(long, default_value = "/var/lib/tandem")]
     pub state_dir: PathBuf,
+    /// Run without the lease guard: one process, as before. A crashed or stopped
+    /// tandemd then leaves its resources running while peers take over (debugging
+    /// only).
+    #[arg(long)]
+    pub no_guard: bool,
+    /// Internal: run as the worker of the guard holding the other end of this socket.
+    #[arg(long, hide = true, value_name = "FD")]
+    pub guard_fd: Option<i32>,
+    /// Internal: stop these groups (hex ids, comma-separated) and exit (the guard's
+    /// agent stops when its worker is gone).
+    #[arg(long, hide = true, value_name = "IDS")]
+    pub emergency_stop: Option<String>,
 }
 
 /// Arguments of `tandemctl`.

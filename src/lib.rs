@@ -22,6 +22,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod daemon;
+pub mod guard;
 pub mod lab;
 pub mod net;
 pub mod sim;

@@ -121,6 +121,7 @@ fn spec(n: u16) -> ClusterSpec {
             initdead: deadtime * 2,
             max_drift_ppm: 500,
             stop_before_lease_end: deadtime / 2,
+            watchdog_timeout: None,
         },
         quorum: QuorumSpec {
             expected_votes: None,

@@ -34,10 +34,15 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
             None => return OpResult::Ok,
         },
     };
-    let spec = Spec::shell(ctx.resource.name.clone(), script, ctx.timeout)
+    let mut spec = Spec::shell(ctx.resource.name.clone(), script, ctx.timeout)
         .env("TANDEM_GROUP", ctx.group)
         .env("TANDEM_RESOURCE", &ctx.resource.name)
         .env("TANDEM_ACTION", what);
+    if ctx.kind == OpKind::Start {
+        // What the start leaves running stays in its process group: the lease guard
+        // kills that group if it must act.
+        spec = spec.guarded_by(u64::from(crate::core::GroupId::of_name(ctx.group).0));
+    }
     let finished = process::run(launch, &spec).await;
     map(ctx.kind, what, &finished)
 }

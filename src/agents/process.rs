@@ -61,6 +61,9 @@ pub struct Spec {
     /// Log the child's output at debug level (meta-data dumps, status probes).
     pub quiet: bool,
     pub capture_limit: usize,
+    /// The resource group whose lease guard must know this child's process group: set
+    /// for starts that may leave a service behind in it (see `crate::guard`).
+    pub guarded_by: Option<u64>,
 }
 
 impl Spec {
@@ -74,6 +77,7 @@ impl Spec {
             timeout,
             quiet: false,
             capture_limit: DEFAULT_CAPTURE_LIMIT,
+            guarded_by: None,
         }
     }
 
@@ -100,6 +104,12 @@ impl Spec {
 
     pub fn quiet(mut self) -> Self {
         self.quiet = true;
+        self
+    }
+
+    /// Reports the child's process group to the lease guard of `group`.
+    pub fn guarded_by(mut self, group: u64) -> Self {
+        self.guarded_by = Some(group);
         self
     }
 }
@@ -271,6 +281,12 @@ pub async fn run(launch: &Launch, spec: &Spec) -> Finished {
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw),
     };
+    // Before the child can have started anything: a worker that dies from here on
+    // leaves the guard knowing what to kill.
+    let guarded = spec.guarded_by.zip(guard.pgid);
+    if let Some((group, pgid)) = guarded {
+        crate::guard::link::report_process_group(group, pgid.as_raw());
+    }
 
     if let (Some(bytes), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
         // A child that exits without reading its stdin must not fail the write loudly.
@@ -312,6 +328,14 @@ pub async fn run(launch: &Launch, spec: &Spec) -> Finished {
             Exit::TimedOut
         }
     };
+
+    if let Some((group, pgid)) = guarded {
+        // Nothing left in it (the start failed, or started nothing that stays): its id
+        // may be reused by unrelated processes, so the guard must forget it.
+        if killpg(pgid, None).is_err() {
+            crate::guard::link::report_process_group_gone(group, pgid.as_raw());
+        }
+    }
 
     let mut finished = Finished::without_output(exit);
     for (stream, out) in [

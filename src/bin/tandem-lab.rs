@@ -37,7 +37,7 @@ enum Cmd {
     Bench(BenchCmd),
     /// Seeded fault storm (power loss, crash, SIGSTOP, cut links, partitions, loss,
     /// restarts) judged by an ARP observer: reports failovers, downtime and every
-    /// dual-owner instant; exits 1 on a dual owner with fencing (docs/chaos.md).
+    /// dual-owner instant; exits 1 on any dual owner (docs/chaos.md).
     Chaos(ChaosArgs),
     /// The demo's service: answers every UDP datagram with its node's name (run by the
     /// demo group's `exec` resource).
@@ -74,8 +74,8 @@ struct ChaosArgs {
     /// Heartbeat deadtime.
     #[arg(long, default_value = "1s", value_parser = tandem::config::parse_duration)]
     deadtime: Duration,
-    /// Leases only: no fence agents (a paused or crashed owner then keeps its VIP while
-    /// another takes over; such windows are reported and explained).
+    /// Leases only: no fence agents. The lease guard must keep a crashed or paused
+    /// owner from holding its VIP past its lease: any dual owner fails the run.
     #[arg(long)]
     no_fencing: bool,
     /// Write the schedule, every fault, observation summary and log events as JSON.

@@ -42,6 +42,40 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+    if let Some(ids) = &args.emergency_stop {
+        let stopped = tandem::daemon::emergency::stop_groups(&settings.config, ids);
+        return ExitCode::from(if stopped { 0 } else { 1 });
+    }
+    if let Some(fd) = args.guard_fd {
+        // `ps`, `top` and the OOM killer's report tell the two processes apart.
+        // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.
+        unsafe { libc::prctl(libc::PR_SET_NAME, c"tandemd-worker".as_ptr()) };
+        // SAFETY: the guard passed this descriptor to us alone (see guard::supervisor).
+        if unsafe { tandem::guard::link::install(fd) }.is_none() {
+            eprintln!("tandemd: --guard-fd given twice");
+            return ExitCode::from(1);
+        }
+        return run_worker(settings);
+    }
+    if args.no_guard {
+        tracing::warn!("running without the lease guard (--no-guard): if this process dies or stops, its resources stay up");
+        return run_worker(settings);
+    }
+    let guard = tandem::guard::GuardSettings {
+        lead: settings.spec.timing.guard_lead(),
+        self_fence: settings.config.fencing.self_fence.clone(),
+        watchdog: settings
+            .config
+            .watchdog
+            .as_ref()
+            .map(|w| (w.device.clone(), w.timeout)),
+        worker_args: std::env::args_os().skip(1).collect(),
+        restart_delay: std::time::Duration::from_secs(2),
+    };
+    ExitCode::from(u8::try_from(tandem::guard::run(guard)).unwrap_or(1))
+}
+
+fn run_worker(settings: tandem::daemon::Settings) -> ExitCode {
     match tandem::daemon::run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

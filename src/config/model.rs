@@ -29,6 +29,8 @@ pub struct Config {
     /// Health checks; a failing one makes the node that runs it ineligible.
     pub checks: Vec<CheckConfig>,
     pub metrics: Option<MetricsConfig>,
+    /// The watchdog device the lease guard feeds, if any.
+    pub watchdog: Option<WatchdogConfig>,
     /// Scripts run on every cluster event (quorum, node up/down, and group events).
     pub notify: Vec<PathBuf>,
     pub keys: AuthKeys,
@@ -244,6 +246,19 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
+/// `watchdog:`: a device that resets the machine unless the lease guard writes to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchdogConfig {
+    pub device: PathBuf,
+    /// Asked of the driver; peers wait this long (plus a margin) for a silent owner.
+    pub timeout: Duration,
+}
+
+impl WatchdogConfig {
+    /// sbd's default watchdog timeout.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
 fn policy_name(p: NoQuorumPolicy) -> &'static str {
     match p {
         NoQuorumPolicy::Stop => "stop",
@@ -314,6 +329,7 @@ impl Config {
                 initdead: self.heartbeat.initdead,
                 max_drift_ppm: self.heartbeat.max_drift_ppm,
                 stop_before_lease_end: self.heartbeat.stop_before_lease_end,
+                watchdog_timeout: self.watchdog.as_ref().map(|w| w.timeout),
             },
             quorum: QuorumSpec {
                 expected_votes: self.quorum.expected_votes,
@@ -455,6 +471,10 @@ impl Config {
         }
         if let Some(m) = &self.metrics {
             let _ = writeln!(s, "metrics listen={}", m.listen);
+        }
+        // Only when set (older digests stay); the timeout changes how long peers wait.
+        if let Some(w) = &self.watchdog {
+            let _ = writeln!(s, "watchdog device={:?} timeout={}", w.device, ns(w.timeout));
         }
         // Only when set, so that configs without hooks keep the digest they had before
         // the key existed (mixed versions during a rolling upgrade agree).
@@ -687,6 +707,14 @@ impl Config {
         }
         if let Some(m) = &self.metrics {
             let _ = writeln!(s, "\nmetrics: http://{}/metrics", m.listen);
+        }
+        if let Some(w) = &self.watchdog {
+            let _ = writeln!(
+                s,
+                "\nwatchdog: {} (timeout {}), fed by the lease guard",
+                w.device.display(),
+                d(w.timeout)
+            );
         }
         if !self.notify.is_empty() {
             let hooks: Vec<String> = self

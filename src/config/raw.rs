@@ -133,6 +133,7 @@ pub struct RawConfig {
     pub groups: Field<Vec<Lenient<RawGroup>>>,
     pub checks: Field<Vec<Lenient<RawCheck>>>,
     pub metrics: Field<RawMetrics>,
+    pub watchdog: Field<RawWatchdog>,
     pub notify: Field<Vec<String>>,
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -148,6 +149,7 @@ impl RawConfig {
         "groups",
         "checks",
         "metrics",
+        "watchdog",
         "notify",
     ];
 }
@@ -464,6 +466,18 @@ pub struct RawMetrics {
 
 impl RawMetrics {
     pub const KEYS: &'static [&'static str] = &["listen"];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawWatchdog {
+    pub device: Field<String>,
+    pub timeout: Field<RawDuration>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawWatchdog {
+    pub const KEYS: &'static [&'static str] = &["device", "timeout"];
 }
 
 /// A YAML error that stopped the parse: malformed text, or a top level that is not a

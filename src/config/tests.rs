@@ -1015,6 +1015,7 @@ fn every_accepted_key_is_in_the_configuration_reference() {
         ("groups", raw::RawSystemd::KEYS),
         ("checks", raw::RawCheck::KEYS),
         ("metrics", raw::RawMetrics::KEYS),
+        ("watchdog", raw::RawWatchdog::KEYS),
     ];
     let mut missing = Vec::new();
     for (heading, keys) in tables {
@@ -1091,4 +1092,30 @@ fn check_errors_carry_key_paths() {
         "{base}checks:\n  - name: x\n    ping: 192.0.2.1\n"
     ));
     has(&e, "checks[0].ping", "expected a sequence");
+}
+
+#[test]
+fn watchdog_section_defaults_validates_and_feeds_the_promise() {
+    let c = ok(&format!("{}\nwatchdog:\n  device: /dev/watchdog\n", example()));
+    let w = c.watchdog.clone().expect("watchdog section");
+    assert_eq!(w.device, PathBuf::from("/dev/watchdog"));
+    assert_eq!(w.timeout, WatchdogConfig::DEFAULT_TIMEOUT);
+    assert_eq!(c.cluster_spec().timing.watchdog_timeout, Some(w.timeout));
+    assert_ne!(c.digest(), ok(&example()).digest(), "peers must agree on it");
+    assert_eq!(ok(&example()).cluster_spec().timing.watchdog_timeout, None);
+    has(
+        &errs(&format!("{}\nwatchdog:\n  device: dev/watchdog\n", example())),
+        "watchdog.device",
+        "absolute path",
+    );
+    has(
+        &errs(&format!("{}\nwatchdog:\n  device: /dev/watchdog\n  timeout: 1500ms\n", example())),
+        "watchdog.timeout",
+        "whole seconds",
+    );
+    has(
+        &errs(&format!("{}\nwatchdog:\n  timeout: 5s\n", example())),
+        "watchdog",
+        "device",
+    );
 }

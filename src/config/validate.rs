@@ -315,6 +315,27 @@ pub(super) fn validate(
             }
         });
 
+    let watchdog = raw
+        .watchdog
+        .and_then(|w| ctx.lenient("watchdog", w))
+        .and_then(|w| {
+            ctx.unknown("watchdog", &w.unknown, raw::RawWatchdog::KEYS);
+            let device = ctx.required("watchdog", "device", w.device)?;
+            let device = ctx.absolute_path("watchdog.device", device)?;
+            let timeout = match w.timeout {
+                None => WatchdogConfig::DEFAULT_TIMEOUT,
+                f => ctx.positive_duration("watchdog", "timeout", f)?,
+            };
+            if timeout < Duration::from_secs(1) || timeout.subsec_nanos() != 0 {
+                ctx.at_value(
+                    "watchdog.timeout",
+                    "watchdog drivers count in whole seconds: give at least 1s, in whole seconds",
+                );
+                return None;
+            }
+            Some(WatchdogConfig { device, timeout })
+        });
+
     let notify: Vec<PathBuf> = raw
         .notify
         .and_then(|n| ctx.lenient("notify", n))
@@ -366,6 +387,7 @@ pub(super) fn validate(
             groups,
             checks,
             metrics,
+            watchdog,
             notify,
             keys,
         }),

@@ -67,6 +67,12 @@ pub struct Timing {
     /// The owner starts stopping its groups when less than this is left of its lease
     /// and renewal has failed.
     pub stop_before_lease_end: Duration,
+    /// Timeout of the watchdog device each node's lease guard feeds (`watchdog:`), if
+    /// configured. A silent owner's machine may then keep its resources until its
+    /// watchdog fires, so voters promise a silent owner at least this long plus a
+    /// margin before granting its groups to anyone else (sbd's
+    /// `stonith-watchdog-timeout` rule); see [`Timing::promise`].
+    pub watchdog_timeout: Option<Duration>,
 }
 
 impl Timing {
@@ -79,6 +85,36 @@ impl Timing {
         (deadtime / 2)
             .min(deadtime.saturating_sub(interval * 3))
             .max(interval)
+    }
+
+    /// How long before a lease deadline the lease guard kills a silent worker and the
+    /// groups it reported: a quarter of `stop_before_lease_end` (the worker itself
+    /// starts stopping that early, so a healthy one is never pre-empted), at least 1 ms
+    /// for the kill to land and at most 100 ms (a real-time process that never
+    /// allocates is not late by more), but never more than `stop_before_lease_end`.
+    pub fn guard_lead(&self) -> Duration {
+        (self.stop_before_lease_end / 4)
+            .clamp(Duration::from_millis(1), Duration::from_millis(100))
+            .min(self.stop_before_lease_end)
+    }
+
+    /// How long a voter promises a grantee after it last heard it claim a group, and how
+    /// long a node that just started grants nothing: `deadtime`, or with a watchdog
+    /// `watchdog_timeout + 2 × interval` if that is longer.
+    ///
+    /// Why the margin: a silent owner whose machine hangs (kernel, or both the guard
+    /// and the worker wedged) may keep a VIP answering until its watchdog resets it,
+    /// `watchdog_timeout` after the guard's last feed, which came at the latest when it
+    /// hung. The voter counts from the last heartbeat it received, and the owner sends
+    /// one every interval (±10% jitter): that heartbeat left at most 1.1 intervals
+    /// before the hang. The second interval covers the rest of the jitter, the clocks'
+    /// drift over the timeout and the grant's own delivery. The owner's lease stays
+    /// `deadtime`-based: a live guard enforces it long before the watchdog would fire.
+    pub fn promise(&self) -> Duration {
+        match self.watchdog_timeout {
+            None => self.deadtime,
+            Some(w) => self.deadtime.max(w + self.interval * 2),
+        }
     }
 }
 

@@ -51,6 +51,10 @@ pub struct HeartbeatLoop<E: Executor> {
     /// The config before the last reload, for groups whose old resources still run
     /// here until they are stopped (`Node::uses_previous_spec`).
     pub previous: Option<Arc<Config>>,
+    /// What the lease guard is told (nothing when this worker has no guard).
+    pub guard: super::guarded::GuardReports,
+    /// The guard could not be told something: leave as on shutdown.
+    pub guard_lost: bool,
 }
 
 /// How long a shutdown waits for groups to stop before exiting anyway (below the
@@ -69,6 +73,10 @@ impl<E: Executor> HeartbeatLoop<E> {
         mut calls: mpsc::Receiver<ControlCall>,
         mut shutdown: oneshot::Receiver<()>,
     ) -> Result<(), LoopError> {
+        let config = self.config.clone();
+        if let Err(e) = self.guard.register_addresses(&config) {
+            self.lose_guard(e);
+        }
         self.step(Input::Tick)?;
         // The watchdog is fed from this thread, so a wedged heartbeat loop (not just a
         // dead process) gets the daemon restarted; its lease then runs out safely.
@@ -78,6 +86,11 @@ impl<E: Executor> HeartbeatLoop<E> {
         // Set once quiet: when the release heartbeats have had time to go out.
         let mut exit_at: Option<Instant> = None;
         loop {
+            if self.guard_lost && leaving.is_none() {
+                leaving = Some(clock::now() + LEAVE_TIMEOUT);
+                let actions = self.node.leave(clock::now());
+                self.carry_out_all(actions)?;
+            }
             if let Some(give_up) = leaving {
                 let now = clock::now();
                 if exit_at.is_none() && self.node.is_quiet() {
@@ -112,9 +125,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                     tracing::info!("shutting down: stopping and handing over every group");
                     leaving = Some(clock::now() + LEAVE_TIMEOUT);
                     let actions = self.node.leave(clock::now());
-                    for action in actions {
-                        self.carry_out(action)?;
-                    }
+                    self.carry_out_all(actions)?;
                 }
                 Some(answer) = answers.recv() => self.step(answer)?,
                 Some(received) = datagrams.recv() => {
@@ -146,10 +157,29 @@ impl<E: Executor> HeartbeatLoop<E> {
     fn step(&mut self, input: Input) -> Result<(), LoopError> {
         let now = clock::now();
         let actions = self.node.handle(now, input);
+        self.carry_out_all(actions)
+    }
+
+    /// Tells the guard what may run from now on, then carries out `actions` in order:
+    /// the guard must know of a lease before the first resource of its group starts.
+    fn carry_out_all(&mut self, actions: Vec<Action>) -> Result<(), LoopError> {
+        let config = self.config.clone();
+        if let Err(e) = self.guard.sync(&self.node, &config) {
+            self.lose_guard(e);
+        }
         for action in actions {
             self.carry_out(action)?;
         }
         Ok(())
+    }
+
+    /// Without a guard nothing protects the leases if this process dies: hand every
+    /// group over and exit, like a shutdown (the guard, if alive, restarts nothing).
+    fn lose_guard(&mut self, e: crate::guard::link::GuardGone) {
+        if !self.guard_lost {
+            tracing::error!("{e}: handing every group over and exiting");
+            self.guard_lost = true;
+        }
     }
 
     fn carry_out(&mut self, action: Action) -> Result<(), LoopError> {
@@ -484,9 +514,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                 _ => None,
             })
             .collect();
-        for action in actions {
-            self.carry_out(action)?;
-        }
+        self.carry_out_all(actions)?;
         Ok(notes)
     }
 
@@ -555,9 +583,11 @@ impl<E: Executor> HeartbeatLoop<E> {
             Ok(actions) => {
                 self.spec = spec;
                 self.previous = Some(std::mem::replace(&mut self.config, config));
-                for action in actions {
-                    self.carry_out(action)?;
+                let config = self.config.clone();
+                if let Err(e) = self.guard.register_addresses(&config) {
+                    self.lose_guard(e);
                 }
+                self.carry_out_all(actions)?;
                 let new = self.spec.digest;
                 tracing::info!("config reloaded: digest {old:016x} -> {new:016x}");
                 Ok(Ok(format!(

@@ -6,8 +6,10 @@
 //! talk only through channels, so no slow script or client can delay a heartbeat.
 
 pub mod clock;
+pub mod emergency;
 pub mod events;
 pub mod executor;
+pub mod guarded;
 pub mod heartbeat;
 pub mod inbound;
 pub mod metrics;
@@ -285,6 +287,8 @@ fn heartbeat_thread(
             events: Default::default(),
             config: s.config.clone(),
             previous: None,
+            guard: guarded::GuardReports::new(),
+            guard_lost: false,
         };
         let _ = ready.send(Ok(()));
         hb.run(datagrams, answers, calls, shutdown).await
@@ -440,10 +444,34 @@ impl Running {
 /// Runs the daemon until SIGTERM/SIGINT (clean exit) or a fatal error.
 pub fn run(settings: Settings) -> Result<(), DaemonError> {
     let running = start(settings)?;
-    notify::ready();
+    match crate::guard::link::get() {
+        Some(link) => {
+            if let Err(e) = link.send(crate::guard::Record::Ready) {
+                tracing::error!("{e}");
+            }
+            watch_guard(link);
+        }
+        None => notify::ready(),
+    }
     let result = running.wait_for_signals();
     notify::stopping();
     result
+}
+
+/// A worker whose guard died has nothing left to enforce its leases if it dies too:
+/// it shuts down the way SIGTERM asks (every group stopped and handed over), while it
+/// is still alive to do so.
+fn watch_guard(link: &'static crate::guard::link::GuardLink) {
+    let spawned = std::thread::Builder::new()
+        .name("tandem-guardwatch".into())
+        .spawn(move || {
+            link.wait_for_guard_death();
+            tracing::error!("the lease guard is gone: handing every group over and exiting");
+            let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot watch the lease guard: {e}");
+    }
 }
 
 struct Signals {

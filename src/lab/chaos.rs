@@ -5,9 +5,9 @@
 //! namespace broadcasts an ARP request for the VIP every few ms and records who answers:
 //! two MACs answering the same request is a dual-owner instant, a stretch with no answer
 //! is downtime. At the end the daemons' logs give each node's VIP intervals, which are
-//! cross-checked for overlaps. With `fencing.policy: always` there must be no dual owner at
-//! all; with leases alone, a paused or crashed daemon keeps its VIP (docs/design.md), and
-//! every dual-owner window must be explained by such a fault.
+//! cross-checked for overlaps. There must be no dual owner at all, with fencing or with
+//! leases alone: a crashed or paused worker is taken down by its lease guard before its
+//! lease ends (docs/design.md), so no fault of the schedule excuses two owners.
 //!
 //! All times are CLOCK_REALTIME nanoseconds (the daemons log wall-clock times).
 
@@ -42,7 +42,7 @@ const GAP_MS: (u64, u64) = (2_000, 8_000);
 const REBOOT_DELAY: Duration = Duration::from_secs(1);
 /// A fault still explains a dual owner this long after it was healed: a resumed or
 /// restarted daemon needs a moment to notice it lost the group and drop the address.
-const EXPLAIN_GRACE: Duration = Duration::from_secs(3);
+const CONTEXT_GRACE: Duration = Duration::from_secs(3);
 /// Rounds without any reply before the silence counts as downtime (2 rounds = 10 ms: a
 /// single lost reply is not an outage).
 const OUTAGE_MIN_ROUNDS: u32 = 3;
@@ -463,10 +463,9 @@ pub struct DualWindow {
     pub macs: Vec<String>,
     /// The MACs' nodes (`?` for a MAC of no lab node).
     pub nodes: Vec<String>,
-    /// Faults active (or healed less than EXPLAIN_GRACE before) on those nodes.
+    /// Faults active (or healed less than CONTEXT_GRACE before) on those nodes: the
+    /// context for whoever investigates it.
     pub faults_active: Vec<String>,
-    /// Why leases alone allow it, when a fault explains it.
-    pub explanation: Option<String>,
 }
 
 /// A stretch without any reply.
@@ -511,7 +510,7 @@ fn node_of(macs: &BTreeMap<[u8; 6], String>, mac: &[u8; 6]) -> String {
 }
 
 /// Owner changes, outages and dual-owner windows from an observation. `macs` maps each
-/// node's eth0 MAC to its name. Dual windows come without faults or explanation.
+/// node's eth0 MAC to its name. Dual windows come without their faults.
 pub fn analyze(obs: &Observation, macs: &BTreeMap<[u8; 6], String>) -> ObserverSummary {
     let mut by_round: BTreeMap<u32, Vec<&ArpSeen>> = BTreeMap::new();
     for r in &obs.replies {
@@ -561,7 +560,6 @@ pub fn analyze(obs: &Observation, macs: &BTreeMap<[u8; 6], String>) -> ObserverS
                 macs: pairs.iter().map(|p| p.1.clone()).collect(),
                 nodes: pairs.into_iter().map(|p| p.0).collect(),
                 faults_active: Vec::new(),
-                explanation: None,
             }
         })
         .collect();
@@ -1039,20 +1037,10 @@ impl ChaosReport {
                     d.faults_active.join(", ")
                 }
             );
-            match (&d.explanation, self.fencing) {
-                (Some(e), false) => {
-                    let _ = writeln!(w, "      explained: {e}");
-                }
-                (_, true) => {
-                    let _ = writeln!(
-                        w,
-                        "      SAFETY VIOLATION: fencing is configured, nobody may take over before the old holder is fenced"
-                    );
-                }
-                (None, false) => {
-                    let _ = writeln!(w, "      UNEXPLAINED by any fault");
-                }
-            }
+            let _ = writeln!(
+                w,
+                "      SAFETY VIOLATION: two nodes answered for the VIP at the same time"
+            );
         }
         let _ = writeln!(
             w,
@@ -1077,24 +1065,11 @@ impl ChaosReport {
             w,
             "verdict: {}",
             if self.ok() {
-                if o.dual_windows.is_empty() {
-                    "CLEAN (no dual owner)".to_string()
-                } else {
-                    "OK (every dual-owner window is explained by a fault leases cannot handle)"
-                        .to_string()
-                }
+                "CLEAN (no dual owner)".to_string()
             } else if o.replies == 0 {
                 "FAILED (the observer saw no answer at all)".to_string()
             } else if self.failing_dual_windows > 0 {
-                format!(
-                    "FAILED ({} dual-owner window(s){})",
-                    self.failing_dual_windows,
-                    if self.fencing {
-                        " with fencing configured"
-                    } else {
-                        " not explained"
-                    }
-                )
+                format!("FAILED ({} dual-owner window(s))", self.failing_dual_windows)
             } else {
                 "FAILED (lab failure)".to_string()
             }
@@ -1380,7 +1355,8 @@ impl Runner<'_> {
                 let _ = lab.kill(node);
                 self.power_offs.push((lab.node_name(node), start_ns));
             }
-            FaultKind::DaemonCrash => lab.kill(node)?,
+            // The process the OOM killer picks: the worker, not the lease guard.
+            FaultKind::DaemonCrash => lab.kill_worker(node)?,
             FaultKind::Pause => lab.pause(node)?,
             FaultKind::GracefulRestart => {
                 if let Err(e) = lab.terminate(node) {
@@ -1570,61 +1546,22 @@ impl Runner<'_> {
 }
 
 /// Writes the report as JSON.
-/// Faults (on `nodes`) active in [from, to] or healed less than EXPLAIN_GRACE before,
-/// described, and an explanation when one of them is a fault leases cannot handle.
+/// Faults (on `nodes`) active in [from, to] or healed less than CONTEXT_GRACE before,
+/// described.
 fn faults_around(
     injected: &[InjectedFault],
     nodes: &[String],
     from: i64,
     to: i64,
     end_ns: i64,
-) -> (Vec<String>, Option<String>) {
-    let grace = EXPLAIN_GRACE.as_nanos() as i64;
-    let mut active = Vec::new();
-    let mut explanation = None;
-    for f in injected {
-        let until = f.healed_ns.unwrap_or(end_ns) + grace;
-        if f.start_ns > to || until < from {
-            continue;
-        }
-        let on = f.nodes.join("+");
-        active.push(format!("#{} {} {}", f.index, f.kind.name(), on));
-        let other = |me: &str| {
-            nodes
-                .iter()
-                .filter(|n| n.as_str() != me)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("+")
-        };
-        if explanation.is_some() {
-            continue;
-        }
-        for n in &f.nodes {
-            if !nodes.contains(n) {
-                continue;
-            }
-            explanation = match f.kind {
-                FaultKind::Pause => Some(format!(
-                    "{n} was paused (SIGSTOP) while {} took over: leases cannot stop a paused \
-                     daemon, whose VIP stays configured; configure fencing (fencing.policy: \
-                     always + fence agents) — docs/design.md",
-                    other(n)
-                )),
-                FaultKind::DaemonCrash => Some(format!(
-                    "{n}'s tandemd was killed (kill -9) with its VIP still configured while {} \
-                     took over: nobody removes the address of a dead daemon until it restarts; \
-                     configure fencing (fencing.policy: always + fence agents) — docs/design.md",
-                    other(n)
-                )),
-                _ => None,
-            };
-            if explanation.is_some() {
-                break;
-            }
-        }
-    }
-    (active, explanation)
+) -> Vec<String> {
+    let grace = CONTEXT_GRACE.as_nanos() as i64;
+    injected
+        .iter()
+        .filter(|f| f.start_ns <= to && f.healed_ns.unwrap_or(end_ns) + grace >= from)
+        .filter(|f| f.nodes.iter().any(|n| nodes.contains(n)))
+        .map(|f| format!("#{} {} {}", f.index, f.kind.name(), f.nodes.join("+")))
+        .collect()
 }
 
 /// Runs a chaos session. Progress lines go to `out`; the lab is torn down on return,
@@ -1774,13 +1711,8 @@ fn session(
     let mut summary = analyze(&obs, &mac_names);
     let mut failing = 0;
     for w in &mut summary.dual_windows {
-        let (active, explanation) =
-            faults_around(&runner.injected, &w.nodes, w.start_ns, w.end_ns, end_ns);
-        w.faults_active = active;
-        w.explanation = explanation;
-        if cfg.fencing || w.explanation.is_none() {
-            failing += 1;
-        }
+        w.faults_active = faults_around(&runner.injected, &w.nodes, w.start_ns, w.end_ns, end_ns);
+        failing += 1;
     }
     let mut events = Vec::new();
     for n in 1..=cfg.nodes {
@@ -1969,7 +1901,7 @@ mod tests {
     }
 
     #[test]
-    fn only_pauses_and_crashes_explain_a_dual_owner() {
+    fn faults_around_a_dual_owner_window_are_listed_as_context() {
         let f = |kind, node: &str, start: i64, healed: i64| InjectedFault {
             index: 1,
             kind,
@@ -1982,39 +1914,13 @@ mod tests {
         };
         let nodes = vec!["n1".to_string(), "n2".to_string()];
         let s = 1_000_000_000;
-        let (act, why) = faults_around(&[f(FaultKind::Pause, "n1", 0, 2 * s)], &nodes, s, s, 9 * s);
-        assert_eq!(act.len(), 1);
-        assert!(why
-            .unwrap()
-            .contains("n1 was paused (SIGSTOP) while n2 took over"));
-        let (_, why) = faults_around(
-            &[f(FaultKind::DaemonCrash, "n2", 0, 2 * s)],
-            &nodes,
-            s,
-            s,
-            9 * s,
-        );
-        assert!(why.unwrap().contains("kill -9"));
-        let (act, why) = faults_around(
-            &[f(FaultKind::Partition, "n1", 0, 2 * s)],
-            &nodes,
-            s,
-            s,
-            9 * s,
-        );
-        assert_eq!(act.len(), 1);
-        assert!(why.is_none());
+        let act = faults_around(&[f(FaultKind::Pause, "n1", 0, 2 * s)], &nodes, s, s, 9 * s);
+        assert_eq!(act, vec!["#1 pause n1".to_string()]);
         // Long healed: not active.
-        let (act, why) = faults_around(
-            &[f(FaultKind::Pause, "n1", 0, s)],
-            &nodes,
-            9 * s,
-            9 * s,
-            9 * s,
-        );
-        assert!(act.is_empty() && why.is_none());
-        // A pause of a node that is not one of the two answering.
-        let (_, why) = faults_around(&[f(FaultKind::Pause, "n3", 0, 2 * s)], &nodes, s, s, 9 * s);
-        assert!(why.is_none());
+        let act = faults_around(&[f(FaultKind::Pause, "n1", 0, s)], &nodes, 9 * s, 9 * s, 9 * s);
+        assert!(act.is_empty());
+        // A fault of a node that is not one of the two answering.
+        let act = faults_around(&[f(FaultKind::Pause, "n3", 0, 2 * s)], &nodes, s, s, 9 * s);
+        assert!(act.is_empty());
     }
 }

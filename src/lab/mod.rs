@@ -512,15 +512,56 @@ impl Lab {
         self.node_state_mut(node)
     }
 
-    /// SIGKILL (a crash) and reap. Children the daemon started keep running, as they
-    /// would after a real crash; teardown removes them.
+    /// SIGKILL of the whole daemon, lease guard and worker at once (with the node's
+    /// links cut: a power loss), and reap. Services the daemon started keep running, as
+    /// they would after a real crash; teardown removes them.
     pub fn kill(&mut self, node: usize) -> Result<(), LabError> {
+        let worker = self.worker_pid(node);
+        let n = self.running_child(node)?;
+        if let Some(mut child) = n.daemon.take() {
+            let _ = child.kill();
+            if let Some(w) = worker.filter(|w| *w != child.id()) {
+                let _ = kill(Pid::from_raw(w as i32), Signal::SIGKILL);
+            }
+            n.last_exit = child.wait().ok();
+        }
+        Ok(())
+    }
+
+    /// SIGKILL of the daemon's main PID alone (the lease guard): its worker hands every
+    /// group over and exits. Reaped.
+    pub fn kill_main(&mut self, node: usize) -> Result<(), LabError> {
         let n = self.running_child(node)?;
         if let Some(mut child) = n.daemon.take() {
             let _ = child.kill();
             n.last_exit = child.wait().ok();
         }
         Ok(())
+    }
+
+    /// SIGKILL of the daemon's worker alone (the process the OOM killer would pick):
+    /// its lease guard takes everything down and starts a new worker.
+    pub fn kill_worker(&mut self, node: usize) -> Result<(), LabError> {
+        let worker = self.worker_pid(node).ok_or(LabError::NotRunning(node))?;
+        kill(Pid::from_raw(worker as i32), Signal::SIGKILL).map_err(|e| LabError::Io {
+            context: format!("killing n{node}'s worker {worker}"),
+            source: e.into(),
+        })
+    }
+
+    /// The process that runs the node's core and agents: the lease guard's child, or
+    /// the daemon itself when it runs without a guard (`--no-guard`, stand-ins).
+    pub fn worker_pid(&mut self, node: usize) -> Option<u32> {
+        let main = self.pid(node)?;
+        let children =
+            std::fs::read_to_string(format!("/proc/{main}/task/{main}/children")).unwrap_or_default();
+        Some(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .find(|p: &u32| process_name(*p).as_deref() == Some("tandemd-worker"))
+                .unwrap_or(main),
+        )
     }
 
     /// SIGTERM (plus SIGCONT, so a paused daemon handles it) and wait up to
@@ -550,22 +591,23 @@ impl Lab {
     }
 
     fn signal(&mut self, node: usize, sig: Signal) -> Result<(), LabError> {
-        let n = self.running_child(node)?;
-        if let Some(child) = n.daemon.as_ref() {
-            kill(Pid::from_raw(child.id() as i32), sig).map_err(|e| LabError::Io {
-                context: format!("sending {sig} to n{node}"),
-                source: e.into(),
-            })?;
-        }
-        Ok(())
+        self.running_child(node)?;
+        let Some(target) = self.worker_pid(node) else {
+            return Err(LabError::NotRunning(node));
+        };
+        kill(Pid::from_raw(target as i32), sig).map_err(|e| LabError::Io {
+            context: format!("sending {sig} to n{node}"),
+            source: e.into(),
+        })
     }
 
-    /// SIGSTOP: the daemon freezes (a stalled VM, a long GC pause).
+    /// SIGSTOP of the daemon's worker (a wedged process, a long GC pause); its lease
+    /// guard stays awake and acts before the worker's leases end.
     pub fn pause(&mut self, node: usize) -> Result<(), LabError> {
         self.signal(node, Signal::SIGSTOP)
     }
 
-    /// SIGCONT.
+    /// SIGCONT to the worker.
     pub fn resume(&mut self, node: usize) -> Result<(), LabError> {
         self.signal(node, Signal::SIGCONT)
     }
@@ -1031,4 +1073,11 @@ pub fn wait_until<T>(
         }
         thread::sleep(poll.min(deadline - now));
     }
+}
+
+/// `comm` of a process (`None` once it is gone).
+fn process_name(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim().to_string())
 }

@@ -1,0 +1,125 @@
+//! The worker's reports to its lease guard (see `crate::guard`): which groups may run
+//! here and until when, their addresses, and when the worker is ready.
+//!
+//! Called by the heartbeat thread after every input and *before* the actions it
+//! produced are carried out, so the guard knows of a lease before the first resource
+//! of the group starts. Only changes are sent; a renewal is a change.
+
+use crate::config::{Config, ResourceKind};
+use crate::core::{GroupId, Node};
+use crate::guard::link::{GuardGone, GuardLink};
+use crate::guard::{Exposure, Record};
+use std::collections::BTreeMap;
+
+pub struct GuardReports {
+    link: Option<&'static GuardLink>,
+    sent: BTreeMap<GroupId, (Exposure, bool)>,
+}
+
+impl GuardReports {
+    /// Reports through the process's guard link, if it has one.
+    pub fn new() -> GuardReports {
+        GuardReports {
+            link: crate::guard::link::get(),
+            sent: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_guarded(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// What may run of each group, if it differs from what the guard knows.
+    pub fn sync(&mut self, node: &Node, config: &Config) -> Result<(), GuardGone> {
+        let Some(link) = self.link else {
+            return Ok(());
+        };
+        for group in &config.groups {
+            let exposure = exposure(node, group.id);
+            let needs_stop = group.resources.iter().any(|r| needs_agent_stop(&r.kind));
+            if self.sent.get(&group.id) == Some(&(exposure, needs_stop)) {
+                continue;
+            }
+            link.send(Record::Group {
+                group: u64::from(group.id.0),
+                exposure,
+                needs_stop,
+            })?;
+            self.sent.insert(group.id, (exposure, needs_stop));
+        }
+        Ok(())
+    }
+
+    /// Registers every address of `config`'s `vip` resources (again after a reload).
+    pub fn register_addresses(&mut self, config: &Config) -> Result<(), GuardGone> {
+        let Some(link) = self.link else {
+            return Ok(());
+        };
+        for group in &config.groups {
+            let id = u64::from(group.id.0);
+            link.send(Record::ClearVips { group: id })?;
+            for r in &group.resources {
+                let ResourceKind::Vip {
+                    address,
+                    prefix,
+                    interface,
+                    ..
+                } = &r.kind
+                else {
+                    continue;
+                };
+                match nix::net::if_::if_nametoindex(interface.as_str()) {
+                    Ok(ifindex) => link.send(Record::Vip {
+                        group: id,
+                        ifindex,
+                        address: *address,
+                        prefix: *prefix,
+                    })?,
+                    // The vip agent cannot add it either until the interface exists;
+                    // a reload registers it again.
+                    Err(e) => tracing::warn!(
+                        resource = r.name.as_str(),
+                        "interface {interface}: {e}; the guard cannot remove {address} if it must act"
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn ready(&self) -> Result<(), GuardGone> {
+        match self.link {
+            Some(link) => link.send(Record::Ready),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Default for GuardReports {
+    fn default() -> Self {
+        GuardReports::new()
+    }
+}
+
+/// What the guard must assume of `group` on this node.
+fn exposure(node: &Node, group: GroupId) -> Exposure {
+    if !node.runs(group) {
+        return Exposure::Idle;
+    }
+    match node.lease_until(group) {
+        Some(until) if node.lease_is_enforced() => Exposure::Leased {
+            until_ns: until.as_nanos(),
+        },
+        _ => Exposure::Unbounded,
+    }
+}
+
+/// Resources the guard cannot take down with netlink or by killing a process group:
+/// services run by systemd, and whatever LSB scripts and OCF agents start (they
+/// daemonize out of the process group they were started in).
+fn needs_agent_stop(kind: &ResourceKind) -> bool {
+    matches!(
+        kind,
+        ResourceKind::Systemd { .. } | ResourceKind::Lsb { .. } | ResourceKind::Ocf { .. }
+    )
+}
