@@ -5,6 +5,9 @@
 //! ```text
 //! bin/tandemd bin/tandemctl bin/tandem-lab   thin: wiring
 //! cli/      clap definitions of tandemd and tandemctl (also feed man pages, completions)
+//! guard/    the lease guard: the main process that starts the daemon as its worker and
+//!           takes its resources down if it dies or hangs (supervisor, takedown, table);
+//!           its record protocol and the worker's end (record, link) sit below agents/
 //! daemon/   the tokio driver: sockets, timers, child processes, the control socket
 //! control/  the Unix-socket protocol shared by daemon and CLI
 //! agents/   resource agents (vip, systemd, lsb, ocf, exec) and fencing

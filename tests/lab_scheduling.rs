@@ -9,6 +9,7 @@ use std::time::Duration;
 use tandem::lab::{wait_until, Lab, LabSpec};
 
 const SCHED_OTHER: u32 = 0;
+const SCHED_FIFO: u32 = 1;
 const SCHED_RR: u32 = 2;
 
 /// A long-running service with a pid file in the node's private directory.
@@ -72,7 +73,8 @@ fn runs_www(lab: &Lab) -> bool {
     })
 }
 
-/// Starts a lab whose n1 runs the service and returns (tandemd pid, service pid).
+/// Starts a lab whose n1 runs the service and returns (tandemd's worker pid, service
+/// pid).
 fn lab_with_service(extra: &str) -> (Lab, u32, u32) {
     let spec = LabSpec {
         nodes: 3,
@@ -96,7 +98,8 @@ fn lab_with_service(extra: &str) -> (Lab, u32, u32) {
     let Some(svc) = svc else {
         panic!("n1 runs www:\n{}", lab.logs(1));
     };
-    let daemon = lab.pid(1).expect("n1's tandemd runs");
+    let mut lab = lab;
+    let daemon = lab.worker_pid(1).expect("n1's tandemd runs");
     (lab, daemon, svc)
 }
 
@@ -129,6 +132,22 @@ fn only_the_heartbeat_thread_runs_realtime_and_memory_is_locked() {
     );
     assert!(locked_kib(daemon) > 0, "mlockall did not lock anything");
     assert!(lab.logs(1).contains("SCHED_RR priority"), "{}", lab.logs(1));
+    assert_guard_outranks_worker(lab, daemon);
+}
+
+/// The lease guard (main PID): one thread, SCHED_FIFO, memory locked; its worker is a
+/// separate process the OOM killer may pick.
+fn assert_guard_outranks_worker(mut lab: Lab, worker: u32) {
+    let guard = lab.pid(1).expect("n1's guard runs");
+    assert_ne!(guard, worker, "the worker is a process of its own");
+    let threads = threads(guard);
+    assert_eq!(threads.len(), 1, "the guard is single-threaded: {threads:?}");
+    assert_eq!(threads[0].1, SCHED_FIFO, "{threads:?}");
+    assert!(locked_kib(guard) > 0, "the guard's memory is not locked");
+    let worker_comm = std::fs::read_to_string(format!("/proc/{worker}/comm")).unwrap_or_default();
+    assert_eq!(worker_comm.trim(), "tandemd-worker");
+    let score = std::fs::read_to_string(format!("/proc/{worker}/oom_score_adj")).unwrap_or_default();
+    assert_eq!(score.trim(), "0", "the worker is the OOM killer's pick");
 }
 
 #[test]
@@ -144,4 +163,6 @@ fn realtime_and_mlockall_can_be_switched_off() {
     );
     assert_eq!(locked_kib(daemon), 0);
     assert!(!lab.logs(1).contains("SCHED_RR"), "{}", lab.logs(1));
+    // The options concern the worker's heartbeat thread; the guard keeps both.
+    assert_guard_outranks_worker(lab, daemon);
 }

@@ -103,7 +103,9 @@ impl Default for GuardReports {
 
 /// What the guard must assume of `group` on this node.
 fn exposure(node: &Node, group: GroupId) -> Exposure {
-    if !node.runs(group) {
+    // A group in maintenance is the admin's: a shutdown leaves it running, so must the
+    // guard.
+    if !node.runs(group) || node.in_maintenance(group) {
         return Exposure::Idle;
     }
     match node.lease_until(group) {

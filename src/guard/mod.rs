@@ -14,6 +14,7 @@
 //! and kernel hangs. docs/design.md argues the process model.
 
 pub mod link;
+pub mod log;
 pub mod netlink;
 pub mod process;
 pub mod record;

@@ -54,7 +54,7 @@ enum RunEnd {
 }
 
 fn log(msg: std::fmt::Arguments<'_>) {
-    eprintln!("tandemd[guard]: {msg}");
+    super::log::line("WARN", msg);
 }
 
 fn boottime_ns() -> u64 {
@@ -85,6 +85,9 @@ struct Guard {
     last_systemd: u64,
     restarts: [u64; RESTART_BURST],
     stopping: bool,
+    /// The current worker said it is up. One that dies before that failed to start
+    /// (a port in use, a state directory it cannot write): not restarted in a loop.
+    worker_ready: bool,
 }
 
 fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -130,7 +133,9 @@ fn harden() {
         }
         // Wake at the deadline, not up to 50 µs later.
         libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0);
-        if libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) != 0 {
+        // Lock what is touched (not the whole 6 MiB binary: that would triple the
+        // guard's memory); `warm_up` has touched the path that acts.
+        if libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) != 0 {
             log(format_args!(
                 "mlockall failed: {}",
                 std::io::Error::last_os_error()
@@ -175,10 +180,22 @@ impl Guard {
             last_systemd: 0,
             restarts: [0; RESTART_BURST],
             stopping: false,
+            worker_ready: false,
             settings,
         };
+        let mut guard = guard;
+        guard.warm_up();
         harden();
         Ok(guard)
+    }
+
+    /// Runs the take-down path once on an empty table, so its code and stack pages are
+    /// resident (and then locked) before the guard may need them under memory pressure.
+    fn warm_up(&mut self) {
+        let outcome = self.takedown.run(&self.table, boottime_ns(), None);
+        debug_assert!(outcome.clean());
+        let _ = Record::decode(&[0u8; RECORD_LEN]);
+        let _ = self.table.act_at(0);
     }
 
     fn serve(&mut self) -> i32 {
@@ -187,40 +204,47 @@ impl Guard {
                 Ok(pid) => pid,
                 Err(e) => {
                     log(format_args!("cannot start the worker: {e}"));
-                    return 1;
+                    return self.exit(1, true);
                 }
             };
             match self.supervise(worker) {
                 RunEnd::Stopped(ended) => {
                     log(format_args!("worker {worker} ended ({ended}); nothing left to guard"));
-                    if let Some(w) = self.watchdog.take() {
-                        w.close_cleanly();
-                    }
-                    return if self.stopping { 0 } else { exit_code(ended) };
+                    let code = if self.stopping { 0 } else { exit_code(ended) };
+                    return self.exit(code, true);
                 }
                 RunEnd::TookDown(outcome) if !outcome.clean() => {
                     log(format_args!("could not prove everything stopped ({outcome}); exiting without disarming the watchdog"));
-                    return 1;
+                    return self.exit(1, false);
                 }
-                RunEnd::TookDown(_) if self.stopping => return 0,
+                RunEnd::TookDown(_) if self.stopping => return self.exit(0, true),
                 RunEnd::TookDown(_) => {
                     if !self.may_restart() {
                         log(format_args!(
                             "worker taken down {RESTART_BURST} times within {} s: giving up",
                             RESTART_WINDOW.as_secs()
                         ));
-                        if let Some(w) = self.watchdog.take() {
-                            w.close_cleanly();
-                        }
-                        return 1;
+                        return self.exit(1, true);
                     }
                     if !self.pause(self.settings.restart_delay) {
-                        return 0;
+                        return self.exit(0, true);
                     }
                     log(format_args!("starting a new worker (it joins with a new incarnation)"));
                 }
             }
         }
+    }
+
+    /// Leaves with `code`. `disarm`: nothing of ours can still run, so the watchdog
+    /// device is closed with the magic `V` instead of being left to reset the machine.
+    fn exit(&mut self, code: i32, disarm: bool) -> i32 {
+        if let Some(w) = self.watchdog.take() {
+            if disarm {
+                w.close_cleanly();
+            }
+            // Otherwise closed without `V`: the device resets the machine.
+        }
+        code
     }
 
     /// Records this restart; false when the burst is used up.
@@ -287,6 +311,7 @@ impl Guard {
         }
         let child = cmd.spawn()?;
         self.table.forget_vips();
+        self.worker_ready = false;
         let pid = Pid::from_raw(child.id() as i32);
         log(format_args!("worker {pid} started; guarding its leases"));
         Ok(pid)
@@ -326,7 +351,8 @@ impl Guard {
                 // Records sent right before dying are already queued: read them first.
                 self.drain_records();
                 let ended = process::reap(worker);
-                if !self.table.is_exposed() && (self.stopping || ended.success()) {
+                let nothing_to_restart = self.stopping || ended.success() || !self.worker_ready;
+                if !self.table.is_exposed() && nothing_to_restart {
                     return RunEnd::Stopped(ended);
                 }
                 log(format_args!("worker {worker} died ({ended}) while it may run resources: taking them down now"));
@@ -354,7 +380,8 @@ impl Guard {
         let stop_by = self.table.earliest_lease_end().map(|(until, _)| until);
         let outcome = self.takedown.run(&self.table, now, stop_by);
         log(format_args!(
-            "took down {} group(s) in {} µs: {outcome}",
+            "{} {} group(s) in {} µs: {outcome}",
+            super::log::TOOK_DOWN,
             self.table.exposed().len(),
             boottime_ns().saturating_sub(now) / 1000
         ));
@@ -396,7 +423,10 @@ impl Guard {
                 return;
             }
             match Record::decode(&buf[..n as usize]) {
-                Ok(Record::Ready) => crate::daemon::notify::ready(),
+                Ok(Record::Ready) => {
+                    self.worker_ready = true;
+                    crate::daemon::notify::ready();
+                }
                 Ok(r) => self.table.apply(r),
                 Err(e) => log(format_args!("bad record from the worker: {e}")),
             }

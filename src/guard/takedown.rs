@@ -130,12 +130,12 @@ impl TakeDown {
     /// Like the worker's self-fence: sysrq reboot or power-off (no shutdown scripts, no
     /// sync: they may be what hangs), or the configured command.
     pub fn fence_self(&self, reason: &str) {
-        eprintln!("tandemd[guard]: SELF-FENCE: {reason}");
+        super::log::line("ERROR", format_args!("SELF-FENCE: {reason}"));
         let letter: &[u8] = match &self.self_fence {
             SelfFence::Reboot => b"b",
             SelfFence::Poweroff => b"o",
             SelfFence::None => {
-                eprintln!("tandemd[guard]: self_fence is `none`: NOT fencing (unsafe, for labs only)");
+                super::log::line("ERROR", format_args!("self_fence is `none`: NOT fencing (unsafe, for labs only)"));
                 return;
             }
             SelfFence::Command(path) => {
@@ -147,15 +147,33 @@ impl TakeDown {
                     env: vec![("TANDEM_REASON".into(), reason)],
                 });
                 match spawned.map(|pid| process::wait(pid, SELF_FENCE_COMMAND_MS)) {
-                    Ok(e) if e.success() => eprintln!("tandemd[guard]: self-fence command {} ran", path.display()),
-                    Ok(e) => eprintln!("tandemd[guard]: self-fence command {} failed: {e}", path.display()),
-                    Err(e) => eprintln!("tandemd[guard]: cannot run self-fence command {}: {e}", path.display()),
+                    Ok(e) if e.success() => super::log::line("ERROR", format_args!("self-fence command {} ran", path.display())),
+                    Ok(e) => super::log::line("ERROR", format_args!("self-fence command {} failed: {e}", path.display())),
+                    Err(e) => super::log::line("ERROR", format_args!("cannot run self-fence command {}: {e}", path.display())),
                 }
                 return;
             }
         };
-        if let Err(e) = std::fs::write("/proc/sysrq-trigger", letter) {
-            eprintln!("tandemd[guard]: cannot write /proc/sysrq-trigger ({e}); the node is NOT fenced");
+        if !in_host_network_namespace() {
+            // A lab node or a container: sysrq would reset the machine hosting it.
+            super::log::line("ERROR", format_args!("not in the host's network namespace: refusing to reset the whole machine; configure `fencing.self_fence` as a command"));
+            return;
         }
+        if let Err(e) = std::fs::write("/proc/sysrq-trigger", letter) {
+            super::log::line("ERROR", format_args!("cannot write /proc/sysrq-trigger ({e}); the node is NOT fenced"));
+        }
+    }
+}
+
+/// Whether this process shares PID 1's network namespace (a node of its own, not a
+/// lab namespace or a container on a shared machine).
+fn in_host_network_namespace() -> bool {
+    match (
+        std::fs::read_link("/proc/self/ns/net"),
+        std::fs::read_link("/proc/1/ns/net"),
+    ) {
+        (Ok(me), Ok(init)) => me == init,
+        // Unknown: behave as configured.
+        _ => true,
     }
 }

@@ -651,7 +651,8 @@ pub struct LogEvent {
     pub at_ns: i64,
     pub node: String,
     /// vip-added, vip-removed, became-owner, lost-ownership, fenced (this node was fenced,
-    /// from the fencer's log), self-fence.
+    /// from the fencer's log), self-fence, guard-took-down (its lease guard removed its
+    /// addresses).
     pub what: String,
     /// For `fenced`: who fenced it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -664,6 +665,11 @@ pub fn log_events(node: &str, log: &str) -> Vec<LogEvent> {
     let added = format!("vip: added {VIP}/");
     let removed = format!("vip: removed {VIP} ");
     let group = format!("group=\"{GROUP}\"");
+    let guard_took_down = format!(
+        "{} {}",
+        crate::guard::log::PREFIX,
+        crate::guard::log::TOOK_DOWN
+    );
     let mut out = Vec::new();
     for (at_ns, l) in log_lines_since(log, 0) {
         let ev = |what: &str| LogEvent {
@@ -682,6 +688,9 @@ pub fn log_events(node: &str, log: &str) -> Vec<LogEvent> {
             out.push(ev("lost-ownership"));
         } else if l.contains("SELF-FENCE") {
             out.push(ev("self-fence"));
+        } else if l.contains(&guard_took_down) {
+            // The lease guard removed every address of the node's groups.
+            out.push(ev("guard-took-down"));
         } else if let Some(i) = l.find(" is fenced (confirmed off)") {
             if let Some(target) = l[..i].split_whitespace().next_back() {
                 out.push(LogEvent {
@@ -727,7 +736,7 @@ pub fn vip_intervals(
     for e in events {
         let kind = match e.what.as_str() {
             "vip-added" => "added",
-            "vip-removed" => "removed",
+            "vip-removed" | "guard-took-down" => "removed",
             "fenced" => "fenced",
             "self-fence" => "self-fence",
             _ => continue,
@@ -1898,6 +1907,19 @@ mod tests {
         // A power-off by chaos at 4 s ends it earlier.
         let (_, ov) = vip_intervals(&ev, &[("n2".into(), base + 4 * s)], base + 20 * s);
         assert_eq!(ov[0].to_ns, base + 4 * s);
+    }
+
+    #[test]
+    fn a_guard_take_down_ends_a_vip_interval() {
+        let log1 = "2026-01-01T00:00:01.000000Z  INFO vip: added 192.0.2.100/24 to eth0\n\
+                    2026-01-01T00:00:02.500000Z  WARN tandemd[guard]: took down 1 group(s) in 40 µs: 1 address(es) removed\n";
+        let log2 = "2026-01-01T00:00:03.000000Z  INFO vip: added 192.0.2.100/24 to eth0\n";
+        let mut ev = log_events("n1", log1);
+        ev.extend(log_events("n2", log2));
+        let base = crate::lab::bench::parse_log_time("2026-01-01T00:00:00.000000Z x").unwrap();
+        let (iv, ov) = vip_intervals(&ev, &[], base + 20_000_000_000);
+        assert!(ov.is_empty(), "{ov:?}");
+        assert_eq!(iv[0].to_ns, Some(base + 2_500_000_000), "{iv:?}");
     }
 
     #[test]

@@ -76,10 +76,12 @@ pub struct Incident {
     pub during_stall: Option<Stall>,
 }
 
-/// Memory and CPU of one node's daemon over the run.
+/// Memory and CPU of one process of one node's daemon over the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Footprint {
     pub node: String,
+    /// `worker` (heartbeats, agents, control socket) or `guard` (the lease guard).
+    pub process: String,
     pub rss_max_kib: u64,
     pub rss_end_kib: u64,
     /// CPU time (user + system) over wall time, in percent of one core.
@@ -194,13 +196,14 @@ impl SteadyReport {
         let _ = writeln!(out, "  footprint of tandemd:");
         let _ = writeln!(
             out,
-            "    node   RSS max MiB   RSS end MiB   CPU % of one core"
+            "    node   process  RSS max MiB   RSS end MiB   CPU % of one core"
         );
         for f in &self.footprint {
             let _ = writeln!(
                 out,
-                "    {:<6} {:>11.1} {:>13.1} {:>19.2}",
+                "    {:<6} {:<7} {:>12.1} {:>13.1} {:>19.2}",
                 f.node,
+                f.process,
                 f.rss_max_kib as f64 / 1024.0,
                 f.rss_end_kib as f64 / 1024.0,
                 f.cpu_percent
@@ -316,13 +319,16 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
     )?;
     // A moment more, so that start-up events (late first heartbeats) are not counted.
     ctx.sleep(Duration::from_secs(2).max(cfg.deadtime * 4))?;
-    let pids: Vec<(String, u32)> = (1..=lab.node_count())
-        .map(|n| {
-            lab.pid(n)
-                .map(|p| (lab.node_name(n), p))
-                .ok_or_else(|| BenchError::Failed(format!("n{n}'s tandemd is not running")))
-        })
-        .collect::<Result<_, _>>()?;
+    let mut pids: Vec<((String, &str), u32)> = Vec::new();
+    for n in 1..=lab.node_count() {
+        let missing = || BenchError::Failed(format!("n{n}'s tandemd is not running"));
+        let guard = lab.pid(n).ok_or_else(missing)?;
+        let worker = lab.worker_pid(n).ok_or_else(missing)?;
+        pids.push(((lab.node_name(n), "worker"), worker));
+        if worker != guard {
+            pids.push(((lab.node_name(n), "guard"), guard));
+        }
+    }
 
     let mut load = Vec::new();
     for node in 1..=lab.node_count() {
@@ -391,13 +397,14 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
     let footprint = pids
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| {
+        .map(|(i, ((name, process), _))| {
             let cpu = match (first[i], last[i]) {
                 (Some((_, a)), Some((_, b))) => (b.saturating_sub(a)) as f64 / ticks / wall * 100.0,
                 _ => f64::NAN,
             };
             Footprint {
                 node: name.clone(),
+                process: process.to_string(),
                 rss_max_kib: rss_max[i],
                 rss_end_kib: last[i].map_or(0, |(r, _)| r),
                 cpu_percent: cpu,
