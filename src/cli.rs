@@ -33,6 +33,9 @@ pub struct TandemdArgs {
     /// Internal: run as the worker of the guard holding the other end of this socket.
     #[arg(long, hide = true, value_name = "FD")]
     pub guard_fd: Option<i32>,
+    /// Internal: the guard's lease page (a memfd) for lease renewals.
+    #[arg(long, hide = true, value_name = "FD", requires = "guard_fd")]
+    pub guard_leases: Option<i32>,
     /// Internal: stop these groups (hex ids, comma-separated) and exit (the guard's
     /// agent stops when its worker is gone).
     #[arg(long, hide = true, value_name = "IDS")]

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         // SAFETY: PR_SET_NAME copies at most 16 bytes from a NUL-terminated string.
         unsafe { libc::prctl(libc::PR_SET_NAME, c"tandemd-worker".as_ptr()) };
         // SAFETY: the guard passed this descriptor to us alone (see guard::supervisor).
-        if unsafe { tandem::guard::link::install(fd) }.is_none() {
+        if unsafe { tandem::guard::link::install(fd, args.guard_leases) }.is_none() {
             eprintln!("tandemd: --guard-fd given twice");
             return ExitCode::from(1);
         }

@@ -13,7 +13,27 @@ use std::collections::BTreeMap;
 
 pub struct GuardReports {
     link: Option<&'static GuardLink>,
-    sent: BTreeMap<GroupId, (Exposure, bool)>,
+    sent: BTreeMap<GroupId, Sent>,
+    /// Each group's slot in the lease page, handed out once per worker.
+    slots: BTreeMap<GroupId, u16>,
+}
+
+/// What the guard was last told of a group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Sent {
+    exposure: Exposure,
+    needs_stop: bool,
+}
+
+impl Sent {
+    /// Only the lease end moved: a renewal, which the lease page carries.
+    fn is_renewal_of(&self, old: &Sent) -> bool {
+        self.needs_stop == old.needs_stop
+            && matches!(
+                (self.exposure, old.exposure),
+                (Exposure::Leased { .. }, Exposure::Leased { .. })
+            )
+    }
 }
 
 impl GuardReports {
@@ -22,6 +42,7 @@ impl GuardReports {
         GuardReports {
             link: crate::guard::link::get(),
             sent: BTreeMap::new(),
+            slots: BTreeMap::new(),
         }
     }
 
@@ -29,25 +50,47 @@ impl GuardReports {
         self.link.is_some()
     }
 
-    /// What may run of each group, if it differs from what the guard knows.
+    /// What may run of each group, if it differs from what the guard knows: a renewal
+    /// as one store in the lease page, any other change as a record.
     pub fn sync(&mut self, node: &Node, config: &Config) -> Result<(), GuardGone> {
         let Some(link) = self.link else {
             return Ok(());
         };
         for group in &config.groups {
-            let exposure = exposure(node, group.id);
-            let needs_stop = group.resources.iter().any(|r| needs_agent_stop(&r.kind));
-            if self.sent.get(&group.id) == Some(&(exposure, needs_stop)) {
+            let now = Sent {
+                exposure: exposure(node, group.id),
+                needs_stop: group.resources.iter().any(|r| needs_agent_stop(&r.kind)),
+            };
+            let before = self.sent.get(&group.id).copied();
+            if before == Some(now) {
                 continue;
+            }
+            let slot = self.slot(group.id);
+            if let Exposure::Leased { until_ns } = now.exposure {
+                // Before the record: the guard must never read an older renewal for a
+                // lease it has just been told of.
+                let page = link.renew(slot, until_ns);
+                if page && before.is_some_and(|b| now.is_renewal_of(&b)) {
+                    self.sent.insert(group.id, now);
+                    continue;
+                }
+            } else {
+                link.renew(slot, 0);
             }
             link.send(Record::Group {
                 group: u64::from(group.id.0),
-                exposure,
-                needs_stop,
+                slot,
+                exposure: now.exposure,
+                needs_stop: now.needs_stop,
             })?;
-            self.sent.insert(group.id, (exposure, needs_stop));
+            self.sent.insert(group.id, now);
         }
         Ok(())
+    }
+
+    fn slot(&mut self, group: GroupId) -> u16 {
+        let next = self.slots.len() as u16;
+        *self.slots.entry(group).or_insert(next)
     }
 
     /// Registers every address of `config`'s `vip` resources (again after a reload).

@@ -4,6 +4,7 @@
 //! start through [`report_process_group`], which is a no-op in a worker without a guard
 //! (tests, `--no-guard`).
 
+use super::leases::LeasePage;
 use super::record::Record;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
@@ -15,6 +16,8 @@ pub struct GuardGone(pub std::io::Error);
 
 pub struct GuardLink {
     fd: OwnedFd,
+    /// Where renewals go; `None` if the guard passed none (then they go as records).
+    leases: Option<LeasePage>,
 }
 
 static LINK: OnceLock<GuardLink> = OnceLock::new();
@@ -39,6 +42,14 @@ impl GuardLink {
         Ok(())
     }
 
+    /// Writes a renewal of the lease in `slot` to the lease page. False when there is
+    /// no page or no such slot (the caller then sends a record instead).
+    pub fn renew(&self, slot: u16, until_ns: u64) -> bool {
+        self.leases
+            .as_ref()
+            .is_some_and(|page| page.store(slot, until_ns))
+    }
+
     /// Blocks until the guard's end closes (the guard died). The guard never sends,
     /// so any return means it is gone.
     pub fn wait_for_guard_death(&self) {
@@ -54,16 +65,26 @@ impl GuardLink {
     }
 }
 
-/// Takes over the descriptor the guard passed with `--guard-fd` and makes it the
-/// process's link. Returns `None` if one is installed already.
+/// Takes over the descriptors the guard passed with `--guard-fd` (its socket) and
+/// `--guard-leases` (its lease page) and makes them the process's link. Returns `None`
+/// if one is installed already.
 ///
 /// # Safety
-/// `fd` must be an open descriptor this process owns and nothing else uses.
-pub unsafe fn install(fd: RawFd) -> Option<&'static GuardLink> {
+/// Both must be open descriptors this process owns and nothing else uses.
+pub unsafe fn install(fd: RawFd, leases: Option<RawFd>) -> Option<&'static GuardLink> {
     // Children (agents) must not inherit it.
     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+    let leases = match leases.map(|l| LeasePage::open(l)) {
+        Some(Ok(page)) => Some(page),
+        Some(Err(e)) => {
+            tracing::warn!("cannot map the guard's lease page ({e}); renewals go as records");
+            None
+        }
+        None => None,
+    };
     let link = GuardLink {
         fd: OwnedFd::from_raw_fd(fd),
+        leases,
     };
     LINK.set(link).ok()?;
     LINK.get()

@@ -3,9 +3,9 @@
 //! `tandemd` runs as two processes. The *guard* is the service's main PID: one small
 //! single-threaded loop, memory locked, SCHED_FIFO above the heartbeat thread, immune
 //! to the OOM killer. It starts the *worker* (the same binary with `--guard-fd`: the
-//! core, heartbeats, agents, control socket) and learns from it, after every change and
-//! every lease renewal, which groups may run here, until when, their addresses and the
-//! process groups of their resources. When the worker dies, or lets a lease come within
+//! core, heartbeats, agents, control socket) and learns from it which groups may run
+//! here, until when (renewals through a shared [`leases::LeasePage`], everything else as
+//! records on a socket), their addresses and the process groups of their resources. When the worker dies, or lets a lease come within
 //! `Timing::guard_lead` of its end without renewing it (stopped, hung, wedged), the
 //! guard kills it, removes the addresses by netlink, kills the process groups, runs the
 //! agents' stops where only they can stop a resource, and self-fences when nothing of
@@ -13,6 +13,7 @@
 //! device, when configured, is fed by the guard alone and covers the guard's own death
 //! and kernel hangs. docs/design.md argues the process model.
 
+pub mod leases;
 pub mod link;
 pub mod log;
 pub mod netlink;

@@ -31,6 +31,8 @@ pub enum Record {
     /// agent's `stop`, or a self-fence when there is no time for one.
     Group {
         group: u64,
+        /// Where the worker writes this group's renewals in the lease page.
+        slot: u16,
         exposure: Exposure,
         needs_stop: bool,
     },
@@ -78,10 +80,12 @@ impl Record {
             Record::Ready => b[0] = READY,
             Record::Group {
                 group,
+                slot,
                 exposure,
                 needs_stop,
             } => {
                 b[0] = GROUP;
+                b[4..6].copy_from_slice(&slot.to_le_bytes());
                 b[8..16].copy_from_slice(&group.to_le_bytes());
                 let (kind, until) = match exposure {
                     Exposure::Idle => (0, 0),
@@ -139,6 +143,7 @@ impl Record {
             READY => Record::Ready,
             GROUP => Record::Group {
                 group,
+                slot: u16::from_le_bytes([b[4], b[5]]),
                 exposure: match b[1] {
                     0 => Exposure::Idle,
                     1 => Exposure::Unbounded,
@@ -190,16 +195,19 @@ mod tests {
             Record::Ready,
             Record::Group {
                 group: 0x0123_4567_89ab_cdef,
+                slot: 255,
                 exposure: Exposure::Leased { until_ns: u64::MAX - 7 },
                 needs_stop: true,
             },
             Record::Group {
                 group: 1,
+                slot: 0,
                 exposure: Exposure::Unbounded,
                 needs_stop: false,
             },
             Record::Group {
                 group: 2,
+                slot: 0,
                 exposure: Exposure::Idle,
                 needs_stop: false,
             },
@@ -230,6 +238,7 @@ mod tests {
         assert_eq!(Record::decode(&[0u8; RECORD_LEN]), Err(RecordError::Tag(0)));
         let mut b = Record::Group {
             group: 1,
+            slot: 0,
             exposure: Exposure::Idle,
             needs_stop: false,
         }

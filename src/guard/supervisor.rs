@@ -8,6 +8,7 @@
 //! thread, with `oom_score_adj` -1000, so neither the OOM killer nor a busy worker can
 //! take it out before it has done its job.
 
+use super::leases::LeasePage;
 use super::netlink::Rtnl;
 use super::process::{self, Ended};
 use super::record::{Record, RECORD_LEN};
@@ -77,6 +78,7 @@ struct Guard {
     table: Table,
     records: OwnedFd,
     worker_end: OwnedFd,
+    leases: LeasePage,
     signals: SignalFd,
     takedown: TakeDown,
     watchdog: Option<Watchdog>,
@@ -147,6 +149,7 @@ fn harden() {
 impl Guard {
     fn new(settings: GuardSettings) -> std::io::Result<Guard> {
         let (records, worker_end) = seqpacket_pair()?;
+        let leases = LeasePage::create()?;
         let mut mask = SigSet::empty();
         for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
             mask.add(s);
@@ -172,6 +175,7 @@ impl Guard {
             table: Table::new(),
             records,
             worker_end,
+            leases,
             signals,
             takedown,
             watchdog,
@@ -195,7 +199,7 @@ impl Guard {
         let outcome = self.takedown.run(&self.table, boottime_ns(), None);
         debug_assert!(outcome.clean());
         let _ = Record::decode(&[0u8; RECORD_LEN]);
-        let _ = self.table.act_at(0);
+        let _ = self.table.act_at(0, |slot| self.leases.load(slot));
     }
 
     fn serve(&mut self) -> i32 {
@@ -283,10 +287,15 @@ impl Guard {
 
     fn spawn_worker(&mut self) -> std::io::Result<Pid> {
         let fd = self.worker_end.as_raw_fd();
+        let page = self.leases.raw_fd();
+        // A renewal left by the previous worker must not extend the next one's lease.
+        self.leases.clear();
         let mut cmd = std::process::Command::new("/proc/self/exe");
         cmd.args(&self.settings.worker_args)
             .arg("--guard-fd")
             .arg(fd.to_string())
+            .arg("--guard-leases")
+            .arg(page.to_string())
             // systemd talks to the main PID only: the guard relays readiness and feeds
             // its watchdog.
             .env_remove("NOTIFY_SOCKET")
@@ -296,8 +305,10 @@ impl Guard {
         // async-signal-safe calls plus one small write.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
+                for inherited in [fd, page] {
+                    if libc::fcntl(inherited, libc::F_SETFD, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 // The OOM killer must pick the worker, never the guard.
                 let _ = std::fs::write("/proc/self/oom_score_adj", "0");
@@ -330,7 +341,8 @@ impl Guard {
         let lead = self.settings.lead.as_nanos() as u64;
         loop {
             let now = boottime_ns();
-            if let Some(at) = self.table.act_at(lead).filter(|at| now >= *at) {
+            let act_at = self.table.act_at(lead, |slot| self.leases.load(slot));
+            if let Some(at) = act_at.filter(|at| now >= *at) {
                 return RunEnd::TookDown(self.lease_running_out(worker, now, at + lead));
             }
             let mut fds = [
@@ -348,36 +360,65 @@ impl Guard {
                 self.forward_signals(worker);
             }
             if fds[1].revents != 0 {
-                // Records sent right before dying are already queued: read them first.
-                self.drain_records();
-                let ended = process::reap(worker);
-                let nothing_to_restart = self.stopping || ended.success() || !self.worker_ready;
-                if !self.table.is_exposed() && nothing_to_restart {
-                    return RunEnd::Stopped(ended);
-                }
-                log(format_args!("worker {worker} died ({ended}) while it may run resources: taking them down now"));
-                return RunEnd::TookDown(self.take_down(boottime_ns()));
+                return self.worker_exited(worker);
             }
             self.feed();
         }
     }
 
+    /// The pidfd says the worker is exiting. Its last threads may take a while to go (a
+    /// killed process with a large locked address space was seen to take a second), so
+    /// addresses and process groups go at once, before it is reaped; then everything
+    /// again, since a syscall still in flight in a dying thread (an address being
+    /// added) may have completed meanwhile.
+    fn worker_exited(&mut self, worker: Pid) -> RunEnd {
+        // Records sent right before dying are already queued: read them first.
+        self.drain_records();
+        let exposed = self.table.is_exposed();
+        if exposed {
+            let early = self.takedown.remove_and_kill(&self.table);
+            log(format_args!(
+                "{} the addresses and process groups of worker {worker}, which is exiting: {early}; waiting for its last threads",
+                super::log::TOOK_DOWN
+            ));
+        }
+        let ended = process::reap(worker);
+        let nothing_to_restart = self.stopping || ended.success() || !self.worker_ready;
+        if !exposed && nothing_to_restart {
+            return RunEnd::Stopped(ended);
+        }
+        log(format_args!("worker {worker} died ({ended}): taking down what it ran"));
+        RunEnd::TookDown(self.take_down(boottime_ns()))
+    }
+
     /// The worker let a lease come within `lead` of its end without renewing it: it
     /// is stopped, hung or wedged. Kill it (SIGKILL works on a stopped process too).
     fn lease_running_out(&mut self, worker: Pid, now: u64, until: u64) -> Outcome {
-        let group = self.table.earliest_lease_end().map(|(_, g)| g).unwrap_or_default();
+        let group = self
+            .table
+            .earliest_lease_end(|slot| self.leases.load(slot))
+            .map(|(_, g)| g)
+            .unwrap_or_default();
         log(format_args!(
             "lease of group {group:08x} ends in {} µs and worker {worker} has not renewed it (stopped, hung or wedged): killing it",
             until.saturating_sub(now) / 1000
         ));
         let _ = kill(worker, Signal::SIGKILL);
-        let outcome = self.take_down(now);
+        let early = self.takedown.remove_and_kill(&self.table);
+        log(format_args!(
+            "{} its addresses and process groups: {early}; waiting for its last threads",
+            super::log::TOOK_DOWN
+        ));
         process::reap(worker);
-        outcome
+        // Everything again once no thread of it can complete a syscall.
+        self.take_down(now)
     }
 
     fn take_down(&mut self, now: u64) -> Outcome {
-        let stop_by = self.table.earliest_lease_end().map(|(until, _)| until);
+        let stop_by = self
+            .table
+            .earliest_lease_end(|slot| self.leases.load(slot))
+            .map(|(until, _)| until);
         let outcome = self.takedown.run(&self.table, now, stop_by);
         log(format_args!(
             "{} {} group(s) in {} µs: {outcome}",
@@ -391,7 +432,7 @@ impl Guard {
 
     fn poll_timeout(&self, now: u64, lead: u64) -> i32 {
         let mut ms: u64 = 1000;
-        if let Some(at) = self.table.act_at(lead) {
+        if let Some(at) = self.table.act_at(lead, |slot| self.leases.load(slot)) {
             // Round up: waking a little late is what `lead` is for; waking early
             // only costs a loop.
             ms = ms.min(at.saturating_sub(now).div_ceil(1_000_000));

@@ -15,6 +15,8 @@ pub const MAX_PROCESS_GROUPS: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupEntry {
     pub group: u64,
+    /// Its slot in the lease page, where renewals arrive.
+    pub slot: u16,
     pub exposure: Exposure,
     pub needs_stop: bool,
 }
@@ -73,9 +75,10 @@ impl Table {
             Record::Ready => {}
             Record::Group {
                 group,
+                slot,
                 exposure,
                 needs_stop,
-            } => self.set_group(group, exposure, needs_stop),
+            } => self.set_group(group, slot, exposure, needs_stop),
             Record::Vip {
                 group,
                 ifindex,
@@ -107,7 +110,7 @@ impl Table {
         }
     }
 
-    fn set_group(&mut self, group: u64, exposure: Exposure, needs_stop: bool) {
+    fn set_group(&mut self, group: u64, slot: u16, exposure: Exposure, needs_stop: bool) {
         if exposure == Exposure::Idle {
             // Nothing runs: its process groups are done with, and their ids may be
             // reused by unrelated processes from now on.
@@ -117,6 +120,7 @@ impl Table {
         }
         let entry = GroupEntry {
             group,
+            slot,
             exposure,
             needs_stop,
         };
@@ -143,12 +147,14 @@ impl Table {
         self.incomplete
     }
 
-    /// The earliest lease end among exposed groups, with its group.
-    pub fn earliest_lease_end(&self) -> Option<(u64, u64)> {
+    /// The earliest lease end among exposed groups, with its group. `renewed(slot)` is
+    /// the latest renewal in the lease page: a lease ends at the later of it and the
+    /// end its record announced.
+    pub fn earliest_lease_end(&self, renewed: impl Fn(u16) -> u64) -> Option<(u64, u64)> {
         self.groups
             .iter()
             .filter_map(|g| match g.exposure {
-                Exposure::Leased { until_ns } => Some((until_ns, g.group)),
+                Exposure::Leased { until_ns } => Some((until_ns.max(renewed(g.slot)), g.group)),
                 _ => None,
             })
             .min()
@@ -156,8 +162,8 @@ impl Table {
 
     /// When the guard must act if nothing is renewed: `lead_ns` before the earliest
     /// lease end.
-    pub fn act_at(&self, lead_ns: u64) -> Option<u64> {
-        self.earliest_lease_end()
+    pub fn act_at(&self, lead_ns: u64, renewed: impl Fn(u16) -> u64) -> Option<u64> {
+        self.earliest_lease_end(renewed)
             .map(|(until, _)| until.saturating_sub(lead_ns))
     }
 
@@ -201,6 +207,7 @@ mod tests {
     fn leased(group: u64, until_ns: u64) -> Record {
         Record::Group {
             group,
+            slot: group as u16,
             exposure: Exposure::Leased { until_ns },
             needs_stop: false,
         }
@@ -217,20 +224,25 @@ mod tests {
 
     #[test]
     fn acts_before_the_earliest_lease_and_follows_renewals() {
+        let none = |_| 0;
         let mut t = Table::new();
-        assert_eq!(t.act_at(5), None);
+        assert_eq!(t.act_at(5, none), None);
         t.apply(leased(1, 1_000));
         t.apply(leased(2, 800));
-        assert_eq!(t.act_at(5), Some(795));
+        assert_eq!(t.act_at(5, none), Some(795));
         t.apply(leased(2, 2_000));
-        assert_eq!(t.act_at(5), Some(995));
+        assert_eq!(t.act_at(5, none), Some(995));
         t.apply(Record::Group {
             group: 1,
+            slot: 1,
             exposure: Exposure::Unbounded,
             needs_stop: false,
         });
-        assert_eq!(t.act_at(5), Some(1_995), "an unbounded group has no deadline");
+        assert_eq!(t.act_at(5, none), Some(1_995), "an unbounded group has no deadline");
         assert!(t.is_exposed());
+        // Renewals through the lease page move the deadline later, never earlier.
+        assert_eq!(t.act_at(5, |slot| if slot == 2 { 3_000 } else { 0 }), Some(2_995));
+        assert_eq!(t.act_at(5, |_| 10), Some(1_995));
     }
 
     #[test]
@@ -248,6 +260,7 @@ mod tests {
         assert_eq!(pgs, vec![77]);
         t.apply(Record::Group {
             group: 1,
+            slot: 1,
             exposure: Exposure::Idle,
             needs_stop: false,
         });
@@ -287,6 +300,7 @@ mod tests {
         let mut t = Table::new();
         t.apply(Record::Group {
             group: 9,
+            slot: 9,
             exposure: Exposure::Unbounded,
             needs_stop: true,
         });

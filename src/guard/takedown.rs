@@ -70,6 +70,28 @@ impl TakeDown {
     /// Takes down every exposed group of `table`. `stop_by_ns`: the earliest lease end
     /// (`CLOCK_BOOTTIME`), by which agent stops must have finished; `None`: no lease.
     pub fn run(&mut self, table: &Table, now_ns: u64, stop_by_ns: Option<u64>) -> Outcome {
+        let mut out = self.remove_and_kill(table);
+        if table.needs_more_than_kill() || out.vips_failed > 0 {
+            let budget_ms = match stop_by_ns {
+                Some(by) => (by.saturating_sub(now_ns) / 1_000_000) as i64,
+                None => UNBOUNDED_STOP_MS,
+            };
+            let stopped = budget_ms > 0 && {
+                let ended = self.agent_stop(table, budget_ms);
+                out.agent_stop = Some(ended);
+                ended.success()
+            };
+            if !stopped {
+                self.fence_self("resources may still run and no stop could finish before the lease ends");
+                out.self_fenced = true;
+            }
+        }
+        out
+    }
+
+    /// The fast part, which needs no child process: addresses removed, process groups
+    /// killed. Safe to repeat (an address already gone is counted as such).
+    pub fn remove_and_kill(&mut self, table: &Table) -> Outcome {
         let mut out = Outcome::default();
         match self.rtnl.as_mut() {
             Some(rtnl) => {
@@ -84,21 +106,6 @@ impl TakeDown {
             // ESRCH: the group is empty already, which is what we want.
             if killpg(Pid::from_raw(pg.pgid), Signal::SIGKILL).is_ok() {
                 out.process_groups += 1;
-            }
-        }
-        if table.needs_more_than_kill() || out.vips_failed > 0 {
-            let budget_ms = match stop_by_ns {
-                Some(by) => (by.saturating_sub(now_ns) / 1_000_000) as i64,
-                None => UNBOUNDED_STOP_MS,
-            };
-            let stopped = budget_ms > 0 && {
-                let ended = self.agent_stop(table, budget_ms);
-                out.agent_stop = Some(ended);
-                ended.success()
-            };
-            if !stopped {
-                self.fence_self("resources may still run and no stop could finish before the lease ends");
-                out.self_fenced = true;
             }
         }
         out
