@@ -11,7 +11,20 @@ use std::path::PathBuf;
 
 /// Arguments of `tandemd`.
 #[derive(Parser, Debug)]
-#[command(name = "tandemd", version, about = "tandem cluster daemon")]
+#[command(
+    name = "tandemd",
+    version,
+    about = "tandem cluster daemon",
+    long_about = "tandem cluster daemon.\n\n\
+tandemd runs as two processes. The main process is the lease guard: a small real-time \
+loop that starts the worker (`tandemd-worker` in ps: heartbeats, resource agents, the \
+control socket) and, if the worker dies, is stopped or hangs while it may run resources, \
+removes its virtual IPs and kills its services before its lease ends, running the agents' \
+stops where only they can stop a resource and self-fencing (fencing.self_fence) when that \
+cannot finish in time; then it starts a new worker. SIGTERM and SIGHUP sent to the main \
+process reach the worker. With `watchdog:` in the config the guard also feeds a watchdog \
+device. See docs/design.md and docs/operations.md."
+)]
 pub struct TandemdArgs {
     /// Cluster configuration file.
     #[arg(long, default_value = "/etc/tandem/tandem.yaml")]

@@ -187,18 +187,26 @@ fn a_failed_stop_with_block_is_fenced_by_the_next_owner() {
 }
 
 #[test]
-fn a_paused_owner_that_resumes_after_its_lease_fences_itself() {
-    // VM-style pause: the owner's clock (CLOCK_BOOTTIME) keeps counting, so on resume it
-    // knows at once that its lease is gone.
+fn a_paused_owner_that_resumes_after_its_lease_is_stopped_by_its_guard_at_once() {
+    // VM-style pause: the owner's clock (CLOCK_BOOTTIME) keeps counting, so on resume
+    // its guard (real-time, first to run) knows at once that the lease is gone and kills
+    // what runs before the worker even looks.
     let o = run(three().at(secs(5.0), ScriptedFault::VmPause(0, secs(4.0))));
     assert_eq!(owner(&o), Some(1));
     assert!(
-        o.self_fences
+        o.guard_kills
             .iter()
             .any(|(n, at)| *n == 0 && (*at - 9000.0).abs() < 1.0),
         "{:?}",
-        o.self_fences
+        o.guard_kills
     );
+    let n1_end = spans(&o, 0).first().and_then(|(_, e)| *e);
+    assert!(
+        n1_end.is_some_and(|e| (e - 9000.0).abs() < 1.0),
+        "n1's resources died on resume: {:?}",
+        spans(&o, 0)
+    );
+    assert!(o.self_fences.is_empty(), "{:?}", o.self_fences);
 }
 
 #[test]
@@ -625,4 +633,157 @@ fn a_ban_from_a_failed_start_expires_after_failure_timeout() {
         "n1 ran again only once its failure was 20 s old: {n1:?}"
     );
     assert_eq!(owner(&o), Some(0), "failback brought www home: {n1:?}");
+}
+
+/// When node `n`'s lease guard first acted, in ms.
+fn guard_kill(o: &Outcome, n: usize) -> Option<f64> {
+    o.guard_kills
+        .iter()
+        .find(|(k, _)| *k == n)
+        .map(|(_, at)| *at)
+}
+
+/// No instant at which two nodes both ran `www`. The simulator checks this after every
+/// step; the spans make it explicit here.
+fn assert_one_runner_at_a_time(o: &Outcome) {
+    let all: Vec<(usize, f64, f64)> = (0..3)
+        .flat_map(|n| {
+            spans(o, n)
+                .into_iter()
+                .map(move |(s, e)| (n, s, e.unwrap_or(f64::MAX)))
+        })
+        .collect();
+    for a in &all {
+        for b in all.iter().filter(|b| b.0 != a.0) {
+            assert!(
+                a.2 <= b.1 || b.2 <= a.1,
+                "n{} and n{} both ran www: {a:?} {b:?}",
+                a.0 + 1,
+                b.0 + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn a_paused_daemon_in_lease_mode_is_stopped_by_its_guard_before_the_takeover() {
+    // Only the worker is stopped (SIGSTOP) for four deadtimes: its resources keep
+    // running and it cannot drop them when its lease ends. Its guard kills them
+    // `guard_lead` before the lease ends; n2 is granted the group only once the voters'
+    // promises ran out, later still.
+    let o = run(three().at(secs(5.0), ScriptedFault::DaemonPause(0, secs(4.0))));
+    let killed = guard_kill(&o, 0).expect("n1's guard acted");
+    assert!(
+        killed > 5000.0 && killed < 6000.0,
+        "within a deadtime of the pause: {killed}"
+    );
+    let n1_end = spans(&o, 0).first().and_then(|(_, e)| *e);
+    assert_eq!(n1_end, Some(killed), "n1's resources died with the kill");
+    let n2_start = spans(&o, 1).first().map(|(s, _)| *s).expect("n2 took over");
+    assert!(killed <= n2_start, "kill {killed}, n2 started {n2_start}");
+    assert_one_runner_at_a_time(&o);
+    assert!(o.fences.is_empty() && o.self_fences.is_empty());
+    assert_eq!(owner(&o), Some(1));
+}
+
+#[test]
+fn a_crashed_daemon_in_lease_mode_has_its_resources_stopped_by_its_guard_at_once() {
+    // The worker dies (OOM kill); the machine stays up. The guard kills what the worker
+    // ran the same instant and restarts it; the new worker stays out of n2's way.
+    let o = run(three().at(secs(5.0), ScriptedFault::DaemonCrash(0)));
+    assert_eq!(guard_kill(&o, 0), Some(5000.0));
+    let n1_end = spans(&o, 0).first().and_then(|(_, e)| *e);
+    assert_eq!(n1_end, Some(5000.0), "n1's resources died with its worker");
+    let n2_start = spans(&o, 1).first().map(|(s, _)| *s).expect("n2 took over");
+    assert!(n2_start > 5000.0);
+    assert_one_runner_at_a_time(&o);
+    assert!(
+        o.fences.is_empty() && o.self_fences.is_empty(),
+        "the machine never went down"
+    );
+    assert_eq!(owner(&o), Some(1));
+}
+
+#[test]
+fn guard_lead_and_promise_follow_the_timing() {
+    let ms = Duration::from_millis;
+    let mut t = three_spec().timing;
+    assert_eq!(t.guard_lead(), ms(100), "a quarter of 500 ms, capped");
+    t.stop_before_lease_end = ms(200);
+    assert_eq!(t.guard_lead(), ms(50));
+    t.stop_before_lease_end = ms(2);
+    assert_eq!(t.guard_lead(), ms(1), "at least 1 ms");
+    t.stop_before_lease_end = Duration::from_micros(500);
+    assert_eq!(
+        t.guard_lead(),
+        Duration::from_micros(500),
+        "never past the stop"
+    );
+    assert_eq!(t.promise(), t.deadtime, "no watchdog: the deadtime");
+    t.watchdog_timeout = Some(ms(100));
+    assert_eq!(
+        t.promise(),
+        t.deadtime + ms(100),
+        "a lease's end, then the watchdog"
+    );
+    t.watchdog_timeout = Some(secs(3.0));
+    assert_eq!(t.promise(), t.deadtime + secs(3.0));
+}
+
+/// `three()` with a 3 s watchdog (three deadtimes), n1 hanging from 5 s on.
+fn hung_owner_with_watchdog() -> ScenarioBuilder {
+    three()
+        .watchdog(secs(3.0))
+        .at(secs(5.0), ScriptedFault::Hang(0, secs(10.0)))
+}
+
+/// n2's takeover after the watchdog reset n1, and only then.
+fn assert_taken_over_after_the_watchdog(o: &Outcome) {
+    let reset = o
+        .watchdog_resets
+        .iter()
+        .find(|(n, _)| *n == 0)
+        .map(|(_, at)| *at)
+        .expect("n1's watchdog fired");
+    assert!((reset - 8000.0).abs() < 1.0, "3 s after the hang: {reset}");
+    let n2_start = spans(o, 1).first().map(|(s, _)| *s).expect("n2 took over");
+    assert!(
+        n2_start >= 5000.0 + 3000.0 && n2_start >= reset,
+        "n2 started at {n2_start}, before the watchdog timeout since n1 was last heard"
+    );
+    assert_one_runner_at_a_time(o);
+    assert_eq!(owner(o), Some(1));
+}
+
+#[test]
+fn with_a_watchdog_nobody_takes_over_a_hung_owner_before_it_fired() {
+    // The worker and its guard hang (the service wedged) while the VIP keeps
+    // answering: only the watchdog ends it. Voters promise a silent owner
+    // deadtime + watchdog_timeout, so n2 is granted the group after the reset.
+    assert_taken_over_after_the_watchdog(&run(hung_owner_with_watchdog()));
+}
+
+#[test]
+fn nodes_restarted_while_an_owner_hangs_wait_out_its_watchdog_too() {
+    // n2 and the witness crash right after n1 hung and come back at once: they forgot
+    // their promises to n1, so they grant nothing for a whole promise after they start.
+    let o = run(hung_owner_with_watchdog()
+        .at(secs(5.1), ScriptedFault::Crash(1))
+        .at(secs(5.1), ScriptedFault::Crash(2))
+        .at(secs(5.3), ScriptedFault::Restart(1))
+        .at(secs(5.3), ScriptedFault::Restart(2)));
+    assert_taken_over_after_the_watchdog(&o);
+}
+
+#[test]
+fn a_hung_owner_whose_heartbeats_were_lost_first_is_covered_by_the_promise() {
+    // n1's heartbeats stop reaching the others at 5 s, but it still hears them (so it
+    // keeps quorum) and its lease has most of a deadtime left when it hangs at 5.3 s.
+    // Its guard last fed the watchdog then, so the VIP may answer until 8.3 s. With a
+    // promise of watchdog + 2 intervals (from 5 s: 8.2 s) n2 started at about 8.16 s;
+    // with deadtime + watchdog (9 s) it waits for the reset. The run checks it.
+    run(three()
+        .watchdog(secs(3.0))
+        .at(secs(5.0), ScriptedFault::OneWay(vec![0], vec![1, 2]))
+        .at(secs(5.3), ScriptedFault::Hang(0, secs(10.0))));
 }

@@ -96,7 +96,14 @@ fn a_healthy_loaded_cluster_has_no_false_positives_and_its_footprint_is_measured
     // Every node's worker and its lease guard.
     assert_eq!(report.footprint.len(), 6, "{report:?}");
     for process in ["worker", "guard"] {
-        assert_eq!(report.footprint.iter().filter(|f| f.process == process).count(), 3);
+        assert_eq!(
+            report
+                .footprint
+                .iter()
+                .filter(|f| f.process == process)
+                .count(),
+            3
+        );
     }
     for f in &report.footprint {
         assert!(f.rss_max_kib > 256 && f.rss_max_kib < 256 * 1024, "{f:?}");

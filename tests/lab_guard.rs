@@ -54,9 +54,12 @@ fn all_logs(lab: &Lab) -> String {
 }
 
 fn holds_vip(lab: &Lab, node: usize) -> bool {
-    lab.exec(Ns::Node(node), &["ip", "-o", "-4", "addr", "show", "dev", "eth0"])
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/")))
-        .unwrap_or(false)
+    lab.exec(
+        Ns::Node(node),
+        &["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+    )
+    .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/")))
+    .unwrap_or(false)
 }
 
 /// A tiny tmpfs over n1's state directory, unmounted on drop (also on panic).
@@ -66,7 +69,14 @@ impl TinyStateFs {
     fn mount(dir: &std::path::Path) -> TinyStateFs {
         std::fs::create_dir_all(dir).expect("state dir");
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k,mode=0750", "tandem-test", &dir.to_string_lossy()])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=256k,mode=0750",
+                "tandem-test",
+                &dir.to_string_lossy(),
+            ])
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "mount tmpfs on {}", dir.display());
@@ -76,7 +86,11 @@ impl TinyStateFs {
     fn fill(&self) {
         // dd stops with ENOSPC, which is the point.
         let _ = Command::new("dd")
-            .args(["if=/dev/zero", &format!("of={}/filler", self.0.display()), "bs=4k"])
+            .args([
+                "if=/dev/zero",
+                &format!("of={}/filler", self.0.display()),
+                "bs=4k",
+            ])
             .output();
     }
 }
@@ -117,7 +131,11 @@ fn scenario(profile: Profile, fault: Fault) {
                 .is_some_and(|r| r.mac == n1_mac))
         .then_some(())
     });
-    assert!(settled.is_some(), "n1 never served the VIP alone\n{}", all_logs(&lab));
+    assert!(
+        settled.is_some(),
+        "n1 never served the VIP alone\n{}",
+        all_logs(&lab)
+    );
     std::thread::sleep(Duration::from_secs(1));
 
     let at = Instant::now();
@@ -144,16 +162,27 @@ fn scenario(profile: Profile, fault: Fault) {
     let summary = analyze(&obs, &macs);
     eprintln!(
         "{fault:?} at {:?}/{:?}: n2 served after {took:?}; {} requests, {} replies, {} dual rounds",
-        profile.interval, profile.deadtime, summary.requests, summary.replies, summary.dual_owner_rounds
+        profile.interval,
+        profile.deadtime,
+        summary.requests,
+        summary.replies,
+        summary.dual_owner_rounds
     );
     assert_eq!(
-        summary.dual_owner_rounds, 0,
+        summary.dual_owner_rounds,
+        0,
         "{fault:?}: two MACs answered for the VIP: {:?}\n{}",
         summary.dual_windows,
         all_logs(&lab)
     );
-    assert!(summary.replies > 100, "the observer saw too little: {summary:?}");
-    assert!(!holds_vip(&lab, 1) || !holds_vip(&lab, 2), "both hold the VIP now");
+    assert!(
+        summary.replies > 100,
+        "the observer saw too little: {summary:?}"
+    );
+    assert!(
+        !holds_vip(&lab, 1) || !holds_vip(&lab, 2),
+        "both hold the VIP now"
+    );
     // The acceptance bound is deadtime + 1 s; on this shared box allow 2 s more.
     assert!(
         took <= profile.deadtime + Duration::from_secs(3),
@@ -206,4 +235,130 @@ fn full_state_filesystem_then_a_move_default_profile() {
 #[test]
 fn full_state_filesystem_then_a_move_fast_profile() {
     scenario(FAST, Fault::FullStateDisk);
+}
+
+/// An LSB service that leaves its process group (`setsid`): only its agent's `stop`, or a
+/// self-fence, can end it. Its pid file lives in the node's private directory.
+const LSB_SCRIPT: &str = r#"#!/bin/sh
+PIDF="$TANDEM_LAB_NODE_DIR/lsbsvc.pid"
+case "$1" in
+start) setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > "$PIDF"; exit 0 ;;
+stop) [ -f "$PIDF" ] && kill "$(cat "$PIDF")" 2>/dev/null; rm -f "$PIDF"; exit 0 ;;
+status) [ -f "$PIDF" ] && kill -0 "$(cat "$PIDF")" 2>/dev/null && exit 0; exit 3 ;;
+*) exit 3 ;;
+esac
+"#;
+
+fn lsb_lab(dir: &std::path::Path) -> Lab {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("lsbsvc");
+    std::fs::write(&script, LSB_SCRIPT).expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let spec = LabSpec {
+        nodes: 3,
+        witnesses: vec![3],
+        links: 2,
+        extra_yaml: format!(
+            "{}      - lsb: {{ name: {} }}\n",
+            group_yaml(),
+            script.display()
+        ),
+        ..LabSpec::default()
+    };
+    let mut lab = Lab::build(spec).expect("lab");
+    lab.start_all().expect("start");
+    lab
+}
+
+fn lsb_pid(lab: &Lab, node: usize) -> Option<u32> {
+    std::fs::read_to_string(lab.run_dir(node).join("lsbsvc.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Issue 12, item 2: "run `stop` where that can finish in time". n1's worker dies with
+/// an LSB service running that left its process group: the guard removes the VIP at
+/// once and runs the agent's stop (`tandemd --emergency-stop`) within the lease; the
+/// service is gone before n2 starts its own.
+#[test]
+fn a_dead_workers_lsb_service_is_stopped_by_its_agent() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("tandem-guard-lsb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut lab = lsb_lab(&dir);
+    let svc = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        lsb_pid(&lab, 1).filter(|_| holds_vip(&lab, 1))
+    })
+    .unwrap_or_else(|| panic!("n1 never ran the service\n{}", all_logs(&lab)));
+    std::thread::sleep(Duration::from_secs(1));
+    lab.kill_worker(1).expect("kill worker");
+    let stopped = wait_until(Duration::from_secs(10), Duration::from_millis(10), || {
+        (!tandem::lab::pid_alive(svc)).then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "n1's service outlived its worker\n{}",
+        all_logs(&lab)
+    );
+    let n2 = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        lsb_pid(&lab, 2).filter(|_| holds_vip(&lab, 2))
+    });
+    assert!(n2.is_some(), "n2 never took over\n{}", all_logs(&lab));
+    assert!(!holds_vip(&lab, 1), "n1 still holds the VIP");
+    assert!(
+        lab.logs(1).contains("emergency stop: stopped"),
+        "the agent's stop did not run\n{}",
+        lab.logs(1)
+    );
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 12, item 2: "if anything may still run at the lease end, self-fence". n1's
+/// worker is stopped with such a service running: the guard acts `guard_lead` (100 ms
+/// here) before the lease ends, runs the agent's stop bounded by that, and self-fences
+/// if it did not finish (the lab's `self_fence` powers the node's namespace off). Either
+/// way the service is gone and n2 takes over with no instant of two owners.
+#[test]
+fn a_stopped_worker_with_an_lsb_service_is_stopped_or_fenced_in_time() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("tandem-guard-lsbf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut lab = lsb_lab(&dir);
+    let macs: BTreeMap<[u8; 6], String> = (1..=3)
+        .map(|n| (eth0_mac(&lab, Ns::Node(n)).expect("mac"), lab.node_name(n)))
+        .collect();
+    let svc = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        lsb_pid(&lab, 1).filter(|_| holds_vip(&lab, 1))
+    })
+    .unwrap_or_else(|| panic!("n1 never ran the service\n{}", all_logs(&lab)));
+    let observer = Observer::start(&lab).expect("observer");
+    std::thread::sleep(Duration::from_secs(1));
+    lab.pause(1).expect("SIGSTOP worker");
+    let n2 = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        lsb_pid(&lab, 2).filter(|_| holds_vip(&lab, 2))
+    });
+    assert!(n2.is_some(), "n2 never took over\n{}", all_logs(&lab));
+    std::thread::sleep(Duration::from_secs(1));
+    let summary = analyze(&observer.finish(), &macs);
+    assert_eq!(
+        summary.dual_owner_rounds,
+        0,
+        "{summary:?}\n{}",
+        all_logs(&lab)
+    );
+    assert!(
+        !tandem::lab::pid_alive(svc),
+        "n1's service survived\n{}",
+        all_logs(&lab)
+    );
+    let log = lab.logs(1);
+    assert!(
+        log.contains("SELF-FENCE") || log.contains("emergency stop: stopped"),
+        "{log}"
+    );
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -141,12 +141,17 @@ fn assert_guard_outranks_worker(mut lab: Lab, worker: u32) {
     let guard = lab.pid(1).expect("n1's guard runs");
     assert_ne!(guard, worker, "the worker is a process of its own");
     let threads = threads(guard);
-    assert_eq!(threads.len(), 1, "the guard is single-threaded: {threads:?}");
+    assert_eq!(
+        threads.len(),
+        1,
+        "the guard is single-threaded: {threads:?}"
+    );
     assert_eq!(threads[0].1, SCHED_FIFO, "{threads:?}");
     assert!(locked_kib(guard) > 0, "the guard's memory is not locked");
     let worker_comm = std::fs::read_to_string(format!("/proc/{worker}/comm")).unwrap_or_default();
     assert_eq!(worker_comm.trim(), "tandemd-worker");
-    let score = std::fs::read_to_string(format!("/proc/{worker}/oom_score_adj")).unwrap_or_default();
+    let score =
+        std::fs::read_to_string(format!("/proc/{worker}/oom_score_adj")).unwrap_or_default();
     assert_eq!(score.trim(), "0", "the worker is the OOM killer's pick");
 }
 

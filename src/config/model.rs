@@ -474,7 +474,12 @@ impl Config {
         }
         // Only when set (older digests stay); the timeout changes how long peers wait.
         if let Some(w) = &self.watchdog {
-            let _ = writeln!(s, "watchdog device={:?} timeout={}", w.device, ns(w.timeout));
+            let _ = writeln!(
+                s,
+                "watchdog device={:?} timeout={}",
+                w.device,
+                ns(w.timeout)
+            );
         }
         // Only when set, so that configs without hooks keep the digest they had before
         // the key existed (mixed versions during a rolling upgrade agree).

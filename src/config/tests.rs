@@ -1096,20 +1096,33 @@ fn check_errors_carry_key_paths() {
 
 #[test]
 fn watchdog_section_defaults_validates_and_feeds_the_promise() {
-    let c = ok(&format!("{}\nwatchdog:\n  device: /dev/watchdog\n", example()));
+    let c = ok(&format!(
+        "{}\nwatchdog:\n  device: /dev/watchdog\n",
+        example()
+    ));
     let w = c.watchdog.clone().expect("watchdog section");
     assert_eq!(w.device, PathBuf::from("/dev/watchdog"));
     assert_eq!(w.timeout, WatchdogConfig::DEFAULT_TIMEOUT);
     assert_eq!(c.cluster_spec().timing.watchdog_timeout, Some(w.timeout));
-    assert_ne!(c.digest(), ok(&example()).digest(), "peers must agree on it");
+    assert_ne!(
+        c.digest(),
+        ok(&example()).digest(),
+        "peers must agree on it"
+    );
     assert_eq!(ok(&example()).cluster_spec().timing.watchdog_timeout, None);
     has(
-        &errs(&format!("{}\nwatchdog:\n  device: dev/watchdog\n", example())),
+        &errs(&format!(
+            "{}\nwatchdog:\n  device: dev/watchdog\n",
+            example()
+        )),
         "watchdog.device",
         "absolute path",
     );
     has(
-        &errs(&format!("{}\nwatchdog:\n  device: /dev/watchdog\n  timeout: 1500ms\n", example())),
+        &errs(&format!(
+            "{}\nwatchdog:\n  device: /dev/watchdog\n  timeout: 1500ms\n",
+            example()
+        )),
         "watchdog.timeout",
         "whole seconds",
     );

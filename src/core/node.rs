@@ -5,13 +5,18 @@
 //! - Every group has a term. A node that wants a group picks `known term + 1`, persists
 //!   it, and claims it in its heartbeats (phase `Candidate`).
 //! - A voter grants one candidate per group at a time and promises to grant nobody else
-//!   until `deadtime` after it last heard that grantee claim the group — unless the
+//!   until `promise` after it last heard that grantee claim the group — unless the
 //!   grantee said it let go (`Released`) or was fenced. A node that just started grants
-//!   nothing for `deadtime` (it may have forgotten promises made before a crash).
+//!   nothing for `promise` (it may have forgotten promises made before a crash).
+//!   `promise` is `deadtime`, or longer with a watchdog (a silent owner's hung machine
+//!   may keep a VIP until its watchdog resets it): see
+//!   [`Timing::promise`](super::spec::Timing::promise).
 //! - A candidate becomes owner once grants worth a quorum of votes arrived. Its lease
 //!   ends at (send time of the latest heartbeat a quorum acknowledged + deadtime − drift
-//!   margin), on its own clock. It stops before the lease ends when renewal fails, and
-//!   fences itself if something may still run when it ends.
+//!   margin), on its own clock — `deadtime`, not `promise`: a live guard enforces it.
+//!   It stops before the lease ends when renewal fails, and fences itself if something
+//!   may still run when it ends; the lease guard (`Node::lease_until`) kills what runs
+//!   shortly before the end if the worker itself is silent.
 //! - Where a lease cannot prove safety (two_node, a failed stop, `fence: always`, the
 //!   `freeze` policy) a candidate first fences the previous owner.
 
@@ -82,6 +87,9 @@ pub enum PlantedBug {
     None,
     /// Voters grant a new candidate without waiting for their promise to expire.
     SkipPromiseWait,
+    /// Not a rule of the core: the simulator's lease guard acts 1 ms after a silent
+    /// worker's lease ended instead of `Timing::guard_lead` before it.
+    LateGuard,
 }
 
 #[derive(Clone, Debug)]
@@ -656,7 +664,7 @@ impl Node {
         if self.send_asap {
             consider(self.earliest_triggered_send(), "triggered heartbeat");
         }
-        let quiet_end = self.started_at + self.spec.timing.deadtime;
+        let quiet_end = self.started_at + self.spec.timing.promise();
         if self.last_send.is_some_and(|l| l < quiet_end) {
             consider(quiet_end, "grant quiet period ends");
         }
@@ -919,7 +927,7 @@ impl Node {
         // Not yet: promises made before a crash may be forgotten (quiet period), or the
         // holder records that gate takeovers were lost with the state file.
         let quiet = self.in_quiet(now) || (fence_required && self.state_lost);
-        let deadtime = self.spec.timing.deadtime;
+        let promise = self.spec.timing.promise();
         let bug = self.bug;
         let fenced_by_me = self.fenced_by_me.clone();
         let holder_fenced_by_me = |h: HolderRecord| {
@@ -947,7 +955,7 @@ impl Node {
                         to: from,
                         to_incarnation: from_inc,
                         term: r.term,
-                        until: now + deadtime,
+                        until: now + promise,
                         echo: sent_at,
                     });
                     if g.holders.record(g.id, r.term, from, from_inc) {
@@ -977,7 +985,7 @@ impl Node {
                     to: from,
                     to_incarnation: from_inc,
                     term: r.term,
-                    until: now + deadtime,
+                    until: now + promise,
                     echo: sent_at,
                 });
                 // A grant is a commitment: the grantee may start the moment it counts a
@@ -1483,8 +1491,10 @@ impl Node {
         inc > 0 && self.fenced.get(&node).is_some_and(|f| *f >= inc)
     }
 
+    /// A node that just started may have forgotten promises it made before: it grants
+    /// nothing until the longest of them would have run out.
     fn in_quiet(&self, now: Instant) -> bool {
-        now < self.started_at + self.spec.timing.deadtime
+        now < self.started_at + self.spec.timing.promise()
     }
 
     /// Whether an owner must stop before its lease ends. When every takeover from a
@@ -1826,7 +1836,10 @@ impl Node {
                     && (g.known.phase != Phase::Candidate
                         || self.rank(o, gi) > self.rank(self.me, gi)))
         });
-        let timeout = self.spec.timing.deadtime * 3 + self.spec.timing.interval * 4;
+        // Voters grant once their promise to a silent owner ran out: allow for that
+        // promise, then two deadtimes and a few heartbeats to gather the grants.
+        let t = &self.spec.timing;
+        let timeout = t.promise() + t.deadtime * 2 + t.interval * 4;
         let gave_up = now.saturating_since(since) > timeout;
         let cannot = !self.node_eligible(self.me, gi) || !(self.quorate() || self.ignore_quorum());
         if outranked || gave_up || cannot {
@@ -2563,7 +2576,7 @@ impl Node {
 
     fn build_heartbeat(&mut self, now: Instant) -> Heartbeat {
         let me = self.me;
-        let deadtime = self.spec.timing.deadtime;
+        let promise = self.spec.timing.promise();
         let quiet = self.in_quiet(now);
         let my_inc = self.incarnation;
         let fenced_view = self.fenced.clone();
@@ -2608,7 +2621,7 @@ impl Node {
                             to: me,
                             to_incarnation: my_inc,
                             term: *term,
-                            until: now + deadtime,
+                            until: now + promise,
                             echo: now,
                         });
                         got.insert(me, now);
@@ -2955,6 +2968,12 @@ impl Node {
 
     pub fn lease_is_enforced(&self) -> bool {
         self.lease_enforced()
+    }
+
+    /// Whether tandem leaves `group` alone (cluster-wide or group maintenance): what runs
+    /// of it is the admin's, not tandem's, to stop.
+    pub fn in_maintenance(&self, group: GroupId) -> bool {
+        self.maintenance(group)
     }
 
     pub fn reason(&self, group: GroupId) -> Option<&str> {

@@ -100,20 +100,26 @@ impl Timing {
 
     /// How long a voter promises a grantee after it last heard it claim a group, and how
     /// long a node that just started grants nothing: `deadtime`, or with a watchdog
-    /// `watchdog_timeout + 2 × interval` if that is longer.
+    /// `deadtime + watchdog_timeout`.
     ///
-    /// Why the margin: a silent owner whose machine hangs (kernel, or both the guard
-    /// and the worker wedged) may keep a VIP answering until its watchdog resets it,
-    /// `watchdog_timeout` after the guard's last feed, which came at the latest when it
-    /// hung. The voter counts from the last heartbeat it received, and the owner sends
-    /// one every interval (±10% jitter): that heartbeat left at most 1.1 intervals
-    /// before the hang. The second interval covers the rest of the jitter, the clocks'
-    /// drift over the timeout and the grant's own delivery. The owner's lease stays
-    /// `deadtime`-based: a live guard enforces it long before the watchdog would fire.
+    /// Why: an owner whose machine hangs (the kernel, or the guard and the worker both
+    /// wedged) may keep a VIP answering until its watchdog resets it, `watchdog_timeout`
+    /// after the guard's last feed. The guard feeds while it runs, and while it runs it
+    /// takes everything down by the lease end; so a hang that matters came before the
+    /// lease ended, and the reset comes by lease end + `watchdog_timeout`. The lease was
+    /// renewed by a heartbeat the voters *received*, so it ends at most `deadtime` after
+    /// the last heartbeat any voter heard: a voter counting `deadtime + watchdog_timeout`
+    /// from its last heartbeat waits long enough, even when the owner's heartbeats
+    /// stopped reaching it some time before the hang (one-way loss; the scenario
+    /// `a_hung_owner_whose_heartbeats_were_lost_first_is_covered_by_the_promise`). A
+    /// margin of a few intervals instead of `deadtime` is not enough in that case.
+    ///
+    /// The owner's own lease stays `deadtime`-based: a live guard enforces it long
+    /// before any watchdog would fire.
     pub fn promise(&self) -> Duration {
         match self.watchdog_timeout {
             None => self.deadtime,
-            Some(w) => self.deadtime.max(w + self.interval * 2),
+            Some(w) => self.deadtime + w,
         }
     }
 }

@@ -467,7 +467,8 @@ fn watch_guard(link: &'static crate::guard::link::GuardLink) {
         .spawn(move || {
             link.wait_for_guard_death();
             tracing::error!("the lease guard is gone: handing every group over and exiting");
-            let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
+            let _ =
+                nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
         });
     if let Err(e) = spawned {
         tracing::error!("cannot watch the lease guard: {e}");

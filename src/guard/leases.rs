@@ -69,7 +69,8 @@ impl LeasePage {
         if p == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        let slots = NonNull::new(p.cast::<AtomicU64>()).ok_or_else(std::io::Error::last_os_error)?;
+        let slots =
+            NonNull::new(p.cast::<AtomicU64>()).ok_or_else(std::io::Error::last_os_error)?;
         Ok(LeasePage { fd, slots })
     }
 

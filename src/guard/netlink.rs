@@ -180,7 +180,10 @@ mod tests {
         let mut buf = [0u8; MAX_REQUEST];
         let len = delete_request(&vip, 3, &mut buf);
         assert_eq!(len, 16 + 8 + 8 + 8);
-        assert_eq!(u32::from_ne_bytes(buf[0..4].try_into().unwrap()), len as u32);
+        assert_eq!(
+            u32::from_ne_bytes(buf[0..4].try_into().unwrap()),
+            len as u32
+        );
         assert_eq!(u16::from_ne_bytes([buf[4], buf[5]]), RTM_DELADDR);
         assert_eq!(u32::from_ne_bytes(buf[8..12].try_into().unwrap()), 3);
         assert_eq!(buf[16], libc::AF_INET as u8);

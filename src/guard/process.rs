@@ -59,7 +59,11 @@ pub fn spawn(plan: impl FnOnce() -> ExecPlan) -> std::io::Result<Pid> {
         Ok(ForkResult::Parent { child }) => Ok(child),
         Ok(ForkResult::Child) => {
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            let _ = nix::sys::signal::sigprocmask(
+                SigmaskHow::SIG_SETMASK,
+                Some(&SigSet::empty()),
+                None,
+            );
             let _ = std::fs::write("/proc/self/oom_score_adj", "0");
             let plan = plan();
             for (k, v) in &plan.env {

@@ -196,7 +196,9 @@ mod tests {
             Record::Group {
                 group: 0x0123_4567_89ab_cdef,
                 slot: 255,
-                exposure: Exposure::Leased { until_ns: u64::MAX - 7 },
+                exposure: Exposure::Leased {
+                    until_ns: u64::MAX - 7,
+                },
                 needs_stop: true,
             },
             Record::Group {
@@ -224,8 +226,14 @@ mod tests {
                 prefix: 64,
             },
             Record::ClearVips { group: 3 },
-            Record::ProcessGroup { group: 4, pgid: 4242 },
-            Record::ProcessGroupGone { group: 4, pgid: 4242 },
+            Record::ProcessGroup {
+                group: 4,
+                pgid: 4242,
+            },
+            Record::ProcessGroupGone {
+                group: 4,
+                pgid: 4242,
+            },
         ];
         for r in records {
             assert_eq!(Record::decode(&r.encode()), Ok(r), "{r:?}");

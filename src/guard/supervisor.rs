@@ -157,7 +157,11 @@ impl Guard {
         mask.thread_block()?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         let rtnl = Rtnl::open()
-            .map_err(|e| log(format_args!("no netlink socket ({e}): addresses cannot be removed by the guard")))
+            .map_err(|e| {
+                log(format_args!(
+                    "no netlink socket ({e}): addresses cannot be removed by the guard"
+                ))
+            })
             .ok();
         let watchdog = match &settings.watchdog {
             Some((device, timeout)) => Some(Watchdog::open(device, *timeout).map_err(|e| {
@@ -213,7 +217,9 @@ impl Guard {
             };
             match self.supervise(worker) {
                 RunEnd::Stopped(ended) => {
-                    log(format_args!("worker {worker} ended ({ended}); nothing left to guard"));
+                    log(format_args!(
+                        "worker {worker} ended ({ended}); nothing left to guard"
+                    ));
                     let code = if self.stopping { 0 } else { exit_code(ended) };
                     return self.exit(code, true);
                 }
@@ -233,7 +239,9 @@ impl Guard {
                     if !self.pause(self.settings.restart_delay) {
                         return self.exit(0, true);
                     }
-                    log(format_args!("starting a new worker (it joins with a new incarnation)"));
+                    log(format_args!(
+                        "starting a new worker (it joins with a new incarnation)"
+                    ));
                 }
             }
         }
@@ -255,7 +263,11 @@ impl Guard {
     fn may_restart(&mut self) -> bool {
         let now = boottime_ns();
         let window = RESTART_WINDOW.as_nanos() as u64;
-        let oldest = self.restarts.iter_mut().min_by_key(|t| **t).expect("non-empty");
+        let oldest = self
+            .restarts
+            .iter_mut()
+            .min_by_key(|t| **t)
+            .expect("non-empty");
         if *oldest != 0 && now.saturating_sub(*oldest) < window {
             return false;
         }
@@ -276,7 +288,9 @@ impl Guard {
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, 50) };
             while let Ok(Some(info)) = self.signals.read_signal() {
-                if info.ssi_signo == Signal::SIGTERM as u32 || info.ssi_signo == Signal::SIGINT as u32 {
+                if info.ssi_signo == Signal::SIGTERM as u32
+                    || info.ssi_signo == Signal::SIGINT as u32
+                {
                     self.stopping = true;
                     return false;
                 }
@@ -332,7 +346,9 @@ impl Guard {
         let pidfd = match process::pidfd_open(worker) {
             Ok(fd) => fd,
             Err(e) => {
-                log(format_args!("pidfd_open({worker}): {e}; killing the worker"));
+                log(format_args!(
+                    "pidfd_open({worker}): {e}; killing the worker"
+                ));
                 let _ = kill(worker, Signal::SIGKILL);
                 process::reap(worker);
                 return RunEnd::TookDown(self.take_down(boottime_ns()));
@@ -387,7 +403,9 @@ impl Guard {
         if !exposed && nothing_to_restart {
             return RunEnd::Stopped(ended);
         }
-        log(format_args!("worker {worker} died ({ended}): taking down what it ran"));
+        log(format_args!(
+            "worker {worker} died ({ended}): taking down what it ran"
+        ));
         RunEnd::TookDown(self.take_down(boottime_ns()))
     }
 
@@ -483,7 +501,9 @@ impl Guard {
                 // SIGTERM or SIGINT: the worker hands every group over, then exits.
                 self.stopping = true;
                 crate::daemon::notify::stopping();
-                log(format_args!("stop requested: asking worker {worker} to hand its groups over"));
+                log(format_args!(
+                    "stop requested: asking worker {worker} to hand its groups over"
+                ));
                 let _ = kill(worker, Signal::SIGTERM);
             }
         }

@@ -238,10 +238,17 @@ mod tests {
             exposure: Exposure::Unbounded,
             needs_stop: false,
         });
-        assert_eq!(t.act_at(5, none), Some(1_995), "an unbounded group has no deadline");
+        assert_eq!(
+            t.act_at(5, none),
+            Some(1_995),
+            "an unbounded group has no deadline"
+        );
         assert!(t.is_exposed());
         // Renewals through the lease page move the deadline later, never earlier.
-        assert_eq!(t.act_at(5, |slot| if slot == 2 { 3_000 } else { 0 }), Some(2_995));
+        assert_eq!(
+            t.act_at(5, |slot| if slot == 2 { 3_000 } else { 0 }),
+            Some(2_995)
+        );
         assert_eq!(t.act_at(5, |_| 10), Some(1_995));
     }
 
@@ -255,7 +262,11 @@ mod tests {
         t.apply(Record::ProcessGroup { group: 1, pgid: 77 });
         t.apply(Record::ProcessGroup { group: 2, pgid: 88 });
         let vips: Vec<_> = t.exposed_vips().map(|v| v.address).collect();
-        assert_eq!(vips, vec![IpAddr::from([192, 0, 2, 10])], "duplicates kept once");
+        assert_eq!(
+            vips,
+            vec![IpAddr::from([192, 0, 2, 10])],
+            "duplicates kept once"
+        );
         let pgs: Vec<_> = t.exposed_process_groups().map(|p| p.pgid).collect();
         assert_eq!(pgs, vec![77]);
         t.apply(Record::Group {
@@ -267,8 +278,16 @@ mod tests {
         assert!(!t.is_exposed());
         assert_eq!(t.exposed_vips().count(), 0);
         t.apply(leased(1, 100));
-        assert_eq!(t.exposed_process_groups().count(), 0, "pgid 77 may be reused now");
-        assert_eq!(t.exposed_vips().count(), 1, "addresses are configuration: kept");
+        assert_eq!(
+            t.exposed_process_groups().count(),
+            0,
+            "pgid 77 may be reused now"
+        );
+        assert_eq!(
+            t.exposed_vips().count(),
+            1,
+            "addresses are configuration: kept"
+        );
     }
 
     #[test]

@@ -82,7 +82,9 @@ impl TakeDown {
                 ended.success()
             };
             if !stopped {
-                self.fence_self("resources may still run and no stop could finish before the lease ends");
+                self.fence_self(
+                    "resources may still run and no stop could finish before the lease ends",
+                );
                 out.self_fenced = true;
             }
         }
@@ -95,7 +97,8 @@ impl TakeDown {
         let mut out = Outcome::default();
         match self.rtnl.as_mut() {
             Some(rtnl) => {
-                let (removed, absent, failed) = rtnl.delete_all(table.exposed_vips(), NETLINK_WAIT_MS);
+                let (removed, absent, failed) =
+                    rtnl.delete_all(table.exposed_vips(), NETLINK_WAIT_MS);
                 out.vips_removed = removed;
                 out.vips_absent = absent;
                 out.vips_failed = failed;
@@ -118,7 +121,10 @@ impl TakeDown {
         let groups: Vec<u64> = table.exposed().iter().map(|g| g.group).collect();
         let spawned = process::spawn(move || {
             let mut argv = vec![program.clone()];
-            argv.extend(args.into_iter().filter_map(|a| CString::new(a.into_vec()).ok()));
+            argv.extend(
+                args.into_iter()
+                    .filter_map(|a| CString::new(a.into_vec()).ok()),
+            );
             let list: Vec<String> = groups.iter().map(|g| format!("{g:x}")).collect();
             argv.push(c"--emergency-stop".to_owned());
             argv.extend(CString::new(list.join(",")).ok());
@@ -142,11 +148,15 @@ impl TakeDown {
             SelfFence::Reboot => b"b",
             SelfFence::Poweroff => b"o",
             SelfFence::None => {
-                super::log::line("ERROR", format_args!("self_fence is `none`: NOT fencing (unsafe, for labs only)"));
+                super::log::line(
+                    "ERROR",
+                    format_args!("self_fence is `none`: NOT fencing (unsafe, for labs only)"),
+                );
                 return;
             }
             SelfFence::Command(path) => {
-                let program = CString::new(path.clone().into_os_string().into_vec()).unwrap_or_default();
+                let program =
+                    CString::new(path.clone().into_os_string().into_vec()).unwrap_or_default();
                 let reason = reason.to_string();
                 let spawned = process::spawn(move || ExecPlan {
                     args: vec![program.clone()],
@@ -154,9 +164,18 @@ impl TakeDown {
                     env: vec![("TANDEM_REASON".into(), reason)],
                 });
                 match spawned.map(|pid| process::wait(pid, SELF_FENCE_COMMAND_MS)) {
-                    Ok(e) if e.success() => super::log::line("ERROR", format_args!("self-fence command {} ran", path.display())),
-                    Ok(e) => super::log::line("ERROR", format_args!("self-fence command {} failed: {e}", path.display())),
-                    Err(e) => super::log::line("ERROR", format_args!("cannot run self-fence command {}: {e}", path.display())),
+                    Ok(e) if e.success() => super::log::line(
+                        "ERROR",
+                        format_args!("self-fence command {} ran", path.display()),
+                    ),
+                    Ok(e) => super::log::line(
+                        "ERROR",
+                        format_args!("self-fence command {} failed: {e}", path.display()),
+                    ),
+                    Err(e) => super::log::line(
+                        "ERROR",
+                        format_args!("cannot run self-fence command {}: {e}", path.display()),
+                    ),
                 }
                 return;
             }
@@ -167,7 +186,10 @@ impl TakeDown {
             return;
         }
         if let Err(e) = std::fs::write("/proc/sysrq-trigger", letter) {
-            super::log::line("ERROR", format_args!("cannot write /proc/sysrq-trigger ({e}); the node is NOT fenced"));
+            super::log::line(
+                "ERROR",
+                format_args!("cannot write /proc/sysrq-trigger ({e}); the node is NOT fenced"),
+            );
         }
     }
 }

@@ -1078,7 +1078,10 @@ impl ChaosReport {
             } else if o.replies == 0 {
                 "FAILED (the observer saw no answer at all)".to_string()
             } else if self.failing_dual_windows > 0 {
-                format!("FAILED ({} dual-owner window(s))", self.failing_dual_windows)
+                format!(
+                    "FAILED ({} dual-owner window(s))",
+                    self.failing_dual_windows
+                )
             } else {
                 "FAILED (lab failure)".to_string()
             }
@@ -1939,7 +1942,13 @@ mod tests {
         let act = faults_around(&[f(FaultKind::Pause, "n1", 0, 2 * s)], &nodes, s, s, 9 * s);
         assert_eq!(act, vec!["#1 pause n1".to_string()]);
         // Long healed: not active.
-        let act = faults_around(&[f(FaultKind::Pause, "n1", 0, s)], &nodes, 9 * s, 9 * s, 9 * s);
+        let act = faults_around(
+            &[f(FaultKind::Pause, "n1", 0, s)],
+            &nodes,
+            9 * s,
+            9 * s,
+            9 * s,
+        );
         assert!(act.is_empty());
         // A fault of a node that is not one of the two answering.
         let act = faults_around(&[f(FaultKind::Pause, "n3", 0, 2 * s)], &nodes, s, s, 9 * s);

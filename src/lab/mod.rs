@@ -553,8 +553,8 @@ impl Lab {
     /// the daemon itself when it runs without a guard (`--no-guard`, stand-ins).
     pub fn worker_pid(&mut self, node: usize) -> Option<u32> {
         let main = self.pid(node)?;
-        let children =
-            std::fs::read_to_string(format!("/proc/{main}/task/{main}/children")).unwrap_or_default();
+        let children = std::fs::read_to_string(format!("/proc/{main}/task/{main}/children"))
+            .unwrap_or_default();
         Some(
             children
                 .split_whitespace()

@@ -4,15 +4,17 @@
 //! Everything that is not deterministic in the real world is simulated here: each
 //! node's clock (offset and bounded rate drift), the network (loss, delay, duplication,
 //! reordering, symmetric and asymmetric partitions, per link), crashes with restarts
-//! (the disk survives, memory does not), VM-style pauses, daemon-only pauses, slow,
-//! failing and hanging operations, and fence agents that succeed, fail or hang. A seed
-//! fully determines a run, so a failure prints its seed and a trace, and
-//! `Sim::run(seed)` replays it exactly.
+//! (the disk survives, memory does not), VM-style pauses, daemon-only pauses and
+//! crashes (the lease guard stops what the worker ran and restarts it), hangs that
+//! only a watchdog ends, slow, failing and hanging operations, and fence agents that
+//! succeed, fail or hang. A seed fully determines a run, so a failure prints its seed
+//! and a trace, and `Sim::run(seed)` replays it exactly.
 //!
 //! The checker judges by ground truth — which resources actually run where — not by
 //! what the nodes believe.
 
 mod check;
+mod guard;
 mod scenario;
 mod world;
 

@@ -20,9 +20,16 @@ pub struct Faults {
     pub crash: bool,
     /// VM-style pause: the whole node (its resources too) freezes.
     pub vm_pause: bool,
-    /// Daemon-only pause (SIGSTOP of tandemd): resources keep running. Only safe where
-    /// every takeover needs a fence; the random family enables it only there.
+    /// Daemon-only pause (SIGSTOP of the worker): resources keep running; the lease
+    /// guard kills them before the lease ends.
     pub daemon_pause: bool,
+    /// The worker dies (crash, OOM kill): the guard kills what it ran at once and
+    /// restarts it; the machine and the disk stay.
+    pub daemon_crash: bool,
+    /// The worker and the guard both hang while resources keep running; only the
+    /// watchdog (`Timing::watchdog_timeout`) resets the machine. Unsafe without one,
+    /// and not quite safe with one (see `Timing::promise`): off in the random family.
+    pub hang: bool,
     pub partition: bool,
     pub link_cut: bool,
     pub loss: f64,
@@ -37,6 +44,9 @@ pub struct Faults {
     pub fence_hang: f64,
     pub disk_loss: f64,
     pub admin: bool,
+    /// When the guard acts: the chance that it cannot prove a resource stopped (a
+    /// process in uninterruptible sleep), so it powers the machine off instead.
+    pub unkillable: f64,
 }
 
 impl Faults {
@@ -46,6 +56,8 @@ impl Faults {
             crash: false,
             vm_pause: false,
             daemon_pause: false,
+            daemon_crash: false,
+            hang: false,
             partition: false,
             link_cut: false,
             loss: 0.0,
@@ -59,6 +71,7 @@ impl Faults {
             fence_hang: 0.0,
             disk_loss: 0.0,
             admin: false,
+            unkillable: 0.0,
         }
     }
 }
@@ -88,6 +101,9 @@ pub enum ScriptedFault {
     /// Cut every link between the two sides (node indexes).
     Partition(Vec<usize>, Vec<usize>),
     Heal,
+    /// Cut every link in one direction only: the first side no longer reaches the
+    /// second, which still reaches the first.
+    OneWay(Vec<usize>, Vec<usize>),
     /// Restore every link between the two sides (undoes a `Partition` in part).
     Connect(Vec<usize>, Vec<usize>),
     Admin(usize, crate::core::AdminCommand),
@@ -99,6 +115,10 @@ pub enum ScriptedFault {
     FailFences(usize),
     /// SIGTERM: the daemon hands its groups over, then exits.
     Shutdown(usize),
+    /// The worker dies; its guard stops what it ran and restarts it.
+    DaemonCrash(usize),
+    /// The worker and its guard hang for this long; resources keep running.
+    Hang(usize, Duration),
     /// `tandemctl reload` on this node with this config.
     Reload(usize, Box<crate::core::ClusterSpec>),
 }
@@ -180,7 +200,7 @@ impl Scenario {
             })
             .collect();
         let max_drift_ppm = 500;
-        let spec = ClusterSpec {
+        let mut spec = ClusterSpec {
             links: rng.random_range(1..=2),
             timing: Timing {
                 interval: Duration::from_millis(interval_ms),
@@ -192,6 +212,7 @@ impl Scenario {
                     Duration::from_millis(interval_ms),
                     deadtime,
                 ),
+                watchdog_timeout: None,
             },
             quorum: QuorumSpec {
                 expected_votes: None,
@@ -211,11 +232,13 @@ impl Scenario {
         let drift_ppm = (0..spec.nodes.len())
             .map(|_| rng.random_range(-(max_drift_ppm as i64)..=max_drift_ppm as i64))
             .collect();
-        let faults = Faults {
+        let mut faults = Faults {
             mean_gap: deadtime * rng.random_range(1..=4),
             crash: true,
             vm_pause: rng.random_bool(0.5),
             daemon_pause: fence_always && rng.random_bool(0.5),
+            daemon_crash: false,
+            hang: false,
             partition: true,
             link_cut: true,
             loss: if rng.random_bool(0.3) {
@@ -233,9 +256,12 @@ impl Scenario {
             fence_hang: if rng.random_bool(0.2) { 0.1 } else { 0.0 },
             disk_loss: 0.05,
             admin: rng.random_bool(0.3),
+            unkillable: 0.0,
         };
         let chaos = deadtime * 15;
-        let script = rolling_reload(&mut rng, &spec, chaos);
+        let mut script = rolling_reload(&mut rng, &spec, chaos);
+        guard_faults(&mut rng, &mut faults, fence_always);
+        watchdog(&mut rng, &mut spec, &mut script);
         Scenario {
             seed,
             drift_ppm,
@@ -246,6 +272,41 @@ impl Scenario {
             bug: PlantedBug::None,
             script,
             spec,
+        }
+    }
+}
+
+/// The faults the lease guard answers for, drawn after everything else so that adding
+/// them kept every older seed's cluster and faults as they were. Daemon pauses were
+/// drawn above only where every takeover needs a fence (before the guard they were
+/// unsafe elsewhere); now every mode gets them. A guard that cannot kill a resource
+/// goes with operations that hang.
+fn guard_faults(rng: &mut ChaCha8Rng, faults: &mut Faults, fence_always: bool) {
+    if !fence_always {
+        faults.daemon_pause = rng.random_bool(0.5);
+    }
+    faults.daemon_crash = rng.random_bool(0.5);
+    if faults.op_hang > 0.0 {
+        faults.unkillable = 0.2;
+    }
+}
+
+/// One scenario in five has a watchdog (one to three deadtimes): voters then promise
+/// longer and restarted nodes stay quiet longer. The reloads carry it too (a timing
+/// change would be refused).
+fn watchdog(
+    rng: &mut ChaCha8Rng,
+    spec: &mut ClusterSpec,
+    script: &mut [(Duration, ScriptedFault)],
+) {
+    if !rng.random_bool(0.2) {
+        return;
+    }
+    let timeout = spec.timing.deadtime * rng.random_range(1..=3);
+    spec.timing.watchdog_timeout = Some(timeout);
+    for (_, f) in script.iter_mut() {
+        if let ScriptedFault::Reload(_, new) = f {
+            new.timing.watchdog_timeout = Some(timeout);
         }
     }
 }
@@ -325,6 +386,7 @@ impl ScenarioBuilder {
                 initdead: deadtime * 2,
                 max_drift_ppm: 500,
                 stop_before_lease_end: deadtime / 2,
+                watchdog_timeout: None,
             },
             quorum: QuorumSpec {
                 expected_votes: None,
@@ -435,6 +497,11 @@ impl ScenarioBuilder {
 
     pub fn at(mut self, at: Duration, fault: ScriptedFault) -> Self {
         self.scenario.script.push((at, fault));
+        self
+    }
+
+    pub fn watchdog(mut self, timeout: Duration) -> Self {
+        self.scenario.spec.timing.watchdog_timeout = Some(timeout);
         self
     }
 

@@ -2,11 +2,12 @@
 //! and fence processes, faults — and the event loop that ties them together.
 
 use super::check::{self, Violation};
+use super::guard::Guard;
 use super::scenario::{Scenario, ScriptedFault};
 use crate::core::ids::{GroupId, NodeId, Term};
 use crate::core::io::{Action, AdminCommand, FenceId, FenceResult, Input, OpId, OpKind, OpResult};
 use crate::core::message::Heartbeat;
-use crate::core::node::{Boot, Node, PersistentState};
+use crate::core::node::{Boot, Node, PersistentState, PlantedBug};
 use crate::core::spec::{FenceMode, GroupSpec, NoQuorumPolicy};
 use crate::core::time::Instant;
 use rand::{Rng, SeedableRng};
@@ -27,7 +28,13 @@ pub struct Outcome {
     /// Ownership changes seen (group, node index that started it, at ms).
     pub takeovers: Vec<(String, usize, f64)>,
     pub fences: Vec<(usize, f64)>,
+    /// Every power-off a node did to itself: the core's self-fence, or its guard's
+    /// when it could not prove a resource stopped.
     pub self_fences: Vec<(usize, f64)>,
+    /// (node index, at ms): the lease guard killed the worker and what it ran.
+    pub guard_kills: Vec<(usize, f64)>,
+    /// (node index, at ms): a watchdog reset a hung node.
+    pub watchdog_resets: Vec<(usize, f64)>,
     /// (group, node index, start of running in ms, end in ms or None).
     pub running_spans: Vec<(String, usize, f64, Option<f64>)>,
     pub events: Vec<String>,
@@ -65,6 +72,16 @@ enum Ev {
     },
     Resume {
         node: usize,
+    },
+    /// The lease guard looks at its table (armed for the earliest deadline).
+    GuardCheck {
+        node: usize,
+        gen: u64,
+    },
+    /// The watchdog of a hung node runs out.
+    WatchdogFires {
+        node: usize,
+        gen: u64,
     },
     Fault,
     Unblock {
@@ -123,6 +140,10 @@ struct SimNode {
     held: Vec<Ev>,
     /// A clean shutdown is in progress: the daemon exits once its core is quiet.
     shutting_down: bool,
+    guard: Guard,
+    /// The machine lost power since the worker last started (a crash, a fence): its
+    /// state file may be lost. A restart by the guard keeps it.
+    lost_power: bool,
 }
 
 pub struct Sim {
@@ -173,6 +194,8 @@ impl Sim {
                 admin_fences: BTreeSet::new(),
                 held: Vec::new(),
                 shutting_down: false,
+                guard: Guard::default(),
+                lost_power: true,
             })
             .collect();
         let links = sc.spec.links.max(1);
@@ -471,19 +494,21 @@ impl Sim {
                 self.drive(node, now, Input::FenceDone { request, result })?;
             }
             Ev::Restart { node } => self.boot(node)?,
-            Ev::Resume { node } => {
-                let n = &mut self.nodes[node];
-                if n.core.is_none() || !(n.vm_paused || n.daemon_paused) {
-                    return Ok(());
+            Ev::Resume { node } => self.resume(node)?,
+            Ev::GuardCheck { node, gen } => {
+                if self.nodes[node].guard.gen == gen {
+                    self.nodes[node].guard.armed = None;
+                    self.guard_check(node);
                 }
-                n.vm_paused = false;
-                n.daemon_paused = false;
-                let held = std::mem::take(&mut n.held);
-                self.note(format!("{} resumes", self.name(node)));
-                let now = self.local(node);
-                self.drive(node, now, Input::Tick)?;
-                for ev in held {
-                    self.step(ev)?;
+            }
+            Ev::WatchdogFires { node, gen } => {
+                let n = &self.nodes[node];
+                if n.guard.watchdog_gen == gen && n.guard.hung && n.core.is_some() {
+                    self.note(format!("{}'s watchdog resets it", self.name(node)));
+                    self.outcome.watchdog_resets.push((node, ms(self.now)));
+                    self.power_off(node);
+                    let delay = self.reboot_delay();
+                    self.push(self.now + delay, Ev::Restart { node });
                 }
             }
             Ev::Fault => {
@@ -510,6 +535,31 @@ impl Sim {
         Ok(())
     }
 
+    /// The end of a pause (or hang). A guard that was frozen too acts first if its
+    /// deadline passed meanwhile: it runs at real-time priority, before the worker.
+    fn resume(&mut self, node: usize) -> Result<(), Box<Violation>> {
+        let n = &mut self.nodes[node];
+        if n.core.is_none() || !(n.vm_paused || n.daemon_paused) {
+            return Ok(());
+        }
+        n.vm_paused = false;
+        n.daemon_paused = false;
+        n.guard.hung = false;
+        n.guard.watchdog_gen += 1;
+        let held = std::mem::take(&mut n.held);
+        self.note(format!("{} resumes", self.name(node)));
+        self.guard_check(node);
+        if self.nodes[node].core.is_none() {
+            return Ok(());
+        }
+        let now = self.local(node);
+        self.drive(node, now, Input::Tick)?;
+        for ev in held {
+            self.step(ev)?;
+        }
+        Ok(())
+    }
+
     fn reboot_delay(&mut self) -> u64 {
         let d = dur(self.sc.spec.timing.deadtime);
         self.rng.random_range(d..=3 * d)
@@ -519,7 +569,11 @@ impl Sim {
         if self.nodes[i].core.is_some() {
             return Ok(());
         }
-        if self.chaos_on && self.rng.random_bool(self.sc.faults.disk_loss) && self.nodes[i].inc > 0
+        let lost_power = std::mem::take(&mut self.nodes[i].lost_power);
+        if lost_power
+            && self.chaos_on
+            && self.rng.random_bool(self.sc.faults.disk_loss)
+            && self.nodes[i].inc > 0
         {
             self.nodes[i].disk = None;
             self.terms[i].clear();
@@ -551,12 +605,157 @@ impl Sim {
         n.daemon_paused = false;
         n.held.clear();
         n.wake_gen += 1;
+        n.shutting_down = false;
+        n.guard.forget();
+        n.lost_power = true;
         let gone: Vec<(GroupId, usize)> = n.running.iter().copied().collect();
         n.running.clear();
         for (g, r) in gone {
             self.end_span(g, i, r, now_ms);
         }
         self.note(format!("{} powers off", self.name(i)));
+    }
+
+    // ------------------------------------------------------------ lease guard
+
+    /// The worker tells its guard what it may run after every step; the guard arms a
+    /// check for the earliest deadline. A renewal moves the deadline later, so a check
+    /// that comes early finds nothing due and re-arms.
+    fn guard_report(&mut self, i: usize) {
+        let Some(core) = self.nodes[i].core.as_ref() else {
+            return;
+        };
+        self.nodes[i].guard.table = Guard::report(core, &self.ever_groups);
+        self.arm_guard(i);
+    }
+
+    fn guard_due(&self, i: usize) -> Option<Instant> {
+        let late = self.sc.bug == PlantedBug::LateGuard;
+        self.nodes[i]
+            .guard
+            .due(self.sc.spec.timing.guard_lead(), late)
+    }
+
+    fn arm_guard(&mut self, i: usize) {
+        let Some(due) = self.guard_due(i) else {
+            return;
+        };
+        let at = self.real_of(i, due);
+        let guard = &mut self.nodes[i].guard;
+        if guard.armed.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        guard.gen += 1;
+        guard.armed = Some(at);
+        let gen = guard.gen;
+        self.push(at, Ev::GuardCheck { node: i, gen });
+    }
+
+    /// The guard looks at the clock: past the due time of a deadline the worker did not
+    /// move (it is paused, hung, or simply did not renew), it acts. A frozen guard
+    /// looks again when it thaws.
+    fn guard_check(&mut self, i: usize) {
+        let n = &self.nodes[i];
+        if n.core.is_none() || n.vm_paused || n.guard.hung {
+            return;
+        }
+        match self.guard_due(i) {
+            Some(due) if due <= self.local(i) => self.guard_act(i, "lease deadline is near"),
+            Some(_) => self.arm_guard(i),
+            None => {}
+        }
+    }
+
+    /// The worker dies (crash, OOM kill, exit on a persist error); the machine, its
+    /// resources and the guard stay.
+    fn daemon_crash(&mut self, i: usize) {
+        let n = &self.nodes[i];
+        // A frozen worker that dies changes nothing: nobody acts for it either way (a
+        // hung guard: only the watchdog; a paused VM: nothing runs until it resumes).
+        if n.core.is_none() || n.vm_paused || n.guard.hung {
+            return;
+        }
+        self.guard_act(i, "worker died");
+    }
+
+    /// SIGKILL of the worker (a no-op if it died), then everything of every group it
+    /// reported is killed at once; if something cannot be proven stopped, the guard
+    /// powers the machine off. Only what the worker reported is killed: a resource it
+    /// ran without telling the guard stays and the invariants see it.
+    fn guard_act(&mut self, i: usize, why: &str) {
+        let groups: Vec<GroupId> = self.nodes[i].guard.table.keys().copied().collect();
+        self.note(format!(
+            "{}'s guard: {why}: kills the worker and stops {} group(s)",
+            self.name(i),
+            groups.len()
+        ));
+        self.outcome.guard_kills.push((i, ms(self.now)));
+        let unkillable = if self.chaos_on {
+            self.sc.faults.unkillable
+        } else {
+            0.0
+        };
+        if !groups.is_empty() && self.rng.random_bool(unkillable) {
+            self.note(format!(
+                "{}'s guard cannot prove a resource stopped: powers the machine off",
+                self.name(i)
+            ));
+            self.outcome.self_fences.push((i, ms(self.now)));
+            self.power_off(i);
+            let delay = self.reboot_delay();
+            self.push(self.now + delay, Ev::Restart { node: i });
+            return;
+        }
+        self.kill_worker(i);
+        let killed: Vec<(GroupId, usize)> = self.nodes[i]
+            .running
+            .iter()
+            .filter(|(g, _)| groups.contains(g))
+            .copied()
+            .collect();
+        for (g, r) in killed {
+            self.set_running(i, g, r, false);
+        }
+        let delay = self.worker_restart_delay();
+        self.push(self.now + delay, Ev::Restart { node: i });
+    }
+
+    /// The worker process is gone; what it had in memory and in flight with it.
+    fn kill_worker(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        n.core = None;
+        n.daemon_paused = false;
+        n.held.clear();
+        n.wake_gen += 1;
+        n.shutting_down = false;
+        n.guard.forget();
+    }
+
+    /// The guard restarts its worker after a short back-off (systemd-like).
+    fn worker_restart_delay(&mut self) -> u64 {
+        let t = &self.sc.spec.timing;
+        let (lo, hi) = (dur(t.interval), dur(t.deadtime * 2));
+        self.rng.random_range(lo..=hi)
+    }
+
+    /// The worker and its guard stop (the whole service wedged) while the resources
+    /// keep running. The guard fed the watchdog at the latest now, so (worst case) it
+    /// resets the machine `watchdog_timeout` from now on the node's clock, unless the
+    /// hang ends first.
+    fn hang(&mut self, i: usize, d: u64) {
+        let n = &mut self.nodes[i];
+        if n.core.is_none() || n.vm_paused || n.daemon_paused {
+            return;
+        }
+        n.daemon_paused = true;
+        n.guard.hung = true;
+        n.guard.watchdog_gen += 1;
+        let gen = n.guard.watchdog_gen;
+        self.push(self.now + d, Ev::Resume { node: i });
+        if let Some(timeout) = self.sc.spec.timing.watchdog_timeout {
+            let at = self.real_of(i, self.local(i) + timeout);
+            self.push(at, Ev::WatchdogFires { node: i, gen });
+        }
     }
 
     fn set_running(&mut self, i: usize, g: GroupId, r: usize, on: bool) {
@@ -605,6 +804,7 @@ impl Sim {
         self.check_terms(i)?;
         self.exit_if_quiet(i);
         self.schedule_wake(i);
+        self.guard_report(i);
         Ok(())
     }
 
@@ -840,6 +1040,12 @@ impl Sim {
         if f.admin {
             kinds.push(5);
         }
+        if f.daemon_crash {
+            kinds.push(6);
+        }
+        if f.hang {
+            kinds.push(7);
+        }
         if kinds.is_empty() {
             return;
         }
@@ -924,6 +1130,21 @@ impl Sim {
                         pairs,
                     },
                 );
+            }
+            6 => {
+                if self.nodes[node].core.is_some() && !self.nodes[node].vm_paused {
+                    self.note(format!("FAULT daemon crash {}", self.name(node)));
+                    self.daemon_crash(node);
+                }
+            }
+            7 => {
+                let d = self.rng.random_range(deadtime / 4..6 * deadtime);
+                self.note(format!(
+                    "FAULT hang {} for {:.0} ms",
+                    self.name(node),
+                    ms(d)
+                ));
+                self.hang(node, d);
             }
             _ => {
                 let Some(g) = self.sc.spec.groups.first().map(|g| g.id) else {
@@ -1042,6 +1263,13 @@ impl Sim {
                 }
                 self.block(None, &pairs);
             }
+            ScriptedFault::OneWay(from, to) => {
+                let pairs: Vec<(usize, usize)> = from
+                    .iter()
+                    .flat_map(|x| to.iter().map(|y| (*x, *y)))
+                    .collect();
+                self.block(None, &pairs);
+            }
             ScriptedFault::Heal => {
                 for l in &mut self.blocked {
                     l.clear();
@@ -1064,6 +1292,8 @@ impl Sim {
             ScriptedFault::FailStops(i) => self.nodes[i].fail_stops = true,
             ScriptedFault::FailStarts(i, on) => self.nodes[i].fail_starts = on,
             ScriptedFault::FailFences(i) => self.nodes[i].fail_fences = true,
+            ScriptedFault::DaemonCrash(i) => self.daemon_crash(i),
+            ScriptedFault::Hang(i, d) => self.hang(i, dur(d)),
             ScriptedFault::Shutdown(i) => {
                 let now = self.local(i);
                 if let Some(core) = self.nodes[i].core.as_mut() {
@@ -1099,12 +1329,13 @@ impl Sim {
         self.sc.spec.quorum.no_quorum_policy == NoQuorumPolicy::Ignore
     }
 
-    /// Nodes that actually run (any resource of) `g` and are not frozen.
+    /// Nodes that actually run (any resource of) `g` and are not frozen — with a worker
+    /// or without one (what a guard failed to kill would stay running).
     fn runners(&self, g: GroupId) -> Vec<usize> {
         (0..self.nodes.len())
             .filter(|i| {
                 let n = &self.nodes[*i];
-                n.core.is_some() && !n.vm_paused && n.running.iter().any(|(gg, _)| *gg == g)
+                !n.vm_paused && n.running.iter().any(|(gg, _)| *gg == g)
             })
             .collect()
     }
@@ -1136,8 +1367,16 @@ impl Sim {
             if !lease_mode {
                 continue;
             }
-            for i in runners {
-                let core = self.nodes[i].core.as_ref().expect("runner is powered");
+            // A hung node (worker and guard wedged) cannot enforce its lease: only its
+            // watchdog ends what it runs, and the voters' longer promise must cover that
+            // (the single-runner check above is what judges it).
+            for i in runners.into_iter().filter(|i| !self.nodes[*i].guard.hung) {
+                let Some(core) = self.nodes[i].core.as_ref() else {
+                    return Err(self.violation(
+                        check::SAFETY_LEASE,
+                        format!("{} runs {} without a worker", self.name(i), gs.name),
+                    ));
+                };
                 let now = self.local(i);
                 // One microsecond of slack: the simulated clocks tick in whole
                 // nanoseconds at slightly different rates.
