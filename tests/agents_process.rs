@@ -404,3 +404,39 @@ fn core_events_map_to_hook_events() {
     assert_eq!(HookKind::of(EventKind::LinkDown), None);
     assert_eq!(HookKind::of(EventKind::Decision), None);
 }
+
+/// A program that is still open for writing somewhere (a script just written, whose
+/// descriptor a process forked at that moment still holds) cannot be executed
+/// (ETXTBSY). The runner waits a little for the writer to go instead of failing the
+/// operation; a writer that never goes still fails it, with the reason.
+#[tokio::test]
+async fn a_program_busy_for_a_moment_still_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("txtbsy");
+    let script = dir.join("script");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&script)
+        .expect("open for writing");
+    let spec = Spec::new("busy", &script, Duration::from_secs(5));
+    let launch = Launch::default();
+    let closer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drop(writer);
+    });
+    let done = process::run(&launch, &spec).await;
+    assert_eq!(done.exit, Exit::Code(0), "{done:?}");
+    closer.await.expect("closer");
+
+    let _held = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&script)
+        .expect("open for writing");
+    let done = process::run(&launch, &spec).await;
+    match &done.exit {
+        Exit::SpawnFailed { error, .. } => assert!(error.contains("busy"), "{error}"),
+        other => panic!("a program open for writing ran: {other:?}"),
+    }
+}

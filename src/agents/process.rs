@@ -229,6 +229,28 @@ impl Drop for GroupGuard {
     }
 }
 
+/// How often a spawn that found its program busy (ETXTBSY) is tried again, and how long
+/// apart: a script just written is "busy" while any process forked in that moment (by
+/// this daemon's other threads, or anyone else) still holds the writer's descriptor
+/// between its fork and its exec, which lasts microseconds.
+const BUSY_TEXT_TRIES: u32 = 20;
+const BUSY_TEXT_PAUSE: Duration = Duration::from_millis(5);
+
+async fn spawn_retrying_busy_text(
+    cmd: &mut tokio::process::Command,
+) -> std::io::Result<tokio::process::Child> {
+    let mut tries = 1;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < BUSY_TEXT_TRIES => {
+                tries += 1;
+                tokio::time::sleep(BUSY_TEXT_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The bounded copy of one output stream.
 #[derive(Default)]
 struct Capture {
@@ -265,7 +287,7 @@ pub async fn run(launch: &Launch, spec: &Spec) -> Finished {
         // of the rest of its group.
         .kill_on_drop(true);
 
-    let mut child = match cmd.spawn() {
+    let mut child = match spawn_retrying_busy_text(&mut cmd).await {
         Ok(child) => child,
         Err(e) => {
             return Finished::without_output(Exit::SpawnFailed {
