@@ -155,7 +155,15 @@ fn scenario(profile: Profile, fault: Fault) {
             .filter(|r| r.mac == n2_mac)
             .map(|_| at.elapsed())
     });
-    let took = served.unwrap_or_else(|| panic!("{fault:?}: n2 never served\n{}", all_logs(&lab)));
+    let Some(took) = served else {
+        // Without a guard, n1 keeps answering next to n2: say that, not just "late".
+        let summary = analyze(&observer.finish(), &macs);
+        panic!(
+            "{fault:?}: n2 never served alone ({} dual-owner rounds)\n{}",
+            summary.dual_owner_rounds,
+            all_logs(&lab)
+        );
+    };
     // Whatever n1 does next (restart its worker, rejoin), two owners stay forbidden.
     std::thread::sleep(Duration::from_secs(2) + profile.deadtime * 4);
     let obs = observer.finish();
