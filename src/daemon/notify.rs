@@ -12,6 +12,17 @@ pub fn ready() {
     send("READY=1\nSTATUS=running");
 }
 
+/// The one line `systemctl status` shows under the unit (`STATUS=`), e.g. what the
+/// lease guard last had to do.
+pub fn status(line: &str) {
+    send(&status_message(line));
+}
+
+/// A newline would start another assignment: the line stays one line.
+fn status_message(line: &str) -> String {
+    format!("STATUS={}", line.replace('\n', " "))
+}
+
 /// Tells systemd the heartbeat thread is alive (`WatchdogSec=`).
 pub fn watchdog() {
     send("WATCHDOG=1");
@@ -72,7 +83,7 @@ fn send_to(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{send_to, watchdog_period_from};
+    use super::{send_to, status_message, watchdog_period_from};
     use std::time::Duration;
 
     #[test]
@@ -91,6 +102,14 @@ mod tests {
         assert_eq!(watchdog_period_from(Some("soon"), None, 42), None);
     }
     use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn a_status_is_one_assignment() {
+        assert_eq!(
+            status_message("took down\nREADY=1"),
+            "STATUS=took down READY=1"
+        );
+    }
 
     #[test]
     fn sends_the_state_to_a_path_socket() {

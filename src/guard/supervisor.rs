@@ -445,6 +445,10 @@ impl Guard {
             boottime_ns().saturating_sub(now) / 1000
         ));
         self.table.clear_exposure();
+        // `systemctl status` shows it under the unit until the next worker is up.
+        crate::daemon::notify::status(&format!(
+            "lease guard took down what its worker ran: {outcome}"
+        ));
         outcome
     }
 
