@@ -5,7 +5,7 @@
 //! produced are carried out, so the guard knows of a lease before the first resource
 //! of the group starts. Only changes are sent; a renewal is a change.
 
-use crate::config::{Config, ResourceKind};
+use crate::config::{Config, GroupConfig, ResourceKind};
 use crate::core::{GroupId, Node};
 use crate::guard::link::{GuardGone, GuardLink};
 use crate::guard::{Exposure, Record};
@@ -52,38 +52,50 @@ impl GuardReports {
 
     /// What may run of each group, if it differs from what the guard knows: a renewal
     /// as one store in the lease page, any other change as a record.
-    pub fn sync(&mut self, node: &Node, config: &Config) -> Result<(), GuardGone> {
+    /// `previous`: the config before the last reload, whose definitions still run for
+    /// groups that are stopping under it (a removed group, a changed resource).
+    pub fn sync(
+        &mut self,
+        node: &Node,
+        config: &Config,
+        previous: Option<&Config>,
+    ) -> Result<(), GuardGone> {
         let Some(link) = self.link else {
             return Ok(());
         };
-        for group in &config.groups {
+        let defs = definitions(config, previous);
+        for group in group_ids(&defs) {
             let now = Sent {
-                exposure: exposure(node, group.id),
-                needs_stop: group.resources.iter().any(|r| needs_agent_stop(&r.kind)),
+                exposure: exposure(node, group),
+                needs_stop: defs
+                    .iter()
+                    .filter(|d| d.id == group)
+                    .flat_map(|d| &d.resources)
+                    .any(|r| needs_agent_stop(&r.kind)),
             };
-            let before = self.sent.get(&group.id).copied();
+            let before = self.sent.get(&group).copied();
             if before == Some(now) {
                 continue;
             }
-            let slot = self.slot(group.id);
+            let slot = self.slot(group);
             if let Exposure::Leased { until_ns } = now.exposure {
                 // Before the record: the guard must never read an older renewal for a
                 // lease it has just been told of.
                 let page = link.renew(slot, until_ns);
                 if page && before.is_some_and(|b| now.is_renewal_of(&b)) {
-                    self.sent.insert(group.id, now);
+                    self.sent.insert(group, now);
                     continue;
                 }
             } else {
                 link.renew(slot, 0);
             }
             link.send(Record::Group {
-                group: u64::from(group.id.0),
+                group: u64::from(group.0),
                 slot,
                 exposure: now.exposure,
                 needs_stop: now.needs_stop,
             })?;
-            self.sent.insert(group.id, now);
+            self.sent.insert(group, now);
         }
         Ok(())
     }
@@ -93,14 +105,25 @@ impl GuardReports {
         *self.slots.entry(group).or_insert(next)
     }
 
-    /// Registers every address of `config`'s `vip` resources (again after a reload).
-    pub fn register_addresses(&mut self, config: &Config) -> Result<(), GuardGone> {
+    /// Registers every address of the `vip` resources of `config` and of `previous`
+    /// (again after a reload: a changed address may still be up until its group has
+    /// restarted under the new definition).
+    pub fn register_addresses(
+        &mut self,
+        config: &Config,
+        previous: Option<&Config>,
+    ) -> Result<(), GuardGone> {
         let Some(link) = self.link else {
             return Ok(());
         };
-        for group in &config.groups {
+        let defs = definitions(config, previous);
+        for group in group_ids(&defs) {
+            link.send(Record::ClearVips {
+                group: u64::from(group.0),
+            })?;
+        }
+        for group in &defs {
             let id = u64::from(group.id.0);
-            link.send(Record::ClearVips { group: id })?;
             for r in &group.resources {
                 let ResourceKind::Vip {
                     address,
@@ -142,6 +165,23 @@ impl Default for GuardReports {
     fn default() -> Self {
         GuardReports::new()
     }
+}
+
+/// Every group definition the worker may be running.
+fn definitions<'a>(config: &'a Config, previous: Option<&'a Config>) -> Vec<&'a GroupConfig> {
+    let older = previous.map(|p| p.groups.as_slice()).unwrap_or_default();
+    config.groups.iter().chain(older).collect()
+}
+
+/// The groups of `defs`, each once, in order.
+fn group_ids(defs: &[&GroupConfig]) -> Vec<GroupId> {
+    let mut ids: Vec<GroupId> = Vec::with_capacity(defs.len());
+    for d in defs {
+        if !ids.contains(&d.id) {
+            ids.push(d.id);
+        }
+    }
+    ids
 }
 
 /// What the guard must assume of `group` on this node.

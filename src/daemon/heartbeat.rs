@@ -74,7 +74,7 @@ impl<E: Executor> HeartbeatLoop<E> {
         mut shutdown: oneshot::Receiver<()>,
     ) -> Result<(), LoopError> {
         let config = self.config.clone();
-        if let Err(e) = self.guard.register_addresses(&config) {
+        if let Err(e) = self.guard.register_addresses(&config, None) {
             self.lose_guard(e);
         }
         self.step(Input::Tick)?;
@@ -163,8 +163,8 @@ impl<E: Executor> HeartbeatLoop<E> {
     /// Tells the guard what may run from now on, then carries out `actions` in order:
     /// the guard must know of a lease before the first resource of its group starts.
     fn carry_out_all(&mut self, actions: Vec<Action>) -> Result<(), LoopError> {
-        let config = self.config.clone();
-        if let Err(e) = self.guard.sync(&self.node, &config) {
+        let (config, previous) = (self.config.clone(), self.previous.clone());
+        if let Err(e) = self.guard.sync(&self.node, &config, previous.as_deref()) {
             self.lose_guard(e);
         }
         for action in actions {
@@ -583,8 +583,8 @@ impl<E: Executor> HeartbeatLoop<E> {
             Ok(actions) => {
                 self.spec = spec;
                 self.previous = Some(std::mem::replace(&mut self.config, config));
-                let config = self.config.clone();
-                if let Err(e) = self.guard.register_addresses(&config) {
+                let (config, previous) = (self.config.clone(), self.previous.clone());
+                if let Err(e) = self.guard.register_addresses(&config, previous.as_deref()) {
                     self.lose_guard(e);
                 }
                 self.carry_out_all(actions)?;

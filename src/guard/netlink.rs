@@ -73,22 +73,28 @@ pub struct Rtnl {
     seq: u32,
 }
 
+/// A `NETLINK_ROUTE` socket of the calling thread's network namespace (also what the
+/// lab's address watcher listens on).
+pub fn route_socket() -> std::io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 impl Rtnl {
     pub fn open() -> std::io::Result<Rtnl> {
-        // SAFETY: plain socket(2); the result is checked before use.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor we own.
         Ok(Rtnl {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: route_socket()?,
             seq: 0,
         })
     }

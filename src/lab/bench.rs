@@ -838,19 +838,10 @@ impl AddrWatch {
     fn open(ns: &str) -> Result<OwnedFd, BenchError> {
         enter_netns(ns)?;
         // Blocking with a receive timeout, so the stop flag is seen.
-        // SAFETY: plain socket(2).
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(last_os_error("netlink socket"));
-        }
-        // SAFETY: fresh fd.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = crate::guard::netlink::route_socket().map_err(|source| BenchError::Io {
+            context: "netlink socket".into(),
+            source,
+        })?;
         let tv = libc::timeval {
             tv_sec: 0,
             tv_usec: 100_000,
