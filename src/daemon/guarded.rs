@@ -3,7 +3,8 @@
 //!
 //! Called by the heartbeat thread after every input and *before* the actions it
 //! produced are carried out, so the guard knows of a lease before the first resource
-//! of the group starts. Only changes are sent; a renewal is a change.
+//! of the group starts. Only changes are sent: a renewal as one store in the lease
+//! page, anything else as a record.
 
 use crate::config::{Config, GroupConfig, ResourceKind};
 use crate::core::{GroupId, Node};
