@@ -222,3 +222,87 @@ fn usage_errors_exit_2() {
     assert_eq!(tandemctl(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(tandemctl(&["keygen", "--bogus"]).status.code(), Some(2));
 }
+
+/// The (key path, default cell) rows of docs/configuration.md's key tables. A `##`
+/// heading names the section (`list` in it makes entries `section[]`), `` `agents[]`: ``
+/// opens a sub-list of the section, and a bold `` **`vip`** `` a resource kind.
+fn documented_defaults(doc: &str) -> Vec<(String, String)> {
+    let mut section = String::new();
+    let mut prefix = String::new();
+    let mut rows = Vec::new();
+    for line in doc.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            let name = heading.split_whitespace().next().unwrap_or_default();
+            section = if heading.contains("list") {
+                format!("{name}[]")
+            } else {
+                name.to_string()
+            };
+            prefix = section.clone();
+        } else if let Some(sub) = line.strip_prefix('`').and_then(|l| l.strip_suffix("`:")) {
+            prefix = format!("{section}.{sub}");
+        } else if let Some(kind) = line
+            .strip_prefix("**`")
+            .and_then(|l| l.split_once("`**"))
+            .map(|(kind, _)| kind)
+        {
+            prefix = format!("{section}.resources[].{kind}");
+        } else if let Some(row) = line.strip_prefix("| `") {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let key = cells[0].trim_end_matches('`');
+            rows.push((format!("{prefix}.{key}"), cells[1].trim().to_string()));
+        }
+    }
+    rows
+}
+
+/// The same text, or the same duration spelled differently (`90s` and `1m30s`).
+fn same_default(doc: &str, code: &str) -> bool {
+    let duration = |cell: &str| {
+        let inner = cell.strip_prefix('`')?.strip_suffix('`')?;
+        tandem::config::parse_duration(inner).ok()
+    };
+    doc == code || duration(doc).is_some_and(|d| duration(code) == Some(d))
+}
+
+#[test]
+fn the_docs_give_every_default_as_the_code_has_it() {
+    let doc = include_str!("../docs/configuration.md");
+    let documented = documented_defaults(doc);
+    assert!(
+        documented.len() > 60,
+        "the tables were not found: {documented:?}"
+    );
+    let code: Vec<(String, String)> = tandem::config::defaults::documented()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let mut problems = Vec::new();
+    for (key, default) in &code {
+        match documented.iter().find(|(k, _)| k == key) {
+            None => problems.push(format!("{key}: not in docs/configuration.md")),
+            Some((_, d)) if !same_default(d, default) => problems.push(format!(
+                "{key}: the docs say {d:?}, config::defaults says {default:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (key, _) in &documented {
+        if !code.iter().any(|(k, _)| k == key) {
+            problems.push(format!("{key}: documented but not in config::defaults"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_docs_check_sees_a_changed_default() {
+    // The check above must be able to fail: a changed cell is noticed.
+    let doc = include_str!("../docs/configuration.md").replace("| `5405` |", "| `5406` |");
+    let rows = documented_defaults(&doc);
+    assert!(rows.contains(&("heartbeat.port".to_string(), "`5406`".to_string())));
+    let code = tandem::config::defaults::documented();
+    assert!(!code.contains(&("heartbeat.port", "`5406`".to_string())));
+    assert!(same_default("`90s`", "`1m30s`"));
+    assert!(!same_default("`90s`", "`1m`"));
+}

@@ -6,6 +6,7 @@
 //! line, column and key path. The authentication keys named in the file are read and
 //! checked as part of validation, so a config that loads is one the daemon can run.
 
+pub mod defaults;
 mod duration;
 mod error;
 mod key;

@@ -256,14 +256,38 @@ pub struct WatchdogConfig {
 
 impl WatchdogConfig {
     /// sbd's default watchdog timeout.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_TIMEOUT: Duration = super::defaults::WATCHDOG_TIMEOUT;
 }
 
-fn policy_name(p: NoQuorumPolicy) -> &'static str {
+/// The config file's word for each setting, as validation reads it.
+pub(super) fn policy_name(p: NoQuorumPolicy) -> &'static str {
     match p {
         NoQuorumPolicy::Stop => "stop",
         NoQuorumPolicy::Freeze => "freeze",
         NoQuorumPolicy::Ignore => "ignore",
+    }
+}
+
+pub(super) fn fence_policy_name(p: FencePolicy) -> &'static str {
+    match p {
+        FencePolicy::Needed => "needed",
+        FencePolicy::Always => "always",
+    }
+}
+
+pub(super) fn self_fence_name(s: &SelfFence) -> String {
+    match s {
+        SelfFence::Reboot => "reboot".to_string(),
+        SelfFence::Poweroff => "poweroff".to_string(),
+        SelfFence::None => "none".to_string(),
+        SelfFence::Command(p) => p.display().to_string(),
+    }
+}
+
+pub(super) fn on_fail_name(o: OnFail) -> &'static str {
+    match o {
+        OnFail::FenceSelf => "fence",
+        OnFail::Block => "block",
     }
 }
 
@@ -372,7 +396,17 @@ impl Config {
     /// compiler upgrade during a rolling update. Durations are in nanoseconds.
     pub fn canonical(&self) -> String {
         let mut s = String::from("tandem-config-v1\n");
-        let ns = |d: Duration| d.as_nanos();
+        self.canonical_cluster(&mut s);
+        self.canonical_fencing(&mut s);
+        for g in &self.groups {
+            canonical_group(&mut s, g);
+        }
+        self.canonical_extras(&mut s);
+        s
+    }
+
+    /// Cluster, nodes, heartbeat and quorum lines of [`Config::canonical`].
+    fn canonical_cluster(&self, s: &mut String) {
         let c = &self.cluster;
         let _ = writeln!(
             s,
@@ -402,6 +436,9 @@ impl Config {
             q.wait_for_all,
             q.expected_votes
         );
+    }
+
+    fn canonical_fencing(&self, s: &mut String) {
         let f = &self.fencing;
         let _ = writeln!(
             s,
@@ -418,40 +455,10 @@ impl Config {
                 a.name, a.agent, a.params, nodes
             );
         }
-        for g in &self.groups {
-            let nodes: Vec<u16> = g.nodes.iter().map(|n| n.0).collect();
-            let _ = writeln!(
-                s,
-                "group name={:?} prefer={:?} nodes={:?} failback={} failback_delay={} monitor_interval={} migration_threshold={} failure_timeout={} on_fail={:?} notify={:?}",
-                g.name, g.prefer.map(|p| p.0), nodes, g.failback, ns(g.failback_delay),
-                ns(g.monitor_interval), g.migration_threshold, ns(g.failure_timeout),
-                g.on_fail, g.notify
-            );
-            for r in &g.resources {
-                let _ = write!(
-                    s,
-                    "resource name={:?} timeout={:?} ",
-                    r.name,
-                    r.timeout.map(ns)
-                );
-                let _ = match &r.kind {
-                    ResourceKind::Vip { address, prefix, interface, label, garp_count, garp_interval, garp_refresh } => writeln!(
-                        s,
-                        "vip address={address} prefix={prefix} interface={interface:?} label={label:?} garp_count={garp_count} garp_interval={} garp_refresh={:?}",
-                        ns(*garp_interval), garp_refresh.map(ns)
-                    ),
-                    ResourceKind::Exec { start, stop, monitor } => {
-                        writeln!(s, "exec start={start:?} stop={stop:?} monitor={monitor:?}")
-                    }
-                    ResourceKind::Lsb { script } => writeln!(s, "lsb script={script:?}"),
-                    ResourceKind::Ocf { provider, agent_type, params } => writeln!(
-                        s,
-                        "ocf provider={provider:?} type={agent_type:?} params={params:?}"
-                    ),
-                    ResourceKind::Systemd { unit } => writeln!(s, "systemd unit={unit:?}"),
-                };
-            }
-        }
+    }
+
+    /// Checks, metrics, watchdog and notify lines of [`Config::canonical`].
+    fn canonical_extras(&self, s: &mut String) {
         // Written only when present, so configs without checks keep their digest.
         for c in &self.checks {
             let probe = match &c.probe {
@@ -486,7 +493,6 @@ impl Config {
         if !self.notify.is_empty() {
             let _ = writeln!(s, "notify {:?}", self.notify);
         }
-        s
     }
 
     /// fnv1a64 of [`Config::canonical`]: carried in heartbeats to detect config drift.
@@ -533,7 +539,26 @@ impl Config {
     /// A one-screen human summary, printed by `tandemctl config check`.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let d = format_duration;
+        self.summary_cluster(&mut s);
+        self.summary_nodes(&mut s);
+        self.summary_timing_and_quorum(&mut s);
+        self.summary_fencing(&mut s);
+        let _ = writeln!(s, "\ngroups: {}", self.groups.len());
+        for g in &self.groups {
+            self.summary_group(&mut s, g);
+        }
+        self.summary_extras(&mut s);
+        let warnings = self.warnings();
+        if !warnings.is_empty() {
+            let _ = writeln!(s);
+            for w in warnings {
+                let _ = writeln!(s, "warning: {w}");
+            }
+        }
+        s
+    }
+
+    fn summary_cluster(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "{}: OK — cluster {} (id {:016x}), config digest {:016x}",
@@ -551,10 +576,9 @@ impl Config {
                 .as_ref()
                 .map_or(String::new(), |p| format!(" (next: {})", p.display()))
         );
-        let spec_votes: u32 = self
-            .quorum
-            .expected_votes
-            .unwrap_or_else(|| self.nodes.iter().map(|n| n.votes).sum());
+    }
+
+    fn summary_nodes(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "\nnodes: {} on {} link(s)",
@@ -583,10 +607,14 @@ impl Config {
                 if n.fence_delay.is_zero() {
                     String::new()
                 } else {
-                    format!("  fence_delay {}", d(n.fence_delay))
+                    format!("  fence_delay {}", format_duration(n.fence_delay))
                 }
             );
         }
+    }
+
+    fn summary_timing_and_quorum(&self, s: &mut String) {
+        let d = format_duration;
         let h = &self.heartbeat;
         let _ = writeln!(
             s,
@@ -594,6 +622,10 @@ impl Config {
             h.port, d(h.interval), d(h.deadtime), d(h.warntime), d(h.initdead),
             h.max_drift_ppm, d(h.stop_before_lease_end), on_off(h.realtime), on_off(h.mlockall)
         );
+        let spec_votes: u32 = self
+            .quorum
+            .expected_votes
+            .unwrap_or_else(|| self.nodes.iter().map(|n| n.votes).sum());
         let q = &self.quorum;
         let _ = writeln!(
             s,
@@ -604,6 +636,9 @@ impl Config {
             on_off(q.two_node),
             on_off(q.wait_for_all)
         );
+    }
+
+    fn summary_fencing(&self, s: &mut String) {
         let f = &self.fencing;
         if f.agents.is_empty() {
             let _ = writeln!(s, "fencing: off (no agents)");
@@ -611,11 +646,8 @@ impl Config {
             let _ = writeln!(
                 s,
                 "fencing: policy {}, retry every {}",
-                match f.policy {
-                    FencePolicy::Needed => "needed",
-                    FencePolicy::Always => "always",
-                },
-                d(f.retry_interval)
+                fence_policy_name(f.policy),
+                format_duration(f.retry_interval)
             );
             for a in &f.agents {
                 let nodes: Vec<String> = a.nodes.iter().map(|n| self.node_name(*n)).collect();
@@ -628,62 +660,56 @@ impl Config {
                 );
             }
         }
+        let _ = writeln!(s, "self_fence: {}", self_fence_name(&f.self_fence));
+    }
+
+    fn summary_group(&self, s: &mut String, g: &GroupConfig) {
+        let d = format_duration;
+        let nodes: Vec<String> = g.nodes.iter().map(|n| self.node_name(*n)).collect();
         let _ = writeln!(
             s,
-            "self_fence: {}",
-            match &f.self_fence {
-                SelfFence::Reboot => "reboot".to_string(),
-                SelfFence::Poweroff => "poweroff".to_string(),
-                SelfFence::None => "none".to_string(),
-                SelfFence::Command(p) => p.display().to_string(),
-            }
+            "  {}: prefer {}, on {}, failback {}{}, monitor every {}, {} failures before moving, on_fail {}",
+            g.name,
+            g.prefer.map_or("none".to_string(), |p| self.node_name(p)),
+            nodes.join(" "),
+            on_off(g.failback),
+            if g.failback { format!(" after {}", d(g.failback_delay)) } else { String::new() },
+            d(g.monitor_interval),
+            g.migration_threshold,
+            on_fail_name(g.on_fail)
         );
-        let _ = writeln!(s, "\ngroups: {}", self.groups.len());
-        for g in &self.groups {
-            let nodes: Vec<String> = g.nodes.iter().map(|n| self.node_name(*n)).collect();
+        for (i, r) in g.resources.iter().enumerate() {
+            let what = match &r.kind {
+                ResourceKind::Vip {
+                    address,
+                    prefix,
+                    interface,
+                    ..
+                } => format!("{address}/{prefix} on {interface}"),
+                ResourceKind::Exec { start, .. } => start.clone(),
+                ResourceKind::Lsb { script } => script.display().to_string(),
+                ResourceKind::Ocf {
+                    provider,
+                    agent_type,
+                    ..
+                } => format!("ocf:{provider}:{agent_type}"),
+                ResourceKind::Systemd { unit } => unit.clone(),
+            };
             let _ = writeln!(
                 s,
-                "  {}: prefer {}, on {}, failback {}{}, monitor every {}, {} failures before moving, on_fail {}",
-                g.name,
-                g.prefer.map_or("none".to_string(), |p| self.node_name(p)),
-                nodes.join(" "),
-                on_off(g.failback),
-                if g.failback { format!(" after {}", d(g.failback_delay)) } else { String::new() },
-                d(g.monitor_interval),
-                g.migration_threshold,
-                match g.on_fail {
-                    OnFail::FenceSelf => "fence",
-                    OnFail::Block => "block",
-                }
+                "    {}. {:<7} {:<20} {}  (timeout {})",
+                i + 1,
+                r.kind.kind_name(),
+                r.name,
+                what,
+                r.timeout.map_or("from meta-data".to_string(), d)
             );
-            for (i, r) in g.resources.iter().enumerate() {
-                let what = match &r.kind {
-                    ResourceKind::Vip {
-                        address,
-                        prefix,
-                        interface,
-                        ..
-                    } => format!("{address}/{prefix} on {interface}"),
-                    ResourceKind::Exec { start, .. } => start.clone(),
-                    ResourceKind::Lsb { script } => script.display().to_string(),
-                    ResourceKind::Ocf {
-                        provider,
-                        agent_type,
-                        ..
-                    } => format!("ocf:{provider}:{agent_type}"),
-                    ResourceKind::Systemd { unit } => unit.clone(),
-                };
-                let _ = writeln!(
-                    s,
-                    "    {}. {:<7} {:<20} {}  (timeout {})",
-                    i + 1,
-                    r.kind.kind_name(),
-                    r.name,
-                    what,
-                    r.timeout.map_or("from meta-data".to_string(), d)
-                );
-            }
         }
+    }
+
+    /// Checks, metrics, watchdog and notify hooks, each only when configured.
+    fn summary_extras(&self, s: &mut String) {
+        let d = format_duration;
         if !self.checks.is_empty() {
             let _ = writeln!(s, "\nchecks: {}", self.checks.len());
             for c in &self.checks {
@@ -729,13 +755,46 @@ impl Config {
                 .collect();
             let _ = writeln!(s, "\nnotify: {}", hooks.join(", "));
         }
-        let warnings = self.warnings();
-        if !warnings.is_empty() {
-            let _ = writeln!(s);
-            for w in warnings {
-                let _ = writeln!(s, "warning: {w}");
+    }
+}
+
+/// Durations in [`Config::canonical`] are whole nanoseconds.
+fn ns(d: Duration) -> u128 {
+    d.as_nanos()
+}
+
+/// A group and its resources, as lines of [`Config::canonical`].
+fn canonical_group(s: &mut String, g: &GroupConfig) {
+    let nodes: Vec<u16> = g.nodes.iter().map(|n| n.0).collect();
+    let _ = writeln!(
+        s,
+        "group name={:?} prefer={:?} nodes={:?} failback={} failback_delay={} monitor_interval={} migration_threshold={} failure_timeout={} on_fail={:?} notify={:?}",
+        g.name, g.prefer.map(|p| p.0), nodes, g.failback, ns(g.failback_delay),
+        ns(g.monitor_interval), g.migration_threshold, ns(g.failure_timeout),
+        g.on_fail, g.notify
+    );
+    for r in &g.resources {
+        let _ = write!(
+            s,
+            "resource name={:?} timeout={:?} ",
+            r.name,
+            r.timeout.map(ns)
+        );
+        let _ = match &r.kind {
+            ResourceKind::Vip { address, prefix, interface, label, garp_count, garp_interval, garp_refresh } => writeln!(
+                s,
+                "vip address={address} prefix={prefix} interface={interface:?} label={label:?} garp_count={garp_count} garp_interval={} garp_refresh={:?}",
+                ns(*garp_interval), garp_refresh.map(ns)
+            ),
+            ResourceKind::Exec { start, stop, monitor } => {
+                writeln!(s, "exec start={start:?} stop={stop:?} monitor={monitor:?}")
             }
-        }
-        s
+            ResourceKind::Lsb { script } => writeln!(s, "lsb script={script:?}"),
+            ResourceKind::Ocf { provider, agent_type, params } => writeln!(
+                s,
+                "ocf provider={provider:?} type={agent_type:?} params={params:?}"
+            ),
+            ResourceKind::Systemd { unit } => writeln!(s, "systemd unit={unit:?}"),
+        };
     }
 }

@@ -127,78 +127,13 @@ impl Scenario {
     /// The random scenario family that the seeded test sweeps.
     pub fn random(seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a6e_6465_6d5f_7369);
-        let n: usize = rng.random_range(2..=7);
-        let mut nodes: Vec<NodeSpec> = (0..n)
-            .map(|i| NodeSpec {
-                id: NodeId(i as u16 + 1),
-                name: format!("n{}", i + 1),
-                votes: 1,
-                witness: false,
-                priority: rng.random_range(0..3) * 10,
-                fence_delay: Duration::ZERO,
-            })
-            .collect();
-        let mut two_node = false;
-        if n == 2 {
-            if rng.random_bool(0.5) {
-                two_node = true;
-                nodes[0].fence_delay = Duration::from_millis(rng.random_range(0..3) * 500);
-            } else {
-                nodes.push(NodeSpec {
-                    id: NodeId(3),
-                    name: "w3".into(),
-                    votes: 1,
-                    witness: true,
-                    priority: 0,
-                    fence_delay: Duration::ZERO,
-                });
-            }
-        } else if rng.random_bool(0.3) {
-            let w = nodes.len() - 1;
-            nodes[w].witness = true;
-        }
-        let fencing = match rng.random_range(0..10) {
-            0..=2 => FenceMode::Off,
-            3..=6 => FenceMode::WhenNeeded,
-            _ => FenceMode::Always,
-        };
-        let policy = match rng.random_range(0..20) {
-            0..=15 => NoQuorumPolicy::Stop,
-            16..=18 if fencing != FenceMode::Off => NoQuorumPolicy::Freeze,
-            19 => NoQuorumPolicy::Ignore,
-            _ => NoQuorumPolicy::Stop,
-        };
+        let (nodes, two_node) = random_nodes(&mut rng);
+        let (fencing, policy) = random_policies(&mut rng);
         let interval_ms: u64 = rng.random_range(20..=100);
         let ratio: u64 = rng.random_range(4..=10);
         let deadtime = Duration::from_millis(interval_ms * ratio);
         let owners: Vec<NodeId> = nodes.iter().filter(|n| !n.witness).map(|n| n.id).collect();
-        let n_groups = rng.random_range(1..=2);
-        let groups = (0..n_groups)
-            .map(|gi| {
-                let name = format!("g{gi}");
-                let n_res = rng.random_range(1..=3);
-                GroupSpec {
-                    id: GroupId::of_name(&name),
-                    name,
-                    prefer: rng
-                        .random_bool(0.6)
-                        .then(|| owners[rng.random_range(0..owners.len())]),
-                    nodes: None,
-                    failback: rng.random_bool(0.3),
-                    failback_delay: deadtime * 2,
-                    resources: (0..n_res).map(|r| format!("r{r}")).collect(),
-                    resources_revision: 0,
-                    monitor_interval: deadtime,
-                    migration_threshold: rng.random_range(1..=3),
-                    failure_timeout: deadtime * 20,
-                    on_fail: if fencing != FenceMode::Off && rng.random_bool(0.3) {
-                        OnFail::Block
-                    } else {
-                        OnFail::FenceSelf
-                    },
-                }
-            })
-            .collect();
+        let groups = random_groups(&mut rng, &owners, deadtime, fencing);
         let max_drift_ppm = 500;
         let mut spec = ClusterSpec {
             links: rng.random_range(1..=2),
@@ -232,32 +167,7 @@ impl Scenario {
         let drift_ppm = (0..spec.nodes.len())
             .map(|_| rng.random_range(-(max_drift_ppm as i64)..=max_drift_ppm as i64))
             .collect();
-        let mut faults = Faults {
-            mean_gap: deadtime * rng.random_range(1..=4),
-            crash: true,
-            vm_pause: rng.random_bool(0.5),
-            daemon_pause: fence_always && rng.random_bool(0.5),
-            daemon_crash: false,
-            hang: false,
-            partition: true,
-            link_cut: true,
-            loss: if rng.random_bool(0.3) {
-                rng.random_range(0.0..0.3)
-            } else {
-                0.0
-            },
-            duplicate: 0.02,
-            delay_spike: 0.02,
-            op_fail: if rng.random_bool(0.3) { 0.05 } else { 0.0 },
-            op_hang: if rng.random_bool(0.2) { 0.03 } else { 0.0 },
-            slow_stop: if rng.random_bool(0.3) { 0.1 } else { 0.0 },
-            monitor_fail: if rng.random_bool(0.3) { 0.1 } else { 0.0 },
-            fence_fail: if rng.random_bool(0.3) { 0.3 } else { 0.0 },
-            fence_hang: if rng.random_bool(0.2) { 0.1 } else { 0.0 },
-            disk_loss: 0.05,
-            admin: rng.random_bool(0.3),
-            unkillable: 0.0,
-        };
+        let mut faults = random_faults(&mut rng, deadtime, fence_always);
         let chaos = deadtime * 15;
         let mut script = rolling_reload(&mut rng, &spec, chaos);
         guard_faults(&mut rng, &mut faults, fence_always);
@@ -273,6 +183,122 @@ impl Scenario {
             script,
             spec,
         }
+    }
+}
+
+/// 2 to 7 nodes; with two, either `two_node` or a witness; otherwise maybe a witness.
+fn random_nodes(rng: &mut ChaCha8Rng) -> (Vec<NodeSpec>, bool) {
+    let n: usize = rng.random_range(2..=7);
+    let mut nodes: Vec<NodeSpec> = (0..n)
+        .map(|i| NodeSpec {
+            id: NodeId(i as u16 + 1),
+            name: format!("n{}", i + 1),
+            votes: 1,
+            witness: false,
+            priority: rng.random_range(0..3) * 10,
+            fence_delay: Duration::ZERO,
+        })
+        .collect();
+    let mut two_node = false;
+    if n == 2 {
+        if rng.random_bool(0.5) {
+            two_node = true;
+            nodes[0].fence_delay = Duration::from_millis(rng.random_range(0..3) * 500);
+        } else {
+            nodes.push(NodeSpec {
+                id: NodeId(3),
+                name: "w3".into(),
+                votes: 1,
+                witness: true,
+                priority: 0,
+                fence_delay: Duration::ZERO,
+            });
+        }
+    } else if rng.random_bool(0.3) {
+        let w = nodes.len() - 1;
+        nodes[w].witness = true;
+    }
+    (nodes, two_node)
+}
+
+fn random_policies(rng: &mut ChaCha8Rng) -> (FenceMode, NoQuorumPolicy) {
+    let fencing = match rng.random_range(0..10) {
+        0..=2 => FenceMode::Off,
+        3..=6 => FenceMode::WhenNeeded,
+        _ => FenceMode::Always,
+    };
+    let policy = match rng.random_range(0..20) {
+        0..=15 => NoQuorumPolicy::Stop,
+        16..=18 if fencing != FenceMode::Off => NoQuorumPolicy::Freeze,
+        19 => NoQuorumPolicy::Ignore,
+        _ => NoQuorumPolicy::Stop,
+    };
+    (fencing, policy)
+}
+
+/// One or two groups of one to three resources, timed in multiples of the deadtime.
+fn random_groups(
+    rng: &mut ChaCha8Rng,
+    owners: &[NodeId],
+    deadtime: Duration,
+    fencing: FenceMode,
+) -> Vec<GroupSpec> {
+    let n_groups = rng.random_range(1..=2);
+    (0..n_groups)
+        .map(|gi| {
+            let name = format!("g{gi}");
+            let n_res = rng.random_range(1..=3);
+            GroupSpec {
+                id: GroupId::of_name(&name),
+                name,
+                prefer: rng
+                    .random_bool(0.6)
+                    .then(|| owners[rng.random_range(0..owners.len())]),
+                nodes: None,
+                failback: rng.random_bool(0.3),
+                failback_delay: deadtime * 2,
+                resources: (0..n_res).map(|r| format!("r{r}")).collect(),
+                resources_revision: 0,
+                monitor_interval: deadtime,
+                migration_threshold: rng.random_range(1..=3),
+                failure_timeout: deadtime * 20,
+                on_fail: if fencing != FenceMode::Off && rng.random_bool(0.3) {
+                    OnFail::Block
+                } else {
+                    OnFail::FenceSelf
+                },
+            }
+        })
+        .collect()
+}
+
+/// The random faults' rates (the lease guard's faults are drawn later, see below).
+fn random_faults(rng: &mut ChaCha8Rng, deadtime: Duration, fence_always: bool) -> Faults {
+    Faults {
+        mean_gap: deadtime * rng.random_range(1..=4),
+        crash: true,
+        vm_pause: rng.random_bool(0.5),
+        daemon_pause: fence_always && rng.random_bool(0.5),
+        daemon_crash: false,
+        hang: false,
+        partition: true,
+        link_cut: true,
+        loss: if rng.random_bool(0.3) {
+            rng.random_range(0.0..0.3)
+        } else {
+            0.0
+        },
+        duplicate: 0.02,
+        delay_spike: 0.02,
+        op_fail: if rng.random_bool(0.3) { 0.05 } else { 0.0 },
+        op_hang: if rng.random_bool(0.2) { 0.03 } else { 0.0 },
+        slow_stop: if rng.random_bool(0.3) { 0.1 } else { 0.0 },
+        monitor_fail: if rng.random_bool(0.3) { 0.1 } else { 0.0 },
+        fence_fail: if rng.random_bool(0.3) { 0.3 } else { 0.0 },
+        fence_hang: if rng.random_bool(0.2) { 0.1 } else { 0.0 },
+        disk_loss: 0.05,
+        admin: rng.random_bool(0.3),
+        unkillable: 0.0,
     }
 }
 
