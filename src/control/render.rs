@@ -300,4 +300,73 @@ mod tests {
             assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
         }
     }
+
+    /// `tandemctl status` byte for byte, in three shapes (group in maintenance, whole
+    /// cluster in maintenance without groups, plain group without owner). The event
+    /// time is local, so it is spliced in.
+    #[test]
+    fn status_text_is_byte_identical_to_the_golden_text() {
+        let clock = clock_time(1_700_000_000_123);
+        let mut r = report();
+        assert_eq!(status_text(&r), GOLDEN_A.replace("{clock}", &clock));
+        let mut plain = r.clone();
+        plain.view.groups[0].maintenance = false;
+        plain.view.groups[0].owner = None;
+        assert_eq!(status_text(&plain), GOLDEN_C.replace("{clock}", &clock));
+        r.view.maintenance = true;
+        r.view.quorate = false;
+        r.view.groups.clear();
+        r.drops.clear();
+        r.recent_events.clear();
+        r.view.nodes[1].witness = true;
+        r.view.nodes[1].links[0].rtt_ms = None;
+        r.view.nodes[1].links[1].last_heard_ms = Some(125_000);
+        assert_eq!(status_text(&r), GOLDEN_B);
+    }
+
+    const GOLDEN_A: &str = r#"cluster prod   answered by alpha   config 00000000deadbeef
+*** MAINTENANCE of group(s) web: not started, stopped or monitored ***
+quorum: 2 of 3 votes present, 2 needed: quorate
+
+NODE             STATE    LINKS
+alpha *          online   (this node)
+a-node-with-a-v… online   L0 up rtt 0.41ms 83ms ago  L1 down rtt 0.41ms 83ms ago
+
+GROUP                OWNER          TERM STATE      REASON
+web                  alpha             7 MAINT      [maintenance, running] preferred node preferred…
+  db                 failed     fails 2   last failure: exit code 1 exit code 1 exit code 1 exit co…
+
+dropped datagrams: auth_failed 3
+
+last events:
+{clock} became-owner    alpha web term 7       took over took over took over took over took ov…
+"#;
+
+    const GOLDEN_B: &str = r#"cluster prod   answered by alpha   config 00000000deadbeef
+*** MAINTENANCE: tandem starts, stops and monitors NOTHING (tandemctl maintenance off) ***
+quorum: 2 of 3 votes present, 2 needed: NOT QUORATE
+
+NODE             STATE    LINKS
+alpha *          online   (this node)
+a-node-with-a-v… online   L0 up 83ms ago  L1 down rtt 0.41ms 2m ago
+
+no resource groups
+"#;
+
+    const GOLDEN_C: &str = r#"cluster prod   answered by alpha   config 00000000deadbeef
+quorum: 2 of 3 votes present, 2 needed: quorate
+
+NODE             STATE    LINKS
+alpha *          online   (this node)
+a-node-with-a-v… online   L0 up rtt 0.41ms 83ms ago  L1 down rtt 0.41ms 83ms ago
+
+GROUP                OWNER          TERM STATE      REASON
+web                  -                 7 running    preferred node preferred node preferred node pr…
+  db                 failed     fails 2   last failure: exit code 1 exit code 1 exit code 1 exit co…
+
+dropped datagrams: auth_failed 3
+
+last events:
+{clock} became-owner    alpha web term 7       took over took over took over took over took ov…
+"#;
 }

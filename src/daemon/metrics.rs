@@ -425,8 +425,7 @@ mod tests {
         assert_eq!(route(b"\xff\xfe"), Route::BadRequest);
     }
 
-    #[test]
-    fn render_exports_peers_groups_and_ops() {
+    fn fixture() -> (StatusReport, EventTotals, Metrics) {
         let status = StatusReport {
             cluster: "c".into(),
             drops: [("auth_failed".to_string(), 2)].into_iter().collect(),
@@ -452,6 +451,32 @@ mod tests {
                         }],
                         ..Default::default()
                     },
+                    NodeStatus {
+                        name: "w".into(),
+                        state: "standby".into(),
+                        witness: true,
+                        links: vec![
+                            LinkStatus {
+                                index: 0,
+                                state: "down".into(),
+                                ..Default::default()
+                            },
+                            LinkStatus {
+                                index: 1,
+                                state: "up".into(),
+                                rtt_ms: Some(1.5),
+                                phi: Some(2.5),
+                                ..Default::default()
+                            },
+                            LinkStatus {
+                                index: 2,
+                                state: "up".into(),
+                                phi: Some(1.25),
+                                ..Default::default()
+                            },
+                        ],
+                        ..Default::default()
+                    },
                 ],
                 groups: vec![GroupStatus {
                     name: "www".into(),
@@ -470,6 +495,13 @@ mod tests {
         let m = Metrics::default();
         m.record_op("www", "vip", "start", 0.25, true);
         m.record_op("www", "vip", "start", 0.5, false);
+        m.record_op("www", "db\\x", "monitor", 0.125, true);
+        (status, totals, m)
+    }
+
+    #[test]
+    fn render_exports_peers_groups_and_ops() {
+        let (status, totals, m) = fixture();
         let text = render(&status, &totals, &m);
         for line in [
             "tandem_peer_rtt_seconds{node=\"b\\\"x\",link=\"1\"} 0.002",
@@ -490,4 +522,64 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }
     }
+
+    /// The whole exposition text, byte for byte: scrapers and dashboards key on it.
+    #[test]
+    fn render_is_byte_identical_to_the_golden_text() {
+        let (status, totals, m) = fixture();
+        assert_eq!(render(&status, &totals, &m), GOLDEN);
+    }
+
+    const GOLDEN: &str = r#"# HELP tandem_peer_rtt_seconds Round-trip time to a peer on one link.
+# TYPE tandem_peer_rtt_seconds gauge
+tandem_peer_rtt_seconds{node="b\"x",link="1"} 0.002
+tandem_peer_rtt_seconds{node="w",link="1"} 0.0015
+# HELP tandem_peer_link_up 1 if the link to a peer is up.
+# TYPE tandem_peer_link_up gauge
+tandem_peer_link_up{node="b\"x",link="1"} 1
+tandem_peer_link_up{node="w",link="0"} 0
+tandem_peer_link_up{node="w",link="1"} 1
+tandem_peer_link_up{node="w",link="2"} 1
+# HELP tandem_peer_phi Suspicion level of a peer (phi accrual, lowest over its links).
+# TYPE tandem_peer_phi gauge
+tandem_peer_phi{node="b\"x"} 0.5
+tandem_peer_phi{node="w"} 1.25
+# HELP tandem_node_up 1 if the node is a live member of the cluster.
+# TYPE tandem_node_up gauge
+tandem_node_up{node="a"} 1
+tandem_node_up{node="b\"x"} 0
+tandem_node_up{node="w"} 1
+# HELP tandem_packets_dropped_total Heartbeat datagrams dropped, by reason.
+# TYPE tandem_packets_dropped_total counter
+tandem_packets_dropped_total{reason="auth_failed"} 2
+# HELP tandem_quorate 1 if this node's partition has quorum.
+# TYPE tandem_quorate gauge
+tandem_quorate 1
+# HELP tandem_maintenance 1 if the whole cluster is in maintenance.
+# TYPE tandem_maintenance gauge
+tandem_maintenance 0
+# HELP tandem_group_owner 1 for the node that owns the group, 0 for the others.
+# TYPE tandem_group_owner gauge
+tandem_group_owner{group="www",node="a"} 1
+tandem_group_owner{group="www",node="b\"x"} 0
+# HELP tandem_group_term The group's ownership term.
+# TYPE tandem_group_term gauge
+tandem_group_term{group="www"} 4
+# HELP tandem_failovers_total Times this node became the owner of the group.
+# TYPE tandem_failovers_total counter
+tandem_failovers_total{group="www"} 3
+# HELP tandem_fence_attempts_total Fence requests made by this node.
+# TYPE tandem_fence_attempts_total counter
+tandem_fence_attempts_total 1
+# HELP tandem_agent_op_duration_seconds Time spent in agent operations, by group, resource and operation.
+# TYPE tandem_agent_op_duration_seconds summary
+tandem_agent_op_duration_seconds_sum{group="www",resource="db\\x",op="monitor"} 0.125
+tandem_agent_op_duration_seconds_count{group="www",resource="db\\x",op="monitor"} 1
+tandem_agent_op_duration_seconds_sum{group="www",resource="vip",op="start"} 0.75
+tandem_agent_op_duration_seconds_count{group="www",resource="vip",op="start"} 2
+# HELP tandem_agent_op_failures_total Agent operations that failed or timed out.
+# TYPE tandem_agent_op_failures_total counter
+tandem_agent_op_failures_total{group="www",resource="db\\x",op="monitor"} 0
+tandem_agent_op_failures_total{group="www",resource="vip",op="start"} 1
+"#;
 }
