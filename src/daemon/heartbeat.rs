@@ -8,12 +8,12 @@
 //! it is), and every returned action is carried out, in order, before the next input.
 
 use super::clock;
+use super::control::{ControlCall, EventFeed};
 use super::events::{self, EventRing};
 use super::executor::{Executor, Work};
 use super::inbound::Inbound;
 use super::state::StateDir;
 use crate::config::{Config, ResourceConfig, ResourceKind};
-use crate::control::server::{ControlCall, EventFeed};
 use crate::control::{Command, Response, StatusReport};
 use crate::core::{
     Action, AdminCommand, EventKind, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind,

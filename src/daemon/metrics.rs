@@ -6,8 +6,8 @@
 //! core); agent operation counters live in [`Metrics`], which the executor updates from
 //! its own threads.
 
+use super::control::{ControlCall, ANSWER_TIMEOUT};
 use super::events::EventTotals;
-use crate::control::server::{ControlCall, ANSWER_TIMEOUT};
 use crate::control::StatusReport;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
