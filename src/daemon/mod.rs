@@ -5,6 +5,7 @@
 //! ([`executor`]); the main thread runs the control socket and signal handling. They
 //! talk only through channels, so no slow script or client can delay a heartbeat.
 
+mod admin;
 pub mod clock;
 pub mod control;
 pub mod emergency;
