@@ -2,7 +2,7 @@
 //! be tested against fixed reports). Everything fits in 100 columns.
 
 use super::{EventRecord, StatusReport};
-use crate::core::status::LinkStatus;
+use crate::core::status::{GroupStatus, LinkStatus, NodeStatus};
 use std::fmt::Write as _;
 
 /// Total width the tables are laid out for.
@@ -54,8 +54,20 @@ fn clip(s: &str, width: usize) -> String {
 
 /// The report as `tandemctl status` prints it.
 pub fn status_text(r: &StatusReport) -> String {
-    let v = &r.view;
     let mut out = String::new();
+    write_headline(&mut out, r);
+    out.push('\n');
+    write_nodes(&mut out, &r.view.nodes);
+    out.push('\n');
+    write_groups(&mut out, &r.view.groups);
+    write_drops(&mut out, r);
+    write_recent_events(&mut out, &r.recent_events);
+    out
+}
+
+/// Cluster, answering node and config; maintenance banners; quorum.
+fn write_headline(out: &mut String, r: &StatusReport) {
+    let v = &r.view;
     let _ = writeln!(
         out,
         "cluster {}   answered by {}   config {}",
@@ -88,9 +100,12 @@ pub fn status_text(r: &StatusReport) -> String {
         v.quorum_votes,
         if v.quorate { "quorate" } else { "NOT QUORATE" },
     );
-    out.push('\n');
+}
+
+/// The node table: name (marked local or witness), state, links.
+fn write_nodes(out: &mut String, nodes: &[NodeStatus]) {
     let _ = writeln!(out, "{:<16} {:<8} LINKS", "NODE", "STATE");
-    for n in &v.nodes {
+    for n in nodes {
         let mut name = n.name.clone();
         if n.local {
             name.push_str(" *");
@@ -106,49 +121,56 @@ pub fn status_text(r: &StatusReport) -> String {
         let line = format!("{:<16} {:<8} {}", clip(&name, 16), clip(&n.state, 8), links);
         let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
     }
-    out.push('\n');
-    if v.groups.is_empty() {
+}
+
+/// The group table, each group followed by its resources.
+fn write_groups(out: &mut String, groups: &[GroupStatus]) {
+    if groups.is_empty() {
         out.push_str("no resource groups\n");
-    } else {
-        let _ = writeln!(
-            out,
-            "{:<20} {:<12} {:>6} {:<10} REASON",
-            "GROUP", "OWNER", "TERM", "STATE"
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:<12} {:>6} {:<10} REASON",
+        "GROUP", "OWNER", "TERM", "STATE"
+    );
+    for g in groups {
+        // Maintenance must be impossible to miss: it takes the whole STATE column,
+        // and the state it froze moves into the reason.
+        let (state, reason) = if g.maintenance {
+            (
+                "MAINT".to_string(),
+                format!("[maintenance, {}] {}", g.state, g.reason),
+            )
+        } else {
+            (g.state.clone(), g.reason.clone())
+        };
+        let line = format!(
+            "{:<20} {:<12} {:>6} {:<10} {}",
+            clip(&g.name, 20),
+            clip(g.owner.as_deref().unwrap_or("-"), 12),
+            g.term,
+            clip(&state, 10),
+            reason
         );
-        for g in &v.groups {
-            // Maintenance must be impossible to miss: it takes the whole STATE column,
-            // and the state it froze moves into the reason.
-            let (state, reason) = if g.maintenance {
-                (
-                    "MAINT".to_string(),
-                    format!("[maintenance, {}] {}", g.state, g.reason),
-                )
-            } else {
-                (g.state.clone(), g.reason.clone())
-            };
-            let line = format!(
-                "{:<20} {:<12} {:>6} {:<10} {}",
-                clip(&g.name, 20),
-                clip(g.owner.as_deref().unwrap_or("-"), 12),
-                g.term,
-                clip(&state, 10),
-                reason
+        let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
+        for r in &g.resources {
+            let mut line = format!(
+                "  {:<18} {:<10} fails {}",
+                clip(&r.name, 18),
+                clip(&r.state, 10),
+                r.fail_count
             );
-            let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
-            for r in &g.resources {
-                let mut line = format!(
-                    "  {:<18} {:<10} fails {}",
-                    clip(&r.name, 18),
-                    clip(&r.state, 10),
-                    r.fail_count
-                );
-                if let Some(f) = &r.last_failure {
-                    let _ = write!(line, "   last failure: {f}");
-                }
-                let _ = writeln!(out, "{}", clip(&line, WIDTH));
+            if let Some(f) = &r.last_failure {
+                let _ = write!(line, "   last failure: {f}");
             }
+            let _ = writeln!(out, "{}", clip(&line, WIDTH));
         }
     }
+}
+
+/// The non-zero drop counters, if any.
+fn write_drops(out: &mut String, r: &StatusReport) {
     let drops: Vec<String> = r
         .drops
         .iter()
@@ -160,13 +182,15 @@ pub fn status_text(r: &StatusReport) -> String {
         let line = format!("dropped datagrams: {}", drops.join(", "));
         let _ = writeln!(out, "{}", clip(&line, WIDTH));
     }
-    if !r.recent_events.is_empty() {
+}
+
+fn write_recent_events(out: &mut String, events: &[EventRecord]) {
+    if !events.is_empty() {
         out.push_str("\nlast events:\n");
-        for e in &r.recent_events {
+        for e in events {
             let _ = writeln!(out, "{}", event_line(e));
         }
     }
-    out
 }
 
 /// `HH:MM:SS.mmm` in local time (the date is left out: events are recent).
@@ -212,7 +236,7 @@ pub fn event_line(e: &EventRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::status::{ClusterStatus, GroupStatus, NodeStatus};
+    use crate::core::status::ClusterStatus;
 
     fn report() -> StatusReport {
         let link = |index, state: &str| LinkStatus {

@@ -9,6 +9,7 @@
 use super::control::{ControlCall, ANSWER_TIMEOUT};
 use super::events::EventTotals;
 use crate::control::StatusReport;
+use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -77,55 +78,55 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One sample line: `name{labels} value`, or `name value` without labels.
+fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {value}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
 fn bool_value(b: bool) -> u8 {
     u8::from(b)
 }
 
 /// The exposition text for one scrape.
 pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) -> String {
-    let v = &status.view;
     let mut out = String::new();
-    let peers: Vec<_> = v.nodes.iter().filter(|n| !n.local).collect();
+    render_peers(&mut out, &status.view);
+    render_membership(&mut out, status);
+    render_groups(&mut out, &status.view, totals);
+    render_ops(&mut out, &metrics.ops());
+    out
+}
 
-    header(
-        &mut out,
-        "tandem_peer_rtt_seconds",
-        "gauge",
-        "Round-trip time to a peer on one link.",
-    );
+/// Per peer and link: round trip, link state, suspicion.
+fn render_peers(out: &mut String, v: &ClusterStatus) {
+    let peers: Vec<_> = v.nodes.iter().filter(|n| !n.local).collect();
+    let link_labels = |n: &NodeStatus, l: &LinkStatus| {
+        format!("node=\"{}\",link=\"{}\"", label(&n.name), l.index)
+    };
+    let name = "tandem_peer_rtt_seconds";
+    header(out, name, "gauge", "Round-trip time to a peer on one link.");
     for n in &peers {
         for l in &n.links {
             if let Some(rtt) = l.rtt_ms {
-                let _ = writeln!(
-                    out,
-                    "tandem_peer_rtt_seconds{{node=\"{}\",link=\"{}\"}} {}",
-                    label(&n.name),
-                    l.index,
-                    rtt / 1000.0
-                );
+                sample(out, name, &link_labels(n, l), rtt / 1000.0);
             }
         }
     }
-    header(
-        &mut out,
-        "tandem_peer_link_up",
-        "gauge",
-        "1 if the link to a peer is up.",
-    );
+    let name = "tandem_peer_link_up";
+    header(out, name, "gauge", "1 if the link to a peer is up.");
     for n in &peers {
         for l in &n.links {
-            let _ = writeln!(
-                out,
-                "tandem_peer_link_up{{node=\"{}\",link=\"{}\"}} {}",
-                label(&n.name),
-                l.index,
-                bool_value(l.state == "up")
-            );
+            sample(out, name, &link_labels(n, l), bool_value(l.state == "up"));
         }
     }
+    let name = "tandem_peer_phi";
     header(
-        &mut out,
-        "tandem_peer_phi",
+        out,
+        name,
         "gauge",
         "Suspicion level of a peer (phi accrual, lowest over its links).",
     );
@@ -136,107 +137,94 @@ pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) ->
             .filter_map(|l| l.phi)
             .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.min(p))));
         if let Some(phi) = phi {
-            let _ = writeln!(out, "tandem_peer_phi{{node=\"{}\"}} {phi}", label(&n.name));
+            sample(out, name, &format!("node=\"{}\"", label(&n.name)), phi);
         }
     }
+}
+
+/// The cluster as a whole: live members, dropped datagrams, quorum, maintenance.
+fn render_membership(out: &mut String, status: &StatusReport) {
+    let v = &status.view;
+    let name = "tandem_node_up";
     header(
-        &mut out,
-        "tandem_node_up",
+        out,
+        name,
         "gauge",
         "1 if the node is a live member of the cluster.",
     );
     for n in &v.nodes {
         let up = matches!(n.state.as_str(), "online" | "standby");
-        let _ = writeln!(
+        sample(
             out,
-            "tandem_node_up{{node=\"{}\"}} {}",
-            label(&n.name),
-            bool_value(up)
+            name,
+            &format!("node=\"{}\"", label(&n.name)),
+            bool_value(up),
         );
     }
+    let name = "tandem_packets_dropped_total";
     header(
-        &mut out,
-        "tandem_packets_dropped_total",
+        out,
+        name,
         "counter",
         "Heartbeat datagrams dropped, by reason.",
     );
     for (reason, n) in &status.drops {
-        let _ = writeln!(
-            out,
-            "tandem_packets_dropped_total{{reason=\"{}\"}} {n}",
-            label(reason)
-        );
+        sample(out, name, &format!("reason=\"{}\"", label(reason)), n);
     }
+    let name = "tandem_quorate";
+    header(out, name, "gauge", "1 if this node's partition has quorum.");
+    sample(out, name, "", bool_value(v.quorate));
+    let name = "tandem_maintenance";
     header(
-        &mut out,
-        "tandem_quorate",
-        "gauge",
-        "1 if this node's partition has quorum.",
-    );
-    let _ = writeln!(out, "tandem_quorate {}", bool_value(v.quorate));
-    header(
-        &mut out,
-        "tandem_maintenance",
+        out,
+        name,
         "gauge",
         "1 if the whole cluster is in maintenance.",
     );
-    let _ = writeln!(out, "tandem_maintenance {}", bool_value(v.maintenance));
+    sample(out, name, "", bool_value(v.maintenance));
+}
+
+/// Per group: who owns it, its term, how often it came here; and fence requests.
+fn render_groups(out: &mut String, v: &ClusterStatus, totals: &EventTotals) {
+    let group_labels = |g: &GroupStatus| format!("group=\"{}\"", label(&g.name));
+    let name = "tandem_group_owner";
     header(
-        &mut out,
-        "tandem_group_owner",
+        out,
+        name,
         "gauge",
         "1 for the node that owns the group, 0 for the others.",
     );
     for g in &v.groups {
         for n in v.nodes.iter().filter(|n| !n.witness) {
             let owns = g.owner.as_deref() == Some(n.name.as_str());
-            let _ = writeln!(
-                out,
-                "tandem_group_owner{{group=\"{}\",node=\"{}\"}} {}",
-                label(&g.name),
-                label(&n.name),
-                bool_value(owns)
-            );
+            let labels = format!("{},node=\"{}\"", group_labels(g), label(&n.name));
+            sample(out, name, &labels, bool_value(owns));
         }
     }
-    header(
-        &mut out,
-        "tandem_group_term",
-        "gauge",
-        "The group's ownership term.",
-    );
+    let name = "tandem_group_term";
+    header(out, name, "gauge", "The group's ownership term.");
     for g in &v.groups {
-        let _ = writeln!(
-            out,
-            "tandem_group_term{{group=\"{}\"}} {}",
-            label(&g.name),
-            g.term
-        );
+        sample(out, name, &group_labels(g), g.term);
     }
+    let name = "tandem_failovers_total";
     header(
-        &mut out,
-        "tandem_failovers_total",
+        out,
+        name,
         "counter",
         "Times this node became the owner of the group.",
     );
     for g in &v.groups {
         let n = totals.failovers.get(&g.name).copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "tandem_failovers_total{{group=\"{}\"}} {n}",
-            label(&g.name)
-        );
+        sample(out, name, &group_labels(g), n);
     }
-    header(
-        &mut out,
-        "tandem_fence_attempts_total",
-        "counter",
-        "Fence requests made by this node.",
-    );
-    let _ = writeln!(out, "tandem_fence_attempts_total {}", totals.fence_attempts);
+    let name = "tandem_fence_attempts_total";
+    header(out, name, "counter", "Fence requests made by this node.");
+    sample(out, name, "", totals.fence_attempts);
+}
 
-    let ops = metrics.ops();
-    let op_labels = |g: &str, r: &str, k: &str| {
+/// Agent operations by group, resource and kind: time spent, count, failures.
+fn render_ops(out: &mut String, ops: &BTreeMap<(String, String, String), OpStats>) {
+    let op_labels = |(g, r, k): &(String, String, String)| {
         format!(
             "group=\"{}\",resource=\"{}\",op=\"{}\"",
             label(g),
@@ -244,40 +232,28 @@ pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) ->
             label(k)
         )
     };
+    let name = "tandem_agent_op_duration_seconds";
     header(
-        &mut out,
-        "tandem_agent_op_duration_seconds",
+        out,
+        name,
         "summary",
         "Time spent in agent operations, by group, resource and operation.",
     );
-    for ((g, r, k), s) in &ops {
-        let labels = op_labels(g, r, k);
-        let _ = writeln!(
-            out,
-            "tandem_agent_op_duration_seconds_sum{{{labels}}} {}",
-            s.seconds
-        );
-        let _ = writeln!(
-            out,
-            "tandem_agent_op_duration_seconds_count{{{labels}}} {}",
-            s.count
-        );
+    for (key, s) in ops {
+        let labels = op_labels(key);
+        sample(out, &format!("{name}_sum"), &labels, s.seconds);
+        sample(out, &format!("{name}_count"), &labels, s.count);
     }
+    let name = "tandem_agent_op_failures_total";
     header(
-        &mut out,
-        "tandem_agent_op_failures_total",
+        out,
+        name,
         "counter",
         "Agent operations that failed or timed out.",
     );
-    for ((g, r, k), s) in &ops {
-        let labels = op_labels(g, r, k);
-        let _ = writeln!(
-            out,
-            "tandem_agent_op_failures_total{{{labels}}} {}",
-            s.failures
-        );
+    for (key, s) in ops {
+        sample(out, name, &op_labels(key), s.failures);
     }
-    out
 }
 
 /// Serves scrapes until the task is dropped.
@@ -408,7 +384,6 @@ async fn scrape(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
 
     #[test]
     fn routes_only_get_metrics() {
