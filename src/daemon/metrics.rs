@@ -6,7 +6,7 @@
 //! core); agent operation counters live in [`Metrics`], which the executor updates from
 //! its own threads.
 
-use super::control::{ControlCall, ANSWER_TIMEOUT};
+use super::control::{Backend, ControlCall};
 use super::events::EventTotals;
 use crate::control::StatusReport;
 use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
 /// Scrapes served at once; more wait in the backlog.
 pub const MAX_SCRAPES: usize = 4;
@@ -348,16 +348,10 @@ async fn scrape(
     let head_only = head.starts_with(b"HEAD ");
     let (code, body) = match route(&head) {
         Route::Metrics => {
-            let (reply, answer) = oneshot::channel();
-            let snapshot = if calls.send(ControlCall::Metrics { reply }).await.is_ok() {
-                tokio::time::timeout(ANSWER_TIMEOUT, answer)
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            } else {
-                None
-            };
-            match snapshot {
+            let snapshot = Backend::new(calls.clone())
+                .ask(|reply| ControlCall::Metrics { reply })
+                .await;
+            match snapshot.ok() {
                 Some((status, totals)) => ("200 OK", render(&status, &totals, metrics)),
                 None => (
                     "503 Service Unavailable",
