@@ -6,7 +6,7 @@
 //! core); agent operation counters live in [`Metrics`], which the executor updates from
 //! its own threads.
 
-use super::control::{Backend, ControlCall};
+use super::control::{accept_next, Backend, ControlCall};
 use super::events::EventTotals;
 use crate::control::StatusReport;
 use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
@@ -259,18 +259,8 @@ fn render_ops(out: &mut String, ops: &BTreeMap<(String, String, String), OpStats
 /// Serves scrapes until the task is dropped.
 pub async fn serve(listener: TcpListener, calls: mpsc::Sender<ControlCall>, metrics: Arc<Metrics>) {
     let slots = Arc::new(Semaphore::new(MAX_SCRAPES));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("metrics: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let accept = || listener.accept();
+    while let Some((permit, (stream, peer))) = accept_next(&slots, "metrics", accept).await {
         let calls = calls.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
-use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// How long a connection waits for the core to answer one command.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -152,18 +152,8 @@ pub fn bind(path: &Path, policy: &AccessPolicy) -> Result<UnixListener, ServerEr
 /// Accepts connections until the task is dropped.
 pub async fn serve(listener: UnixListener, policy: Arc<AccessPolicy>, backend: Backend) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("control socket: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let accept = || listener.accept();
+    while let Some((permit, (stream, _))) = accept_next(&slots, "control socket", accept).await {
         let access = match stream.peer_cred() {
             Ok(c) => policy.access(&Peer {
                 uid: c.uid(),
@@ -182,6 +172,29 @@ pub async fn serve(listener: UnixListener, policy: Arc<AccessPolicy>, backend: B
             }
             drop(permit);
         });
+    }
+}
+
+/// Waits for a free slot among `slots`, then for the next connection: a failed accept
+/// (out of descriptors, say) is logged and tried again after a pause. `None` once the
+/// slots are closed. Shared by the control socket and the metrics endpoint.
+pub(super) async fn accept_next<C, F>(
+    slots: &Arc<Semaphore>,
+    what: &str,
+    accept: impl Fn() -> F,
+) -> Option<(OwnedSemaphorePermit, C)>
+where
+    F: std::future::Future<Output = io::Result<C>>,
+{
+    let permit = slots.clone().acquire_owned().await.ok()?;
+    loop {
+        match accept().await {
+            Ok(connection) => return Some((permit, connection)),
+            Err(e) => {
+                tracing::warn!("{what}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 
