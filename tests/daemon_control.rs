@@ -4,11 +4,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tandem::control::client::{self, ClientError};
-use tandem::control::server::{
-    self, authorize, Access, AccessPolicy, Backend, ControlCall, LineRead, Peer, ServerError,
-};
 use tandem::control::{
     parse_request, Command, Request, RequestError, Response, StatusReport, MAX_REQUEST_LINE,
+};
+use tandem::daemon::control::{
+    self as control, authorize, Access, AccessPolicy, Backend, ControlCall, LineRead, Peer,
+    ServerError,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -55,7 +56,7 @@ fn fake_core() -> (Backend, Arc<std::sync::atomic::AtomicU32>) {
 async fn exchange(input: &[u8], access: Access, close_after_write: bool) -> Vec<Response> {
     let (calls, _) = fake_core();
     let (client, server_end) = tokio::io::duplex(256 * 1024);
-    let server_task = tokio::spawn(server::serve_connection(server_end, access, calls));
+    let server_task = tokio::spawn(control::serve_connection(server_end, access, calls));
     let (read, mut write) = tokio::io::split(client);
     write.write_all(input).await.expect("write");
     if close_after_write {
@@ -193,7 +194,7 @@ async fn a_half_line_gets_an_error_reply() {
 async fn strangers_are_refused_and_never_reach_the_core() {
     let (calls, answered) = fake_core();
     let (client, server_end) = tokio::io::duplex(4096);
-    tokio::spawn(server::serve_connection(server_end, Access::Denied, calls));
+    tokio::spawn(control::serve_connection(server_end, Access::Denied, calls));
     let (read, mut write) = tokio::io::split(client);
     write
         .write_all(b"{\"version\":1,\"cmd\":\"status\"}\n")
@@ -242,20 +243,20 @@ fn access_policy_root_full_group_read_only_others_denied() {
 #[tokio::test]
 async fn read_line_limited_stops_at_the_limit() {
     let mut r = BufReader::new(&b"abc\ndefgh\nxy"[..]);
-    let lr = server::read_line_limited(&mut r, 4).await.expect("io");
+    let lr = control::read_line_limited(&mut r, 4).await.expect("io");
     assert_eq!(lr, LineRead::Line(b"abc".to_vec()));
     assert_eq!(
-        server::read_line_limited(&mut r, 4).await.expect("io"),
+        control::read_line_limited(&mut r, 4).await.expect("io"),
         LineRead::TooLong
     );
     let mut r = BufReader::new(&b"xy"[..]);
     assert_eq!(
-        server::read_line_limited(&mut r, 4).await.expect("io"),
+        control::read_line_limited(&mut r, 4).await.expect("io"),
         LineRead::Incomplete
     );
     let mut r = BufReader::new(&b""[..]);
     assert_eq!(
-        server::read_line_limited(&mut r, 4).await.expect("io"),
+        control::read_line_limited(&mut r, 4).await.expect("io"),
         LineRead::Eof
     );
 }
@@ -291,16 +292,16 @@ fn socket_is_created_with_its_directory_mode_0660_replacing_a_stale_file() {
         .expect("runtime");
     rt.block_on(async {
         let policy = AccessPolicy::default();
-        let listener = server::bind(&path, &policy).expect("bind over stale socket");
+        let listener = control::bind(&path, &policy).expect("bind over stale socket");
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
         // A second daemon must not steal the socket of a live one.
         assert!(matches!(
-            server::bind(&path, &policy),
+            control::bind(&path, &policy),
             Err(ServerError::InUse(_))
         ));
         let (calls, _) = fake_core();
-        tokio::spawn(server::serve(listener, Arc::new(policy), calls));
+        tokio::spawn(control::serve(listener, Arc::new(policy), calls));
         let p = path.clone();
         let response =
             tokio::task::spawn_blocking(move || client::call(&p, &Request::new(Command::Status)))
@@ -322,7 +323,7 @@ fn bind_creates_a_missing_parent_directory() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let _listener = server::bind(&path, &AccessPolicy::default()).expect("bind");
+        let _listener = control::bind(&path, &AccessPolicy::default()).expect("bind");
         assert!(path.exists());
     });
     let _ = std::fs::remove_dir_all(&dir);
@@ -392,7 +393,7 @@ async fn events_follow_writes_the_history_then_each_new_event_until_the_client_l
     tokio::spawn(async move {
         while let Some(call) = rx.recv().await {
             if let ControlCall::Follow { reply } = call {
-                let _ = reply.send(server::EventFeed {
+                let _ = reply.send(control::EventFeed {
                     history: vec![event("old")],
                     live: feed_tx.subscribe(),
                 });
@@ -400,7 +401,7 @@ async fn events_follow_writes_the_history_then_each_new_event_until_the_client_l
         }
     });
     let (client, server_end) = tokio::io::duplex(64 * 1024);
-    let task = tokio::spawn(server::serve_connection(
+    let task = tokio::spawn(control::serve_connection(
         server_end,
         Access::ReadOnly,
         Backend::new(tx),

@@ -33,40 +33,26 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
     match ctx.kind {
         OpKind::Monitor => status(launch, name, script, ctx.timeout).await,
-        OpKind::Start => {
-            let done = action(launch, name, script, "start", ctx.timeout).await;
+        OpKind::Start | OpKind::Stop => {
+            // What `status` says when the operation reached its goal despite its exit code.
+            let (verb, goal, said) = if ctx.kind == OpKind::Start {
+                ("start", OpResult::Ok, "running: started")
+            } else {
+                ("stop", OpResult::NotRunning, "stopped: stopped")
+            };
+            let done = action(launch, name, script, verb, ctx.timeout).await;
             match done.exit {
                 Exit::Code(0) => OpResult::Ok,
                 Exit::TimedOut => OpResult::TimedOut,
-                _ => match status(launch, name, script, left()).await {
-                    OpResult::Ok => {
-                        tracing::warn!(
-                            resource = name,
-                            "{}; status says running: started",
-                            done.describe("start")
-                        );
-                        OpResult::Ok
-                    }
-                    _ => OpResult::Failed(done.describe("start")),
-                },
-            }
-        }
-        OpKind::Stop => {
-            let done = action(launch, name, script, "stop", ctx.timeout).await;
-            match done.exit {
-                Exit::Code(0) => OpResult::Ok,
-                Exit::TimedOut => OpResult::TimedOut,
-                _ => match status(launch, name, script, left()).await {
-                    OpResult::NotRunning => {
-                        tracing::warn!(
-                            resource = name,
-                            "{}; status says stopped: stopped",
-                            done.describe("stop")
-                        );
-                        OpResult::Ok
-                    }
-                    _ => OpResult::Failed(done.describe("stop")),
-                },
+                _ if status(launch, name, script, left()).await == goal => {
+                    tracing::warn!(
+                        resource = name,
+                        "{}; status says {said}",
+                        done.describe(verb)
+                    );
+                    OpResult::Ok
+                }
+                _ => OpResult::Failed(done.describe(verb)),
             }
         }
     }

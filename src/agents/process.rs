@@ -262,31 +262,7 @@ struct Capture {
 /// waits for it, at most `spec.timeout` plus a short grace for killing and reaping.
 /// Must be called inside a tokio runtime.
 pub async fn run(launch: &Launch, spec: &Spec) -> Finished {
-    let (program, args): (OsString, Vec<OsString>) = match launch.wrapper.split_first() {
-        Some((first, rest)) => {
-            let mut args: Vec<OsString> = rest.to_vec();
-            args.push(spec.program.clone());
-            args.extend(spec.args.iter().cloned());
-            (first.clone(), args)
-        }
-        None => (spec.program.clone(), spec.args.clone()),
-    };
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&args)
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if spec.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        // Lets tokio reap a child whose future was dropped; the guard below takes care
-        // of the rest of its group.
-        .kill_on_drop(true);
-
+    let (program, mut cmd) = command(launch, spec);
     let mut child = match spawn_retrying_busy_text(&mut cmd).await {
         Ok(child) => child,
         Err(e) => {
@@ -323,7 +299,59 @@ pub async fn run(launch: &Launch, spec: &Spec) -> Finished {
         .map(|s| reader(s, spec, "stdout", false));
     let stderr = child.stderr.take().map(|s| reader(s, spec, "stderr", true));
 
-    let exit = match tokio::time::timeout(spec.timeout, child.wait()).await {
+    let exit = wait_bounded(&mut child, &mut guard, spec).await;
+
+    if let Some((group, pgid)) = guarded {
+        // Nothing left in it (the start failed, or started nothing that stays): its id
+        // may be reused by unrelated processes, so the guard must forget it.
+        if killpg(pgid, None).is_err() {
+            crate::guard::link::report_process_group_gone(group, pgid.as_raw());
+        }
+    }
+
+    let mut finished = Finished::without_output(exit);
+    collect_output(&mut finished, stdout, stderr).await;
+    finished
+}
+
+/// The program to start and its command: `launch.wrapper` first, the environment of
+/// `launch` then of `spec`, output piped, in a process group of its own.
+fn command(launch: &Launch, spec: &Spec) -> (OsString, tokio::process::Command) {
+    let (program, args): (OsString, Vec<OsString>) = match launch.wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut args: Vec<OsString> = rest.to_vec();
+            args.push(spec.program.clone());
+            args.extend(spec.args.iter().cloned());
+            (first.clone(), args)
+        }
+        None => (spec.program.clone(), spec.args.clone()),
+    };
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&args)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        // Lets tokio reap a child whose future was dropped; the guard below takes care
+        // of the rest of its group.
+        .kill_on_drop(true);
+    (program, cmd)
+}
+
+/// Waits for the child at most `spec.timeout`; on a timeout or a failed wait its whole
+/// group is killed.
+async fn wait_bounded(
+    child: &mut tokio::process::Child,
+    guard: &mut GroupGuard,
+    spec: &Spec,
+) -> Exit {
+    match tokio::time::timeout(spec.timeout, child.wait()).await {
         Ok(Ok(status)) => {
             // The process finished on its own: whatever it left running in its group (a
             // daemon started by a start script) is meant to stay.
@@ -349,17 +377,11 @@ pub async fn run(launch: &Launch, spec: &Spec) -> Finished {
             let _ = tokio::time::timeout(REAP_GRACE, child.wait()).await;
             Exit::TimedOut
         }
-    };
-
-    if let Some((group, pgid)) = guarded {
-        // Nothing left in it (the start failed, or started nothing that stays): its id
-        // may be reused by unrelated processes, so the guard must forget it.
-        if killpg(pgid, None).is_err() {
-            crate::guard::link::report_process_group_gone(group, pgid.as_raw());
-        }
     }
+}
 
-    let mut finished = Finished::without_output(exit);
+/// Copies what the readers captured into `finished`, giving each pipe a short grace.
+async fn collect_output(finished: &mut Finished, stdout: Option<Reader>, stderr: Option<Reader>) {
     for (stream, out) in [
         (stdout, &mut finished.stdout),
         (stderr, &mut finished.stderr),
@@ -373,7 +395,6 @@ pub async fn run(launch: &Launch, spec: &Spec) -> Finished {
             finished.truncated |= c.truncated;
         }
     }
-    finished
 }
 
 type Reader = (tokio::task::JoinHandle<()>, Arc<Mutex<Capture>>);

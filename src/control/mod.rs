@@ -2,13 +2,13 @@
 //!
 //! One request per line, one response line per request. The types here are shared by
 //! both sides so they cannot drift apart; field names are a public interface (scripts
-//! read `tandemctl status --json`). The server side only parses, authorizes and forwards
-//! commands into a channel: the daemon's core thread answers them, so a slow or hostile
-//! client can never stall heartbeats.
+//! read `tandemctl status --json`). The server side lives in the daemon
+//! (`daemon::control`): it only parses, authorizes and forwards commands into a channel,
+//! and the daemon's core thread answers them, so a slow or hostile client can never stall
+//! heartbeats.
 
 pub mod client;
 pub mod render;
-pub mod server;
 
 use crate::core::status::ClusterStatus;
 use serde::{Deserialize, Serialize};

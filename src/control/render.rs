@@ -2,7 +2,7 @@
 //! be tested against fixed reports). Everything fits in 100 columns.
 
 use super::{EventRecord, StatusReport};
-use crate::core::status::LinkStatus;
+use crate::core::status::{GroupStatus, LinkStatus, NodeStatus};
 use std::fmt::Write as _;
 
 /// Total width the tables are laid out for.
@@ -54,8 +54,20 @@ fn clip(s: &str, width: usize) -> String {
 
 /// The report as `tandemctl status` prints it.
 pub fn status_text(r: &StatusReport) -> String {
-    let v = &r.view;
     let mut out = String::new();
+    write_headline(&mut out, r);
+    out.push('\n');
+    write_nodes(&mut out, &r.view.nodes);
+    out.push('\n');
+    write_groups(&mut out, &r.view.groups);
+    write_drops(&mut out, r);
+    write_recent_events(&mut out, &r.recent_events);
+    out
+}
+
+/// Cluster, answering node and config; maintenance banners; quorum.
+fn write_headline(out: &mut String, r: &StatusReport) {
+    let v = &r.view;
     let _ = writeln!(
         out,
         "cluster {}   answered by {}   config {}",
@@ -88,9 +100,12 @@ pub fn status_text(r: &StatusReport) -> String {
         v.quorum_votes,
         if v.quorate { "quorate" } else { "NOT QUORATE" },
     );
-    out.push('\n');
+}
+
+/// The node table: name (marked local or witness), state, links.
+fn write_nodes(out: &mut String, nodes: &[NodeStatus]) {
     let _ = writeln!(out, "{:<16} {:<8} LINKS", "NODE", "STATE");
-    for n in &v.nodes {
+    for n in nodes {
         let mut name = n.name.clone();
         if n.local {
             name.push_str(" *");
@@ -106,49 +121,56 @@ pub fn status_text(r: &StatusReport) -> String {
         let line = format!("{:<16} {:<8} {}", clip(&name, 16), clip(&n.state, 8), links);
         let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
     }
-    out.push('\n');
-    if v.groups.is_empty() {
+}
+
+/// The group table, each group followed by its resources.
+fn write_groups(out: &mut String, groups: &[GroupStatus]) {
+    if groups.is_empty() {
         out.push_str("no resource groups\n");
-    } else {
-        let _ = writeln!(
-            out,
-            "{:<20} {:<12} {:>6} {:<10} REASON",
-            "GROUP", "OWNER", "TERM", "STATE"
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:<12} {:>6} {:<10} REASON",
+        "GROUP", "OWNER", "TERM", "STATE"
+    );
+    for g in groups {
+        // Maintenance must be impossible to miss: it takes the whole STATE column,
+        // and the state it froze moves into the reason.
+        let (state, reason) = if g.maintenance {
+            (
+                "MAINT".to_string(),
+                format!("[maintenance, {}] {}", g.state, g.reason),
+            )
+        } else {
+            (g.state.clone(), g.reason.clone())
+        };
+        let line = format!(
+            "{:<20} {:<12} {:>6} {:<10} {}",
+            clip(&g.name, 20),
+            clip(g.owner.as_deref().unwrap_or("-"), 12),
+            g.term,
+            clip(&state, 10),
+            reason
         );
-        for g in &v.groups {
-            // Maintenance must be impossible to miss: it takes the whole STATE column,
-            // and the state it froze moves into the reason.
-            let (state, reason) = if g.maintenance {
-                (
-                    "MAINT".to_string(),
-                    format!("[maintenance, {}] {}", g.state, g.reason),
-                )
-            } else {
-                (g.state.clone(), g.reason.clone())
-            };
-            let line = format!(
-                "{:<20} {:<12} {:>6} {:<10} {}",
-                clip(&g.name, 20),
-                clip(g.owner.as_deref().unwrap_or("-"), 12),
-                g.term,
-                clip(&state, 10),
-                reason
+        let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
+        for r in &g.resources {
+            let mut line = format!(
+                "  {:<18} {:<10} fails {}",
+                clip(&r.name, 18),
+                clip(&r.state, 10),
+                r.fail_count
             );
-            let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
-            for r in &g.resources {
-                let mut line = format!(
-                    "  {:<18} {:<10} fails {}",
-                    clip(&r.name, 18),
-                    clip(&r.state, 10),
-                    r.fail_count
-                );
-                if let Some(f) = &r.last_failure {
-                    let _ = write!(line, "   last failure: {f}");
-                }
-                let _ = writeln!(out, "{}", clip(&line, WIDTH));
+            if let Some(f) = &r.last_failure {
+                let _ = write!(line, "   last failure: {f}");
             }
+            let _ = writeln!(out, "{}", clip(&line, WIDTH));
         }
     }
+}
+
+/// The non-zero drop counters, if any.
+fn write_drops(out: &mut String, r: &StatusReport) {
     let drops: Vec<String> = r
         .drops
         .iter()
@@ -160,13 +182,15 @@ pub fn status_text(r: &StatusReport) -> String {
         let line = format!("dropped datagrams: {}", drops.join(", "));
         let _ = writeln!(out, "{}", clip(&line, WIDTH));
     }
-    if !r.recent_events.is_empty() {
+}
+
+fn write_recent_events(out: &mut String, events: &[EventRecord]) {
+    if !events.is_empty() {
         out.push_str("\nlast events:\n");
-        for e in &r.recent_events {
+        for e in events {
             let _ = writeln!(out, "{}", event_line(e));
         }
     }
-    out
 }
 
 /// `HH:MM:SS.mmm` in local time (the date is left out: events are recent).
@@ -212,7 +236,7 @@ pub fn event_line(e: &EventRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::status::{ClusterStatus, GroupStatus, NodeStatus};
+    use crate::core::status::ClusterStatus;
 
     fn report() -> StatusReport {
         let link = |index, state: &str| LinkStatus {
@@ -300,4 +324,66 @@ mod tests {
             assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
         }
     }
+
+    /// `tandemctl status` byte for byte, in three shapes (group in maintenance, whole
+    /// cluster in maintenance without groups, plain group without owner). The event
+    /// time is local, so it is spliced in.
+    #[test]
+    fn status_text_is_byte_identical_to_the_golden_text() {
+        let clock = clock_time(1_700_000_000_123);
+        let mut r = report();
+        assert_eq!(status_text(&r), GOLDEN_A.replace("{clock}", &clock));
+        let mut plain = r.clone();
+        plain.view.groups[0].maintenance = false;
+        plain.view.groups[0].owner = None;
+        let golden_c = GOLDEN_A
+            .replace("{clock}", &clock)
+            .replace(
+                "*** MAINTENANCE of group(s) web: not started, stopped or monitored ***\n",
+                "",
+            )
+            .replace(
+                "web                  alpha             7 MAINT      [maintenance, running] preferred node preferred…",
+                "web                  -                 7 running    preferred node preferred node preferred node pr…",
+            );
+        assert_eq!(status_text(&plain), golden_c);
+        r.view.maintenance = true;
+        r.view.quorate = false;
+        r.view.groups.clear();
+        r.drops.clear();
+        r.recent_events.clear();
+        r.view.nodes[1].witness = true;
+        r.view.nodes[1].links[0].rtt_ms = None;
+        r.view.nodes[1].links[1].last_heard_ms = Some(125_000);
+        assert_eq!(status_text(&r), GOLDEN_B);
+    }
+
+    const GOLDEN_A: &str = r#"cluster prod   answered by alpha   config 00000000deadbeef
+*** MAINTENANCE of group(s) web: not started, stopped or monitored ***
+quorum: 2 of 3 votes present, 2 needed: quorate
+
+NODE             STATE    LINKS
+alpha *          online   (this node)
+a-node-with-a-v… online   L0 up rtt 0.41ms 83ms ago  L1 down rtt 0.41ms 83ms ago
+
+GROUP                OWNER          TERM STATE      REASON
+web                  alpha             7 MAINT      [maintenance, running] preferred node preferred…
+  db                 failed     fails 2   last failure: exit code 1 exit code 1 exit code 1 exit co…
+
+dropped datagrams: auth_failed 3
+
+last events:
+{clock} became-owner    alpha web term 7       took over took over took over took over took ov…
+"#;
+
+    const GOLDEN_B: &str = r#"cluster prod   answered by alpha   config 00000000deadbeef
+*** MAINTENANCE: tandem starts, stops and monitors NOTHING (tandemctl maintenance off) ***
+quorum: 2 of 3 votes present, 2 needed: NOT QUORATE
+
+NODE             STATE    LINKS
+alpha *          online   (this node)
+a-node-with-a-v… online   L0 up 83ms ago  L1 down rtt 0.41ms 2m ago
+
+no resource groups
+"#;
 }

@@ -158,48 +158,14 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
                     result: OpResult::Failed("resource not in the config".into()),
                 });
             };
-            let fallback = agents::default_timeout(&resource.kind);
-            let timeout = match timeout {
-                Some(t) => t,
-                // Resource's own timeout, else the OCF agent's meta-data, else ours.
-                None => {
-                    let launch = agents::process::Launch::default();
-                    agents::ocf::op_timeout(&resource, kind, &launch, fallback).await
-                }
-            };
             let ctx = OpContext {
                 group: &group_name,
                 resource: &resource,
                 kind,
-                timeout,
+                timeout: op_timeout(&resource, kind, timeout).await,
                 interval,
             };
-            let began = Instant::now();
-            let result = agents::run_op(&ctx).await;
-            let took = began.elapsed();
-            let name = resource.name.as_str();
-            let ok = matches!(result, OpResult::Ok)
-                || (result == OpResult::NotRunning && kind != OpKind::Start);
-            metrics.record_op(&group_name, name, op_name(kind), took.as_secs_f64(), ok);
-            match &result {
-                OpResult::Ok | OpResult::NotRunning if kind == OpKind::Monitor => tracing::debug!(
-                    resource = name,
-                    "monitor: {result:?} ({} ms)",
-                    took.as_millis()
-                ),
-                OpResult::Ok | OpResult::NotRunning => tracing::info!(
-                    resource = name,
-                    "{}: {result:?} ({} ms)",
-                    op_name(kind),
-                    took.as_millis()
-                ),
-                _ => tracing::warn!(
-                    resource = name,
-                    "{} failed: {result:?} ({} ms)",
-                    op_name(kind),
-                    took.as_millis()
-                ),
-            }
+            let result = run_op_recorded(&ctx, metrics).await;
             Some(Input::OpDone { op, result })
         }
         Work::Fence {
@@ -208,16 +174,7 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
             target_name,
             agents,
         } => {
-            tracing::warn!("fencing {target_name} ({target})");
-            let result = if agents.is_empty() {
-                FenceResult::Failed("no fence agent is configured for this node".into())
-            } else {
-                agents::fence::fence(&agents, target, &target_name, FENCE_TIMEOUT).await
-            };
-            match &result {
-                FenceResult::Off => tracing::warn!("{target_name} is fenced (confirmed off)"),
-                FenceResult::Failed(why) => tracing::error!("fencing {target_name} failed: {why}"),
-            }
+            let result = fence(target, &target_name, &agents).await;
             Some(Input::FenceDone { request, result })
         }
         Work::SelfFence { reason, action } => {
@@ -239,6 +196,70 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
             None
         }
     }
+}
+
+/// The operation's own timeout, else the OCF agent's meta-data, else ours.
+async fn op_timeout(
+    resource: &ResourceConfig,
+    kind: OpKind,
+    configured: Option<Duration>,
+) -> Duration {
+    let fallback = agents::default_timeout(&resource.kind);
+    match configured {
+        Some(t) => t,
+        None => {
+            let launch = agents::process::Launch::default();
+            agents::ocf::op_timeout(resource, kind, &launch, fallback).await
+        }
+    }
+}
+
+/// Runs one resource operation, counts it in `metrics` and logs its outcome (routine
+/// monitors only at debug level).
+async fn run_op_recorded(ctx: &OpContext<'_>, metrics: &Metrics) -> OpResult {
+    let kind = ctx.kind;
+    let began = Instant::now();
+    let result = agents::run_op(ctx).await;
+    let took = began.elapsed();
+    let name = ctx.resource.name.as_str();
+    let ok =
+        matches!(result, OpResult::Ok) || (result == OpResult::NotRunning && kind != OpKind::Start);
+    metrics.record_op(ctx.group, name, op_name(kind), took.as_secs_f64(), ok);
+    match &result {
+        OpResult::Ok | OpResult::NotRunning if kind == OpKind::Monitor => tracing::debug!(
+            resource = name,
+            "monitor: {result:?} ({} ms)",
+            took.as_millis()
+        ),
+        OpResult::Ok | OpResult::NotRunning => tracing::info!(
+            resource = name,
+            "{}: {result:?} ({} ms)",
+            op_name(kind),
+            took.as_millis()
+        ),
+        _ => tracing::warn!(
+            resource = name,
+            "{} failed: {result:?} ({} ms)",
+            op_name(kind),
+            took.as_millis()
+        ),
+    }
+    result
+}
+
+/// Fences `target` through its configured agents and logs the outcome.
+async fn fence(target: NodeId, target_name: &str, agents: &[FenceAgentConfig]) -> FenceResult {
+    tracing::warn!("fencing {target_name} ({target})");
+    let result = if agents.is_empty() {
+        FenceResult::Failed("no fence agent is configured for this node".into())
+    } else {
+        agents::fence::fence(agents, target, target_name, FENCE_TIMEOUT).await
+    };
+    match &result {
+        FenceResult::Off => tracing::warn!("{target_name} is fenced (confirmed off)"),
+        FenceResult::Failed(why) => tracing::error!("fencing {target_name} failed: {why}"),
+    }
+    result
 }
 
 /// The node must stop running anything at once and cannot prove it has. Like sbd and

@@ -6,18 +6,16 @@
 //! the core's next deadline, shutdown. The clock is read again right before every
 //! `handle` (a timer that fired late must not make the core believe it is earlier than
 //! it is), and every returned action is carried out, in order, before the next input.
+//! Control calls are answered by the admin handling in [`super::admin`].
 
 use super::clock;
+use super::control::ControlCall;
 use super::events::{self, EventRing};
 use super::executor::{Executor, Work};
 use super::inbound::Inbound;
 use super::state::StateDir;
 use crate::config::{Config, ResourceConfig, ResourceKind};
-use crate::control::server::{ControlCall, EventFeed};
-use crate::control::{Command, Response, StatusReport};
-use crate::core::{
-    Action, AdminCommand, EventKind, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind,
-};
+use crate::core::{Action, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind};
 use crate::net::{Links, Received};
 use crate::wire::{self, Key};
 use rand::TryRngCore;
@@ -162,7 +160,7 @@ impl<E: Executor> HeartbeatLoop<E> {
 
     /// Tells the guard what may run from now on, then carries out `actions` in order:
     /// the guard must know of a lease before the first resource of its group starts.
-    fn carry_out_all(&mut self, actions: Vec<Action>) -> Result<(), LoopError> {
+    pub(super) fn carry_out_all(&mut self, actions: Vec<Action>) -> Result<(), LoopError> {
         let (config, previous) = (self.config.clone(), self.previous.clone());
         if let Err(e) = self.guard.sync(&self.node, &config, previous.as_deref()) {
             self.lose_guard(e);
@@ -175,7 +173,7 @@ impl<E: Executor> HeartbeatLoop<E> {
 
     /// Without a guard nothing protects the leases if this process dies: hand every
     /// group over and exit, like a shutdown (the guard, if alive, restarts nothing).
-    fn lose_guard(&mut self, e: crate::guard::link::GuardGone) {
+    pub(super) fn lose_guard(&mut self, e: crate::guard::link::GuardGone) {
         if !self.guard_lost {
             tracing::error!("{e}: handing every group over and exiting");
             self.guard_lost = true;
@@ -337,289 +335,6 @@ impl<E: Executor> HeartbeatLoop<E> {
             .iter()
             .find(|r| &r.name == name)
             .cloned()
-    }
-
-    fn answer(&mut self, call: ControlCall) -> Result<(), LoopError> {
-        // Every reply may find the client gone; nothing to do then.
-        match call {
-            ControlCall::Command { command, reply } => {
-                let response = self.command(command)?;
-                let _ = reply.send(response);
-            }
-            ControlCall::Follow { reply } => {
-                let _ = reply.send(EventFeed {
-                    history: self.events.snapshot(),
-                    live: self.events.subscribe(),
-                });
-            }
-            ControlCall::Apply { config, reply } => {
-                let outcome = self.apply_config(config)?;
-                let _ = reply.send(outcome);
-            }
-            ControlCall::Metrics { reply } => {
-                let _ = reply.send((self.status(clock::now()), self.events.totals().clone()));
-            }
-        }
-        Ok(())
-    }
-
-    /// Answers one client command; only a persistence failure is an error of the loop.
-    fn command(&mut self, command: Command) -> Result<Response, LoopError> {
-        let admin = match self.resolve(&command) {
-            Ok(Some(admin)) => admin,
-            Ok(None) => {
-                return Ok(match command {
-                    Command::Events | Command::EventsFollow => {
-                        Response::events(self.events.snapshot())
-                    }
-                    Command::Reload => {
-                        Response::error("reload is handled by the control thread, not here")
-                    }
-                    _ => Response::status(self.status(clock::now())),
-                })
-            }
-            Err(unknown) => return Ok(Response::error(unknown)),
-        };
-        let owner_before = self.group_of(&admin).and_then(|g| self.owner_name(g));
-        let notes = self.admin(admin.clone())?;
-        // The core says why it refused in the event it emits (both start with "move").
-        let refused =
-            |n: &&String| n.contains("no other eligible node") || n.contains("move refused");
-        if let Some(refusal) = notes.iter().find(refused) {
-            return Ok(Response::error(refusal.clone()));
-        }
-        Ok(Response::done(self.summary(&command, &admin, owner_before)))
-    }
-
-    /// The core command for an admin request, with names resolved (`Ok(None)` for the
-    /// read-only commands), or the error naming what is known.
-    fn resolve(&self, command: &Command) -> Result<Option<AdminCommand>, String> {
-        Ok(Some(match command {
-            Command::Status | Command::Events | Command::EventsFollow | Command::Reload => {
-                return Ok(None)
-            }
-            Command::Standby { node, on } => AdminCommand::Standby {
-                node: self.node_id(node)?,
-                on: *on,
-            },
-            Command::Move { group, to } => AdminCommand::Move {
-                group: self.group_id(group)?,
-                to: to.as_deref().map(|n| self.node_id(n)).transpose()?,
-            },
-            Command::ClearMove { group } => AdminCommand::ClearMove {
-                group: self.group_id(group)?,
-            },
-            Command::Cleanup { group, resource } => {
-                let id = self.group_id(group)?;
-                if let Some(resource) = resource {
-                    let known = self
-                        .spec
-                        .group(id)
-                        .map(|g| g.resources.clone())
-                        .unwrap_or_default();
-                    if !known.contains(resource) {
-                        return Err(format!(
-                            "group {group} has no resource {resource:?} (its resources: {})",
-                            list(&known)
-                        ));
-                    }
-                }
-                AdminCommand::Cleanup { group: id }
-            }
-            Command::Maintenance { group, on } => AdminCommand::Maintenance {
-                group: group.as_deref().map(|g| self.group_id(g)).transpose()?,
-                on: *on,
-            },
-            Command::Fence { node } => {
-                let id = self.node_id(node)?;
-                if id == self.node.id() {
-                    return Err(format!(
-                        "{node} is the node answering this command: a node does not fence itself on request"
-                    ));
-                }
-                // Accepting it would only retry a fence that cannot happen, forever.
-                if !self
-                    .config
-                    .fencing
-                    .agents
-                    .iter()
-                    .any(|a| a.nodes.contains(&id))
-                {
-                    return Err(format!(
-                        "no fence agent is configured for {node} (fencing.agents[].nodes)"
-                    ));
-                }
-                AdminCommand::Fence { node: id }
-            }
-        }))
-    }
-
-    fn node_id(&self, name: &str) -> Result<NodeId, String> {
-        self.spec
-            .nodes
-            .iter()
-            .find(|n| n.name == name)
-            .map(|n| n.id)
-            .ok_or_else(|| {
-                let known: Vec<String> = self.spec.nodes.iter().map(|n| n.name.clone()).collect();
-                format!("unknown node {name:?} (known nodes: {})", list(&known))
-            })
-    }
-
-    fn group_id(&self, name: &str) -> Result<GroupId, String> {
-        self.spec
-            .groups
-            .iter()
-            .find(|g| g.name == name)
-            .map(|g| g.id)
-            .ok_or_else(|| {
-                let known: Vec<String> = self.spec.groups.iter().map(|g| g.name.clone()).collect();
-                format!("unknown group {name:?} (known groups: {})", list(&known))
-            })
-    }
-
-    fn group_of(&self, admin: &AdminCommand) -> Option<GroupId> {
-        match admin {
-            AdminCommand::Move { group, .. }
-            | AdminCommand::ClearMove { group }
-            | AdminCommand::Cleanup { group }
-            | AdminCommand::Maintenance {
-                group: Some(group), ..
-            } => Some(*group),
-            _ => None,
-        }
-    }
-
-    fn group_status(&self, group: GroupId) -> Option<crate::core::status::GroupStatus> {
-        let name = &self.spec.group(group)?.name;
-        self.node
-            .status(clock::now())
-            .groups
-            .into_iter()
-            .find(|g| &g.name == name)
-    }
-
-    fn owner_name(&self, group: GroupId) -> Option<String> {
-        self.group_status(group).and_then(|g| g.owner)
-    }
-
-    /// Applies an admin command like [`Self::step`] and returns the reasons of the
-    /// admin events it produced (a refused move says why there).
-    fn admin(&mut self, admin: AdminCommand) -> Result<Vec<String>, LoopError> {
-        let actions = self.node.handle(clock::now(), Input::Admin(admin));
-        let notes = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Event(e) if e.kind == EventKind::Admin => Some(e.reason.clone()),
-                _ => None,
-            })
-            .collect();
-        self.carry_out_all(actions)?;
-        Ok(notes)
-    }
-
-    /// One line saying what the core made of an admin command.
-    fn summary(
-        &self,
-        command: &Command,
-        admin: &AdminCommand,
-        owner_before: Option<String>,
-    ) -> String {
-        let reason = self
-            .group_of(admin)
-            .and_then(|g| self.group_status(g))
-            .map(|g| g.reason)
-            .filter(|r| !r.is_empty())
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
-        match command {
-            Command::Standby { node, on: true } => format!(
-                "{node} is in standby: it gives up its groups and takes none until `tandemctl online {node}`"
-            ),
-            Command::Standby { node, on: false } => {
-                format!("{node} is online: it may own groups again")
-            }
-            Command::Move { group, to } => {
-                let from = owner_before.unwrap_or_else(|| "no owner".into());
-                match to {
-                    Some(to) => format!("{group}: moving from {from} to {to}"),
-                    None => format!("{group}: moving away from {from}{reason}"),
-                }
-            }
-            Command::ClearMove { group } => {
-                let stays = owner_before
-                    .map(|o| format!("it stays on {o} until failback or a failure moves it"))
-                    .unwrap_or_else(|| "it has no owner now".into());
-                format!("{group}: move preference removed; {stays}{reason}")
-            }
-            Command::Cleanup {
-                group,
-                resource: Some(resource),
-            } => format!(
-                "{group}: fail counts and failed state reset for the whole group (tandem cleans groups, so not only {resource}){reason}"
-            ),
-            Command::Cleanup { group, .. } => {
-                format!("{group}: fail counts and failed state reset{reason}")
-            }
-            Command::Maintenance { group: None, on: true } => "maintenance ON for the whole cluster: tandem does not start, stop or monitor anything until `tandemctl maintenance off`".into(),
-            Command::Maintenance { group: None, on: false } => "maintenance off: tandem manages every group again".into(),
-            Command::Maintenance { group: Some(g), on: true } => format!("maintenance ON for {g}: tandem does not start, stop or monitor it until `tandemctl maintenance off {g}`"),
-            Command::Maintenance { group: Some(g), on: false } => format!("maintenance off for {g}: tandem manages it again"),
-            Command::Fence { node } => format!("fencing {node} requested; `tandemctl events` shows the outcome"),
-            Command::Status | Command::Events | Command::EventsFollow | Command::Reload => String::new(),
-        }
-    }
-
-    /// Hands a reloaded config to the core. On refusal nothing changes and the reason
-    /// goes back to the client; on success the new spec and config replace the old ones.
-    fn apply_config(
-        &mut self,
-        config: Arc<crate::config::Config>,
-    ) -> Result<Result<String, String>, LoopError> {
-        let spec = config.cluster_spec();
-        let old = self.spec.digest;
-        match self.node.reconfigure(clock::now(), spec.clone()) {
-            Err(e) => Ok(Err(e.to_string())),
-            Ok(actions) => {
-                self.spec = spec;
-                self.previous = Some(std::mem::replace(&mut self.config, config));
-                let (config, previous) = (self.config.clone(), self.previous.clone());
-                if let Err(e) = self.guard.register_addresses(&config, previous.as_deref()) {
-                    self.lose_guard(e);
-                }
-                self.carry_out_all(actions)?;
-                let new = self.spec.digest;
-                tracing::info!("config reloaded: digest {old:016x} -> {new:016x}");
-                Ok(Ok(format!(
-                    "config applied: digest {old:016x} -> {new:016x}"
-                )))
-            }
-        }
-    }
-
-    pub fn status(&self, now: Instant) -> StatusReport {
-        StatusReport {
-            cluster: self.cluster_name.clone(),
-            config_digest: format!("{:016x}", self.spec.digest),
-            drops: self
-                .inbound
-                .drops()
-                .as_map()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            recent_events: self.events.last(STATUS_EVENTS),
-            view: self.node.status(now),
-        }
-    }
-}
-
-/// `a, b, c`, or `none` for an empty list.
-fn list(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
     }
 }
 

@@ -6,16 +6,17 @@
 //! core); agent operation counters live in [`Metrics`], which the executor updates from
 //! its own threads.
 
+use super::control::{accept_next, Backend, ControlCall};
 use super::events::EventTotals;
-use crate::control::server::{ControlCall, ANSWER_TIMEOUT};
 use crate::control::StatusReport;
+use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
 /// Scrapes served at once; more wait in the backlog.
 pub const MAX_SCRAPES: usize = 4;
@@ -77,55 +78,55 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One sample line: `name{labels} value`, or `name value` without labels.
+fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {value}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
 fn bool_value(b: bool) -> u8 {
     u8::from(b)
 }
 
 /// The exposition text for one scrape.
 pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) -> String {
-    let v = &status.view;
     let mut out = String::new();
-    let peers: Vec<_> = v.nodes.iter().filter(|n| !n.local).collect();
+    render_peers(&mut out, &status.view);
+    render_membership(&mut out, status);
+    render_groups(&mut out, &status.view, totals);
+    render_ops(&mut out, &metrics.ops());
+    out
+}
 
-    header(
-        &mut out,
-        "tandem_peer_rtt_seconds",
-        "gauge",
-        "Round-trip time to a peer on one link.",
-    );
+/// Per peer and link: round trip, link state, suspicion.
+fn render_peers(out: &mut String, v: &ClusterStatus) {
+    let peers: Vec<_> = v.nodes.iter().filter(|n| !n.local).collect();
+    let link_labels = |n: &NodeStatus, l: &LinkStatus| {
+        format!("node=\"{}\",link=\"{}\"", label(&n.name), l.index)
+    };
+    let name = "tandem_peer_rtt_seconds";
+    header(out, name, "gauge", "Round-trip time to a peer on one link.");
     for n in &peers {
         for l in &n.links {
             if let Some(rtt) = l.rtt_ms {
-                let _ = writeln!(
-                    out,
-                    "tandem_peer_rtt_seconds{{node=\"{}\",link=\"{}\"}} {}",
-                    label(&n.name),
-                    l.index,
-                    rtt / 1000.0
-                );
+                sample(out, name, &link_labels(n, l), rtt / 1000.0);
             }
         }
     }
-    header(
-        &mut out,
-        "tandem_peer_link_up",
-        "gauge",
-        "1 if the link to a peer is up.",
-    );
+    let name = "tandem_peer_link_up";
+    header(out, name, "gauge", "1 if the link to a peer is up.");
     for n in &peers {
         for l in &n.links {
-            let _ = writeln!(
-                out,
-                "tandem_peer_link_up{{node=\"{}\",link=\"{}\"}} {}",
-                label(&n.name),
-                l.index,
-                bool_value(l.state == "up")
-            );
+            sample(out, name, &link_labels(n, l), bool_value(l.state == "up"));
         }
     }
+    let name = "tandem_peer_phi";
     header(
-        &mut out,
-        "tandem_peer_phi",
+        out,
+        name,
         "gauge",
         "Suspicion level of a peer (phi accrual, lowest over its links).",
     );
@@ -136,107 +137,94 @@ pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) ->
             .filter_map(|l| l.phi)
             .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.min(p))));
         if let Some(phi) = phi {
-            let _ = writeln!(out, "tandem_peer_phi{{node=\"{}\"}} {phi}", label(&n.name));
+            sample(out, name, &format!("node=\"{}\"", label(&n.name)), phi);
         }
     }
+}
+
+/// The cluster as a whole: live members, dropped datagrams, quorum, maintenance.
+fn render_membership(out: &mut String, status: &StatusReport) {
+    let v = &status.view;
+    let name = "tandem_node_up";
     header(
-        &mut out,
-        "tandem_node_up",
+        out,
+        name,
         "gauge",
         "1 if the node is a live member of the cluster.",
     );
     for n in &v.nodes {
         let up = matches!(n.state.as_str(), "online" | "standby");
-        let _ = writeln!(
+        sample(
             out,
-            "tandem_node_up{{node=\"{}\"}} {}",
-            label(&n.name),
-            bool_value(up)
+            name,
+            &format!("node=\"{}\"", label(&n.name)),
+            bool_value(up),
         );
     }
+    let name = "tandem_packets_dropped_total";
     header(
-        &mut out,
-        "tandem_packets_dropped_total",
+        out,
+        name,
         "counter",
         "Heartbeat datagrams dropped, by reason.",
     );
     for (reason, n) in &status.drops {
-        let _ = writeln!(
-            out,
-            "tandem_packets_dropped_total{{reason=\"{}\"}} {n}",
-            label(reason)
-        );
+        sample(out, name, &format!("reason=\"{}\"", label(reason)), n);
     }
+    let name = "tandem_quorate";
+    header(out, name, "gauge", "1 if this node's partition has quorum.");
+    sample(out, name, "", bool_value(v.quorate));
+    let name = "tandem_maintenance";
     header(
-        &mut out,
-        "tandem_quorate",
-        "gauge",
-        "1 if this node's partition has quorum.",
-    );
-    let _ = writeln!(out, "tandem_quorate {}", bool_value(v.quorate));
-    header(
-        &mut out,
-        "tandem_maintenance",
+        out,
+        name,
         "gauge",
         "1 if the whole cluster is in maintenance.",
     );
-    let _ = writeln!(out, "tandem_maintenance {}", bool_value(v.maintenance));
+    sample(out, name, "", bool_value(v.maintenance));
+}
+
+/// Per group: who owns it, its term, how often it came here; and fence requests.
+fn render_groups(out: &mut String, v: &ClusterStatus, totals: &EventTotals) {
+    let group_labels = |g: &GroupStatus| format!("group=\"{}\"", label(&g.name));
+    let name = "tandem_group_owner";
     header(
-        &mut out,
-        "tandem_group_owner",
+        out,
+        name,
         "gauge",
         "1 for the node that owns the group, 0 for the others.",
     );
     for g in &v.groups {
         for n in v.nodes.iter().filter(|n| !n.witness) {
             let owns = g.owner.as_deref() == Some(n.name.as_str());
-            let _ = writeln!(
-                out,
-                "tandem_group_owner{{group=\"{}\",node=\"{}\"}} {}",
-                label(&g.name),
-                label(&n.name),
-                bool_value(owns)
-            );
+            let labels = format!("{},node=\"{}\"", group_labels(g), label(&n.name));
+            sample(out, name, &labels, bool_value(owns));
         }
     }
-    header(
-        &mut out,
-        "tandem_group_term",
-        "gauge",
-        "The group's ownership term.",
-    );
+    let name = "tandem_group_term";
+    header(out, name, "gauge", "The group's ownership term.");
     for g in &v.groups {
-        let _ = writeln!(
-            out,
-            "tandem_group_term{{group=\"{}\"}} {}",
-            label(&g.name),
-            g.term
-        );
+        sample(out, name, &group_labels(g), g.term);
     }
+    let name = "tandem_failovers_total";
     header(
-        &mut out,
-        "tandem_failovers_total",
+        out,
+        name,
         "counter",
         "Times this node became the owner of the group.",
     );
     for g in &v.groups {
         let n = totals.failovers.get(&g.name).copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "tandem_failovers_total{{group=\"{}\"}} {n}",
-            label(&g.name)
-        );
+        sample(out, name, &group_labels(g), n);
     }
-    header(
-        &mut out,
-        "tandem_fence_attempts_total",
-        "counter",
-        "Fence requests made by this node.",
-    );
-    let _ = writeln!(out, "tandem_fence_attempts_total {}", totals.fence_attempts);
+    let name = "tandem_fence_attempts_total";
+    header(out, name, "counter", "Fence requests made by this node.");
+    sample(out, name, "", totals.fence_attempts);
+}
 
-    let ops = metrics.ops();
-    let op_labels = |g: &str, r: &str, k: &str| {
+/// Agent operations by group, resource and kind: time spent, count, failures.
+fn render_ops(out: &mut String, ops: &BTreeMap<(String, String, String), OpStats>) {
+    let op_labels = |(g, r, k): &(String, String, String)| {
         format!(
             "group=\"{}\",resource=\"{}\",op=\"{}\"",
             label(g),
@@ -244,57 +232,35 @@ pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) ->
             label(k)
         )
     };
+    let name = "tandem_agent_op_duration_seconds";
     header(
-        &mut out,
-        "tandem_agent_op_duration_seconds",
+        out,
+        name,
         "summary",
         "Time spent in agent operations, by group, resource and operation.",
     );
-    for ((g, r, k), s) in &ops {
-        let labels = op_labels(g, r, k);
-        let _ = writeln!(
-            out,
-            "tandem_agent_op_duration_seconds_sum{{{labels}}} {}",
-            s.seconds
-        );
-        let _ = writeln!(
-            out,
-            "tandem_agent_op_duration_seconds_count{{{labels}}} {}",
-            s.count
-        );
+    for (key, s) in ops {
+        let labels = op_labels(key);
+        sample(out, &format!("{name}_sum"), &labels, s.seconds);
+        sample(out, &format!("{name}_count"), &labels, s.count);
     }
+    let name = "tandem_agent_op_failures_total";
     header(
-        &mut out,
-        "tandem_agent_op_failures_total",
+        out,
+        name,
         "counter",
         "Agent operations that failed or timed out.",
     );
-    for ((g, r, k), s) in &ops {
-        let labels = op_labels(g, r, k);
-        let _ = writeln!(
-            out,
-            "tandem_agent_op_failures_total{{{labels}}} {}",
-            s.failures
-        );
+    for (key, s) in ops {
+        sample(out, name, &op_labels(key), s.failures);
     }
-    out
 }
 
 /// Serves scrapes until the task is dropped.
 pub async fn serve(listener: TcpListener, calls: mpsc::Sender<ControlCall>, metrics: Arc<Metrics>) {
     let slots = Arc::new(Semaphore::new(MAX_SCRAPES));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("metrics: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let accept = || listener.accept();
+    while let Some((permit, (stream, peer))) = accept_next(&slots, "metrics", accept).await {
         let calls = calls.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -372,16 +338,10 @@ async fn scrape(
     let head_only = head.starts_with(b"HEAD ");
     let (code, body) = match route(&head) {
         Route::Metrics => {
-            let (reply, answer) = oneshot::channel();
-            let snapshot = if calls.send(ControlCall::Metrics { reply }).await.is_ok() {
-                tokio::time::timeout(ANSWER_TIMEOUT, answer)
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            } else {
-                None
-            };
-            match snapshot {
+            let snapshot = Backend::new(calls.clone())
+                .ask(|reply| ControlCall::Metrics { reply })
+                .await;
+            match snapshot.ok() {
                 Some((status, totals)) => ("200 OK", render(&status, &totals, metrics)),
                 None => (
                     "503 Service Unavailable",
@@ -408,7 +368,6 @@ async fn scrape(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
 
     #[test]
     fn routes_only_get_metrics() {
@@ -425,8 +384,7 @@ mod tests {
         assert_eq!(route(b"\xff\xfe"), Route::BadRequest);
     }
 
-    #[test]
-    fn render_exports_peers_groups_and_ops() {
+    fn fixture() -> (StatusReport, EventTotals, Metrics) {
         let status = StatusReport {
             cluster: "c".into(),
             drops: [("auth_failed".to_string(), 2)].into_iter().collect(),
@@ -452,6 +410,32 @@ mod tests {
                         }],
                         ..Default::default()
                     },
+                    NodeStatus {
+                        name: "w".into(),
+                        state: "standby".into(),
+                        witness: true,
+                        links: vec![
+                            LinkStatus {
+                                index: 0,
+                                state: "down".into(),
+                                ..Default::default()
+                            },
+                            LinkStatus {
+                                index: 1,
+                                state: "up".into(),
+                                rtt_ms: Some(1.5),
+                                phi: Some(2.5),
+                                ..Default::default()
+                            },
+                            LinkStatus {
+                                index: 2,
+                                state: "up".into(),
+                                phi: Some(1.25),
+                                ..Default::default()
+                            },
+                        ],
+                        ..Default::default()
+                    },
                 ],
                 groups: vec![GroupStatus {
                     name: "www".into(),
@@ -470,6 +454,13 @@ mod tests {
         let m = Metrics::default();
         m.record_op("www", "vip", "start", 0.25, true);
         m.record_op("www", "vip", "start", 0.5, false);
+        m.record_op("www", "db\\x", "monitor", 0.125, true);
+        (status, totals, m)
+    }
+
+    #[test]
+    fn render_exports_peers_groups_and_ops() {
+        let (status, totals, m) = fixture();
         let text = render(&status, &totals, &m);
         for line in [
             "tandem_peer_rtt_seconds{node=\"b\\\"x\",link=\"1\"} 0.002",
@@ -490,4 +481,64 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }
     }
+
+    /// The whole exposition text, byte for byte: scrapers and dashboards key on it.
+    #[test]
+    fn render_is_byte_identical_to_the_golden_text() {
+        let (status, totals, m) = fixture();
+        assert_eq!(render(&status, &totals, &m), GOLDEN);
+    }
+
+    const GOLDEN: &str = r#"# HELP tandem_peer_rtt_seconds Round-trip time to a peer on one link.
+# TYPE tandem_peer_rtt_seconds gauge
+tandem_peer_rtt_seconds{node="b\"x",link="1"} 0.002
+tandem_peer_rtt_seconds{node="w",link="1"} 0.0015
+# HELP tandem_peer_link_up 1 if the link to a peer is up.
+# TYPE tandem_peer_link_up gauge
+tandem_peer_link_up{node="b\"x",link="1"} 1
+tandem_peer_link_up{node="w",link="0"} 0
+tandem_peer_link_up{node="w",link="1"} 1
+tandem_peer_link_up{node="w",link="2"} 1
+# HELP tandem_peer_phi Suspicion level of a peer (phi accrual, lowest over its links).
+# TYPE tandem_peer_phi gauge
+tandem_peer_phi{node="b\"x"} 0.5
+tandem_peer_phi{node="w"} 1.25
+# HELP tandem_node_up 1 if the node is a live member of the cluster.
+# TYPE tandem_node_up gauge
+tandem_node_up{node="a"} 1
+tandem_node_up{node="b\"x"} 0
+tandem_node_up{node="w"} 1
+# HELP tandem_packets_dropped_total Heartbeat datagrams dropped, by reason.
+# TYPE tandem_packets_dropped_total counter
+tandem_packets_dropped_total{reason="auth_failed"} 2
+# HELP tandem_quorate 1 if this node's partition has quorum.
+# TYPE tandem_quorate gauge
+tandem_quorate 1
+# HELP tandem_maintenance 1 if the whole cluster is in maintenance.
+# TYPE tandem_maintenance gauge
+tandem_maintenance 0
+# HELP tandem_group_owner 1 for the node that owns the group, 0 for the others.
+# TYPE tandem_group_owner gauge
+tandem_group_owner{group="www",node="a"} 1
+tandem_group_owner{group="www",node="b\"x"} 0
+# HELP tandem_group_term The group's ownership term.
+# TYPE tandem_group_term gauge
+tandem_group_term{group="www"} 4
+# HELP tandem_failovers_total Times this node became the owner of the group.
+# TYPE tandem_failovers_total counter
+tandem_failovers_total{group="www"} 3
+# HELP tandem_fence_attempts_total Fence requests made by this node.
+# TYPE tandem_fence_attempts_total counter
+tandem_fence_attempts_total 1
+# HELP tandem_agent_op_duration_seconds Time spent in agent operations, by group, resource and operation.
+# TYPE tandem_agent_op_duration_seconds summary
+tandem_agent_op_duration_seconds_sum{group="www",resource="db\\x",op="monitor"} 0.125
+tandem_agent_op_duration_seconds_count{group="www",resource="db\\x",op="monitor"} 1
+tandem_agent_op_duration_seconds_sum{group="www",resource="vip",op="start"} 0.75
+tandem_agent_op_duration_seconds_count{group="www",resource="vip",op="start"} 2
+# HELP tandem_agent_op_failures_total Agent operations that failed or timed out.
+# TYPE tandem_agent_op_failures_total counter
+tandem_agent_op_failures_total{group="www",resource="db\\x",op="monitor"} 0
+tandem_agent_op_failures_total{group="www",resource="vip",op="start"} 1
+"#;
 }

@@ -5,7 +5,9 @@
 //! ([`executor`]); the main thread runs the control socket and signal handling. They
 //! talk only through channels, so no slow script or client can delay a heartbeat.
 
+mod admin;
 pub mod clock;
+pub mod control;
 pub mod emergency;
 pub mod events;
 pub mod executor;
@@ -18,10 +20,10 @@ pub mod reload;
 pub mod settings;
 pub mod state;
 
-use crate::control::server::{self as control_server, AccessPolicy, Backend, ControlCall};
 use crate::core::{Boot, ClusterSpec, Node, NodeId};
 use crate::net::{LinkPlan, Links, NetError};
 use crate::wire::Keyring;
+use control::{AccessPolicy, Backend, ControlCall};
 use executor::{AgentExecutor, Executor, StubExecutor};
 use heartbeat::HeartbeatLoop;
 use inbound::Inbound;
@@ -68,7 +70,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Net(#[from] NetError),
     #[error(transparent)]
-    Control(#[from] control_server::ServerError),
+    Control(#[from] control::ServerError),
     #[error("heartbeat thread: {0}")]
     Heartbeat(#[from] heartbeat::LoopError),
     #[error("{0}")]
@@ -352,7 +354,7 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
         // the clean shutdown that removes it.
         (
             Signals::register(),
-            control_server::bind(&settings.socket, &policy),
+            control::bind(&settings.socket, &policy),
         )
     };
     let signals = match signals {
@@ -391,7 +393,7 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
         calls: calls_tx,
         reloader: reloader.clone(),
     };
-    control.spawn(control_server::serve(listener, policy, backend));
+    control.spawn(control::serve(listener, policy, backend));
     Ok(Running {
         hb,
         signals,

@@ -6,8 +6,8 @@
 //! can apply it. Keys the running daemon cannot change (its sockets, its keys, the node
 //! list) are refused up front with the key named, so an admin knows a restart is needed.
 
+use super::control::ControlCall;
 use crate::config::Config;
-use crate::control::server::ControlCall;
 use crate::control::Response;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -206,82 +206,18 @@ pub fn decode_body(from: NodeId, body: &[u8]) -> Result<Heartbeat, DropReason> {
     let flags = NodeFlags(r.u8()?);
 
     let n = r.count8(MAX_NODES, ECHO_LEN)?;
-    let mut echoes = Vec::with_capacity(n);
-    for _ in 0..n {
-        echoes.push(Echo {
-            peer: NodeId(r.u16()?),
-            seq: r.u64()?,
-            sent_at: Instant::from_nanos(r.u64()?),
-            held_ns: r.u64()?,
-        });
-    }
+    let echoes = r.items(n, Reader::echo)?;
     let n = r.count8(MAX_NODES, VIEW_LEN)?;
-    let mut view = Vec::with_capacity(n);
-    for _ in 0..n {
-        view.push(PeerView {
-            node: NodeId(r.u16()?),
-            up: r.bool()?,
-        });
-    }
+    let view = r.items(n, Reader::peer_view)?;
     let n = r.count16(MAX_GROUPS, GROUP_LEN)?;
-    let mut groups = Vec::with_capacity(n);
-    for _ in 0..n {
-        groups.push(GroupReport {
-            group: GroupId(r.u32()?),
-            term: Term(r.u64()?),
-            owner: r.opt_node()?,
-            owner_incarnation: r.u64()?,
-            phase: Phase::from_u8(r.u8()?).ok_or(DropReason::Malformed)?,
-            handoff_to: r.opt_node()?,
-        });
-    }
+    let groups = r.items(n, Reader::group_report)?;
     let n = r.count16(MAX_GROUPS, GRANT_LEN)?;
-    let mut grants = Vec::with_capacity(n);
-    for _ in 0..n {
-        grants.push(Grant {
-            group: GroupId(r.u32()?),
-            term: Term(r.u64()?),
-            to: NodeId(r.u16()?),
-            echo_sent_at: Instant::from_nanos(r.u64()?),
-        });
-    }
+    let grants = r.items(n, Reader::grant)?;
     let n = r.count8(MAX_NODES, FENCE_LEN)?;
-    let mut fenced = Vec::with_capacity(n);
-    for _ in 0..n {
-        fenced.push(FenceRecord {
-            node: NodeId(r.u16()?),
-            incarnation: r.u64()?,
-        });
-    }
+    let fenced = r.items(n, Reader::fence_record)?;
     let n = r.count16(MAX_GROUPS, 4)?;
-    let mut refuses = Vec::with_capacity(n);
-    for _ in 0..n {
-        refuses.push(GroupId(r.u32()?));
-    }
-
-    let version = r.u64()?;
-    let origin = NodeId(r.u16()?);
-    let maintenance = r.bool()?;
-    let n = r.count8(MAX_NODES, 2)?;
-    let mut standby = Vec::with_capacity(n);
-    for _ in 0..n {
-        standby.push(NodeId(r.u16()?));
-    }
-    let n = r.count16(MAX_GROUPS, 4)?;
-    let mut group_maintenance = Vec::with_capacity(n);
-    for _ in 0..n {
-        group_maintenance.push(GroupId(r.u32()?));
-    }
-    let n = r.count16(MAX_GROUPS, MOVE_LEN)?;
-    let mut moves = Vec::with_capacity(n);
-    for _ in 0..n {
-        moves.push((GroupId(r.u32()?), NodeId(r.u16()?)));
-    }
-    let n = r.count16(MAX_GROUPS, CLEANUP_LEN)?;
-    let mut cleanups = Vec::with_capacity(n);
-    for _ in 0..n {
-        cleanups.push((GroupId(r.u32()?), r.u32()?));
-    }
+    let refuses = r.items(n, Reader::group)?;
+    let admin = r.admin_state()?;
     if r.pos != body.len() {
         return Err(DropReason::Malformed);
     }
@@ -299,15 +235,7 @@ pub fn decode_body(from: NodeId, body: &[u8]) -> Result<Heartbeat, DropReason> {
         grants,
         fenced,
         refuses,
-        admin: AdminState {
-            version,
-            origin,
-            maintenance,
-            standby,
-            group_maintenance,
-            moves,
-            cleanups,
-        },
+        admin,
     })
 }
 
@@ -379,5 +307,97 @@ impl<'a> Reader<'a> {
             return Err(DropReason::Malformed);
         }
         Ok(n)
+    }
+
+    /// `n` items read by `item`, `n` already checked by `count8`/`count16`.
+    fn items<T>(
+        &mut self,
+        n: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, DropReason>,
+    ) -> Result<Vec<T>, DropReason> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
+
+    fn node(&mut self) -> Result<NodeId, DropReason> {
+        Ok(NodeId(self.u16()?))
+    }
+
+    fn group(&mut self) -> Result<GroupId, DropReason> {
+        Ok(GroupId(self.u32()?))
+    }
+
+    fn instant(&mut self) -> Result<Instant, DropReason> {
+        Ok(Instant::from_nanos(self.u64()?))
+    }
+
+    fn echo(&mut self) -> Result<Echo, DropReason> {
+        Ok(Echo {
+            peer: self.node()?,
+            seq: self.u64()?,
+            sent_at: self.instant()?,
+            held_ns: self.u64()?,
+        })
+    }
+
+    fn peer_view(&mut self) -> Result<PeerView, DropReason> {
+        Ok(PeerView {
+            node: self.node()?,
+            up: self.bool()?,
+        })
+    }
+
+    fn group_report(&mut self) -> Result<GroupReport, DropReason> {
+        Ok(GroupReport {
+            group: self.group()?,
+            term: Term(self.u64()?),
+            owner: self.opt_node()?,
+            owner_incarnation: self.u64()?,
+            phase: Phase::from_u8(self.u8()?).ok_or(DropReason::Malformed)?,
+            handoff_to: self.opt_node()?,
+        })
+    }
+
+    fn grant(&mut self) -> Result<Grant, DropReason> {
+        Ok(Grant {
+            group: self.group()?,
+            term: Term(self.u64()?),
+            to: self.node()?,
+            echo_sent_at: self.instant()?,
+        })
+    }
+
+    fn fence_record(&mut self) -> Result<FenceRecord, DropReason> {
+        Ok(FenceRecord {
+            node: self.node()?,
+            incarnation: self.u64()?,
+        })
+    }
+
+    /// The admin section, the last part of a body.
+    fn admin_state(&mut self) -> Result<AdminState, DropReason> {
+        let version = self.u64()?;
+        let origin = self.node()?;
+        let maintenance = self.bool()?;
+        let n = self.count8(MAX_NODES, 2)?;
+        let standby = self.items(n, Reader::node)?;
+        let n = self.count16(MAX_GROUPS, 4)?;
+        let group_maintenance = self.items(n, Reader::group)?;
+        let n = self.count16(MAX_GROUPS, MOVE_LEN)?;
+        let moves = self.items(n, |r| Ok((r.group()?, r.node()?)))?;
+        let n = self.count16(MAX_GROUPS, CLEANUP_LEN)?;
+        let cleanups = self.items(n, |r| Ok((r.group()?, r.u32()?)))?;
+        Ok(AdminState {
+            version,
+            origin,
+            maintenance,
+            standby,
+            group_maintenance,
+            moves,
+            cleanups,
+        })
     }
 }

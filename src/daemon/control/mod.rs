@@ -1,17 +1,20 @@
-//! The daemon's side of the control socket: binding, authorization by `SO_PEERCRED`,
-//! line framing with a size limit, and forwarding of authorized commands.
+//! The daemon's side of the control socket: binding, authorization by `SO_PEERCRED`
+//! ([`access`]), line framing with a size limit, and forwarding of authorized commands.
 //!
 //! This runs on the daemon's control runtime, never on the heartbeat thread. It does not
 //! answer commands itself: each authorized command goes into a channel as a
 //! [`ControlCall`] and whoever owns the state (the core thread) replies. Malformed input
 //! of any kind gets an error reply; nothing a client sends can crash the daemon.
 
-use super::{
+mod access;
+
+pub use access::{authorize, Access, AccessPolicy, Peer};
+
+use super::events::EventTotals;
+use super::reload::Reloader;
+use crate::control::{
     parse_request, Command, EventRecord, RequestError, Response, StatusReport, MAX_REQUEST_LINE,
-    READ_ONLY_GROUP,
 };
-use crate::daemon::events::EventTotals;
-use crate::daemon::reload::Reloader;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
-use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// How long a connection waits for the core to answer one command.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,87 +109,6 @@ pub enum ServerError {
     Permissions { path: PathBuf, source: io::Error },
 }
 
-/// What a connected peer may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// root: every command.
-    Full,
-    /// Member of the `tandem` group: read-only commands.
-    ReadOnly,
-    Denied,
-}
-
-/// The kernel-verified identity of the process at the other end of the socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Peer {
-    pub uid: u32,
-    pub gid: u32,
-    pub pid: Option<i32>,
-}
-
-/// Who may do what: root everything, the `tandem` group read-only, others nothing.
-#[derive(Clone, Debug, Default)]
-pub struct AccessPolicy {
-    pub read_only_gid: Option<u32>,
-}
-
-impl AccessPolicy {
-    /// Looks up the `tandem` group; without it only root has access.
-    pub fn from_system() -> AccessPolicy {
-        let gid = nix::unistd::Group::from_name(READ_ONLY_GROUP)
-            .ok()
-            .flatten()
-            .map(|g| g.gid.as_raw());
-        AccessPolicy { read_only_gid: gid }
-    }
-
-    pub fn access(&self, peer: &Peer) -> Access {
-        if peer.uid == 0 {
-            return Access::Full;
-        }
-        let Some(gid) = self.read_only_gid else {
-            return Access::Denied;
-        };
-        // SO_PEERCRED carries only the primary group; supplementary groups are read
-        // from the peer process, which is what `id` would show for it.
-        let member = peer.gid == gid
-            || peer
-                .pid
-                .and_then(supplementary_groups)
-                .is_some_and(|gs| gs.contains(&gid));
-        if member {
-            Access::ReadOnly
-        } else {
-            Access::Denied
-        }
-    }
-}
-
-/// Whether `access` allows `command`; the error is the message sent to the client.
-pub fn authorize(access: Access, command: &Command) -> Result<(), String> {
-    match access {
-        Access::Full => Ok(()),
-        Access::ReadOnly if command.is_read_only() => Ok(()),
-        Access::ReadOnly => Err(format!(
-            "permission denied: `{}` needs root (members of group `{READ_ONLY_GROUP}` may only read)",
-            command.name()
-        )),
-        Access::Denied => Err(format!(
-            "permission denied: only root and members of group `{READ_ONLY_GROUP}` may use tandemd's control socket"
-        )),
-    }
-}
-
-fn supplementary_groups(pid: i32) -> Option<Vec<u32>> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
-    Some(
-        line.split_whitespace()
-            .filter_map(|g| g.parse().ok())
-            .collect(),
-    )
-}
-
 /// Creates the socket's directory if needed, removes a stale socket file (refusing if a
 /// live daemon still answers on it), binds, and sets mode 0660 with group `tandem` when
 /// that group exists. Must be called inside a tokio runtime.
@@ -230,18 +152,8 @@ pub fn bind(path: &Path, policy: &AccessPolicy) -> Result<UnixListener, ServerEr
 /// Accepts connections until the task is dropped.
 pub async fn serve(listener: UnixListener, policy: Arc<AccessPolicy>, backend: Backend) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("control socket: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let accept = || listener.accept();
+    while let Some((permit, (stream, _))) = accept_next(&slots, "control socket", accept).await {
         let access = match stream.peer_cred() {
             Ok(c) => policy.access(&Peer {
                 uid: c.uid(),
@@ -260,6 +172,29 @@ pub async fn serve(listener: UnixListener, policy: Arc<AccessPolicy>, backend: B
             }
             drop(permit);
         });
+    }
+}
+
+/// Waits for a free slot among `slots`, then for the next connection: a failed accept
+/// (out of descriptors, say) is logged and tried again after a pause. `None` once the
+/// slots are closed. Shared by the control socket and the metrics endpoint.
+pub(super) async fn accept_next<C, F>(
+    slots: &Arc<Semaphore>,
+    what: &str,
+    accept: impl Fn() -> F,
+) -> Option<(OwnedSemaphorePermit, C)>
+where
+    F: std::future::Future<Output = io::Result<C>>,
+{
+    let permit = slots.clone().acquire_owned().await.ok()?;
+    loop {
+        match accept().await {
+            Ok(connection) => return Some((permit, connection)),
+            Err(e) => {
+                tracing::warn!("{what}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 
