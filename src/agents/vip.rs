@@ -301,6 +301,9 @@ async fn start(vip: &Vip<'_>) -> Result<OpResult, VipError> {
     match add.execute().await {
         Ok(()) => tracing::info!(
             resource = vip.name,
+            vip = "added",
+            address = %vip.address,
+            dev = %vip.interface,
             "vip: added {}/{} to {}",
             vip.address,
             vip.prefix,
@@ -348,6 +351,9 @@ async fn stop(vip: &Vip<'_>) -> Result<OpResult, VipError> {
         match nl.handle.address().del(msg).execute().await {
             Ok(()) => tracing::info!(
                 resource = vip.name,
+                vip = "removed",
+                address = %vip.address,
+                dev = %vip.interface,
                 "vip: removed {} from {}",
                 vip.address,
                 vip.interface

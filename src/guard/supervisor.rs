@@ -393,7 +393,7 @@ impl Guard {
         let exposed = self.table.is_exposed();
         if exposed {
             let early = self.takedown.remove_and_kill(&self.table);
-            log(format_args!(
+            super::log::event("WARN", super::log::KIND_TOOK_DOWN, format_args!(
                 "{} the addresses and process groups of worker {worker}, which is exiting: {early}; waiting for its last threads",
                 super::log::TOOK_DOWN
             ));
@@ -423,7 +423,7 @@ impl Guard {
         ));
         let _ = kill(worker, Signal::SIGKILL);
         let early = self.takedown.remove_and_kill(&self.table);
-        log(format_args!(
+        super::log::event("WARN", super::log::KIND_TOOK_DOWN, format_args!(
             "{} its addresses and process groups: {early}; waiting for its last threads",
             super::log::TOOK_DOWN
         ));
@@ -438,7 +438,7 @@ impl Guard {
             .earliest_lease_end(|slot| self.leases.load(slot))
             .map(|(until, _)| until);
         let outcome = self.takedown.run(&self.table, now, stop_by);
-        log(format_args!(
+        super::log::event("WARN", super::log::KIND_TOOK_DOWN, format_args!(
             "{} {} group(s) in {} µs: {outcome}",
             super::log::TOOK_DOWN,
             self.table.exposed().len(),
