@@ -11,8 +11,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tandem::lab::bench::{eth0_mac, mac_string, realtime_ns};
-use tandem::lab::chaos::{self, ChaosConfig, FaultKind, Observer, Target};
+use tandem::lab::chaos::{self, ChaosConfig, FaultKind, Target, OBSERVE_PERIOD};
+use tandem::lab::observe::client::{ClientObserver, Probe};
+use tandem::lab::observe::{mac_string, realtime_ns};
+use tandem::lab::topology::eth0_mac;
 use tandem::lab::{Lab, LabSpec, Ns};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -142,20 +144,20 @@ fn the_observer_sees_a_planted_second_owner() {
         .map(|n| (eth0_mac(&lab, Ns::Node(n)).expect("mac"), format!("n{n}")))
         .collect();
     let mac1 = mac_string(&eth0_mac(&lab, Ns::Node(1)).expect("mac"));
-    let observer = Observer::start(&lab).expect("observer");
+    let observer = ClientObserver::start(&lab, Probe::WhoHas { every: OBSERVE_PERIOD }).expect("observer");
 
     // Nobody has the VIP: requests, no replies.
     thread::sleep(Duration::from_millis(200));
-    let quiet = observer.snapshot();
+    let quiet = observer.observation();
     assert!(quiet.rounds.len() >= 10, "{} rounds", quiet.rounds.len());
     assert!(quiet.replies.is_empty(), "{:?}", quiet.replies);
 
     // One owner: replies from n1 only, no dual owner.
     add_vip(&lab, 1);
     wait_for("replies from n1", || {
-        observer.snapshot().replies.len() >= 20
+        observer.observation().replies.len() >= 20
     });
-    let one = chaos::analyze(&observer.snapshot(), &names);
+    let one = chaos::analyze(&observer.observation(), &names);
     assert_eq!(one.dual_owner_rounds, 0, "{one:?}");
     assert!(one.dual_windows.is_empty(), "{one:?}");
     assert_eq!(
@@ -168,7 +170,7 @@ fn the_observer_sees_a_planted_second_owner() {
     let planted_ns = realtime_ns();
     add_vip(&lab, 2);
     wait_for("dual-owner rounds", || {
-        chaos::analyze(&observer.snapshot(), &names).dual_owner_rounds >= 20
+        chaos::analyze(&observer.observation(), &names).dual_owner_rounds >= 20
     });
     let obs = observer.finish();
     let two = chaos::analyze(&obs, &names);

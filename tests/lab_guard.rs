@@ -13,8 +13,9 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tandem::lab::bench::{eth0_mac, group_yaml, VIP};
-use tandem::lab::chaos::{analyze, Observer};
+use tandem::lab::chaos::{analyze, OBSERVE_PERIOD};
+use tandem::lab::observe::client::{ClientObserver, Probe};
+use tandem::lab::topology::{eth0_mac, group_yaml, VIP};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -120,15 +121,15 @@ fn scenario(profile: Profile, fault: Fault) {
         .collect();
     let n1_mac = eth0_mac(&lab, Ns::Node(1)).expect("mac");
     let n2_mac = eth0_mac(&lab, Ns::Node(2)).expect("mac");
-    let observer = Observer::start(&lab).expect("observer");
+    let observer = ClientObserver::start(&lab, Probe::WhoHas { every: OBSERVE_PERIOD }).expect("observer");
 
     // n1 (preferred) serves, n2 does not.
     let settled = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
         (holds_vip(&lab, 1)
             && !holds_vip(&lab, 2)
             && observer
-                .last_reply(Duration::from_millis(100))
-                .is_some_and(|r| r.mac == n1_mac))
+                .last_arp_reply(Duration::from_millis(100))
+                .is_some_and(|r| r.seen.mac() == n1_mac))
         .then_some(())
     });
     assert!(
@@ -151,8 +152,8 @@ fn scenario(profile: Profile, fault: Fault) {
     }
     let served = wait_until(Duration::from_secs(30), Duration::from_millis(5), || {
         observer
-            .last_reply(Duration::from_millis(50))
-            .filter(|r| r.mac == n2_mac)
+            .last_arp_reply(Duration::from_millis(50))
+            .filter(|r| r.seen.mac() == n2_mac)
             .map(|_| at.elapsed())
     });
     let Some(took) = served else {
@@ -342,7 +343,7 @@ fn a_stopped_worker_with_an_lsb_service_is_stopped_or_fenced_in_time() {
         lsb_pid(&lab, 1).filter(|_| holds_vip(&lab, 1))
     })
     .unwrap_or_else(|| panic!("n1 never ran the service\n{}", all_logs(&lab)));
-    let observer = Observer::start(&lab).expect("observer");
+    let observer = ClientObserver::start(&lab, Probe::WhoHas { every: OBSERVE_PERIOD }).expect("observer");
     std::thread::sleep(Duration::from_secs(1));
     lab.pause(1).expect("SIGSTOP worker");
     let n2 = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {

@@ -238,7 +238,7 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
             println!();
             report.print(&mut stdout);
             if let Some(path) = &args.json {
-                bench::write_json(&report, path)?;
+                lab::experiment::write_json(&report, path)?;
                 println!("report written to {}", path.display());
             }
             Ok(if loaded && report.total_false_positives() > 0 {
@@ -247,7 +247,7 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Err(bench::BenchError::Interrupted) => {
+        Err(lab::experiment::ExperimentError::Interrupted) => {
             println!("interrupted; the lab has been removed");
             Ok(ExitCode::from(EXIT_INTERRUPTED))
         }
@@ -280,7 +280,7 @@ fn chaos(args: ChaosArgs) -> Result<ExitCode> {
             println!();
             print!("{}", report.render());
             if let Some(path) = &args.json {
-                bench::write_json(&report, path)?;
+                lab::experiment::write_json(&report, path)?;
                 println!("report written to {}", path.display());
             }
             Ok(if report.ok() {
@@ -289,7 +289,7 @@ fn chaos(args: ChaosArgs) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Err(bench::BenchError::Interrupted) => {
+        Err(lab::experiment::ExperimentError::Interrupted) => {
             println!("interrupted; the lab has been removed");
             Ok(ExitCode::from(EXIT_INTERRUPTED))
         }
@@ -325,7 +325,7 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
             println!();
             print!("{}", report.render());
             if let Some(path) = &args.json {
-                bench::write_json(&report, path)?;
+                lab::experiment::write_json(&report, path)?;
                 println!("samples written to {}", path.display());
             }
             Ok(if report.aborted.is_some() {
@@ -334,7 +334,7 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Err(bench::BenchError::Interrupted) => {
+        Err(lab::experiment::ExperimentError::Interrupted) => {
             println!("interrupted; the lab has been removed");
             Ok(ExitCode::from(EXIT_INTERRUPTED))
         }

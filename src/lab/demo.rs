@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::service::{self, ServiceClient};
 use super::{Lab, LabSpec, Ns};
-use crate::control::{self, client, Request, StatusReport};
+use super::observe::events::readable_tail;
+use super::observe::status::{node_state, query_status};
+use crate::control::StatusReport;
 
 /// The group the demo moves around.
 pub const GROUP: &str = "www";
@@ -236,25 +238,6 @@ fn resolve_binary(path: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// One status query over the control socket (cheap enough to poll every 20 ms).
-pub fn query_status(lab: &Lab, node: usize) -> Option<StatusReport> {
-    let response = client::call(
-        &lab.socket_path(node),
-        &Request::new(control::Command::Status),
-    )
-    .ok()?;
-    response.status.filter(|_| response.ok)
-}
-
-/// The state (`online`, `standby`, ...) `r` reports for node `name`.
-pub(crate) fn node_state<'r>(r: &'r StatusReport, name: &str) -> Option<&'r str> {
-    r.view
-        .nodes
-        .iter()
-        .find(|n| n.name == name)
-        .map(|n| n.state.as_str())
-}
-
 /// (owner, state, term) of the demo group in `r`.
 fn group_view(r: &StatusReport) -> Option<(Option<String>, String, u64)> {
     r.view
@@ -287,10 +270,6 @@ fn clip(s: &str, width: usize) -> String {
 
 fn all_online(r: &StatusReport) -> bool {
     !r.view.nodes.is_empty() && r.view.nodes.iter().all(|n| n.state == "online")
-}
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
 }
 
 /// Runs the whole demo, narrating to `out`. Returns when the lab is torn down again
@@ -337,15 +316,10 @@ pub fn run(
 fn log_tails(lab: &Lab) -> Vec<LogTail> {
     (1..=lab.node_count())
         .map(|node| {
-            let log = lab.logs(node);
-            let lines: Vec<&str> = log.lines().collect();
             LogTail {
                 node: lab.node_name(node),
                 path: lab.log_path(node),
-                lines: lines[lines.len().saturating_sub(LOG_TAIL_LINES)..]
-                    .iter()
-                    .map(|l| l.to_string())
-                    .collect(),
+                lines: readable_tail(&lab.logs(node), LOG_TAIL_LINES),
             }
         })
         .collect()
@@ -427,7 +401,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         d,
         "{} built lab {p} in {} ms: netns {p}-{{n1,n2,n3,sw,cl}}",
         d.stamp(),
-        ms(t.elapsed()),
+        t.elapsed().as_millis(),
         p = lab.prefix()
     );
     d.step("checking the generated config")?;
@@ -573,7 +547,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
     say!(
         d,
         "    +{:>5} ms  {owner} is dead and cut off",
-        ms(kill_at.elapsed())
+        kill_at.elapsed().as_millis()
     );
 
     d.step(format!("waiting for {survivor_name} to take over {GROUP}"))?;
@@ -596,7 +570,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
                 say!(
                     d,
                     "    +{:>5} ms  {survivor_name} sees {owner} {}",
-                    ms(at),
+                    at.as_millis(),
                     peer.as_deref().unwrap_or("?")
                 );
                 if detection.is_none() && peer.as_deref() != Some("online") {
@@ -608,7 +582,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
                 say!(
                     d,
                     "    +{:>5} ms  {survivor_name} is {}",
-                    ms(at),
+                    at.as_millis(),
                     if r.view.quorate {
                         "quorate"
                     } else {
@@ -622,7 +596,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
                 if let Some((o, state, term)) = &group {
                     let line = format!(
                         "    +{:>5} ms  {GROUP}: owner {}, term {term}, {state}: {}",
-                        ms(at),
+                        at.as_millis(),
                         o.as_deref().unwrap_or("-"),
                         group_reason(&r)
                     );
@@ -674,15 +648,15 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         d,
         "takeover: {GROUP} moved from {owner} to {survivor_name} in {} ms (kill -> running; \
          detected in {} ms)",
-        ms(gap),
+        gap.as_millis(),
         detection
-            .map(|x| ms(x).to_string())
+            .map(|x| x.as_millis().to_string())
             .unwrap_or_else(|| "?".into())
     );
     say!(
         d,
         "client:   no answer for {} ms (last from {owner}, then from {survivor_name})",
-        ms(client_gap)
+        client_gap.as_millis()
     );
     d.print_status(lab, survivor);
 
@@ -720,7 +694,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
             say!(
                 d,
                 "    +{:>5} ms  {survivor_name} sees {owner} online",
-                ms(restart_at.elapsed())
+                restart_at.elapsed().as_millis()
             );
             seen_online = true;
         }
@@ -810,9 +784,9 @@ fn narrate_client(d: &mut Demo, client: &ServiceClient, seen: usize, since: Inst
         say!(
             d,
             "    +{:>5} ms  client: answer from {} (silent for {} ms since the last one, from {})",
-            ms(next.first.saturating_duration_since(since)),
+            next.first.saturating_duration_since(since).as_millis(),
             next.node,
-            ms(next.first.saturating_duration_since(prev.last)),
+            next.first.saturating_duration_since(prev.last).as_millis(),
             prev.node
         );
     }

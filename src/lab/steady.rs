@@ -17,19 +17,24 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::bench::{group_yaml, log_lines_since, realtime_ns, stable_owner, BenchError, Ctx};
-use super::stall::{self, Stall, StallProbe, StallReport};
+use super::experiment::{Ctx, ExperimentError};
+use super::observe::events::records_since;
+use super::observe::realtime_ns;
+use super::observe::status::stable_owner;
+use super::stall::{self, clock_ticks_per_second, Stall, StallProbe, StallReport};
+use super::topology::{group_yaml, GROUP};
+use crate::core::EventKind;
 use super::{Lab, LabSpec, Ns};
 
-/// Event kinds that must not happen in a healthy cluster, as the daemons log them.
-pub const FALSE_POSITIVE_KINDS: &[&str] = &[
-    "node-down",
-    "quorum-lost",
-    "became-owner",
-    "lost-ownership",
-    "group-stopped",
-    "fence-requested",
-    "self-fence",
+/// Event kinds that must not happen in a healthy cluster.
+pub const FALSE_POSITIVE_KINDS: &[EventKind] = &[
+    EventKind::NodeDown,
+    EventKind::QuorumLost,
+    EventKind::BecameOwner,
+    EventKind::LostOwnership,
+    EventKind::GroupStopped,
+    EventKind::FenceRequested,
+    EventKind::SelfFence,
 ];
 
 #[derive(Debug, Clone)]
@@ -71,6 +76,7 @@ pub struct Incident {
     /// ms after the measurement began.
     pub at_ms: f64,
     pub kind: String,
+    /// What the daemon said (its message).
     pub line: String,
     /// The machine stall this event came with, if any (see `stall::explaining_stall`).
     pub during_stall: Option<Stall>,
@@ -232,38 +238,25 @@ fn sample(pid: u32) -> Option<(u64, u64)> {
     Some((rss, utime + stime))
 }
 
-/// USER_HZ: the unit of /proc's CPU times (stat's utime/stime, the cpu lines).
-pub(crate) fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf only reads a system constant.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
 
 /// Events of `FALSE_POSITIVE_KINDS` and late-heartbeat warnings in a node's log since
 /// `since` (ns).
 pub fn incidents_in_log(node: &str, log: &str, since: i64) -> (Vec<Incident>, usize) {
     let mut incidents = Vec::new();
     let mut late = 0;
-    for (t, line) in log_lines_since(log, since) {
-        if line.contains("kind=\"late-heartbeat\"") {
+    for r in records_since(log, since) {
+        if r.is(EventKind::LateHeartbeat) {
             late += 1;
             continue;
         }
-        let Some(kind) = FALSE_POSITIVE_KINDS
-            .iter()
-            .find(|k| line.contains(&format!("kind=\"{k}\"")))
-        else {
+        let Some(kind) = FALSE_POSITIVE_KINDS.iter().find(|k| r.is(**k)) else {
             continue;
         };
         incidents.push(Incident {
             node: node.to_string(),
-            at_ms: (t - since) as f64 / 1e6,
-            kind: kind.to_string(),
-            line: line.trim().to_string(),
+            at_ms: (r.at_ns - since) as f64 / 1e6,
+            kind: kind.as_str().to_string(),
+            line: r.message,
             during_stall: None,
         });
     }
@@ -275,7 +268,7 @@ pub fn run(
     cfg: &SteadyConfig,
     stop: &AtomicBool,
     out: &mut dyn Write,
-) -> Result<SteadyReport, BenchError> {
+) -> Result<SteadyReport, ExperimentError> {
     let spec = LabSpec {
         nodes: 3,
         witnesses: vec![3],
@@ -304,7 +297,7 @@ pub fn run(
     result
 }
 
-fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyReport, BenchError> {
+fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyReport, ExperimentError> {
     lab.start_all()?;
     let _ = writeln!(
         ctx.out,
@@ -315,20 +308,11 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         "a stable cluster",
         cfg.settle_timeout,
         Duration::from_millis(200),
-        || Ok(stable_owner(lab)),
+        || Ok(stable_owner(lab, GROUP)),
     )?;
     // A moment more, so that start-up events (late first heartbeats) are not counted.
     ctx.sleep(Duration::from_secs(2).max(cfg.deadtime * 4))?;
-    let mut pids: Vec<((String, &str), u32)> = Vec::new();
-    for n in 1..=lab.node_count() {
-        let missing = || BenchError::Failed(format!("n{n}'s tandemd is not running"));
-        let guard = lab.pid(n).ok_or_else(missing)?;
-        let worker = lab.worker_pid(n).ok_or_else(missing)?;
-        pids.push(((lab.node_name(n), "worker"), worker));
-        if worker != guard {
-            pids.push(((lab.node_name(n), "guard"), guard));
-        }
-    }
+    let pids = daemon_pids(lab)?;
 
     let mut load = Vec::new();
     for node in 1..=lab.node_count() {
@@ -393,43 +377,8 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
     }
     measured?;
 
-    let ticks = clock_ticks_per_second();
-    let footprint = pids
-        .iter()
-        .enumerate()
-        .map(|(i, ((name, process), _))| {
-            let cpu = match (first[i], last[i]) {
-                (Some((_, a)), Some((_, b))) => (b.saturating_sub(a)) as f64 / ticks / wall * 100.0,
-                _ => f64::NAN,
-            };
-            Footprint {
-                node: name.clone(),
-                process: process.to_string(),
-                rss_max_kib: rss_max[i],
-                rss_end_kib: last[i].map_or(0, |(r, _)| r),
-                cpu_percent: cpu,
-            }
-        })
-        .collect();
-    let mut incidents = Vec::new();
-    let mut late_heartbeats = 0;
-    for node in 1..=lab.node_count() {
-        let (i, late) = incidents_in_log(&lab.node_name(node), &lab.logs(node), since);
-        incidents.extend(i);
-        late_heartbeats += late;
-    }
-    incidents.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-    for i in &mut incidents {
-        let at = since + (i.at_ms * 1e6) as i64;
-        // Once the machine runs again the detectors fire within a tick, and what follows
-        // from a node declared down (quorum, ownership) within a deadtime.
-        i.during_stall = stall::explaining_stall(
-            &machine.stalls,
-            at,
-            explaining,
-            cfg.deadtime + Duration::from_millis(100),
-        );
-    }
+    let footprint = footprints(&pids, &first, &last, &rss_max, wall);
+    let (incidents, late_heartbeats) = all_incidents(cfg, lab, since, &machine, explaining);
     let mut false_positives = BTreeMap::new();
     for i in &incidents {
         *false_positives.entry(i.kind.clone()).or_insert(0) += 1;
@@ -452,25 +401,103 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
     })
 }
 
+/// (node, process) and pid of every daemon process: the worker, and the guard when the
+/// node runs one.
+fn daemon_pids(lab: &mut Lab) -> Result<Vec<((String, &'static str), u32)>, ExperimentError> {
+    let mut pids = Vec::new();
+    for n in 1..=lab.node_count() {
+        let missing = || ExperimentError::Failed(format!("n{n}'s tandemd is not running"));
+        let guard = lab.pid(n).ok_or_else(missing)?;
+        let worker = lab.worker_pid(n).ok_or_else(missing)?;
+        pids.push(((lab.node_name(n), "worker"), worker));
+        if worker != guard {
+            pids.push(((lab.node_name(n), "guard"), guard));
+        }
+    }
+    Ok(pids)
+}
+
+/// Memory and CPU of each process from its first and last sample over `wall` seconds.
+fn footprints(
+    pids: &[((String, &'static str), u32)],
+    first: &[Option<(u64, u64)>],
+    last: &[Option<(u64, u64)>],
+    rss_max: &[u64],
+    wall: f64,
+) -> Vec<Footprint> {
+    let ticks = clock_ticks_per_second();
+    pids
+        .iter()
+        .enumerate()
+        .map(|(i, ((name, process), _))| {
+            let cpu = match (first[i], last[i]) {
+                (Some((_, a)), Some((_, b))) => (b.saturating_sub(a)) as f64 / ticks / wall * 100.0,
+                _ => f64::NAN,
+            };
+            Footprint {
+                node: name.clone(),
+                process: process.to_string(),
+                rss_max_kib: rss_max[i],
+                rss_end_kib: last[i].map_or(0, |(r, _)| r),
+                cpu_percent: cpu,
+            }
+        })
+        .collect()
+}
+
+/// Every node's incidents since `since`, in time order, each with the stall that
+/// explains it (if any); and the count of late heartbeats.
+fn all_incidents(
+    cfg: &SteadyConfig,
+    lab: &Lab,
+    since: i64,
+    machine: &StallReport,
+    explaining: Duration,
+) -> (Vec<Incident>, usize) {
+    let mut incidents = Vec::new();
+    let mut late_heartbeats = 0;
+    for node in 1..=lab.node_count() {
+        let (i, late) = incidents_in_log(&lab.node_name(node), &lab.logs(node), since);
+        incidents.extend(i);
+        late_heartbeats += late;
+    }
+    incidents.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    for i in &mut incidents {
+        let at = since + (i.at_ms * 1e6) as i64;
+        // Once the machine runs again the detectors fire within a tick, and what follows
+        // from a node declared down (quorum, ownership) within a deadtime.
+        i.during_stall = stall::explaining_stall(
+            &machine.stalls,
+            at,
+            explaining,
+            cfg.deadtime + Duration::from_millis(100),
+        );
+    }
+    (incidents, late_heartbeats)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn counts_the_events_that_must_not_happen_and_nothing_else() {
-        let log = "\
-2026-11-23T10:00:00.000000Z  INFO tandem: event kind=\"node-up\" node=\"n2\"
-2026-11-23T10:00:01.000000Z  WARN tandem: event kind=\"late-heartbeat\" node=\"n2\"
-2026-11-23T10:00:02.500000Z  WARN tandem: event kind=\"node-down\" node=\"n2\"
-2026-11-23T10:00:03.000000Z  INFO tandem: event kind=\"became-owner\" group=\"www\"
-not a log line kind=\"node-down\"
-";
-        let since =
-            super::super::bench::parse_log_time("2026-11-23T10:00:00.500000Z x").expect("time");
-        let (incidents, late) = incidents_in_log("n1", log, since);
+        use crate::lab::observe::events::tests::line;
+        let log = [
+            line("2026-11-23T10:00:00.000000Z", r#""kind":"node-up","node":"n2""#, "n2 is up"),
+            line("2026-11-23T10:00:01.000000Z", r#""kind":"late-heartbeat","node":"n2""#, "late"),
+            line("2026-11-23T10:00:02.500000Z", r#""kind":"node-down","node":"n2""#, "n2 is down"),
+            line("2026-11-23T10:00:03.000000Z", r#""kind":"became-owner","group":"www""#, "owner"),
+            "2026-11-23T10:00:04.000000Z  WARN not a JSON line kind=\"node-down\"".to_string(),
+        ]
+        .join("\n");
+        let since = crate::lab::observe::events::parse_timestamp("2026-11-23T10:00:00.500000Z")
+            .expect("time");
+        let (incidents, late) = incidents_in_log("n1", &log, since);
         assert_eq!(late, 1);
         let kinds: Vec<&str> = incidents.iter().map(|i| i.kind.as_str()).collect();
         assert_eq!(kinds, ["node-down", "became-owner"]);
         assert_eq!(incidents[0].at_ms, 2000.0);
+        assert_eq!(incidents[0].line, "n2 is down");
     }
 }
