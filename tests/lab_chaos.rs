@@ -144,7 +144,13 @@ fn the_observer_sees_a_planted_second_owner() {
         .map(|n| (eth0_mac(&lab, Ns::Node(n)).expect("mac"), format!("n{n}")))
         .collect();
     let mac1 = mac_string(&eth0_mac(&lab, Ns::Node(1)).expect("mac"));
-    let observer = ClientObserver::start(&lab, Probe::WhoHas { every: OBSERVE_PERIOD }).expect("observer");
+    let observer = ClientObserver::start(
+        &lab,
+        Probe::WhoHas {
+            every: OBSERVE_PERIOD,
+        },
+    )
+    .expect("observer");
 
     // Nobody has the VIP: requests, no replies.
     thread::sleep(Duration::from_millis(200));

@@ -121,7 +121,13 @@ fn scenario(profile: Profile, fault: Fault) {
         .collect();
     let n1_mac = eth0_mac(&lab, Ns::Node(1)).expect("mac");
     let n2_mac = eth0_mac(&lab, Ns::Node(2)).expect("mac");
-    let observer = ClientObserver::start(&lab, Probe::WhoHas { every: OBSERVE_PERIOD }).expect("observer");
+    let observer = ClientObserver::start(
+        &lab,
+        Probe::WhoHas {
+            every: OBSERVE_PERIOD,
+        },
+    )
+    .expect("observer");
 
     // n1 (preferred) serves, n2 does not.
     let settled = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
@@ -343,7 +349,13 @@ fn a_stopped_worker_with_an_lsb_service_is_stopped_or_fenced_in_time() {
         lsb_pid(&lab, 1).filter(|_| holds_vip(&lab, 1))
     })
     .unwrap_or_else(|| panic!("n1 never ran the service\n{}", all_logs(&lab)));
-    let observer = ClientObserver::start(&lab, Probe::WhoHas { every: OBSERVE_PERIOD }).expect("observer");
+    let observer = ClientObserver::start(
+        &lab,
+        Probe::WhoHas {
+            every: OBSERVE_PERIOD,
+        },
+    )
+    .expect("observer");
     std::thread::sleep(Duration::from_secs(1));
     lab.pause(1).expect("SIGSTOP worker");
     let n2 = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {

@@ -67,7 +67,13 @@ fn guards_feed_the_watchdog_peers_wait_for_it_and_a_clean_stop_disarms_it() {
     lab.start_all().expect("start");
     let n1 = eth0_mac(&lab, Ns::Node(1)).expect("mac");
     let n2 = eth0_mac(&lab, Ns::Node(2)).expect("mac");
-    let observer = ClientObserver::start(&lab, Probe::WhoHas { every: OBSERVE_PERIOD }).expect("observer");
+    let observer = ClientObserver::start(
+        &lab,
+        Probe::WhoHas {
+            every: OBSERVE_PERIOD,
+        },
+    )
+    .expect("observer");
     let served_by = |mac: [u8; 6]| {
         observer
             .last_arp_reply(Duration::from_millis(100))

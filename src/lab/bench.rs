@@ -22,8 +22,8 @@ use super::observe::client::{ClientObserver, Probe, Seen, Sighting};
 use super::observe::events::{records, records_since, LogRecord, VipChange, CANDIDATE, LEASE_WAIT};
 use super::observe::status::stable_owner;
 use super::observe::{mac_string, ms, ns_to_ms, realtime_ns};
-use super::topology::{clear_vip, eth0_mac, group_yaml, GROUP, VIP};
-use super::{Lab, LabSpec, Ns};
+use super::topology::{clear_vip, eth0_mac, group_yaml, pair_with_witness, GROUP, VIP};
+use super::{Lab, Ns};
 use crate::core::EventKind;
 
 /// How often the client probes the VIP.
@@ -210,8 +210,14 @@ impl BenchReport {
         ));
         let rows: [(&str, Option<Stats>); 3] = [
             ("(a) fault -> VIP on survivor's eth0", self.vip_on_survivor),
-            ("(b) client gap: last old-MAC -> first new-MAC", self.client_gap),
-            ("    fault -> first reply from new MAC", self.fault_to_new_reply),
+            (
+                "(b) client gap: last old-MAC -> first new-MAC",
+                self.client_gap,
+            ),
+            (
+                "    fault -> first reply from new MAC",
+                self.fault_to_new_reply,
+            ),
         ];
         for (name, st) in rows {
             push_row(&mut s, name, st);
@@ -241,19 +247,28 @@ impl BenchReport {
     }
 }
 
+/// One milestone of a breakdown.
+type Column = fn(&Breakdown) -> Option<f64>;
+
 /// The rows of the "where the time goes" table, in order.
-const BREAKDOWN_ROWS: [(&str, fn(&Breakdown) -> Option<f64>); 9] = [
+const BREAKDOWN_ROWS: [(&str, Column); 9] = [
     ("survivor: old owner node-down", |b| b.detected_ms),
     ("survivor: lease wait it reported (duration)", |b| {
         b.lease_wait_reported_ms
     }),
     ("survivor: candidate for term", |b| b.candidate_ms),
-    ("survivor: became-owner (quorum grant)", |b| b.became_owner_ms),
+    ("survivor: became-owner (quorum grant)", |b| {
+        b.became_owner_ms
+    }),
     ("old owner: vip removed", |b| b.old_vip_removed_ms),
     ("survivor: vip added", |b| b.vip_added_log_ms),
     ("survivor: group-started", |b| b.group_started_ms),
-    ("client: first gratuitous ARP from new MAC", |b| b.first_garp_ms),
-    ("client: first echo reply from new MAC", |b| b.first_new_reply_ms),
+    ("client: first gratuitous ARP from new MAC", |b| {
+        b.first_garp_ms
+    }),
+    ("client: first echo reply from new MAC", |b| {
+        b.first_new_reply_ms
+    }),
 ];
 
 fn push_row(s: &mut String, name: &str, st: Option<Stats>) {
@@ -312,17 +327,13 @@ pub fn run(
     if cfg.runs == 0 {
         return Err(ExperimentError::Failed("--runs must be at least 1".into()));
     }
-    let spec = LabSpec {
-        nodes: 3,
-        witnesses: vec![3],
-        links: 2,
-        ipv6: false,
-        interval: cfg.interval,
-        deadtime: cfg.deadtime,
-        extra_yaml: group_yaml(),
-        tandemd: cfg.tandemd.clone(),
-        tandemctl: cfg.tandemctl.clone(),
-    };
+    let spec = pair_with_witness(
+        cfg.interval,
+        cfg.deadtime,
+        group_yaml(),
+        &cfg.tandemd,
+        &cfg.tandemctl,
+    );
     let mut lab = Lab::build(spec)?;
     crate::config::load(&lab.config_path(1))
         .map_err(|e| ExperimentError::Failed(format!("the lab config is refused: {e}")))?;
@@ -346,7 +357,12 @@ struct Probes {
 fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport, ExperimentError> {
     let macs = [eth0_mac(lab, Ns::Node(1))?, eth0_mac(lab, Ns::Node(2))?];
     let probes = Probes {
-        client: ClientObserver::start(lab, Probe::Echo { every: PROBE_PERIOD })?,
+        client: ClientObserver::start(
+            lab,
+            Probe::Echo {
+                every: PROBE_PERIOD,
+            },
+        )?,
         addr: AddrWatch::start(&[
             (1, lab.ns_name(Ns::Node(1))?),
             (2, lab.ns_name(Ns::Node(2))?),
@@ -427,7 +443,11 @@ fn arm(
     let victim = match owner.as_str() {
         "n1" => 1,
         "n2" => 2,
-        o => return Err(ExperimentError::Failed(format!("www runs on {o}, not n1/n2"))),
+        o => {
+            return Err(ExperimentError::Failed(format!(
+                "www runs on {o}, not n1/n2"
+            )))
+        }
     };
     let survivor = 3 - victim;
     let (old_mac, new_mac) = (probes.macs[victim - 1], probes.macs[survivor - 1]);
@@ -454,7 +474,9 @@ fn arm(
     let pre = probes.client.take();
     // The group must not have moved (or be answered from two MACs) while settling:
     // a sample taken then would measure nothing. Such runs are counted and redone.
-    let only_owner = pre.iter().any(|o| o.seen == Seen::EchoReply { mac: old_mac })
+    let only_owner = pre
+        .iter()
+        .any(|o| o.seen == Seen::EchoReply { mac: old_mac })
         && pre.iter().all(|o| o.seen.mac() == old_mac);
     if still.as_deref() == Some(owner.as_str()) && only_owner {
         return Ok(Some(Armed {
@@ -510,7 +532,12 @@ fn wait_stable_owner(
     )
 }
 
-fn inject(fault: Fault, lab: &mut Lab, victim: usize, survivor: usize) -> Result<(), ExperimentError> {
+fn inject(
+    fault: Fault,
+    lab: &mut Lab,
+    victim: usize,
+    survivor: usize,
+) -> Result<(), ExperimentError> {
     match fault {
         // Links first: a dead machine's kernel no longer answers, whereas a killed
         // daemon's kernel would reject heartbeats (and answer the client) until the
@@ -604,9 +631,7 @@ fn client_sample(
     let last_old_or_fault = last_old.unwrap_or(fault_ns);
     let stray = first_new.map_or(0, |f| {
         seen.iter()
-            .filter(|o| {
-                o.at_ns > f && matches!(o.seen, Seen::EchoReply { mac } if mac != new_mac)
-            })
+            .filter(|o| o.at_ns > f && matches!(o.seen, Seen::EchoReply { mac } if mac != new_mac))
             .count()
     });
     breakdown.first_garp_ms = seen
@@ -711,19 +736,25 @@ mod tests {
         assert_eq!(b.lease_wait_reported_ms, Some(728.0));
         assert!((b.candidate_ms.unwrap() - 935.993).abs() < 0.01, "{b:?}");
         assert!((b.became_owner_ms.unwrap() - 1000.0).abs() < 0.01);
-        assert!((b.old_vip_removed_ms.unwrap() - 439.993).abs() < 0.01, "{b:?}");
+        assert!(
+            (b.old_vip_removed_ms.unwrap() - 439.993).abs() < 0.01,
+            "{b:?}"
+        );
         assert!((b.vip_added_log_ms.unwrap() - 1000.257).abs() < 0.01);
         assert!((b.group_started_ms.unwrap() - 1009.993).abs() < 0.01);
         // Lines before the fault are ignored; another victim's node-down is not this one.
         let b = breakdown_from_logs(&survivor, "", "n1", FAULT_NS + 1_000_000_001);
         assert!(b.detected_ms.is_none() && b.vip_added_log_ms.is_some());
-        assert!(breakdown_from_logs(&survivor, "", "n3", FAULT_NS).detected_ms.is_none());
+        assert!(breakdown_from_logs(&survivor, "", "n3", FAULT_NS)
+            .detected_ms
+            .is_none());
     }
 
     #[test]
     fn rewording_every_message_changes_no_number() {
         let (s1, v1) = failover_logs(str::to_string);
-        let (s2, v2) = failover_logs(|m| format!("reworded: {}", m.chars().rev().collect::<String>()));
+        let (s2, v2) =
+            failover_logs(|m| format!("reworded: {}", m.chars().rev().collect::<String>()));
         assert_ne!(s1, s2);
         let a = breakdown_from_logs(&s1, &v1, "n1", FAULT_NS);
         let b = breakdown_from_logs(&s2, &v2, "n1", FAULT_NS);
@@ -735,7 +766,11 @@ mod tests {
     fn the_client_gap_runs_from_the_last_old_reply_to_the_first_new_one() {
         let (old, new) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
         let ms = 1_000_000;
-        let at = |t: i64, seen| Sighting { at_ns: t * ms, round: 0, seen };
+        let at = |t: i64, seen| Sighting {
+            at_ns: t * ms,
+            round: 0,
+            seen,
+        };
         let seen = [
             at(-5, Seen::EchoReply { mac: old }),
             at(2, Seen::EchoReply { mac: old }),

@@ -30,9 +30,7 @@ pub enum ExperimentError {
     },
 }
 
-pub(crate) fn io_err(
-    context: impl Into<String>,
-) -> impl FnOnce(std::io::Error) -> ExperimentError {
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ExperimentError {
     let context = context.into();
     move |source| ExperimentError::Io { context, source }
 }

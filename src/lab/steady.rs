@@ -22,9 +22,9 @@ use super::observe::events::records_since;
 use super::observe::realtime_ns;
 use super::observe::status::stable_owner;
 use super::stall::{self, clock_ticks_per_second, Stall, StallProbe, StallReport};
-use super::topology::{group_yaml, GROUP};
+use super::topology::{group_yaml, pair_with_witness, GROUP};
+use super::{Lab, Ns};
 use crate::core::EventKind;
-use super::{Lab, LabSpec, Ns};
 
 /// Event kinds that must not happen in a healthy cluster.
 pub const FALSE_POSITIVE_KINDS: &[EventKind] = &[
@@ -238,7 +238,6 @@ fn sample(pid: u32) -> Option<(u64, u64)> {
     Some((rss, utime + stime))
 }
 
-
 /// Events of `FALSE_POSITIVE_KINDS` and late-heartbeat warnings in a node's log since
 /// `since` (ns).
 pub fn incidents_in_log(node: &str, log: &str, since: i64) -> (Vec<Incident>, usize) {
@@ -269,27 +268,24 @@ pub fn run(
     stop: &AtomicBool,
     out: &mut dyn Write,
 ) -> Result<SteadyReport, ExperimentError> {
-    let spec = LabSpec {
-        nodes: 3,
-        witnesses: vec![3],
-        links: 2,
-        ipv6: false,
-        interval: cfg.interval,
-        deadtime: cfg.deadtime,
-        extra_yaml: if cfg.realtime {
+    let extra_yaml = if cfg.realtime {
+        group_yaml()
+    } else {
+        // A `heartbeat:` section replaces the lab's, so it repeats the timing.
+        format!(
+            "heartbeat:\n  port: 5405\n  interval: {}ms\n  deadtime: {}ms\n  realtime: false\n{}",
+            cfg.interval.as_millis(),
+            cfg.deadtime.as_millis(),
             group_yaml()
-        } else {
-            // A `heartbeat:` section replaces the lab's, so it repeats the timing.
-            format!(
-                "heartbeat:\n  port: 5405\n  interval: {}ms\n  deadtime: {}ms\n  realtime: false\n{}",
-                cfg.interval.as_millis(),
-                cfg.deadtime.as_millis(),
-                group_yaml()
-            )
-        },
-        tandemd: cfg.tandemd.clone(),
-        tandemctl: cfg.tandemctl.clone(),
+        )
     };
+    let spec = pair_with_witness(
+        cfg.interval,
+        cfg.deadtime,
+        extra_yaml,
+        &cfg.tandemd,
+        &cfg.tandemctl,
+    );
     let mut lab = Lab::build(spec)?;
     let mut ctx = Ctx { stop, out };
     let result = measure(cfg, &mut lab, &mut ctx);
@@ -297,7 +293,11 @@ pub fn run(
     result
 }
 
-fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyReport, ExperimentError> {
+fn measure(
+    cfg: &SteadyConfig,
+    lab: &mut Lab,
+    ctx: &mut Ctx,
+) -> Result<SteadyReport, ExperimentError> {
     lab.start_all()?;
     let _ = writeln!(
         ctx.out,
@@ -335,36 +335,7 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         "www runs on {owner}; measuring for {:?} with {} busy loop(s) per node ...",
         cfg.duration, cfg.load_per_node
     );
-    let mut next_progress = Duration::from_secs(60);
-    let measured = loop {
-        let elapsed = began.elapsed();
-        for (i, (_, pid)) in pids.iter().enumerate() {
-            if let Some((rss, _)) = sample(*pid) {
-                rss_max[i] = rss_max[i].max(rss);
-            }
-        }
-        if elapsed >= cfg.duration {
-            break Ok(());
-        }
-        if elapsed >= next_progress {
-            let so_far: usize = (1..=lab.node_count())
-                .map(|n| {
-                    incidents_in_log(&lab.node_name(n), &lab.logs(n), since)
-                        .0
-                        .len()
-                })
-                .sum();
-            let _ = writeln!(
-                ctx.out,
-                "  {:>4} s: {so_far} false positive(s) so far",
-                elapsed.as_secs()
-            );
-            next_progress += Duration::from_secs(60);
-        }
-        if let Err(e) = ctx.sleep(Duration::from_millis(500).min(cfg.duration - elapsed)) {
-            break Err(e);
-        }
-    };
+    let measured = watch(cfg, lab, ctx, &pids, since, began, &mut rss_max);
     let wall = began.elapsed().as_secs_f64();
     let machine = probe.finish();
     let last: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| sample(*p)).collect();
@@ -401,9 +372,53 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
     })
 }
 
+/// Samples the daemons' memory every half second until `cfg.duration` has passed since
+/// `began`, with a progress line every minute.
+fn watch(
+    cfg: &SteadyConfig,
+    lab: &Lab,
+    ctx: &mut Ctx,
+    pids: &[DaemonPid],
+    since: i64,
+    began: Instant,
+    rss_max: &mut [u64],
+) -> Result<(), ExperimentError> {
+    let mut next_progress = Duration::from_secs(60);
+    loop {
+        let elapsed = began.elapsed();
+        for (i, (_, pid)) in pids.iter().enumerate() {
+            if let Some((rss, _)) = sample(*pid) {
+                rss_max[i] = rss_max[i].max(rss);
+            }
+        }
+        if elapsed >= cfg.duration {
+            return Ok(());
+        }
+        if elapsed >= next_progress {
+            let so_far: usize = (1..=lab.node_count())
+                .map(|n| {
+                    incidents_in_log(&lab.node_name(n), &lab.logs(n), since)
+                        .0
+                        .len()
+                })
+                .sum();
+            let _ = writeln!(
+                ctx.out,
+                "  {:>4} s: {so_far} false positive(s) so far",
+                elapsed.as_secs()
+            );
+            next_progress += Duration::from_secs(60);
+        }
+        ctx.sleep(Duration::from_millis(500).min(cfg.duration - elapsed))?;
+    }
+}
+
+/// (node name, `worker` or `guard`) and pid of one daemon process.
+type DaemonPid = ((String, &'static str), u32);
+
 /// (node, process) and pid of every daemon process: the worker, and the guard when the
 /// node runs one.
-fn daemon_pids(lab: &mut Lab) -> Result<Vec<((String, &'static str), u32)>, ExperimentError> {
+fn daemon_pids(lab: &mut Lab) -> Result<Vec<DaemonPid>, ExperimentError> {
     let mut pids = Vec::new();
     for n in 1..=lab.node_count() {
         let missing = || ExperimentError::Failed(format!("n{n}'s tandemd is not running"));
@@ -419,15 +434,14 @@ fn daemon_pids(lab: &mut Lab) -> Result<Vec<((String, &'static str), u32)>, Expe
 
 /// Memory and CPU of each process from its first and last sample over `wall` seconds.
 fn footprints(
-    pids: &[((String, &'static str), u32)],
+    pids: &[DaemonPid],
     first: &[Option<(u64, u64)>],
     last: &[Option<(u64, u64)>],
     rss_max: &[u64],
     wall: f64,
 ) -> Vec<Footprint> {
     let ticks = clock_ticks_per_second();
-    pids
-        .iter()
+    pids.iter()
         .enumerate()
         .map(|(i, ((name, process), _))| {
             let cpu = match (first[i], last[i]) {
@@ -484,10 +498,26 @@ mod tests {
     fn counts_the_events_that_must_not_happen_and_nothing_else() {
         use crate::lab::observe::events::tests::line;
         let log = [
-            line("2026-11-23T10:00:00.000000Z", r#""kind":"node-up","node":"n2""#, "n2 is up"),
-            line("2026-11-23T10:00:01.000000Z", r#""kind":"late-heartbeat","node":"n2""#, "late"),
-            line("2026-11-23T10:00:02.500000Z", r#""kind":"node-down","node":"n2""#, "n2 is down"),
-            line("2026-11-23T10:00:03.000000Z", r#""kind":"became-owner","group":"www""#, "owner"),
+            line(
+                "2026-11-23T10:00:00.000000Z",
+                r#""kind":"node-up","node":"n2""#,
+                "n2 is up",
+            ),
+            line(
+                "2026-11-23T10:00:01.000000Z",
+                r#""kind":"late-heartbeat","node":"n2""#,
+                "late",
+            ),
+            line(
+                "2026-11-23T10:00:02.500000Z",
+                r#""kind":"node-down","node":"n2""#,
+                "n2 is down",
+            ),
+            line(
+                "2026-11-23T10:00:03.000000Z",
+                r#""kind":"became-owner","group":"www""#,
+                "owner",
+            ),
             "2026-11-23T10:00:04.000000Z  WARN not a JSON line kind=\"node-down\"".to_string(),
         ]
         .join("\n");

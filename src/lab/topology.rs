@@ -3,8 +3,10 @@
 //! it (a namespace's MAC, clearing the VIP as a reboot would).
 
 use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
 
-use super::{netns, Lab, LabError, Ns};
+use super::{netns, Lab, LabError, LabSpec, Ns};
 
 /// The group the experiments move around.
 pub const GROUP: &str = "www";
@@ -18,6 +20,28 @@ pub fn group_yaml() -> String {
         "groups:\n  - name: {GROUP}\n    prefer: n1\n    failback: false\n    resources:\n      \
          - vip: {{ name: vip, address: {VIP}/{VIP_PREFIX}, interface: eth0 }}\n"
     )
+}
+
+/// The bench's and steady's lab: n1 and n2 may own www, n3 is a witness; two links.
+/// `extra_yaml` holds at least the `groups:` section ([`group_yaml`]).
+pub fn pair_with_witness(
+    interval: Duration,
+    deadtime: Duration,
+    extra_yaml: String,
+    tandemd: &Path,
+    tandemctl: &Path,
+) -> LabSpec {
+    LabSpec {
+        nodes: 3,
+        witnesses: vec![3],
+        links: 2,
+        ipv6: false,
+        interval,
+        deadtime,
+        extra_yaml,
+        tandemd: tandemd.to_path_buf(),
+        tandemctl: tandemctl.to_path_buf(),
+    }
 }
 
 /// The MAC address of `eth0` in `ns`.

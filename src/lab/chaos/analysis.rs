@@ -377,7 +377,6 @@ pub fn vip_intervals(
     (intervals, overlaps)
 }
 
-
 /// Faults (on `nodes`) active in [from, to] or healed less than CONTEXT_GRACE before,
 /// described.
 pub(super) fn faults_around(
@@ -399,8 +398,8 @@ pub(super) fn faults_around(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::observe::events::tests::line;
     use crate::lab::chaos::FaultKind;
+    use crate::lab::observe::events::tests::line;
 
     fn obs_from(rounds: usize, replies: &[(u32, [u8; 6])]) -> Observation {
         let ms = 1_000_000i64;
@@ -458,20 +457,42 @@ mod tests {
         assert!(s.dual_windows.is_empty());
     }
 
-    const VIP_ADDED: &str = r#""resource":"vip","vip":"added","address":"192.0.2.100","dev":"eth0""#;
-    const VIP_REMOVED: &str = r#""resource":"vip","vip":"removed","address":"192.0.2.100","dev":"eth0""#;
+    const VIP_ADDED: &str =
+        r#""resource":"vip","vip":"added","address":"192.0.2.100","dev":"eth0""#;
+    const VIP_REMOVED: &str =
+        r#""resource":"vip","vip":"removed","address":"192.0.2.100","dev":"eth0""#;
 
     /// Two nodes' logs: n1 holds the VIP from 1 s, fences n2 at 5 s, removes it at 9 s;
     /// n2 adds it at 3 s; each message made by `say`.
     fn fenced_logs(say: impl Fn(&str) -> String) -> (String, String) {
         let n1 = [
-            line("2026-01-01T00:00:01.000000Z", VIP_ADDED, &say("vip: added 192.0.2.100/24 to eth0")),
-            line("2026-01-01T00:00:01.000100Z", r#""kind":"became-owner","node":"n1","group":"www","term":1,"decision":"""#, &say("granted term 1")),
-            line("2026-01-01T00:00:05.000000Z", r#""kind":"fence-succeeded","node":"n2","group":"","term":0,"decision":"""#, &say("n2 is fenced (off)")),
-            line("2026-01-01T00:00:09.000000Z", VIP_REMOVED, &say("vip: removed 192.0.2.100 from eth0")),
+            line(
+                "2026-01-01T00:00:01.000000Z",
+                VIP_ADDED,
+                &say("vip: added 192.0.2.100/24 to eth0"),
+            ),
+            line(
+                "2026-01-01T00:00:01.000100Z",
+                r#""kind":"became-owner","node":"n1","group":"www","term":1,"decision":"""#,
+                &say("granted term 1"),
+            ),
+            line(
+                "2026-01-01T00:00:05.000000Z",
+                r#""kind":"fence-succeeded","node":"n2","group":"","term":0,"decision":"""#,
+                &say("n2 is fenced (off)"),
+            ),
+            line(
+                "2026-01-01T00:00:09.000000Z",
+                VIP_REMOVED,
+                &say("vip: removed 192.0.2.100 from eth0"),
+            ),
         ]
         .join("\n");
-        let n2 = line("2026-01-01T00:00:03.000000Z", VIP_ADDED, &say("vip: added 192.0.2.100/24 to eth0"));
+        let n2 = line(
+            "2026-01-01T00:00:03.000000Z",
+            VIP_ADDED,
+            &say("vip: added 192.0.2.100/24 to eth0"),
+        );
         (n1, n2)
     }
 
@@ -491,7 +512,9 @@ mod tests {
         assert!(ev
             .iter()
             .any(|e| e.what == "fenced" && e.node == "n2" && e.by.as_deref() == Some("n1")));
-        assert!(ev.iter().any(|e| e.what == "became-owner" && e.node == "n1"));
+        assert!(ev
+            .iter()
+            .any(|e| e.what == "became-owner" && e.node == "n1"));
         let (base, s) = (base(), 1_000_000_000);
         let (iv, ov) = vip_intervals(&ev, &[], base + 20 * s);
         assert_eq!(iv.len(), 2, "{iv:?}");

@@ -25,8 +25,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use analysis::{
-    analyze, log_events, vip_intervals, DualWindow, LogEvent, LogOverlap, ObserverSummary,
-    Outage, OwnerChange, VipInterval,
+    analyze, log_events, vip_intervals, DualWindow, LogEvent, LogOverlap, ObserverSummary, Outage,
+    OwnerChange, VipInterval,
 };
 pub use report::{ChaosReport, InjectedFault, NodeEvent, SkippedFault};
 pub use schedule::{schedule, FaultKind, PlannedFault, Target};
@@ -190,7 +190,10 @@ fn wait_for_vip(
     observer: &ClientObserver,
 ) -> Result<(), ExperimentError> {
     let formed = Instant::now();
-    while observer.last_arp_reply(Duration::from_millis(100)).is_none() {
+    while observer
+        .last_arp_reply(Duration::from_millis(100))
+        .is_none()
+    {
         if stop.load(Ordering::Relaxed) {
             return Err(ExperimentError::Interrupted);
         }
@@ -214,7 +217,12 @@ fn session(
 ) -> Result<ChaosReport, ExperimentError> {
     let (macs, node_macs, mac_names) = node_macs(cfg, lab)?;
     // Declared after the lab borrow: dropped (thread joined) before the lab goes.
-    let observer = ClientObserver::start(lab, Probe::WhoHas { every: OBSERVE_PERIOD })?;
+    let observer = ClientObserver::start(
+        lab,
+        Probe::WhoHas {
+            every: OBSERVE_PERIOD,
+        },
+    )?;
     lab.start_all()?;
     let _ = writeln!(
         out,

@@ -273,5 +273,4 @@ impl ChaosReport {
             }
         );
     }
-
 }

@@ -17,7 +17,6 @@ use crate::lab::observe::realtime_ns;
 use crate::lab::topology::clear_vip;
 use crate::lab::{Lab, Ns};
 
-
 pub(super) struct Active {
     fault: usize,
     kind: FaultKind,
@@ -294,7 +293,13 @@ impl<'a> Runner<'a> {
     }
 
     /// Why the fault cannot be injected now, if it cannot.
-    fn refusal(&self, lab: &mut Lab, p: &PlannedFault, node: usize, nodes: &[usize]) -> Option<String> {
+    fn refusal(
+        &self,
+        lab: &mut Lab,
+        p: &PlannedFault,
+        node: usize,
+        nodes: &[usize],
+    ) -> Option<String> {
         if let Some(other) = self.active.iter().find(|a| a.conflicts(p.kind, nodes)) {
             return Some(format!("#{} {} is active", other.fault, other.kind.name()));
         }
@@ -453,7 +458,11 @@ impl<'a> Runner<'a> {
 
     /// Heals everything still active and reboots dark nodes, then waits until every
     /// daemon runs and the VIP answers.
-    pub(super) fn wind_down(&mut self, lab: &mut Lab, observer: &ClientObserver) -> Result<(), ExperimentError> {
+    pub(super) fn wind_down(
+        &mut self,
+        lab: &mut Lab,
+        observer: &ClientObserver,
+    ) -> Result<(), ExperimentError> {
         for a in std::mem::take(&mut self.active) {
             self.heal(lab, a)?;
         }
@@ -469,7 +478,9 @@ impl<'a> Runner<'a> {
             let all_running = (1..=self.cfg.nodes).all(|n| lab.is_running(n));
             if all_running
                 && self.reboot_at.is_empty()
-                && observer.last_arp_reply(Duration::from_millis(100)).is_some()
+                && observer
+                    .last_arp_reply(Duration::from_millis(100))
+                    .is_some()
             {
                 return Ok(());
             }

@@ -192,7 +192,6 @@ pub fn schedule(seed: u64, nodes: usize, links: usize, duration: Duration) -> Ve
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -357,7 +357,13 @@ fn send_probe(sockets: &Sockets, addrs: Addresses, seq: u16) -> bool {
     }
 }
 
-fn run(sockets: &Sockets, probe: Probe, addrs: Addresses, stop: &AtomicBool, record: &Mutex<Record>) {
+fn run(
+    sockets: &Sockets,
+    probe: Probe,
+    addrs: Addresses,
+    stop: &AtomicBool,
+    record: &Mutex<Record>,
+) {
     let (Probe::Echo { every } | Probe::WhoHas { every }) = probe;
     let mut next_send = Instant::now();
     let mut round: u32 = 0;
@@ -395,7 +401,9 @@ fn run(sockets: &Sockets, probe: Probe, addrs: Addresses, stop: &AtomicBool, rec
         if let Some(icmp) = &sockets.icmp {
             // The raw ICMP socket gets a copy of every reply too; drain it.
             // SAFETY: recv into our buffer on a non-blocking socket.
-            while unsafe { libc::recv(icmp.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) } > 0 {}
+            while unsafe { libc::recv(icmp.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) } > 0
+            {
+            }
         }
     }
 }
@@ -442,10 +450,16 @@ mod tests {
         assert_eq!(classify(&req, VIP, CLIENT), None);
         let owner = [2, 0, 0, 0, 0, 9];
         let r = arp_reply(owner, VIP, CLIENT);
-        assert_eq!(classify(&r, VIP, CLIENT), Some(Seen::ArpReply { mac: owner }));
+        assert_eq!(
+            classify(&r, VIP, CLIENT),
+            Some(Seen::ArpReply { mac: owner })
+        );
         // A gratuitous ARP (request, sender = target = VIP).
         let garp = arp_request(owner, VIP, VIP);
-        assert_eq!(classify(&garp, VIP, CLIENT), Some(Seen::ArpOther { mac: owner }));
+        assert_eq!(
+            classify(&garp, VIP, CLIENT),
+            Some(Seen::ArpOther { mac: owner })
+        );
         assert!(Seen::ArpOther { mac: owner }.is_arp());
         // Another address's reply, a short frame, not ARP.
         let other = arp_reply(owner, Ipv4Addr::new(192, 0, 2, 7), CLIENT);

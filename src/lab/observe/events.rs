@@ -188,7 +188,10 @@ pub(crate) mod tests {
             parse_timestamp("2026-11-23T11:37:36.060007Z"),
             Some(1_795_433_856_060_007_000)
         );
-        assert_eq!(parse_timestamp("2026-11-23T11:37:36Z"), Some(1_795_433_856_000_000_000));
+        assert_eq!(
+            parse_timestamp("2026-11-23T11:37:36Z"),
+            Some(1_795_433_856_000_000_000)
+        );
         assert_eq!(parse_timestamp("2026-11-23T11:37:36.06+01:00"), None);
         assert_eq!(parse_timestamp("yesterday"), None);
     }
@@ -202,7 +205,10 @@ pub(crate) mod tests {
         );
         let r = LogRecord::parse(&l).expect("a record");
         assert!(r.is(EventKind::Decision) && r.has_decision(LEASE_WAIT));
-        assert_eq!((r.node.as_str(), r.group.as_str(), r.term), ("n2", "www", 7));
+        assert_eq!(
+            (r.node.as_str(), r.group.as_str(), r.term),
+            ("n2", "www", 7)
+        );
         assert_eq!(r.wait_ms, Some(728.5));
         assert_eq!(r.at_ns, 1_795_433_855_267_615_000);
         // Without the contract's optional fields (this branch's daemon): None, not 0.
@@ -230,7 +236,11 @@ pub(crate) mod tests {
         let g = r#"{"timestamp":"2026-11-23T11:37:37.000001Z","level":"WARN","target":"tandemd::guard","message":"took down 1 group(s)","kind":"guard-took-down"}"#;
         let r = LogRecord::parse(g).expect("a record");
         assert!(r.is_guard_take_down() && !r.is_self_fence());
-        let f = line("2026-11-23T11:37:38Z", r#""kind":"self-fence","node":"n1""#, "x");
+        let f = line(
+            "2026-11-23T11:37:38Z",
+            r#""kind":"self-fence","node":"n1""#,
+            "x",
+        );
         assert!(LogRecord::parse(&f).expect("a record").is_self_fence());
     }
 
@@ -242,9 +252,19 @@ pub(crate) mod tests {
                    {broken\n";
         assert_eq!(records(log).count(), 0);
         let tail = readable_tail(
-            &format!("plain\n{}\n", line("2026-11-23T11:37:38Z", r#""kind":"node-down""#, "n1 is down")),
+            &format!(
+                "plain\n{}\n",
+                line(
+                    "2026-11-23T11:37:38Z",
+                    r#""kind":"node-down""#,
+                    "n1 is down"
+                )
+            ),
             5,
         );
-        assert_eq!(tail, ["plain", "2026-11-23T11:37:38Z  INFO n1 is down [node-down]"]);
+        assert_eq!(
+            tail,
+            ["plain", "2026-11-23T11:37:38Z  INFO n1 is down [node-down]"]
+        );
     }
 }
