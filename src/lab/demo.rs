@@ -588,11 +588,7 @@ fn fail_over(
     lab: &mut Lab,
     roles: &Roles,
 ) -> Result<(Takeover, ServiceClient), Abort> {
-    let Roles {
-        owner,
-        survivor_name,
-        ..
-    } = roles;
+    let (owner, survivor_name) = (&roles.owner, &roles.survivor_name);
     d.step(format!(
         "waiting for the client to get answers from {owner}"
     ))?;
@@ -683,11 +679,7 @@ fn power_off_owner(
     lab: &mut Lab,
     roles: &Roles,
 ) -> Result<(StatusReport, Instant), Abort> {
-    let Roles {
-        owner,
-        survivor_name,
-        ..
-    } = roles;
+    let (owner, survivor_name) = (&roles.owner, &roles.survivor_name);
     let before = query_status(lab, roles.survivor)
         .ok_or_else(|| Abort::Fail(format!("{survivor_name} does not answer status")))?;
     say!(
@@ -728,12 +720,7 @@ fn watch_takeover(
     kill_at: Instant,
     client_runs_seen: &mut usize,
 ) -> Result<(Duration, u64, Option<Duration>), Abort> {
-    let Roles {
-        survivor,
-        owner,
-        survivor_name,
-        ..
-    } = roles;
+    let (survivor, owner, survivor_name) = (&roles.survivor, &roles.owner, &roles.survivor_name);
     let survivor = *survivor;
     let mut last_peer = node_state(before, owner).map(str::to_string);
     let mut last_quorate = before.view.quorate;
@@ -812,12 +799,12 @@ fn wait_rejoined(
     roles: &Roles,
     restart_at: Instant,
 ) -> Result<(), Abort> {
-    let Roles {
-        old,
-        survivor,
-        owner,
-        survivor_name,
-    } = roles;
+    let (old, survivor, owner, survivor_name) = (
+        &roles.old,
+        &roles.survivor,
+        &roles.owner,
+        &roles.survivor_name,
+    );
     let (old, survivor) = (*old, *survivor);
     let deadline = restart_at + cfg.rejoin_timeout;
     let mut seen_online = false;
@@ -888,12 +875,7 @@ fn rejoin(
     new_term: u64,
     client: &ServiceClient,
 ) -> Result<(), Abort> {
-    let Roles {
-        old,
-        owner,
-        survivor_name,
-        ..
-    } = roles;
+    let (old, owner, survivor_name) = (&roles.old, &roles.owner, &roles.survivor_name);
     d.step(format!("restarting {owner} (links up, start tandemd)"))?;
     lab.power_on(*old)?;
     let restart_at = Instant::now();

@@ -497,30 +497,30 @@ mod tests {
     #[test]
     fn counts_the_events_that_must_not_happen_and_nothing_else() {
         use crate::lab::observe::events::tests::line;
-        let log = [
-            line(
-                "2026-11-23T10:00:00.000000Z",
-                r#""kind":"node-up","node":"n2""#,
-                "n2 is up",
-            ),
-            line(
-                "2026-11-23T10:00:01.000000Z",
+        let events = [
+            ("00.000000", r#""kind":"node-up","node":"n2""#, "n2 is up"),
+            (
+                "01.000000",
                 r#""kind":"late-heartbeat","node":"n2""#,
                 "late",
             ),
-            line(
-                "2026-11-23T10:00:02.500000Z",
+            (
+                "02.500000",
                 r#""kind":"node-down","node":"n2""#,
                 "n2 is down",
             ),
-            line(
-                "2026-11-23T10:00:03.000000Z",
+            (
+                "03.000000",
                 r#""kind":"became-owner","group":"www""#,
                 "owner",
             ),
-            "2026-11-23T10:00:04.000000Z  WARN not a JSON line kind=\"node-down\"".to_string(),
-        ]
-        .join("\n");
+        ];
+        let mut log: Vec<String> = events
+            .iter()
+            .map(|(s, fields, msg)| line(&format!("2026-11-23T10:00:{s}Z"), fields, msg))
+            .collect();
+        log.push("2026-11-23T10:00:04.000000Z  WARN not a JSON line kind=\"node-down\"".into());
+        let log = log.join("\n");
         let since = crate::lab::observe::events::parse_timestamp("2026-11-23T10:00:00.500000Z")
             .expect("time");
         let (incidents, late) = incidents_in_log("n1", &log, since);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::raw::{enter_netns, last_os_error, spawn_in_netns};
+use super::raw::{bind, enter_netns, spawn_in_netns};
 use super::realtime_ns;
 use crate::lab::topology::VIP;
 use crate::lab::LabError;
@@ -93,17 +93,7 @@ fn open(ns: &str) -> Result<OwnedFd, LabError> {
     let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     sa.nl_family = libc::AF_NETLINK as u16;
     sa.nl_groups = RTMGRP_IPV4_IFADDR;
-    // SAFETY: bind with a properly sized sockaddr_nl.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if r != 0 {
-        return Err(last_os_error("binding netlink to RTMGRP_IPV4_IFADDR"));
-    }
+    bind(&fd, &sa, "binding netlink to RTMGRP_IPV4_IFADDR")?;
     Ok(fd)
 }
 

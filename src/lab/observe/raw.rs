@@ -58,18 +58,25 @@ pub(crate) fn packet_socket_on_eth0(protocol: u16) -> Result<OwnedFd, LabError> 
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_protocol = protocol_be;
     sll.sll_ifindex = ifindex as i32;
-    // SAFETY: bind with a properly sized sockaddr_ll.
+    bind(&fd, &sll, "binding the packet socket to eth0")?;
+    Ok(fd)
+}
+
+/// bind(2) of `fd` to `addr`, a `libc::sockaddr_*` of the socket's family.
+pub(crate) fn bind<A>(fd: &OwnedFd, addr: &A, what: &str) -> Result<(), LabError> {
+    // SAFETY: `addr` is a whole sockaddr_* value of the socket's family; its size is
+    // passed along.
     let r = unsafe {
         libc::bind(
             fd.as_raw_fd(),
-            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            (addr as *const A).cast::<libc::sockaddr>(),
+            std::mem::size_of::<A>() as u32,
         )
     };
     if r != 0 {
-        return Err(last_os_error("binding the packet socket to eth0"));
+        return Err(last_os_error(what));
     }
-    Ok(fd)
+    Ok(())
 }
 
 /// Waits until `until` (at most a second) for frames on an AF_PACKET socket, then hands
