@@ -1,13 +1,15 @@
 //! `tandem-lab chaos` in the netns lab: a short seeded fault storm against real daemons
 //! with fencing must move the VIP at least once and never let two MACs answer for it;
 //! and the ARP observer that judges this must really see a second owner when one is
-//! planted by hand. Needs root, iproute2 and nftables (fails loudly otherwise). The tests
+//! planted by hand. Needs root (skipped without it, failed under CI) and iproute2 and
+//! nftables (fails loudly without them). The tests
 //! run one at a time (a lock): the box has two cores.
+
+mod lab_util;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,12 +18,6 @@ use tandem::lab::observe::client::{ClientObserver, Probe};
 use tandem::lab::observe::{mac_string, realtime_ns};
 use tandem::lab::topology::eth0_mac;
 use tandem::lab::{Lab, LabSpec, Ns};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn netns_list() -> String {
     let out = Command::new("ip")
@@ -56,7 +52,9 @@ fn seed_with_an_early_owner_fault() -> u64 {
 
 #[test]
 fn a_short_chaos_run_with_fencing_never_has_two_owners() {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_chaos") else {
+        return;
+    };
     let seed = seed_with_an_early_owner_fault();
     let cfg = ChaosConfig {
         seed,
@@ -133,7 +131,9 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn the_observer_sees_a_planted_second_owner() {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_chaos") else {
+        return;
+    };
     // No daemon runs: the VIP is put on interfaces by hand, the kernels answer ARP.
     let mut lab = Lab::build(LabSpec {
         nodes: 3,

@@ -8,21 +8,17 @@
 //! a move. Needs root, iproute2 and nftables. One scenario at a time (the box has two
 //! cores).
 
+mod lab_util;
+use lab_util::all_logs;
+
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tandem::lab::chaos::{analyze, OBSERVE_PERIOD};
 use tandem::lab::observe::client::{ClientObserver, Probe};
 use tandem::lab::topology::{eth0_mac, group_yaml, VIP};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -46,13 +42,6 @@ const FAST: Profile = Profile {
     interval: Duration::from_millis(10),
     deadtime: Duration::from_millis(40),
 };
-
-fn all_logs(lab: &Lab) -> String {
-    (1..=lab.node_count())
-        .map(|i| format!("==== n{i} log ====\n{}", lab.logs(i)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 fn holds_vip(lab: &Lab, node: usize) -> bool {
     lab.exec(
@@ -103,7 +92,9 @@ impl Drop for TinyStateFs {
 }
 
 fn scenario(profile: Profile, fault: Fault) {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_guard") else {
+        return;
+    };
     let spec = LabSpec {
         nodes: 3,
         witnesses: vec![3],
@@ -299,7 +290,9 @@ fn lsb_pid(lab: &Lab, node: usize) -> Option<u32> {
 /// service is gone before n2 starts its own.
 #[test]
 fn a_dead_workers_lsb_service_is_stopped_by_its_agent() {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_guard") else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("tandem-guard-lsb-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut lab = lsb_lab(&dir);
@@ -338,7 +331,9 @@ fn a_dead_workers_lsb_service_is_stopped_by_its_agent() {
 /// way the service is gone and n2 takes over with no instant of two owners.
 #[test]
 fn a_stopped_worker_with_an_lsb_service_is_stopped_or_fenced_in_time() {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_guard") else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("tandem-guard-lsbf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut lab = lsb_lab(&dir);
