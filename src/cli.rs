@@ -53,6 +53,37 @@ pub struct TandemdArgs {
     /// agent stops when its worker is gone).
     #[arg(long, hide = true, value_name = "IDS")]
     pub emergency_stop: Option<String>,
+    /// How log lines are written to stderr: `text` for people, `json` for programs (one
+    /// object per line: timestamp, level, target, message and every field of the event,
+    /// e.g. kind, node, group). Default: $TANDEM_LOG_FORMAT, else text. The lease guard
+    /// passes it on to its worker.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Environment variable read when `--log-format` is not given.
+pub const LOG_FORMAT_ENV: &str = "TANDEM_LOG_FORMAT";
+
+/// The format of tandemd's log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// tracing's human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl TandemdArgs {
+    /// `--log-format`, else `$TANDEM_LOG_FORMAT` (`json` or `text`), else text.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or_else(|| {
+            match std::env::var(LOG_FORMAT_ENV).ok().as_deref().map(str::trim) {
+                Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+                _ => LogFormat::Text,
+            }
+        })
+    }
 }
 
 /// Arguments of `tandemctl`.

@@ -15,7 +15,7 @@
 //! wire/     the heartbeat datagram: encode/decode, AEAD, replay window (pure)
 //! core/     the deterministic heart: failure detector, membership, quorum, ownership
 //! config/   YAML schema, defaults, validation with file:line:column errors
-//! lab/      network-namespace test lab (tests, the demo, benchmarks)
+//! lab/      network-namespace test lab (tests, the demo, benchmarks); cargo feature `lab`
 //! sim/      deterministic simulator of the core (seeded clusters, faults, invariants)
 //! ```
 
@@ -26,6 +26,7 @@ pub mod control;
 pub mod core;
 pub mod daemon;
 pub mod guard;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod net;
 pub mod sim;

@@ -1,7 +1,9 @@
 //! `tandem-lab bench failover` in the netns lab, as behaviour (not speed): two power
 //! losses at the default profile must each move the VIP to the survivor, and the client
-//! probe must see replies from the survivor's MAC, with sane numbers. Needs root,
-//! iproute2 and nftables.
+//! probe must see replies from the survivor's MAC, with sane numbers. Needs root
+//! (skipped without it, failed under CI), iproute2 and nftables.
+
+mod lab_util;
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -9,6 +11,9 @@ use tandem::lab::bench::{self, BenchConfig, Fault};
 
 #[test]
 fn two_power_losses_move_the_vip_and_the_client_follows() {
+    if !lab_util::root_or_skip("lab_bench") {
+        return;
+    }
     let cfg = BenchConfig {
         runs: 2,
         interval: Duration::from_millis(100),
@@ -71,6 +76,9 @@ fn two_power_losses_move_the_vip_and_the_client_follows() {
 /// and each daemon's memory and CPU are measured (from /proc, so non-zero).
 #[test]
 fn a_healthy_loaded_cluster_has_no_false_positives_and_its_footprint_is_measured() {
+    if !lab_util::root_or_skip("lab_bench") {
+        return;
+    }
     use tandem::lab::steady::{self, SteadyConfig};
     let cfg = SteadyConfig {
         duration: Duration::from_secs(5),

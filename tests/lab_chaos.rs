@@ -1,25 +1,23 @@
 //! `tandem-lab chaos` in the netns lab: a short seeded fault storm against real daemons
 //! with fencing must move the VIP at least once and never let two MACs answer for it;
 //! and the ARP observer that judges this must really see a second owner when one is
-//! planted by hand. Needs root, iproute2 and nftables (fails loudly otherwise). The tests
+//! planted by hand. Needs root (skipped without it, failed under CI) and iproute2 and
+//! nftables (fails loudly without them). The tests
 //! run one at a time (a lock): the box has two cores.
+
+mod lab_util;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tandem::lab::bench::{eth0_mac, mac_string, realtime_ns};
-use tandem::lab::chaos::{self, ChaosConfig, FaultKind, Observer, Target};
+use tandem::lab::chaos::{self, ChaosConfig, FaultKind, Target, OBSERVE_PERIOD};
+use tandem::lab::observe::client::{ClientObserver, Probe};
+use tandem::lab::observe::{mac_string, realtime_ns};
+use tandem::lab::topology::eth0_mac;
 use tandem::lab::{Lab, LabSpec, Ns};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn netns_list() -> String {
     let out = Command::new("ip")
@@ -54,7 +52,9 @@ fn seed_with_an_early_owner_fault() -> u64 {
 
 #[test]
 fn a_short_chaos_run_with_fencing_never_has_two_owners() {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_chaos") else {
+        return;
+    };
     let seed = seed_with_an_early_owner_fault();
     let cfg = ChaosConfig {
         seed,
@@ -131,7 +131,9 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn the_observer_sees_a_planted_second_owner() {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_chaos") else {
+        return;
+    };
     // No daemon runs: the VIP is put on interfaces by hand, the kernels answer ARP.
     let mut lab = Lab::build(LabSpec {
         nodes: 3,
@@ -142,20 +144,26 @@ fn the_observer_sees_a_planted_second_owner() {
         .map(|n| (eth0_mac(&lab, Ns::Node(n)).expect("mac"), format!("n{n}")))
         .collect();
     let mac1 = mac_string(&eth0_mac(&lab, Ns::Node(1)).expect("mac"));
-    let observer = Observer::start(&lab).expect("observer");
+    let observer = ClientObserver::start(
+        &lab,
+        Probe::WhoHas {
+            every: OBSERVE_PERIOD,
+        },
+    )
+    .expect("observer");
 
     // Nobody has the VIP: requests, no replies.
     thread::sleep(Duration::from_millis(200));
-    let quiet = observer.snapshot();
+    let quiet = observer.observation();
     assert!(quiet.rounds.len() >= 10, "{} rounds", quiet.rounds.len());
     assert!(quiet.replies.is_empty(), "{:?}", quiet.replies);
 
     // One owner: replies from n1 only, no dual owner.
     add_vip(&lab, 1);
     wait_for("replies from n1", || {
-        observer.snapshot().replies.len() >= 20
+        observer.observation().replies.len() >= 20
     });
-    let one = chaos::analyze(&observer.snapshot(), &names);
+    let one = chaos::analyze(&observer.observation(), &names);
     assert_eq!(one.dual_owner_rounds, 0, "{one:?}");
     assert!(one.dual_windows.is_empty(), "{one:?}");
     assert_eq!(
@@ -168,7 +176,7 @@ fn the_observer_sees_a_planted_second_owner() {
     let planted_ns = realtime_ns();
     add_vip(&lab, 2);
     wait_for("dual-owner rounds", || {
-        chaos::analyze(&observer.snapshot(), &names).dual_owner_rounds >= 20
+        chaos::analyze(&observer.observation(), &names).dual_owner_rounds >= 20
     });
     let obs = observer.finish();
     let two = chaos::analyze(&obs, &names);

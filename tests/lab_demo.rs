@@ -1,8 +1,11 @@
 //! End-to-end tests of `tandem-lab demo`: the real binary against real daemons in
-//! network namespaces. They need root, iproute2 and nftables and FAIL when those are
-//! missing (CI installs them). Besides the narrated takeover, they check the promise that
+//! network namespaces. They need root (skipped with a message without it, failed under
+//! CI: `lab_util::root_or_skip`), iproute2 and nftables (they fail when those are
+//! missing; CI installs them). Besides the narrated takeover, they check the promise that
 //! matters most to someone trying tandem on their machine: nothing is left behind, also
 //! when the demo is interrupted.
+
+mod lab_util;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -18,11 +21,11 @@ const RUN_BOUND: Duration = Duration::from_secs(150);
 /// How long an interrupted demo may take to tear down and exit.
 const INTERRUPT_BOUND: Duration = Duration::from_secs(30);
 
-fn require_lab_tools() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "tandem-lab demo tests must run as root (they create network namespaces)"
-    );
+/// Root (see `lab_util::root_or_skip`), then `ip` and `nft`, which must be there.
+fn require_lab_tools() -> bool {
+    if !lab_util::root_or_skip("lab_demo") {
+        return false;
+    }
     for tool in ["ip", "nft"] {
         let ok = Command::new(tool)
             .arg("-V")
@@ -35,6 +38,7 @@ fn require_lab_tools() {
             "`{tool}` is missing: apt-get install -y iproute2 nftables"
         );
     }
+    true
 }
 
 fn spawn_demo() -> Child {
@@ -177,7 +181,9 @@ fn client_gap_line(output: &str) -> Option<u64> {
 
 #[test]
 fn demo_shows_a_takeover_with_its_gap_and_cleans_up() {
-    require_lab_tools();
+    if !require_lab_tools() {
+        return;
+    }
     let started = Instant::now();
     let mut child = spawn_demo();
     let pid = child.id();
@@ -238,7 +244,9 @@ fn demo_shows_a_takeover_with_its_gap_and_cleans_up() {
 /// Starts the demo, sends `sig` once a line containing `trigger` appears, and checks it
 /// stops promptly with everything removed.
 fn interrupted_demo_cleans_up(trigger: &str, sig: Signal) {
-    require_lab_tools();
+    if !require_lab_tools() {
+        return;
+    }
     let mut child = spawn_demo();
     let pid = child.id();
     let (lines, err) = watch(&mut child);
@@ -299,7 +307,9 @@ fn sigterm_during_the_takeover_stops_the_demo_and_removes_everything() {
 
 #[test]
 fn a_failing_step_is_named_with_log_tails_exit_1_and_nothing_left() {
-    require_lab_tools();
+    if !require_lab_tools() {
+        return;
+    }
     // A "tandemd" that exits at once: the cluster can never form.
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem-lab"))
         .args(["demo", "--tandemd", "/bin/false"])

@@ -8,20 +8,17 @@
 //! a move. Needs root, iproute2 and nftables. One scenario at a time (the box has two
 //! cores).
 
+mod lab_util;
+use lab_util::all_logs;
+
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tandem::lab::bench::{eth0_mac, group_yaml, VIP};
-use tandem::lab::chaos::{analyze, Observer};
+use tandem::lab::chaos::{analyze, OBSERVE_PERIOD};
+use tandem::lab::observe::client::{ClientObserver, Probe};
+use tandem::lab::topology::{eth0_mac, group_yaml, VIP};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -45,13 +42,6 @@ const FAST: Profile = Profile {
     interval: Duration::from_millis(10),
     deadtime: Duration::from_millis(40),
 };
-
-fn all_logs(lab: &Lab) -> String {
-    (1..=lab.node_count())
-        .map(|i| format!("==== n{i} log ====\n{}", lab.logs(i)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 fn holds_vip(lab: &Lab, node: usize) -> bool {
     lab.exec(
@@ -102,7 +92,9 @@ impl Drop for TinyStateFs {
 }
 
 fn scenario(profile: Profile, fault: Fault) {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_guard") else {
+        return;
+    };
     let spec = LabSpec {
         nodes: 3,
         witnesses: vec![3],
@@ -120,15 +112,21 @@ fn scenario(profile: Profile, fault: Fault) {
         .collect();
     let n1_mac = eth0_mac(&lab, Ns::Node(1)).expect("mac");
     let n2_mac = eth0_mac(&lab, Ns::Node(2)).expect("mac");
-    let observer = Observer::start(&lab).expect("observer");
+    let observer = ClientObserver::start(
+        &lab,
+        Probe::WhoHas {
+            every: OBSERVE_PERIOD,
+        },
+    )
+    .expect("observer");
 
     // n1 (preferred) serves, n2 does not.
     let settled = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
         (holds_vip(&lab, 1)
             && !holds_vip(&lab, 2)
             && observer
-                .last_reply(Duration::from_millis(100))
-                .is_some_and(|r| r.mac == n1_mac))
+                .last_arp_reply(Duration::from_millis(100))
+                .is_some_and(|r| r.seen.mac() == n1_mac))
         .then_some(())
     });
     assert!(
@@ -151,8 +149,8 @@ fn scenario(profile: Profile, fault: Fault) {
     }
     let served = wait_until(Duration::from_secs(30), Duration::from_millis(5), || {
         observer
-            .last_reply(Duration::from_millis(50))
-            .filter(|r| r.mac == n2_mac)
+            .last_arp_reply(Duration::from_millis(50))
+            .filter(|r| r.seen.mac() == n2_mac)
             .map(|_| at.elapsed())
     });
     let Some(took) = served else {
@@ -292,7 +290,9 @@ fn lsb_pid(lab: &Lab, node: usize) -> Option<u32> {
 /// service is gone before n2 starts its own.
 #[test]
 fn a_dead_workers_lsb_service_is_stopped_by_its_agent() {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_guard") else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("tandem-guard-lsb-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut lab = lsb_lab(&dir);
@@ -331,7 +331,9 @@ fn a_dead_workers_lsb_service_is_stopped_by_its_agent() {
 /// way the service is gone and n2 takes over with no instant of two owners.
 #[test]
 fn a_stopped_worker_with_an_lsb_service_is_stopped_or_fenced_in_time() {
-    let _serial = serial();
+    let Some(_serial) = lab_util::serial_lab_test("lab_guard") else {
+        return;
+    };
     let dir = std::env::temp_dir().join(format!("tandem-guard-lsbf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut lab = lsb_lab(&dir);
@@ -342,7 +344,13 @@ fn a_stopped_worker_with_an_lsb_service_is_stopped_or_fenced_in_time() {
         lsb_pid(&lab, 1).filter(|_| holds_vip(&lab, 1))
     })
     .unwrap_or_else(|| panic!("n1 never ran the service\n{}", all_logs(&lab)));
-    let observer = Observer::start(&lab).expect("observer");
+    let observer = ClientObserver::start(
+        &lab,
+        Probe::WhoHas {
+            every: OBSERVE_PERIOD,
+        },
+    )
+    .expect("observer");
     std::thread::sleep(Duration::from_secs(1));
     lab.pause(1).expect("SIGSTOP worker");
     let n2 = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {

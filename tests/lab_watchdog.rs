@@ -5,13 +5,16 @@
 //! takes the group over. Real daemons in the netns lab; needs root,
 //! iproute2 and nftables.
 
+mod lab_util;
+
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tandem::lab::bench::{eth0_mac, group_yaml};
-use tandem::lab::chaos::{analyze, Observer};
+use tandem::lab::chaos::{analyze, OBSERVE_PERIOD};
+use tandem::lab::observe::client::{ClientObserver, Probe};
+use tandem::lab::topology::{eth0_mac, group_yaml};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
 #[derive(Default)]
@@ -46,6 +49,9 @@ fn fake_watchdog(dir: &std::path::Path) -> (std::path::PathBuf, Arc<Fed>) {
 
 #[test]
 fn guards_feed_the_watchdog_peers_wait_for_it_and_a_clean_stop_disarms_it() {
+    if !lab_util::root_or_skip("lab_watchdog") {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("tandem-wd-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
@@ -66,11 +72,17 @@ fn guards_feed_the_watchdog_peers_wait_for_it_and_a_clean_stop_disarms_it() {
     lab.start_all().expect("start");
     let n1 = eth0_mac(&lab, Ns::Node(1)).expect("mac");
     let n2 = eth0_mac(&lab, Ns::Node(2)).expect("mac");
-    let observer = Observer::start(&lab).expect("observer");
+    let observer = ClientObserver::start(
+        &lab,
+        Probe::WhoHas {
+            every: OBSERVE_PERIOD,
+        },
+    )
+    .expect("observer");
     let served_by = |mac: [u8; 6]| {
         observer
-            .last_reply(Duration::from_millis(100))
-            .is_some_and(|r| r.mac == mac)
+            .last_arp_reply(Duration::from_millis(100))
+            .is_some_and(|r| r.seen.mac() == mac)
     };
     assert!(
         wait_until(Duration::from_secs(30), Duration::from_millis(50), || {

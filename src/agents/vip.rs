@@ -270,6 +270,18 @@ fn check_up(interface: &str, link: &Link) -> Result<(), VipError> {
     Ok(())
 }
 
+/// The line a reader of the log keys on: `vip` is `added` or `removed`, with the bare
+/// `address` and `dev` as fields (the message is for people).
+fn log_change(vip: &Vip<'_>, change: &'static str, message: std::fmt::Arguments<'_>) {
+    tracing::info!(
+        resource = vip.name,
+        vip = change,
+        address = %vip.address,
+        dev = %vip.interface,
+        "{message}"
+    );
+}
+
 async fn start(vip: &Vip<'_>) -> Result<OpResult, VipError> {
     let nl = Netlink::open()?;
     let link = link(&nl, vip.interface).await?;
@@ -299,12 +311,13 @@ async fn start(vip: &Vip<'_>) -> Result<OpResult, VipError> {
         }
     }
     match add.execute().await {
-        Ok(()) => tracing::info!(
-            resource = vip.name,
-            "vip: added {}/{} to {}",
-            vip.address,
-            vip.prefix,
-            vip.interface
+        Ok(()) => log_change(
+            vip,
+            "added",
+            format_args!(
+                "vip: added {}/{} to {}",
+                vip.address, vip.prefix, vip.interface
+            ),
         ),
         Err(e) if errno(&e) == Some(EEXIST) => tracing::info!(
             resource = vip.name,
@@ -346,11 +359,10 @@ async fn stop(vip: &Vip<'_>) -> Result<OpResult, VipError> {
     };
     for msg in addresses(&nl, link.index, vip.address).await? {
         match nl.handle.address().del(msg).execute().await {
-            Ok(()) => tracing::info!(
-                resource = vip.name,
-                "vip: removed {} from {}",
-                vip.address,
-                vip.interface
+            Ok(()) => log_change(
+                vip,
+                "removed",
+                format_args!("vip: removed {} from {}", vip.address, vip.interface),
             ),
             // Gone in between: what we wanted.
             Err(e) if matches!(errno(&e), Some(EADDRNOTAVAIL | ENOENT)) => {}

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use tandem::lab::experiment::ExperimentError;
 use tandem::lab::{self, bench, chaos, demo, steady, Lab, LabSpec};
 
 #[derive(Parser)]
@@ -235,22 +236,19 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
     let mut stdout = std::io::stdout();
     match steady::run(&cfg, &stop, &mut stdout) {
         Ok(report) => {
-            println!();
-            report.print(&mut stdout);
-            if let Some(path) = &args.json {
-                bench::write_json(&report, path)?;
-                println!("report written to {}", path.display());
-            }
+            show(
+                &report,
+                |r| r.print(&mut stdout),
+                args.json.as_deref(),
+                "report",
+            )?;
             Ok(if loaded && report.total_false_positives() > 0 {
                 ExitCode::from(EXIT_FALSE_POSITIVES)
             } else {
                 ExitCode::SUCCESS
             })
         }
-        Err(bench::BenchError::Interrupted) => {
-            println!("interrupted; the lab has been removed");
-            Ok(ExitCode::from(EXIT_INTERRUPTED))
-        }
+        Err(ExperimentError::Interrupted) => Ok(interrupted()),
         Err(e) => Err(e).context(if loaded {
             "bench false-positives"
         } else {
@@ -277,22 +275,19 @@ fn chaos(args: ChaosArgs) -> Result<ExitCode> {
     let mut stdout = std::io::stdout();
     match chaos::run(&cfg, &stop, &mut stdout) {
         Ok(report) => {
-            println!();
-            print!("{}", report.render());
-            if let Some(path) = &args.json {
-                bench::write_json(&report, path)?;
-                println!("report written to {}", path.display());
-            }
+            show(
+                &report,
+                |r| print!("{}", r.render()),
+                args.json.as_deref(),
+                "report",
+            )?;
             Ok(if report.ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
         }
-        Err(bench::BenchError::Interrupted) => {
-            println!("interrupted; the lab has been removed");
-            Ok(ExitCode::from(EXIT_INTERRUPTED))
-        }
+        Err(ExperimentError::Interrupted) => Ok(interrupted()),
         Err(e) => {
             eprintln!("tandem-lab chaos (seed {}): {e:#}", cfg.seed);
             Ok(ExitCode::FAILURE)
@@ -322,24 +317,44 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
     let mut stdout = std::io::stdout();
     match bench::run(&cfg, &stop, &mut stdout) {
         Ok(report) => {
-            println!();
-            print!("{}", report.render());
-            if let Some(path) = &args.json {
-                bench::write_json(&report, path)?;
-                println!("samples written to {}", path.display());
-            }
+            show(
+                &report,
+                |r| print!("{}", r.render()),
+                args.json.as_deref(),
+                "samples",
+            )?;
             Ok(if report.aborted.is_some() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
             })
         }
-        Err(bench::BenchError::Interrupted) => {
-            println!("interrupted; the lab has been removed");
-            Ok(ExitCode::from(EXIT_INTERRUPTED))
-        }
+        Err(ExperimentError::Interrupted) => Ok(interrupted()),
         Err(e) => Err(e).context("bench failover"),
     }
+}
+
+/// Prints a finished report (after a blank line) and writes it as JSON to `json` if
+/// given, saying so (`what` written to PATH).
+fn show<R: serde::Serialize>(
+    report: &R,
+    print: impl FnOnce(&R),
+    json: Option<&std::path::Path>,
+    what: &str,
+) -> Result<()> {
+    println!();
+    print(report);
+    if let Some(path) = json {
+        lab::experiment::write_json(report, path)?;
+        println!("{what} written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// A run stopped by Ctrl-C: the lab is gone already.
+fn interrupted() -> ExitCode {
+    println!("interrupted; the lab has been removed");
+    ExitCode::from(EXIT_INTERRUPTED)
 }
 
 /// A flag that SIGINT or SIGTERM sets. Every long-running command polls it and returns,

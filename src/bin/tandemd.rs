@@ -3,15 +3,27 @@
 use anyhow::Context;
 use clap::Parser;
 use std::process::ExitCode;
-use tandem::cli::TandemdArgs;
+use tandem::cli::{LogFormat, TandemdArgs};
 
-fn init_logging() {
+/// The worker's `tracing` lines and the guard's own lines, in one format. JSON lines
+/// carry each event's fields at the top level (`flatten_event`), so a reader (the lab)
+/// decides on `kind`, `group`, ... and never on the message.
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
+    tandem::guard::log::use_json(format == LogFormat::Json);
 }
 
 fn node_name(arg: Option<String>) -> anyhow::Result<String> {
@@ -26,7 +38,7 @@ fn node_name(arg: Option<String>) -> anyhow::Result<String> {
 
 fn main() -> ExitCode {
     let args = TandemdArgs::parse();
-    init_logging();
+    init_logging(args.log_format());
     let node = match node_name(args.node.clone()) {
         Ok(n) => n,
         Err(e) => {

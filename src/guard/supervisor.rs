@@ -393,7 +393,7 @@ impl Guard {
         let exposed = self.table.is_exposed();
         if exposed {
             let early = self.takedown.remove_and_kill(&self.table);
-            log(format_args!(
+            super::log::event("WARN", super::log::KIND_TOOK_DOWN, format_args!(
                 "{} the addresses and process groups of worker {worker}, which is exiting: {early}; waiting for its last threads",
                 super::log::TOOK_DOWN
             ));
@@ -423,10 +423,14 @@ impl Guard {
         ));
         let _ = kill(worker, Signal::SIGKILL);
         let early = self.takedown.remove_and_kill(&self.table);
-        log(format_args!(
-            "{} its addresses and process groups: {early}; waiting for its last threads",
-            super::log::TOOK_DOWN
-        ));
+        super::log::event(
+            "WARN",
+            super::log::KIND_TOOK_DOWN,
+            format_args!(
+                "{} its addresses and process groups: {early}; waiting for its last threads",
+                super::log::TOOK_DOWN
+            ),
+        );
         process::reap(worker);
         // Everything again once no thread of it can complete a syscall.
         self.take_down(now)
@@ -438,12 +442,16 @@ impl Guard {
             .earliest_lease_end(|slot| self.leases.load(slot))
             .map(|(until, _)| until);
         let outcome = self.takedown.run(&self.table, now, stop_by);
-        log(format_args!(
-            "{} {} group(s) in {} µs: {outcome}",
-            super::log::TOOK_DOWN,
-            self.table.exposed().len(),
-            boottime_ns().saturating_sub(now) / 1000
-        ));
+        super::log::event(
+            "WARN",
+            super::log::KIND_TOOK_DOWN,
+            format_args!(
+                "{} {} group(s) in {} µs: {outcome}",
+                super::log::TOOK_DOWN,
+                self.table.exposed().len(),
+                boottime_ns().saturating_sub(now) / 1000
+            ),
+        );
         self.table.clear_exposure();
         // `systemctl status` shows it under the unit until the next worker is up.
         crate::daemon::notify::status(&format!(

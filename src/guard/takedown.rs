@@ -143,7 +143,11 @@ impl TakeDown {
     /// Like the worker's self-fence: sysrq reboot or power-off (no shutdown scripts, no
     /// sync: they may be what hangs), or the configured command.
     pub fn fence_self(&self, reason: &str) {
-        super::log::line("ERROR", format_args!("SELF-FENCE: {reason}"));
+        super::log::event(
+            "ERROR",
+            super::log::KIND_SELF_FENCE,
+            format_args!("SELF-FENCE: {reason}"),
+        );
         let letter: &[u8] = match &self.self_fence {
             SelfFence::Reboot => b"b",
             SelfFence::Poweroff => b"o",

@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::observe::events::readable_tail;
+use super::observe::status::{node_state, query_status};
 use super::service::{self, ServiceClient};
 use super::{Lab, LabSpec, Ns};
-use crate::control::{self, client, Request, StatusReport};
+use crate::control::StatusReport;
 
 /// The group the demo moves around.
 pub const GROUP: &str = "www";
@@ -236,25 +238,6 @@ fn resolve_binary(path: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// One status query over the control socket (cheap enough to poll every 20 ms).
-pub fn query_status(lab: &Lab, node: usize) -> Option<StatusReport> {
-    let response = client::call(
-        &lab.socket_path(node),
-        &Request::new(control::Command::Status),
-    )
-    .ok()?;
-    response.status.filter(|_| response.ok)
-}
-
-/// The state (`online`, `standby`, ...) `r` reports for node `name`.
-pub(crate) fn node_state<'r>(r: &'r StatusReport, name: &str) -> Option<&'r str> {
-    r.view
-        .nodes
-        .iter()
-        .find(|n| n.name == name)
-        .map(|n| n.state.as_str())
-}
-
 /// (owner, state, term) of the demo group in `r`.
 fn group_view(r: &StatusReport) -> Option<(Option<String>, String, u64)> {
     r.view
@@ -287,10 +270,6 @@ fn clip(s: &str, width: usize) -> String {
 
 fn all_online(r: &StatusReport) -> bool {
     !r.view.nodes.is_empty() && r.view.nodes.iter().all(|n| n.state == "online")
-}
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
 }
 
 /// Runs the whole demo, narrating to `out`. Returns when the lab is torn down again
@@ -336,23 +315,110 @@ pub fn run(
 
 fn log_tails(lab: &Lab) -> Vec<LogTail> {
     (1..=lab.node_count())
-        .map(|node| {
-            let log = lab.logs(node);
-            let lines: Vec<&str> = log.lines().collect();
-            LogTail {
-                node: lab.node_name(node),
-                path: lab.log_path(node),
-                lines: lines[lines.len().saturating_sub(LOG_TAIL_LINES)..]
-                    .iter()
-                    .map(|l| l.to_string())
-                    .collect(),
-            }
+        .map(|node| LogTail {
+            node: lab.node_name(node),
+            path: lab.log_path(node),
+            lines: readable_tail(&lab.logs(node), LOG_TAIL_LINES),
         })
         .collect()
 }
 
+/// The demo, step by step; each step narrates what it does and fails with what it saw.
 fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<DemoReport, Abort> {
     d.step("checking the binaries and the machine")?;
+    let spec = prepare(cfg, d)?;
+    d.step("building the lab (namespaces, bridges, key, configs)")?;
+    let t = Instant::now();
+    let lab = slot.insert(Lab::build(spec)?);
+    say!(
+        d,
+        "{} built lab {p} in {} ms: netns {p}-{{n1,n2,n3,sw,cl}}",
+        d.stamp(),
+        t.elapsed().as_millis(),
+        p = lab.prefix()
+    );
+    d.step("checking the generated config")?;
+    crate::config::load(&lab.config_path(1))?;
+    say!(
+        d,
+        "{} config {} is valid",
+        d.stamp(),
+        lab.config_path(1).display()
+    );
+
+    d.step("starting tandemd on every node")?;
+    lab.start_all()?;
+    say!(
+        d,
+        "{} started tandemd on n1, n2, n3; waiting for the cluster to form ...",
+        d.stamp()
+    );
+
+    d.step("waiting for all nodes online and www running")?;
+    let (owner, term) = wait_formed(cfg, d, lab)?;
+    say!(
+        d,
+        "{} all 3 nodes online, quorate; {GROUP} is running on {owner} (term {term})",
+        d.stamp()
+    );
+    let old = (1..=lab.node_count())
+        .find(|&n| lab.node_name(n) == owner)
+        .ok_or_else(|| Abort::Fail(format!("owner {owner:?} is not a lab node")))?;
+    let survivor = if old == 1 { 2 } else { 1 };
+    let roles = Roles {
+        old,
+        survivor,
+        owner,
+        survivor_name: lab.node_name(survivor),
+    };
+    d.print_status(lab, survivor);
+
+    let (takeover, client) = fail_over(cfg, d, lab, &roles)?;
+    rejoin(cfg, d, lab, &roles, takeover.new_term, &client)?;
+    drop(client);
+    d.print_status(lab, roles.old);
+
+    d.step("tearing down")?;
+    let prefix = lab.prefix().to_string();
+    lab.teardown();
+    *slot = None;
+    let total = d.started.elapsed();
+    say!(
+        d,
+        "{} tore down lab {prefix}: daemons stopped, namespaces and temp dir removed",
+        d.stamp()
+    );
+    say!(d, "demo finished in {:.1}s", total.as_secs_f64());
+    Ok(DemoReport {
+        old_owner: roles.owner,
+        new_owner: roles.survivor_name,
+        takeover_gap: takeover.gap,
+        detection: takeover.detection,
+        client_gap: takeover.client_gap,
+        total,
+    })
+}
+
+/// Who is who once the cluster formed.
+struct Roles {
+    /// The first owner, which loses power.
+    old: usize,
+    survivor: usize,
+    /// `old`'s name.
+    owner: String,
+    survivor_name: String,
+}
+
+/// What the takeover measured.
+struct Takeover {
+    gap: Duration,
+    detection: Option<Duration>,
+    client_gap: Duration,
+    new_term: u64,
+}
+
+/// Resolves the binaries, removes stale labs and tells what the demo will show.
+fn prepare(cfg: &DemoConfig, d: &mut Demo) -> Result<LabSpec, Abort> {
     let tandemd = resolve_binary(&cfg.tandemd).ok_or_else(|| {
         Abort::Fail(format!(
             "{} not found (next to tandem-lab or on PATH); build it first: cargo build --release",
@@ -366,7 +432,6 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         ))
     })?;
     let stale = super::cleanup_stale()?;
-
     let spec = LabSpec {
         nodes: 3,
         witnesses: vec![3],
@@ -420,36 +485,14 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         );
     }
 
-    d.step("building the lab (namespaces, bridges, key, configs)")?;
-    let t = Instant::now();
-    let lab = slot.insert(Lab::build(spec)?);
-    say!(
-        d,
-        "{} built lab {p} in {} ms: netns {p}-{{n1,n2,n3,sw,cl}}",
-        d.stamp(),
-        ms(t.elapsed()),
-        p = lab.prefix()
-    );
-    d.step("checking the generated config")?;
-    crate::config::load(&lab.config_path(1))?;
-    say!(
-        d,
-        "{} config {} is valid",
-        d.stamp(),
-        lab.config_path(1).display()
-    );
+    Ok(spec)
+}
 
-    d.step("starting tandemd on every node")?;
-    lab.start_all()?;
-    say!(
-        d,
-        "{} started tandemd on n1, n2, n3; waiting for the cluster to form ...",
-        d.stamp()
-    );
-
-    d.step("waiting for all nodes online and www running")?;
+/// Waits until every node is online in every view and all agree on www's running owner
+/// and term.
+fn wait_formed(cfg: &DemoConfig, d: &mut Demo, lab: &mut Lab) -> Result<(String, u64), Abort> {
     let deadline = Instant::now() + cfg.form_timeout;
-    let (owner, term) = loop {
+    loop {
         d.check_stop()?;
         for node in 1..=lab.node_count() {
             if !lab.is_running(node) {
@@ -479,67 +522,90 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
                 }
             });
         if let Some(Some(found)) = agreed {
-            break found;
+            return Ok(found);
         }
         if Instant::now() >= deadline {
-            let seen = views
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    None => format!("n{}: no answer", i + 1),
-                    Some(v) => format!(
-                        "n{}: nodes [{}] {GROUP} {:?}",
-                        i + 1,
-                        v.view
-                            .nodes
-                            .iter()
-                            .map(|n| format!("{}={}", n.name, n.state))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        group_view(v)
-                    ),
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
+            let seen = formation_views(&views);
             return Err(Abort::Fail(format!(
                 "not formed within {:?}: {seen}",
                 cfg.form_timeout
             )));
         }
         d.sleep(Duration::from_millis(100))?;
-    };
-    say!(
-        d,
-        "{} all 3 nodes online, quorate; {GROUP} is running on {owner} (term {term})",
-        d.stamp()
-    );
+    }
+}
 
-    let old = (1..=lab.node_count())
-        .find(|&n| lab.node_name(n) == owner)
-        .ok_or_else(|| Abort::Fail(format!("owner {owner:?} is not a lab node")))?;
-    let survivor = if old == 1 { 2 } else { 1 };
-    let survivor_name = lab.node_name(survivor);
-    d.print_status(lab, survivor);
+/// What each node said when the cluster did not form in time.
+fn formation_views(views: &[Option<StatusReport>]) -> String {
+    views
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            None => format!("n{}: no answer", i + 1),
+            Some(v) => format!(
+                "n{}: nodes [{}] {GROUP} {:?}",
+                i + 1,
+                v.view
+                    .nodes
+                    .iter()
+                    .map(|n| format!("{}={}", n.name, n.state))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                group_view(v)
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
+/// Polls `answered` every `poll` until it holds, the demo is stopped, or `timeout`
+/// passes (then fails with `why()`). `tick` runs on each poll (narration).
+fn wait_client(
+    d: &mut Demo,
+    timeout: Duration,
+    poll: Duration,
+    mut tick: impl FnMut(&mut Demo) -> bool,
+    why: impl Fn() -> String,
+) -> Result<(), Abort> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        d.check_stop()?;
+        if tick(d) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Abort::Fail(why()));
+        }
+        d.sleep(poll)?;
+    }
+}
+
+/// The client sees the owner; power loss on it; the survivor takes over and the client
+/// gets answers from it.
+fn fail_over(
+    cfg: &DemoConfig,
+    d: &mut Demo,
+    lab: &mut Lab,
+    roles: &Roles,
+) -> Result<(Takeover, ServiceClient), Abort> {
+    let (owner, survivor_name) = (&roles.owner, &roles.survivor_name);
     d.step(format!(
         "waiting for the client to get answers from {owner}"
     ))?;
     let client = ServiceClient::start(&lab.ns_name(Ns::Client)?, service_addr())?;
-    let deadline = Instant::now() + cfg.form_timeout;
-    loop {
-        d.check_stop()?;
-        if client.last_answer().is_some_and(|(n, _)| n == owner) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(Abort::Fail(format!(
+    wait_client(
+        d,
+        cfg.form_timeout,
+        Duration::from_millis(20),
+        |_| client.last_answer().is_some_and(|(n, _)| n == *owner),
+        || {
+            format!(
                 "no answer from the service on {owner} within {:?} (answers so far: {:?})",
                 cfg.form_timeout,
                 client.runs()
-            )));
-        }
-        d.sleep(Duration::from_millis(20))?;
-    }
+            )
+        },
+    )?;
     say!(
         d,
         "{} client: {} answers, from {owner}",
@@ -551,7 +617,70 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
     d.step(format!(
         "power loss on {owner} (SIGKILL everything, links down)"
     ))?;
-    let before = query_status(lab, survivor)
+    let (before, kill_at) = power_off_owner(d, lab, roles)?;
+
+    d.step(format!("waiting for {survivor_name} to take over {GROUP}"))?;
+    let mut seen = client.runs().len();
+    let (gap, new_term, detection) =
+        watch_takeover(cfg, d, lab, roles, &before, &client, kill_at, &mut seen)?;
+    d.step(format!(
+        "waiting for the client to get answers from {survivor_name}"
+    ))?;
+    wait_client(
+        d,
+        cfg.takeover_timeout,
+        Duration::from_millis(5),
+        |d| {
+            seen = narrate_client(d, &client, seen, kill_at);
+            client
+                .last_answer()
+                .is_some_and(|(n, at)| n == *survivor_name && at > kill_at)
+        },
+        || {
+            format!(
+                "{survivor_name} runs {GROUP} but the client got no answer from it within {:?} \
+                 (answers: {:?})",
+                cfg.takeover_timeout,
+                client.runs()
+            )
+        },
+    )?;
+    let runs = client.runs();
+    let (client_gap, _, _) = service::outage_after(&runs, kill_at)
+        .ok_or_else(|| Abort::Fail(format!("no silence in the client's answers: {runs:?}")))?;
+    say!(
+        d,
+        "takeover: {GROUP} moved from {owner} to {survivor_name} in {} ms (kill -> running; \
+         detected in {} ms)",
+        gap.as_millis(),
+        detection
+            .map(|x| x.as_millis().to_string())
+            .unwrap_or_else(|| "?".into())
+    );
+    say!(
+        d,
+        "client:   no answer for {} ms (last from {owner}, then from {survivor_name})",
+        client_gap.as_millis()
+    );
+    d.print_status(lab, roles.survivor);
+    let takeover = Takeover {
+        gap,
+        detection,
+        client_gap,
+        new_term,
+    };
+    Ok((takeover, client))
+}
+
+/// The survivor's status just before, then the power loss of the owner: (that status,
+/// when it was killed).
+fn power_off_owner(
+    d: &mut Demo,
+    lab: &mut Lab,
+    roles: &Roles,
+) -> Result<(StatusReport, Instant), Abort> {
+    let (owner, survivor_name) = (&roles.owner, &roles.survivor_name);
+    let before = query_status(lab, roles.survivor)
         .ok_or_else(|| Abort::Fail(format!("{survivor_name} does not answer status")))?;
     say!(
         d,
@@ -569,34 +698,49 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         service::PROBE_INTERVAL.as_millis()
     );
     let kill_at = Instant::now();
-    lab.power_off(old)?;
+    lab.power_off(roles.old)?;
     say!(
         d,
         "    +{:>5} ms  {owner} is dead and cut off",
-        ms(kill_at.elapsed())
+        kill_at.elapsed().as_millis()
     );
+    Ok((before, kill_at))
+}
 
-    d.step(format!("waiting for {survivor_name} to take over {GROUP}"))?;
-    let mut last_peer = node_state(&before, &owner).map(str::to_string);
+/// Narrates the survivor's view (peer state, quorum, the group) every `TAKEOVER_POLL`
+/// until it runs www: (kill -> running, its term, kill -> peer not online).
+#[allow(clippy::too_many_arguments)]
+fn watch_takeover(
+    cfg: &DemoConfig,
+    d: &mut Demo,
+    lab: &mut Lab,
+    roles: &Roles,
+    before: &StatusReport,
+    client: &ServiceClient,
+    kill_at: Instant,
+    client_runs_seen: &mut usize,
+) -> Result<(Duration, u64, Option<Duration>), Abort> {
+    let (survivor, owner, survivor_name) = (&roles.survivor, &roles.owner, &roles.survivor_name);
+    let survivor = *survivor;
+    let mut last_peer = node_state(before, owner).map(str::to_string);
     let mut last_quorate = before.view.quorate;
-    let mut last_group = group_view(&before);
+    let mut last_group = group_view(before);
     let mut detection = None;
-    let mut client_runs_seen = client.runs().len();
     let deadline = kill_at + cfg.takeover_timeout;
-    let (gap, new_term) = loop {
+    loop {
         d.check_stop()?;
-        client_runs_seen = narrate_client(d, &client, client_runs_seen, kill_at);
+        *client_runs_seen = narrate_client(d, client, *client_runs_seen, kill_at);
         if !lab.is_running(survivor) {
             return Err(Abort::Fail(format!("tandemd on {survivor_name} exited")));
         }
         if let Some(r) = query_status(lab, survivor) {
             let at = kill_at.elapsed();
-            let peer = node_state(&r, &owner).map(str::to_string);
+            let peer = node_state(&r, owner).map(str::to_string);
             if peer != last_peer {
                 say!(
                     d,
                     "    +{:>5} ms  {survivor_name} sees {owner} {}",
-                    ms(at),
+                    at.as_millis(),
                     peer.as_deref().unwrap_or("?")
                 );
                 if detection.is_none() && peer.as_deref() != Some("online") {
@@ -608,7 +752,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
                 say!(
                     d,
                     "    +{:>5} ms  {survivor_name} is {}",
-                    ms(at),
+                    at.as_millis(),
                     if r.view.quorate {
                         "quorate"
                     } else {
@@ -622,7 +766,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
                 if let Some((o, state, term)) = &group {
                     let line = format!(
                         "    +{:>5} ms  {GROUP}: owner {}, term {term}, {state}: {}",
-                        ms(at),
+                        at.as_millis(),
                         o.as_deref().unwrap_or("-"),
                         group_reason(&r)
                     );
@@ -631,8 +775,8 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
                 last_group = group.clone();
             }
             if let Some((Some(o), state, term)) = &group {
-                if *o == survivor_name && state == "running" {
-                    break (at, *term);
+                if o == survivor_name && state == "running" {
+                    return Ok((at, *term, detection));
                 }
             }
         }
@@ -643,59 +787,25 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
             )));
         }
         thread::sleep(TAKEOVER_POLL);
-    };
-    d.step(format!(
-        "waiting for the client to get answers from {survivor_name}"
-    ))?;
-    let deadline = Instant::now() + cfg.takeover_timeout;
-    loop {
-        d.check_stop()?;
-        client_runs_seen = narrate_client(d, &client, client_runs_seen, kill_at);
-        if client
-            .last_answer()
-            .is_some_and(|(n, at)| n == survivor_name && at > kill_at)
-        {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(Abort::Fail(format!(
-                "{survivor_name} runs {GROUP} but the client got no answer from it within {:?} \
-                 (answers: {:?})",
-                cfg.takeover_timeout,
-                client.runs()
-            )));
-        }
-        thread::sleep(Duration::from_millis(5));
     }
-    let runs = client.runs();
-    let (client_gap, _, _) = service::outage_after(&runs, kill_at)
-        .ok_or_else(|| Abort::Fail(format!("no silence in the client's answers: {runs:?}")))?;
-    say!(
-        d,
-        "takeover: {GROUP} moved from {owner} to {survivor_name} in {} ms (kill -> running; \
-         detected in {} ms)",
-        ms(gap),
-        detection
-            .map(|x| ms(x).to_string())
-            .unwrap_or_else(|| "?".into())
-    );
-    say!(
-        d,
-        "client:   no answer for {} ms (last from {owner}, then from {survivor_name})",
-        ms(client_gap)
-    );
-    d.print_status(lab, survivor);
+}
 
-    d.step(format!("restarting {owner} (links up, start tandemd)"))?;
-    lab.power_on(old)?;
-    let restart_at = Instant::now();
-    say!(
-        d,
-        "{} power back on {owner}: links up, tandemd started; waiting for it to rejoin ...",
-        d.stamp()
+/// Waits until the survivor sees the old owner online, the old owner sees everyone
+/// online, and both agree www runs on the survivor; fails if it moves (failback is off).
+fn wait_rejoined(
+    cfg: &DemoConfig,
+    d: &mut Demo,
+    lab: &mut Lab,
+    roles: &Roles,
+    restart_at: Instant,
+) -> Result<(), Abort> {
+    let (old, survivor, owner, survivor_name) = (
+        &roles.old,
+        &roles.survivor,
+        &roles.owner,
+        &roles.survivor_name,
     );
-
-    d.step(format!("waiting for {owner} to rejoin"))?;
+    let (old, survivor) = (*old, *survivor);
     let deadline = restart_at + cfg.rejoin_timeout;
     let mut seen_online = false;
     loop {
@@ -714,13 +824,13 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
         if !seen_online
             && surv
                 .as_ref()
-                .and_then(|r| node_state(r, &owner))
+                .and_then(|r| node_state(r, owner))
                 .is_some_and(|s| s == "online")
         {
             say!(
                 d,
                 "    +{:>5} ms  {survivor_name} sees {owner} online",
-                ms(restart_at.elapsed())
+                restart_at.elapsed().as_millis()
             );
             seen_online = true;
         }
@@ -730,7 +840,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
             })
         };
         if let Some((Some(o), _, _)) = surv.as_ref().and_then(group_view) {
-            if o != survivor_name {
+            if o != *survivor_name {
                 return Err(Abort::Fail(format!(
                     "{GROUP} moved to {o} after {owner} came back, although failback is off"
                 )));
@@ -741,18 +851,42 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
             && owned_here(&surv)
             && owned_here(&back);
         if rejoined {
-            break;
+            return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(Abort::Fail(format!(
                 "{owner} did not rejoin within {:?} (survivor sees it {:?}; its own view of {GROUP}: {:?})",
                 cfg.rejoin_timeout,
-                surv.as_ref().and_then(|r| node_state(r, &owner)),
+                surv.as_ref().and_then(|r| node_state(r, owner)),
                 back.as_ref().and_then(group_view)
             )));
         }
         d.sleep(Duration::from_millis(50))?;
     }
+}
+
+/// Power back on the old owner; it must rejoin while www stays on the survivor
+/// (failback off) and the client keeps getting answers from it.
+fn rejoin(
+    cfg: &DemoConfig,
+    d: &mut Demo,
+    lab: &mut Lab,
+    roles: &Roles,
+    new_term: u64,
+    client: &ServiceClient,
+) -> Result<(), Abort> {
+    let (old, owner, survivor_name) = (&roles.old, &roles.owner, &roles.survivor_name);
+    d.step(format!("restarting {owner} (links up, start tandemd)"))?;
+    lab.power_on(*old)?;
+    let restart_at = Instant::now();
+    say!(
+        d,
+        "{} power back on {owner}: links up, tandemd started; waiting for it to rejoin ...",
+        d.stamp()
+    );
+
+    d.step(format!("waiting for {owner} to rejoin"))?;
+    wait_rejoined(cfg, d, lab, roles, restart_at)?;
     say!(
         d,
         "{} {owner} rejoined and is online; {GROUP} stays on {survivor_name} (term {new_term}, failback off)",
@@ -761,7 +895,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
     let rejoined_at = Instant::now();
     d.sleep(Duration::from_millis(200))?;
     match client.last_answer() {
-        Some((n, at)) if n == survivor_name && at > rejoined_at => say!(
+        Some((n, at)) if n == *survivor_name && at > rejoined_at => say!(
             d,
             "{} client: {} still answers, from {survivor_name}",
             d.stamp(),
@@ -774,28 +908,7 @@ fn script(cfg: &DemoConfig, d: &mut Demo, slot: &mut Option<Lab>) -> Result<Demo
             )))
         }
     }
-    drop(client);
-    d.print_status(lab, old);
-
-    d.step("tearing down")?;
-    let prefix = lab.prefix().to_string();
-    lab.teardown();
-    *slot = None;
-    let total = d.started.elapsed();
-    say!(
-        d,
-        "{} tore down lab {prefix}: daemons stopped, namespaces and temp dir removed",
-        d.stamp()
-    );
-    say!(d, "demo finished in {:.1}s", total.as_secs_f64());
-    Ok(DemoReport {
-        old_owner: owner,
-        new_owner: survivor_name,
-        takeover_gap: gap,
-        detection,
-        client_gap,
-        total,
-    })
+    Ok(())
 }
 
 /// Prints the client's answer runs that began since the last call (from the second on,
@@ -810,9 +923,9 @@ fn narrate_client(d: &mut Demo, client: &ServiceClient, seen: usize, since: Inst
         say!(
             d,
             "    +{:>5} ms  client: answer from {} (silent for {} ms since the last one, from {})",
-            ms(next.first.saturating_duration_since(since)),
+            next.first.saturating_duration_since(since).as_millis(),
             next.node,
-            ms(next.first.saturating_duration_since(prev.last)),
+            next.first.saturating_duration_since(prev.last).as_millis(),
             prev.node
         );
     }

@@ -10,11 +10,14 @@
 pub mod bench;
 pub mod chaos;
 pub mod demo;
+pub mod experiment;
 mod netns;
+pub mod observe;
 mod render;
 pub mod service;
 pub mod stall;
 pub mod steady;
+pub mod topology;
 
 use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -90,6 +93,8 @@ pub enum LabError {
     Timeout { what: String, after: Duration },
     #[error("the lab has been torn down")]
     TornDown,
+    #[error("observing the lab: {0}")]
+    Observer(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LabError {
@@ -111,7 +116,9 @@ pub struct LabSpec {
     /// Appended verbatim to every node's config. A top-level `heartbeat:`, `quorum:` or
     /// `groups:` here replaces the lab's default section instead of duplicating it.
     pub extra_yaml: String,
-    /// Started in the node's namespace as `tandemd --config F --node nI --socket S --state-dir D`.
+    /// Started in the node's namespace as `tandemd --config F --node nI --socket S
+    /// --state-dir D --log-format json` (the lab reads the log through
+    /// `observe::events`).
     pub tandemd: PathBuf,
     pub tandemctl: PathBuf,
 }
@@ -444,6 +451,8 @@ impl Lab {
             .arg(&n.socket)
             .arg("--state-dir")
             .arg(&n.state_dir)
+            .arg("--log-format")
+            .arg("json")
             .env(NODE_ENV, render::node_name(node))
             .env(NODE_DIR_ENV, &n.run_dir)
             .env(HA_RSCTMP_ENV, n.run_dir.join("rsctmp"))
@@ -987,10 +996,8 @@ impl Lab {
             if log.is_empty() {
                 continue;
             }
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(30)..];
             eprintln!("---- tandem-lab: last lines of {} ----", n.log.display());
-            for l in tail {
+            for l in observe::events::readable_tail(&log, 30) {
                 eprintln!("{l}");
             }
         }

@@ -71,7 +71,7 @@ impl ServiceClient {
             thread::Builder::new()
                 .name("demo-client".into())
                 .spawn(move || {
-                    let socket = super::bench::enter_netns(&ns)
+                    let socket = super::observe::raw::enter_netns(&ns)
                         .map_err(|e| io::Error::other(e.to_string()))
                         .and_then(|()| UdpSocket::bind(("0.0.0.0", 0)))
                         .and_then(|s| {

@@ -76,7 +76,7 @@ impl StallProbe {
             .unwrap_or((false, 0.0));
         let steal_ms = match (self.steal_at_start, steal_ticks()) {
             (Some(a), Some(b)) => {
-                Some(b.saturating_sub(a) as f64 * 1000.0 / super::steady::clock_ticks_per_second())
+                Some(b.saturating_sub(a) as f64 * 1000.0 / clock_ticks_per_second())
             }
             _ => None,
         };
@@ -113,7 +113,7 @@ fn probe(threshold: Duration, stop: &AtomicBool, stalls: &Mutex<Vec<Stall>>) -> 
         if late >= threshold {
             if let Ok(mut s) = stalls.lock() {
                 s.push(Stall {
-                    at_ns: super::bench::realtime_ns(),
+                    at_ns: super::observe::realtime_ns(),
                     late_ms: late.as_secs_f64() * 1e3,
                 });
             }
@@ -152,6 +152,17 @@ pub fn explaining_stall(
             (began..=until).contains(&at_ns)
         })
         .copied()
+}
+
+/// USER_HZ: the unit of /proc's CPU times (stat's utime/stime, the cpu lines).
+pub(crate) fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
 }
 
 #[cfg(test)]

@@ -17,19 +17,24 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::bench::{group_yaml, log_lines_since, realtime_ns, stable_owner, BenchError, Ctx};
-use super::stall::{self, Stall, StallProbe, StallReport};
-use super::{Lab, LabSpec, Ns};
+use super::experiment::{Ctx, ExperimentError};
+use super::observe::events::records_since;
+use super::observe::realtime_ns;
+use super::observe::status::stable_owner;
+use super::stall::{self, clock_ticks_per_second, Stall, StallProbe, StallReport};
+use super::topology::{group_yaml, pair_with_witness, GROUP};
+use super::{Lab, Ns};
+use crate::core::EventKind;
 
-/// Event kinds that must not happen in a healthy cluster, as the daemons log them.
-pub const FALSE_POSITIVE_KINDS: &[&str] = &[
-    "node-down",
-    "quorum-lost",
-    "became-owner",
-    "lost-ownership",
-    "group-stopped",
-    "fence-requested",
-    "self-fence",
+/// Event kinds that must not happen in a healthy cluster.
+pub const FALSE_POSITIVE_KINDS: &[EventKind] = &[
+    EventKind::NodeDown,
+    EventKind::QuorumLost,
+    EventKind::BecameOwner,
+    EventKind::LostOwnership,
+    EventKind::GroupStopped,
+    EventKind::FenceRequested,
+    EventKind::SelfFence,
 ];
 
 #[derive(Debug, Clone)]
@@ -71,6 +76,7 @@ pub struct Incident {
     /// ms after the measurement began.
     pub at_ms: f64,
     pub kind: String,
+    /// What the daemon said (its message).
     pub line: String,
     /// The machine stall this event came with, if any (see `stall::explaining_stall`).
     pub during_stall: Option<Stall>,
@@ -232,38 +238,24 @@ fn sample(pid: u32) -> Option<(u64, u64)> {
     Some((rss, utime + stime))
 }
 
-/// USER_HZ: the unit of /proc's CPU times (stat's utime/stime, the cpu lines).
-pub(crate) fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf only reads a system constant.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
 /// Events of `FALSE_POSITIVE_KINDS` and late-heartbeat warnings in a node's log since
 /// `since` (ns).
 pub fn incidents_in_log(node: &str, log: &str, since: i64) -> (Vec<Incident>, usize) {
     let mut incidents = Vec::new();
     let mut late = 0;
-    for (t, line) in log_lines_since(log, since) {
-        if line.contains("kind=\"late-heartbeat\"") {
+    for r in records_since(log, since) {
+        if r.is(EventKind::LateHeartbeat) {
             late += 1;
             continue;
         }
-        let Some(kind) = FALSE_POSITIVE_KINDS
-            .iter()
-            .find(|k| line.contains(&format!("kind=\"{k}\"")))
-        else {
+        let Some(kind) = FALSE_POSITIVE_KINDS.iter().find(|k| r.is(**k)) else {
             continue;
         };
         incidents.push(Incident {
             node: node.to_string(),
-            at_ms: (t - since) as f64 / 1e6,
-            kind: kind.to_string(),
-            line: line.trim().to_string(),
+            at_ms: (r.at_ns - since) as f64 / 1e6,
+            kind: kind.as_str().to_string(),
+            line: r.message,
             during_stall: None,
         });
     }
@@ -275,28 +267,25 @@ pub fn run(
     cfg: &SteadyConfig,
     stop: &AtomicBool,
     out: &mut dyn Write,
-) -> Result<SteadyReport, BenchError> {
-    let spec = LabSpec {
-        nodes: 3,
-        witnesses: vec![3],
-        links: 2,
-        ipv6: false,
-        interval: cfg.interval,
-        deadtime: cfg.deadtime,
-        extra_yaml: if cfg.realtime {
+) -> Result<SteadyReport, ExperimentError> {
+    let extra_yaml = if cfg.realtime {
+        group_yaml()
+    } else {
+        // A `heartbeat:` section replaces the lab's, so it repeats the timing.
+        format!(
+            "heartbeat:\n  port: 5405\n  interval: {}ms\n  deadtime: {}ms\n  realtime: false\n{}",
+            cfg.interval.as_millis(),
+            cfg.deadtime.as_millis(),
             group_yaml()
-        } else {
-            // A `heartbeat:` section replaces the lab's, so it repeats the timing.
-            format!(
-                "heartbeat:\n  port: 5405\n  interval: {}ms\n  deadtime: {}ms\n  realtime: false\n{}",
-                cfg.interval.as_millis(),
-                cfg.deadtime.as_millis(),
-                group_yaml()
-            )
-        },
-        tandemd: cfg.tandemd.clone(),
-        tandemctl: cfg.tandemctl.clone(),
+        )
     };
+    let spec = pair_with_witness(
+        cfg.interval,
+        cfg.deadtime,
+        extra_yaml,
+        &cfg.tandemd,
+        &cfg.tandemctl,
+    );
     let mut lab = Lab::build(spec)?;
     let mut ctx = Ctx { stop, out };
     let result = measure(cfg, &mut lab, &mut ctx);
@@ -304,7 +293,11 @@ pub fn run(
     result
 }
 
-fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyReport, BenchError> {
+fn measure(
+    cfg: &SteadyConfig,
+    lab: &mut Lab,
+    ctx: &mut Ctx,
+) -> Result<SteadyReport, ExperimentError> {
     lab.start_all()?;
     let _ = writeln!(
         ctx.out,
@@ -315,20 +308,11 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         "a stable cluster",
         cfg.settle_timeout,
         Duration::from_millis(200),
-        || Ok(stable_owner(lab)),
+        || Ok(stable_owner(lab, GROUP)),
     )?;
     // A moment more, so that start-up events (late first heartbeats) are not counted.
     ctx.sleep(Duration::from_secs(2).max(cfg.deadtime * 4))?;
-    let mut pids: Vec<((String, &str), u32)> = Vec::new();
-    for n in 1..=lab.node_count() {
-        let missing = || BenchError::Failed(format!("n{n}'s tandemd is not running"));
-        let guard = lab.pid(n).ok_or_else(missing)?;
-        let worker = lab.worker_pid(n).ok_or_else(missing)?;
-        pids.push(((lab.node_name(n), "worker"), worker));
-        if worker != guard {
-            pids.push(((lab.node_name(n), "guard"), guard));
-        }
-    }
+    let pids = daemon_pids(lab)?;
 
     let mut load = Vec::new();
     for node in 1..=lab.node_count() {
@@ -351,36 +335,7 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
         "www runs on {owner}; measuring for {:?} with {} busy loop(s) per node ...",
         cfg.duration, cfg.load_per_node
     );
-    let mut next_progress = Duration::from_secs(60);
-    let measured = loop {
-        let elapsed = began.elapsed();
-        for (i, (_, pid)) in pids.iter().enumerate() {
-            if let Some((rss, _)) = sample(*pid) {
-                rss_max[i] = rss_max[i].max(rss);
-            }
-        }
-        if elapsed >= cfg.duration {
-            break Ok(());
-        }
-        if elapsed >= next_progress {
-            let so_far: usize = (1..=lab.node_count())
-                .map(|n| {
-                    incidents_in_log(&lab.node_name(n), &lab.logs(n), since)
-                        .0
-                        .len()
-                })
-                .sum();
-            let _ = writeln!(
-                ctx.out,
-                "  {:>4} s: {so_far} false positive(s) so far",
-                elapsed.as_secs()
-            );
-            next_progress += Duration::from_secs(60);
-        }
-        if let Err(e) = ctx.sleep(Duration::from_millis(500).min(cfg.duration - elapsed)) {
-            break Err(e);
-        }
-    };
+    let measured = watch(cfg, lab, ctx, &pids, since, began, &mut rss_max);
     let wall = began.elapsed().as_secs_f64();
     let machine = probe.finish();
     let last: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| sample(*p)).collect();
@@ -393,43 +348,8 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
     }
     measured?;
 
-    let ticks = clock_ticks_per_second();
-    let footprint = pids
-        .iter()
-        .enumerate()
-        .map(|(i, ((name, process), _))| {
-            let cpu = match (first[i], last[i]) {
-                (Some((_, a)), Some((_, b))) => (b.saturating_sub(a)) as f64 / ticks / wall * 100.0,
-                _ => f64::NAN,
-            };
-            Footprint {
-                node: name.clone(),
-                process: process.to_string(),
-                rss_max_kib: rss_max[i],
-                rss_end_kib: last[i].map_or(0, |(r, _)| r),
-                cpu_percent: cpu,
-            }
-        })
-        .collect();
-    let mut incidents = Vec::new();
-    let mut late_heartbeats = 0;
-    for node in 1..=lab.node_count() {
-        let (i, late) = incidents_in_log(&lab.node_name(node), &lab.logs(node), since);
-        incidents.extend(i);
-        late_heartbeats += late;
-    }
-    incidents.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
-    for i in &mut incidents {
-        let at = since + (i.at_ms * 1e6) as i64;
-        // Once the machine runs again the detectors fire within a tick, and what follows
-        // from a node declared down (quorum, ownership) within a deadtime.
-        i.during_stall = stall::explaining_stall(
-            &machine.stalls,
-            at,
-            explaining,
-            cfg.deadtime + Duration::from_millis(100),
-        );
-    }
+    let footprint = footprints(&pids, &first, &last, &rss_max, wall);
+    let (incidents, late_heartbeats) = all_incidents(cfg, lab, since, &machine, explaining);
     let mut false_positives = BTreeMap::new();
     for i in &incidents {
         *false_positives.entry(i.kind.clone()).or_insert(0) += 1;
@@ -452,25 +372,162 @@ fn measure(cfg: &SteadyConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<SteadyRep
     })
 }
 
+/// Samples the daemons' memory every half second until `cfg.duration` has passed since
+/// `began`, with a progress line every minute.
+fn watch(
+    cfg: &SteadyConfig,
+    lab: &Lab,
+    ctx: &mut Ctx,
+    pids: &[DaemonPid],
+    since: i64,
+    began: Instant,
+    rss_max: &mut [u64],
+) -> Result<(), ExperimentError> {
+    let mut next_progress = Duration::from_secs(60);
+    loop {
+        let elapsed = began.elapsed();
+        for (i, (_, pid)) in pids.iter().enumerate() {
+            if let Some((rss, _)) = sample(*pid) {
+                rss_max[i] = rss_max[i].max(rss);
+            }
+        }
+        if elapsed >= cfg.duration {
+            return Ok(());
+        }
+        if elapsed >= next_progress {
+            let so_far: usize = (1..=lab.node_count())
+                .map(|n| {
+                    incidents_in_log(&lab.node_name(n), &lab.logs(n), since)
+                        .0
+                        .len()
+                })
+                .sum();
+            let _ = writeln!(
+                ctx.out,
+                "  {:>4} s: {so_far} false positive(s) so far",
+                elapsed.as_secs()
+            );
+            next_progress += Duration::from_secs(60);
+        }
+        ctx.sleep(Duration::from_millis(500).min(cfg.duration - elapsed))?;
+    }
+}
+
+/// (node name, `worker` or `guard`) and pid of one daemon process.
+type DaemonPid = ((String, &'static str), u32);
+
+/// (node, process) and pid of every daemon process: the worker, and the guard when the
+/// node runs one.
+fn daemon_pids(lab: &mut Lab) -> Result<Vec<DaemonPid>, ExperimentError> {
+    let mut pids = Vec::new();
+    for n in 1..=lab.node_count() {
+        let missing = || ExperimentError::Failed(format!("n{n}'s tandemd is not running"));
+        let guard = lab.pid(n).ok_or_else(missing)?;
+        let worker = lab.worker_pid(n).ok_or_else(missing)?;
+        pids.push(((lab.node_name(n), "worker"), worker));
+        if worker != guard {
+            pids.push(((lab.node_name(n), "guard"), guard));
+        }
+    }
+    Ok(pids)
+}
+
+/// Memory and CPU of each process from its first and last sample over `wall` seconds.
+fn footprints(
+    pids: &[DaemonPid],
+    first: &[Option<(u64, u64)>],
+    last: &[Option<(u64, u64)>],
+    rss_max: &[u64],
+    wall: f64,
+) -> Vec<Footprint> {
+    let ticks = clock_ticks_per_second();
+    pids.iter()
+        .enumerate()
+        .map(|(i, ((name, process), _))| {
+            let cpu = match (first[i], last[i]) {
+                (Some((_, a)), Some((_, b))) => (b.saturating_sub(a)) as f64 / ticks / wall * 100.0,
+                _ => f64::NAN,
+            };
+            Footprint {
+                node: name.clone(),
+                process: process.to_string(),
+                rss_max_kib: rss_max[i],
+                rss_end_kib: last[i].map_or(0, |(r, _)| r),
+                cpu_percent: cpu,
+            }
+        })
+        .collect()
+}
+
+/// Every node's incidents since `since`, in time order, each with the stall that
+/// explains it (if any); and the count of late heartbeats.
+fn all_incidents(
+    cfg: &SteadyConfig,
+    lab: &Lab,
+    since: i64,
+    machine: &StallReport,
+    explaining: Duration,
+) -> (Vec<Incident>, usize) {
+    let mut incidents = Vec::new();
+    let mut late_heartbeats = 0;
+    for node in 1..=lab.node_count() {
+        let (i, late) = incidents_in_log(&lab.node_name(node), &lab.logs(node), since);
+        incidents.extend(i);
+        late_heartbeats += late;
+    }
+    incidents.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    for i in &mut incidents {
+        let at = since + (i.at_ms * 1e6) as i64;
+        // Once the machine runs again the detectors fire within a tick, and what follows
+        // from a node declared down (quorum, ownership) within a deadtime.
+        i.during_stall = stall::explaining_stall(
+            &machine.stalls,
+            at,
+            explaining,
+            cfg.deadtime + Duration::from_millis(100),
+        );
+    }
+    (incidents, late_heartbeats)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn counts_the_events_that_must_not_happen_and_nothing_else() {
-        let log = "\
-2026-11-23T10:00:00.000000Z  INFO tandem: event kind=\"node-up\" node=\"n2\"
-2026-11-23T10:00:01.000000Z  WARN tandem: event kind=\"late-heartbeat\" node=\"n2\"
-2026-11-23T10:00:02.500000Z  WARN tandem: event kind=\"node-down\" node=\"n2\"
-2026-11-23T10:00:03.000000Z  INFO tandem: event kind=\"became-owner\" group=\"www\"
-not a log line kind=\"node-down\"
-";
-        let since =
-            super::super::bench::parse_log_time("2026-11-23T10:00:00.500000Z x").expect("time");
-        let (incidents, late) = incidents_in_log("n1", log, since);
+        use crate::lab::observe::events::tests::line;
+        let events = [
+            ("00.000000", r#""kind":"node-up","node":"n2""#, "n2 is up"),
+            (
+                "01.000000",
+                r#""kind":"late-heartbeat","node":"n2""#,
+                "late",
+            ),
+            (
+                "02.500000",
+                r#""kind":"node-down","node":"n2""#,
+                "n2 is down",
+            ),
+            (
+                "03.000000",
+                r#""kind":"became-owner","group":"www""#,
+                "owner",
+            ),
+        ];
+        let mut log: Vec<String> = events
+            .iter()
+            .map(|(s, fields, msg)| line(&format!("2026-11-23T10:00:{s}Z"), fields, msg))
+            .collect();
+        log.push("2026-11-23T10:00:04.000000Z  WARN not a JSON line kind=\"node-down\"".into());
+        let log = log.join("\n");
+        let since = crate::lab::observe::events::parse_timestamp("2026-11-23T10:00:00.500000Z")
+            .expect("time");
+        let (incidents, late) = incidents_in_log("n1", &log, since);
         assert_eq!(late, 1);
         let kinds: Vec<&str> = incidents.iter().map(|i| i.kind.as_str()).collect();
         assert_eq!(kinds, ["node-down", "became-owner"]);
         assert_eq!(incidents[0].at_ms, 2000.0);
+        assert_eq!(incidents[0].line, "n2 is down");
     }
 }

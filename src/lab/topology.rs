@@ -1,0 +1,75 @@
+//! The cluster the experiments (bench, chaos, steady) run: group `www` with one VIP on
+//! link 0, which the client namespace sits on; and the node-side facts they need about
+//! it (a namespace's MAC, clearing the VIP as a reboot would).
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{netns, Lab, LabError, LabSpec, Ns};
+
+/// The group the experiments move around.
+pub const GROUP: &str = "www";
+/// The VIP (192.0.2.0/24 is the lab's link 0).
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+pub const VIP_PREFIX: u8 = 24;
+
+/// The `groups:` section of the experiments' lab.
+pub fn group_yaml() -> String {
+    format!(
+        "groups:\n  - name: {GROUP}\n    prefer: n1\n    failback: false\n    resources:\n      \
+         - vip: {{ name: vip, address: {VIP}/{VIP_PREFIX}, interface: eth0 }}\n"
+    )
+}
+
+/// The bench's and steady's lab: n1 and n2 may own www, n3 is a witness; two links.
+/// `extra_yaml` holds at least the `groups:` section ([`group_yaml`]).
+pub fn pair_with_witness(
+    interval: Duration,
+    deadtime: Duration,
+    extra_yaml: String,
+    tandemd: &Path,
+    tandemctl: &Path,
+) -> LabSpec {
+    LabSpec {
+        nodes: 3,
+        witnesses: vec![3],
+        links: 2,
+        ipv6: false,
+        interval,
+        deadtime,
+        extra_yaml,
+        tandemd: tandemd.to_path_buf(),
+        tandemctl: tandemctl.to_path_buf(),
+    }
+}
+
+/// The MAC address of `eth0` in `ns`.
+pub fn eth0_mac(lab: &Lab, ns: Ns) -> Result<[u8; 6], LabError> {
+    let out = lab.exec(ns, &["ip", "-o", "link", "show", "dev", "eth0"])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let bad = |what: String| LabError::Observer(format!("{what} for {ns:?} eth0 in {text:?}"));
+    let mac = text
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .ok_or_else(|| bad("no MAC".into()))?;
+    let parts: Vec<&str> = mac.split(':').collect();
+    if parts.len() != 6 {
+        return Err(bad(format!("bad MAC {mac:?}")));
+    }
+    let mut bytes = [0u8; 6];
+    for (b, p) in bytes.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad(format!("bad MAC {mac:?}")))?;
+    }
+    Ok(bytes)
+}
+
+/// Removes the VIP from a node's eth0, as a reboot would (addresses do not survive
+/// one); an absent address is fine.
+pub fn clear_vip(lab: &Lab, node: usize) -> Result<(), LabError> {
+    let ns = lab.ns_name(Ns::Node(node))?;
+    let vip = format!("{VIP}/{VIP_PREFIX}");
+    let _ = netns::run_checked("ip", &["-n", &ns, "addr", "del", &vip, "dev", "eth0"], None);
+    Ok(())
+}
