@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-mod agents_util;
+mod support;
 
-use agents_util::Netns;
+use support::agents::Netns;
 use tandem::agents::checks::{probe, run_checks};
 use tandem::config::{CheckConfig, CheckProbe};
 use tandem::core::Input;
@@ -201,13 +201,7 @@ fn run(program: &str, args: &[&str]) {
 
 /// Node (192.0.2.1) and peer (192.0.2.2) on a veth; `None` when not root.
 fn pair() -> Option<(Netns, Netns)> {
-    if !nix::unistd::geteuid().is_root() {
-        // CI runs as root: a skip there would hide the test.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "needs root to create network namespaces (CI must run as root)"
-        );
-        eprintln!("skipped: needs root to create network namespaces");
+    if !support::root_or_skip("agents_checks (ping checks)") {
         return None;
     }
     let node = Netns::new();

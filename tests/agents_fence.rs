@@ -3,12 +3,13 @@
 //! one rarely gives, and the lab's own `resources/fence_lab` against a network
 //! namespace the test creates.
 
-mod agents_util;
+mod support;
 
-use agents_util::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use support::agents::*;
+use support::require;
 use tandem::agents::fence;
 use tandem::config::FenceAgentConfig;
 use tandem::core::ids::NodeId;

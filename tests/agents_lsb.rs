@@ -3,11 +3,12 @@
 //! sockets never touch the host; and stand-in scripts for the exit codes a
 //! well-behaved script never produces.
 
-mod agents_util;
+mod support;
 
-use agents_util::*;
 use std::path::PathBuf;
 use std::time::Duration;
+use support::agents::*;
+use support::require;
 use tandem::agents::lsb;
 use tandem::agents::process::Launch;
 use tandem::config::ResourceKind;

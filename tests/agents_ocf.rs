@@ -1,11 +1,12 @@
 //! OCF agents from Debian's `resource-agents` package (installed by .ci/run): Dummy
 //! through its whole life cycle, IPaddr2 inside a network namespace the test creates.
 
-mod agents_util;
+mod support;
 
-use agents_util::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use support::agents::*;
+use support::require;
 use tandem::agents::ocf;
 use tandem::agents::process::Launch;
 use tandem::config::{ResourceConfig, ResourceKind};

@@ -1,11 +1,11 @@
 //! The process runner and the agents built directly on it (exec, systemd), and notify
 //! hooks: real child processes, real process groups, real signals.
 
-mod agents_util;
+mod support;
 
-use agents_util::*;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use support::agents::*;
 use tandem::agents::hooks::{self, HookEvent, HookKind};
 use tandem::agents::process::{self, Exit, Launch, Spec};
 use tandem::agents::{exec, systemd};

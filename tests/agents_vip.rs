@@ -11,28 +11,14 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-mod agents_util;
+mod support;
 
-use agents_util::Netns;
+use support::agents::Netns;
 use tandem::agents::{run_op, vip, OpContext};
 use tandem::config::{ResourceConfig, ResourceKind};
 use tandem::core::{OpKind, OpResult};
 
 const WRONG_MAC: &str = "02:00:00:00:00:01";
-
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        // CI runs as root: a skip there would hide the test.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "needs root to create network namespaces (CI must run as root)"
-        );
-        eprintln!("skipped: needs root to create network namespaces");
-        false
-    }
-}
 
 /// Node and peer namespaces with a veth between them: `eth0` in the node (192.0.2.1/24,
 /// 2001:db8::1/64), `v1` in the peer (192.0.2.2/24, 2001:db8::2/64).
@@ -179,7 +165,7 @@ fn addr_lines(ns: &Netns, family: &str) -> String {
 
 #[test]
 fn ipv4_start_monitor_stop_are_idempotent_and_real() {
-    if !is_root() {
+    if !support::root_or_skip("ipv4_start_monitor_stop_are_idempotent_and_real") {
         return;
     }
     let pair = Pair::new();
@@ -230,7 +216,7 @@ fn ipv4_start_monitor_stop_are_idempotent_and_real() {
 
 #[test]
 fn ipv6_start_monitor_stop_without_dad() {
-    if !is_root() {
+    if !support::root_or_skip("ipv6_start_monitor_stop_without_dad") {
         return;
     }
     let pair = Pair::new();
@@ -273,7 +259,7 @@ fn ipv6_start_monitor_stop_without_dad() {
 
 #[test]
 fn a_missing_interface_is_a_clear_error_and_stop_still_succeeds() {
-    if !is_root() {
+    if !support::root_or_skip("a_missing_interface_is_a_clear_error_and_stop_still_succeeds") {
         return;
     }
     let pair = Pair::new();
@@ -300,7 +286,7 @@ fn a_missing_interface_is_a_clear_error_and_stop_still_succeeds() {
 
 #[test]
 fn a_down_interface_fails_monitor_and_start() {
-    if !is_root() {
+    if !support::root_or_skip("a_down_interface_fails_monitor_and_start") {
         return;
     }
     let pair = Pair::new();
@@ -345,7 +331,9 @@ fn a_down_interface_fails_monitor_and_start() {
 /// it while owned, stops after Stop, and `announce_again` corrects it on demand.
 #[test]
 fn gratuitous_arp_fixes_a_stale_neighbour_entry_and_refresh_stops_with_stop() {
-    if !is_root() {
+    if !support::root_or_skip(
+        "gratuitous_arp_fixes_a_stale_neighbour_entry_and_refresh_stops_with_stop",
+    ) {
         return;
     }
     let pair = std::sync::Arc::new(Pair::new());
@@ -415,7 +403,7 @@ fn gratuitous_arp_fixes_a_stale_neighbour_entry_and_refresh_stops_with_stop() {
 /// the peer's stale entry; the peer's kernel checks hop limit and ICMPv6 checksum.
 #[test]
 fn unsolicited_na_fixes_a_stale_ipv6_neighbour_entry() {
-    if !is_root() {
+    if !support::root_or_skip("unsolicited_na_fixes_a_stale_ipv6_neighbour_entry") {
         return;
     }
     let pair = std::sync::Arc::new(Pair::new());

@@ -2,6 +2,8 @@
 //! observed only through `tandemctl status --json`. Needs root, iproute2 and nftables
 //! (CI installs them); fails loudly otherwise. Bounds are generous: the machine is noisy.
 
+mod support;
+
 use serde_json::Value;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -127,6 +129,11 @@ fn send_from_client(lab: &Lab, to: SocketAddr, datagrams: Vec<Vec<u8>>) {
 
 #[test]
 fn three_nodes_join_detect_a_crash_survive_a_cut_link_and_count_bad_packets() {
+    if !support::root_or_skip(
+        "three_nodes_join_detect_a_crash_survive_a_cut_link_and_count_bad_packets",
+    ) {
+        return;
+    }
     let spec = LabSpec {
         nodes: 3,
         links: 2,

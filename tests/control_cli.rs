@@ -11,9 +11,9 @@ use std::process::{Command as Proc, Output, Stdio};
 use std::time::Duration;
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
-mod lab_util;
+mod support;
 
-use lab_util::{eventually, group, node_state, ok, runs_on, status, text, POLL};
+use support::lab::{eventually, group, node_state, ok, runs_on, status, text, POLL};
 
 const LONG: Duration = Duration::from_secs(40);
 
@@ -57,6 +57,9 @@ fn fails(lab: &Lab, node: usize, args: &[&str], code: i32) -> String {
 
 #[test]
 fn admin_commands_round_trip_through_real_daemons() {
+    if !support::root_or_skip("admin_commands_round_trip_through_real_daemons") {
+        return;
+    }
     let mut lab = build(3, GROUPS);
     lab.start_all().expect("start");
     let s = eventually(&lab, 1, "www running and every node online", LONG, |s| {
@@ -249,6 +252,9 @@ fn replace_line(text: &str, prefix: &str, with: &str) -> String {
 
 #[test]
 fn reload_hostile_input_and_metrics_on_a_real_daemon() {
+    if !support::root_or_skip("reload_hostile_input_and_metrics_on_a_real_daemon") {
+        return;
+    }
     let extra = format!("{GROUPS}metrics:\n  listen: 127.0.0.1:9405\n");
     let mut lab = build(1, &extra);
     lab.start_all().expect("start");
@@ -432,6 +438,9 @@ fn as_user(lab: &Lab, user: &str, args: &[&str]) -> Output {
 
 #[test]
 fn the_tandem_group_may_read_but_not_act_and_strangers_are_refused() {
+    if !support::root_or_skip("the_tandem_group_may_read_but_not_act_and_strangers_are_refused") {
+        return;
+    }
     // The group must exist before the daemon starts: it sets the socket's group then.
     let exists = Proc::new("getent")
         .args(["group", "tandem"])

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
-mod lab_util;
+mod support;
 
-use lab_util::{all_logs, eventually, group, node_state, ok, runs_on, status, text, POLL};
+use support::lab::{all_logs, eventually, group, node_state, ok, runs_on, status, text, POLL};
 
 const LONG: Duration = Duration::from_secs(40);
 const VIP: &str = "192.0.2.100";
@@ -190,6 +190,11 @@ fn start_and_wait_for_www(lab: &mut Lab) {
 
 #[test]
 fn move_standby_and_online_move_the_vip_and_the_service() {
+    let Some(_serial) =
+        support::lab::serial_lab_test("move_standby_and_online_move_the_vip_and_the_service")
+    else {
+        return;
+    };
     let mut lab = build();
     start_and_wait_for_www(&mut lab);
 
@@ -278,6 +283,11 @@ fn move_standby_and_online_move_the_vip_and_the_service() {
 
 #[test]
 fn maintenance_stops_recovery_and_off_resumes_monitoring() {
+    let Some(_serial) =
+        support::lab::serial_lab_test("maintenance_stops_recovery_and_off_resumes_monitoring")
+    else {
+        return;
+    };
     let mut lab = build();
     start_and_wait_for_www(&mut lab);
     let s = status(&lab, 1).expect("status");
@@ -392,6 +402,11 @@ fn digest_of(path: &Path) -> String {
 
 #[test]
 fn rolling_reload_adds_a_group_without_restarting_www() {
+    let Some(_serial) =
+        support::lab::serial_lab_test("rolling_reload_adds_a_group_without_restarting_www")
+    else {
+        return;
+    };
     let mut lab = build();
     start_and_wait_for_www(&mut lab);
     let old: Vec<String> = (1..=3)
@@ -507,6 +522,11 @@ fn has_addr_in(ns: &str, addr: &str) -> bool {
 /// definitions, `GroupSpec::resources_revision`, not only their names.)
 #[test]
 fn reload_changing_the_vip_address_restarts_www_cleanly() {
+    let Some(_serial) =
+        support::lab::serial_lab_test("reload_changing_the_vip_address_restarts_www_cleanly")
+    else {
+        return;
+    };
     let mut lab = build();
     start_and_wait_for_www(&mut lab);
     let old_addr = format!("{VIP}/24");

@@ -3,6 +3,8 @@
 //! through real UDP sockets, queried through real control sockets. Needs root (it
 //! creates a namespace); skipped with a message otherwise.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command as Proc;
@@ -23,8 +25,7 @@ struct Netns {
 
 impl Netns {
     fn create(tag: u32) -> Option<Netns> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root to create a network namespace");
+        if !support::root_or_skip("daemon_loopback") {
             return None;
         }
         let name = format!("tdm{}-{}-n1", std::process::id(), 9000 + tag);

@@ -15,14 +15,13 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
-mod lab_util;
+mod support;
 
-use lab_util::{all_logs, eventually, group, status, text};
+use support::lab::{all_logs, eventually, group, status, text};
 
 /// Generous: the machine is noisy. Only the takeover bound of the first test is tight,
 /// because the issue states it.
@@ -30,12 +29,6 @@ const LONG: Duration = Duration::from_secs(60);
 const VIP: &str = "192.0.2.100";
 /// The address `IPaddr2` manages in the OCF test (next to the `vip` resource's).
 const IPADDR2: &str = "192.0.2.101";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn resource(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -306,7 +299,11 @@ fn wait_running_on(lab: &Lab, observer: usize, node: usize, owners: &[usize]) {
 
 #[test]
 fn vip_and_service_fail_over_within_deadtime_plus_two_seconds_and_stay() {
-    let _serial = serial();
+    let Some(_serial) = support::lab::serial_lab_test(
+        "vip_and_service_fail_over_within_deadtime_plus_two_seconds_and_stay",
+    ) else {
+        return;
+    };
     let mut lab = build3("", &[MARKER, VIP_RES, SERVICE]);
     lab.start_all().expect("start");
     wait_running_on(&lab, 3, 1, &[1, 2]);
@@ -395,7 +392,11 @@ fn vip_and_service_fail_over_within_deadtime_plus_two_seconds_and_stay() {
 
 #[test]
 fn partitioned_owner_stops_the_group_before_the_majority_starts_it() {
-    let _serial = serial();
+    let Some(_serial) = support::lab::serial_lab_test(
+        "partitioned_owner_stops_the_group_before_the_majority_starts_it",
+    ) else {
+        return;
+    };
     let mut lab = build3("", &[MARKER, VIP_RES, SERVICE]);
     lab.start_all().expect("start");
     wait_running_on(&lab, 3, 1, &[1, 2]);
@@ -453,7 +454,11 @@ fn partitioned_owner_stops_the_group_before_the_majority_starts_it() {
 
 #[test]
 fn two_node_split_ends_with_one_survivor_and_the_other_fenced() {
-    let _serial = serial();
+    let Some(_serial) =
+        support::lab::serial_lab_test("two_node_split_ends_with_one_survivor_and_the_other_fenced")
+    else {
+        return;
+    };
     let fence = resource("fence_lab");
     assert!(fence.is_file(), "{} missing", fence.display());
     // The namespace names exist only once the lab is built: placeholders, patched below.
@@ -561,7 +566,11 @@ fn two_node_split_ends_with_one_survivor_and_the_other_fenced() {
 
 #[test]
 fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
-    let _serial = serial();
+    let Some(_serial) =
+        support::lab::serial_lab_test("ocf_lsb_exec_and_vip_run_monitor_restart_and_move")
+    else {
+        return;
+    };
     for agent in ["Dummy", "IPaddr2"] {
         let p = Path::new("/usr/lib/ocf/resource.d/heartbeat").join(agent);
         assert!(
@@ -683,7 +692,11 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
 
 #[test]
 fn hanging_start_is_killed_with_its_children_and_the_group_moves() {
-    let _serial = serial();
+    let Some(_serial) = support::lab::serial_lab_test(
+        "hanging_start_is_killed_with_its_children_and_the_group_moves",
+    ) else {
+        return;
+    };
     // Hangs on n1 only, so the group can still run somewhere.
     let hang = r#"      - exec:
           name: hang
@@ -754,7 +767,11 @@ fn hanging_start_is_killed_with_its_children_and_the_group_moves() {
 
 #[test]
 fn owner_losing_its_ping_target_hands_the_group_over() {
-    let _serial = serial();
+    let Some(_serial) =
+        support::lab::serial_lab_test("owner_losing_its_ping_target_hands_the_group_over")
+    else {
+        return;
+    };
     let mut lab = build3(
         "checks:\n  - name: uplink\n    ping: [192.0.2.200]\n    interval: 500ms\n    fall: 2\n",
         &[VIP_RES, SERVICE],

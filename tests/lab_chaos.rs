@@ -5,7 +5,7 @@
 //! nftables (fails loudly without them). The tests
 //! run one at a time (a lock): the box has two cores.
 
-mod lab_util;
+mod support;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -52,7 +52,7 @@ fn seed_with_an_early_owner_fault() -> u64 {
 
 #[test]
 fn a_short_chaos_run_with_fencing_never_has_two_owners() {
-    let Some(_serial) = lab_util::serial_lab_test("lab_chaos") else {
+    let Some(_serial) = support::lab::serial_lab_test("lab_chaos") else {
         return;
     };
     let seed = seed_with_an_early_owner_fault();
@@ -131,7 +131,7 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn the_observer_sees_a_planted_second_owner() {
-    let Some(_serial) = lab_util::serial_lab_test("lab_chaos") else {
+    let Some(_serial) = support::lab::serial_lab_test("lab_chaos") else {
         return;
     };
     // No daemon runs: the VIP is put on interfaces by hand, the kernels answer ARP.

@@ -1,11 +1,11 @@
 //! End-to-end tests of `tandem-lab demo`: the real binary against real daemons in
 //! network namespaces. They need root (skipped with a message without it, failed under
-//! CI: `lab_util::root_or_skip`), iproute2 and nftables (they fail when those are
+//! CI: `support::root_or_skip`), iproute2 and nftables (they fail when those are
 //! missing; CI installs them). Besides the narrated takeover, they check the promise that
 //! matters most to someone trying tandem on their machine: nothing is left behind, also
 //! when the demo is interrupted.
 
-mod lab_util;
+mod support;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -21,9 +21,9 @@ const RUN_BOUND: Duration = Duration::from_secs(150);
 /// How long an interrupted demo may take to tear down and exit.
 const INTERRUPT_BOUND: Duration = Duration::from_secs(30);
 
-/// Root (see `lab_util::root_or_skip`), then `ip` and `nft`, which must be there.
+/// Root (see `support::root_or_skip`), then `ip` and `nft`, which must be there.
 fn require_lab_tools() -> bool {
-    if !lab_util::root_or_skip("lab_demo") {
+    if !support::root_or_skip("lab_demo") {
         return false;
     }
     for tool in ["ip", "nft"] {

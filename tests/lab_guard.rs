@@ -8,8 +8,8 @@
 //! a move. Needs root, iproute2 and nftables. One scenario at a time (the box has two
 //! cores).
 
-mod lab_util;
-use lab_util::all_logs;
+mod support;
+use support::lab::all_logs;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -92,7 +92,7 @@ impl Drop for TinyStateFs {
 }
 
 fn scenario(profile: Profile, fault: Fault) {
-    let Some(_serial) = lab_util::serial_lab_test("lab_guard") else {
+    let Some(_serial) = support::lab::serial_lab_test("lab_guard") else {
         return;
     };
     let spec = LabSpec {
@@ -290,7 +290,7 @@ fn lsb_pid(lab: &Lab, node: usize) -> Option<u32> {
 /// service is gone before n2 starts its own.
 #[test]
 fn a_dead_workers_lsb_service_is_stopped_by_its_agent() {
-    let Some(_serial) = lab_util::serial_lab_test("lab_guard") else {
+    let Some(_serial) = support::lab::serial_lab_test("lab_guard") else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("tandem-guard-lsb-{}", std::process::id()));
@@ -331,7 +331,7 @@ fn a_dead_workers_lsb_service_is_stopped_by_its_agent() {
 /// way the service is gone and n2 takes over with no instant of two owners.
 #[test]
 fn a_stopped_worker_with_an_lsb_service_is_stopped_or_fenced_in_time() {
-    let Some(_serial) = lab_util::serial_lab_test("lab_guard") else {
+    let Some(_serial) = support::lab::serial_lab_test("lab_guard") else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("tandem-guard-lsbf-{}", std::process::id()));

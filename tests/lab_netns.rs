@@ -3,6 +3,8 @@
 //! silently pass. tandemd is replaced by a shell stand-in, so these tests do not depend
 //! on the daemon.
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -112,6 +114,9 @@ fn host_network() -> Vec<String> {
 
 #[test]
 fn links_cut_heal_and_partition() {
+    if !support::root_or_skip("links_cut_heal_and_partition") {
+        return;
+    }
     let script = standin("links");
     let host_before = host_network();
     let mut lab = build(spec(&script));
@@ -222,6 +227,9 @@ fn links_cut_heal_and_partition() {
 
 #[test]
 fn daemons_run_inside_their_namespace_and_obey_signals() {
+    if !support::root_or_skip("daemons_run_inside_their_namespace_and_obey_signals") {
+        return;
+    }
     let script = standin("daemons");
     let mut lab = build(spec(&script));
 
@@ -335,6 +343,9 @@ fn daemons_run_inside_their_namespace_and_obey_signals() {
 
 #[test]
 fn concurrent_labs_do_not_collide() {
+    if !support::root_or_skip("concurrent_labs_do_not_collide") {
+        return;
+    }
     let script = standin("concurrent");
     let labs: Vec<Lab> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..2).map(|_| s.spawn(|| build(spec(&script)))).collect();
@@ -356,6 +367,9 @@ fn concurrent_labs_do_not_collide() {
 
 #[test]
 fn drop_on_panic_removes_everything() {
+    if !support::root_or_skip("drop_on_panic_removes_everything") {
+        return;
+    }
     let script = standin("panic");
     let mut seen: Option<(String, PathBuf, Vec<u32>)> = None;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -397,6 +411,9 @@ fn drop_on_panic_removes_everything() {
 
 #[test]
 fn teardown_is_idempotent_and_cleanup_stale_spares_live_labs() {
+    if !support::root_or_skip("teardown_is_idempotent_and_cleanup_stale_spares_live_labs") {
+        return;
+    }
     let script = standin("idem");
     let mut lab = build(spec(&script));
     lab.start(1).unwrap();
@@ -427,6 +444,9 @@ fn teardown_is_idempotent_and_cleanup_stale_spares_live_labs() {
 
 #[test]
 fn ipv6_lab_links_work() {
+    if !support::root_or_skip("ipv6_lab_links_work") {
+        return;
+    }
     let script = standin("v6");
     let mut s = spec(&script);
     s.ipv6 = true;

@@ -4,6 +4,8 @@
 //! inherited real-time priority could starve the heartbeats it sits next to. Checked on
 //! real daemons in the lab through /proc, and with both options switched off.
 
+mod support;
+
 use serde_json::Value;
 use std::time::Duration;
 use tandem::lab::{wait_until, Lab, LabSpec};
@@ -105,6 +107,9 @@ fn lab_with_service(extra: &str) -> (Lab, u32, u32) {
 
 #[test]
 fn only_the_heartbeat_thread_runs_realtime_and_memory_is_locked() {
+    if !support::root_or_skip("only_the_heartbeat_thread_runs_realtime_and_memory_is_locked") {
+        return;
+    }
     let (lab, daemon, svc) = lab_with_service("");
     let threads = threads(daemon);
     let heartbeat: Vec<_> = threads
@@ -157,6 +162,9 @@ fn assert_guard_outranks_worker(mut lab: Lab, worker: u32) {
 
 #[test]
 fn realtime_and_mlockall_can_be_switched_off() {
+    if !support::root_or_skip("realtime_and_mlockall_can_be_switched_off") {
+        return;
+    }
     let (lab, daemon, _svc) = lab_with_service(
         "heartbeat:\n  port: 5405\n  interval: 100ms\n  deadtime: 1s\n  \
          realtime: false\n  mlockall: false\n",

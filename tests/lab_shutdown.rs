@@ -2,6 +2,8 @@
 //! and hands them over before the daemon exits: no VIP outlives its manager, and the
 //! takeover does not wait for a lease to run out. Real daemons, real VIP, in the lab.
 
+mod support;
+
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
@@ -30,6 +32,9 @@ fn owner(lab: &Lab, node: usize) -> Option<String> {
 
 #[test]
 fn sigterm_hands_the_vip_over_before_the_daemon_exits() {
+    if !support::root_or_skip("sigterm_hands_the_vip_over_before_the_daemon_exits") {
+        return;
+    }
     let spec = LabSpec {
         nodes: 3,
         witnesses: vec![3],

@@ -1,26 +1,11 @@
-//! Helpers shared by the tests that drive real daemons in the netns lab (control_*,
-//! lab_*): the root-required rule, one lab test at a time, `tandemctl` calls, reading
+//! Helpers of the tests that drive real daemons in the netns lab (control_*, lab_*,
+//! cluster_*): one lab test at a time, `tandemctl` calls, reading
 //! `status --json`, and polling a status with every node's log in the panic message.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tandem::lab::{wait_until, Lab};
-
-/// The lab tests create network namespaces, so they need root. Without it a test is
-/// skipped with a message (a developer's laptop), except under CI (`CI` set), where
-/// not running them would hide a regression: there it fails. True: go ahead.
-pub fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: lab tests must run as root under CI (they create network namespaces)");
-    }
-    eprintln!("SKIP {test}: needs root (it creates network namespaces)");
-    false
-}
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -28,7 +13,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// cores and the tests measure timing): the root rule, then the binary's lock, held
 /// until the guard drops. None: skip the test.
 pub fn serial_lab_test(test: &str) -> Option<MutexGuard<'static, ()>> {
-    root_or_skip(test).then(|| SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
+    super::root_or_skip(test).then(|| SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// How often a status is polled.

@@ -1,7 +1,5 @@
-//! Helpers shared by the agents_* tests: resources, operation contexts, a network
+//! Helpers of the agents_* tests: resources, operation contexts, a network
 //! namespace that removes itself, and process liveness checks.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -205,22 +203,4 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .output();
     }
-}
-
-pub fn have(path: &str) -> bool {
-    Path::new(path).exists()
-}
-
-/// Is the packaged program at `path` here? .ci/run installs every package these tests
-/// use, so under CI a missing one fails the test; elsewhere the test says why it did
-/// nothing instead of failing on something it cannot test.
-pub fn require(path: &str, package: &str) -> bool {
-    if have(path) {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{path} missing under CI: .ci/run must install {package}");
-    }
-    eprintln!("SKIP: {path} missing: apt-get install {package}");
-    false
 }
