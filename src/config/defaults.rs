@@ -12,6 +12,9 @@ use super::model::{
 use crate::core::spec::{NoQuorumPolicy, OnFail, Timing};
 use std::time::Duration;
 
+/// Largest config file `load` reads (1 MiB): refused with its size before it is read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 // nodes[]
 pub const NODE_PRIORITY: i32 = 0;
 pub const NODE_VOTES: u32 = 1;

@@ -9,6 +9,7 @@
 pub mod defaults;
 mod duration;
 mod error;
+mod excerpt;
 mod key;
 mod locate;
 mod model;
@@ -29,18 +30,40 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/tandem/tandem.yaml";
 pub const DEFAULT_AUTHKEY_PATH: &str = "/etc/tandem/authkey";
 
 /// Reads, parses and validates a config file, and reads the key files it names.
+///
+/// A file larger than [`defaults::MAX_CONFIG_BYTES`] is refused before it is read
+/// (and a file that grows past the limit while being read, or a pipe that never ends,
+/// is cut off there): a config is a few kilobytes, anything else is the wrong file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_str(&text, &file),
-        Err(e) => Err(ConfigErrors(vec![ConfigError {
-            file,
-            line: None,
-            column: None,
-            path: None,
-            message: format!("cannot read the config file: {e}"),
-        }])),
+    let text = read_bounded(path).map_err(|m| ConfigErrors(vec![ConfigError::file(&file, &m)]))?;
+    parse_str(&text, &file)
+}
+
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| format!("cannot read the config file: {e}");
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > defaults::MAX_CONFIG_BYTES {
+        return Err(too_large(&size.to_string()));
     }
+    let mut text = String::new();
+    file.take(defaults::MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    if text.len() as u64 > defaults::MAX_CONFIG_BYTES {
+        return Err(too_large("more than that"));
+    }
+    Ok(text)
+}
+
+fn too_large(size: &str) -> String {
+    format!(
+        "the config file is {size} bytes; the limit is {} bytes (a config is a few \
+         kilobytes: is this the right file?)",
+        defaults::MAX_CONFIG_BYTES
+    )
 }
 
 /// Parses and validates config text; `file` names it in errors and anchors relative
@@ -48,13 +71,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     match raw::parse(text) {
         Ok(raw) => validate::validate(raw, text, file),
-        Err(e) => Err(ConfigErrors(vec![ConfigError {
-            file: file.to_string(),
-            line: e.line,
-            column: e.column,
-            path: None,
-            message: e.message,
-        }])),
+        Err(e) => Err(ConfigErrors(vec![ConfigError::new(
+            file,
+            e.line.zip(e.column),
+            None,
+            &e.message,
+        )])),
     }
 }
 

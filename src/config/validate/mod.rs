@@ -73,12 +73,11 @@ pub(super) fn validate(
             keys,
         }),
         // Unreachable in practice: a missing part always recorded an error above.
-        _ => Err(ConfigErrors(vec![ConfigError {
-            file: file.to_string(),
-            line: None,
-            column: None,
-            path: Some("cluster".into()),
-            message: "incomplete cluster section".into(),
-        }])),
+        _ => Err(ConfigErrors(vec![ConfigError::new(
+            file,
+            None,
+            Some("cluster"),
+            "incomplete cluster section",
+        )])),
     }
 }
