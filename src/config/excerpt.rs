@@ -105,7 +105,7 @@ mod tests {
         let m = bound_message(&format!(
             "invalid type: string \"{value}\", expected a mapping"
         ));
-        assert!(m.ends_with("(405 bytes)\", expected a mapping"), "{m}");
+        assert!(m.ends_with("(402 bytes)\", expected a mapping"), "{m}");
         assert!(m.len() < 150, "{m}");
     }
 
