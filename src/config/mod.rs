@@ -7,6 +7,7 @@
 //! checked as part of validation, so a config that loads is one the daemon can run.
 
 pub mod defaults;
+mod digest;
 mod duration;
 mod error;
 mod excerpt;
@@ -14,6 +15,8 @@ mod key;
 mod locate;
 mod model;
 mod raw;
+pub mod secrets;
+pub mod trust;
 mod validate;
 
 pub use duration::{format_duration, parse_duration};
@@ -36,15 +39,17 @@ pub const DEFAULT_AUTHKEY_PATH: &str = "/etc/tandem/authkey";
 /// is cut off there): a config is a few kilobytes, anything else is the wrong file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
-    let text = read_bounded(path).map_err(|m| ConfigErrors(vec![ConfigError::file(&file, &m)]))?;
-    parse_str(&text, &file)
+    let (text, meta) =
+        read_bounded(path).map_err(|m| ConfigErrors(vec![ConfigError::file(&file, &m)]))?;
+    parse_with(&text, &file, Some(&meta))
 }
 
-fn read_bounded(path: &Path) -> Result<String, String> {
+fn read_bounded(path: &Path) -> Result<(String, std::fs::Metadata), String> {
     use std::io::Read;
     let unreadable = |e: std::io::Error| format!("cannot read the config file: {e}");
     let file = std::fs::File::open(path).map_err(unreadable)?;
-    let size = file.metadata().map_err(unreadable)?.len();
+    let meta = file.metadata().map_err(unreadable)?;
+    let size = meta.len();
     if size > defaults::MAX_CONFIG_BYTES {
         return Err(too_large(&size.to_string()));
     }
@@ -55,7 +60,7 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     if text.len() as u64 > defaults::MAX_CONFIG_BYTES {
         return Err(too_large("more than that"));
     }
-    Ok(text)
+    Ok((text, meta))
 }
 
 fn too_large(size: &str) -> String {
@@ -68,9 +73,20 @@ fn too_large(size: &str) -> String {
 
 /// Parses and validates config text; `file` names it in errors and anchors relative
 /// key paths. Also reads the key files the text names.
+///
+/// Text that was not read from a file has no mode, so the check of inline secrets
+/// against who may read the file is [`load`]'s alone.
 pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    parse_with(text, file, None)
+}
+
+fn parse_with(
+    text: &str,
+    file: &str,
+    facts: Option<&std::fs::Metadata>,
+) -> Result<Config, ConfigErrors> {
     match raw::parse(text) {
-        Ok(raw) => validate::validate(raw, text, file),
+        Ok(raw) => validate::validate(raw, text, file, facts),
         Err(e) => Err(ConfigErrors(vec![ConfigError::new(
             file,
             e.line.zip(e.column),

@@ -90,6 +90,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The config file's name as errors show it.
+    pub(super) fn file(&self) -> &str {
+        self.file
+    }
+
     pub(super) fn into_errors(self) -> Vec<ConfigError> {
         self.errors
     }
