@@ -218,7 +218,10 @@ fn an_oversized_config_is_refused_with_its_size_and_the_limit_unread() {
     assert_eq!(stderr.lines().count(), 1, "{}", stderr.len());
     let limit = tandem::config::defaults::MAX_CONFIG_BYTES;
     assert!(stderr.contains("27000003 bytes"), "{stderr}");
-    assert!(stderr.contains(&format!("limit is {limit} bytes")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("limit is {limit} bytes")),
+        "{stderr}"
+    );
     assert!(!stderr.contains("aaaa"), "{stderr}");
 
     // A sparse 64 GiB file: refused at once, so it was never read.
@@ -229,7 +232,10 @@ fn an_oversized_config_is_refused_with_its_size_and_the_limit_unread() {
     let out = tandemctl(&["config", "check", s(&sparse)]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("{} bytes", 64u64 << 30)), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} bytes", 64u64 << 30)),
+        "{stderr}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 
     // Exactly at the limit is still read (and fails for what it says, not its size).

@@ -68,9 +68,15 @@ fn an_inline_password_in_a_world_readable_file_is_refused_with_the_fix() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("fencing.agents[0].params.password"), "{err}");
     assert!(err.contains("mode 0644"), "{err}");
-    assert!(err.contains(&format!("chmod 640 {}", cfg.display())), "{err}");
+    assert!(
+        err.contains(&format!("chmod 640 {}", cfg.display())),
+        "{err}"
+    );
     assert!(err.contains("params_file"), "{err}");
-    assert!(!err.contains("hunter2"), "the secret is never quoted: {err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the secret is never quoted: {err}"
+    );
     // Located: the line of the agent that holds it.
     assert!(err.starts_with(&format!("{}:7:", cfg.display())), "{err}");
 
@@ -147,7 +153,8 @@ async fn fencing_reads_the_params_file_each_time() {
     let cfg = loads(&config_in(&dir, &yaml));
     let agents = &cfg.fencing.agents;
 
-    let result = tandem::agents::fence::fence(agents, NodeId(2), "b", Duration::from_secs(20)).await;
+    let result =
+        tandem::agents::fence::fence(agents, NodeId(2), "b", Duration::from_secs(20)).await;
     assert_eq!(result, FenceResult::Off);
     let stdin = std::fs::read_to_string(&seen).expect("agent ran");
     assert!(stdin.contains("\nip=192.0.2.9\n"), "{stdin}");
@@ -156,7 +163,8 @@ async fn fencing_reads_the_params_file_each_time() {
     // Changed without a reload: the new value is used.
     std::fs::write(&secrets, "password=n3w\n").expect("write");
     std::fs::remove_file(&seen).expect("rm");
-    let result = tandem::agents::fence::fence(agents, NodeId(2), "b", Duration::from_secs(20)).await;
+    let result =
+        tandem::agents::fence::fence(agents, NodeId(2), "b", Duration::from_secs(20)).await;
     assert_eq!(result, FenceResult::Off);
     let stdin = std::fs::read_to_string(&seen).expect("agent ran");
     assert!(stdin.contains("\npassword=n3w\n"), "{stdin}");
@@ -250,7 +258,10 @@ fn the_digest_is_keyed_equal_for_equal_configs_and_keys() {
     let ca = loads(&config_in(&a, ""));
     let cb = loads(&config_in(&b, ""));
     // Same text except the key path, and a different key: different digests.
-    let same_text = |c: &Config| c.canonical().replace(&*c.cluster.authkey.to_string_lossy(), "K");
+    let same_text = |c: &Config| {
+        c.canonical()
+            .replace(&*c.cluster.authkey.to_string_lossy(), "K")
+    };
     assert_eq!(same_text(&ca), same_text(&cb));
     assert_ne!(ca.digest(), cb.digest());
 
@@ -266,7 +277,11 @@ fn the_digest_is_keyed_equal_for_equal_configs_and_keys() {
         ca.digest(),
         tandem::core::ids::fnv1a64(ca.canonical().as_bytes())
     );
-    assert_eq!(ca.cluster_spec().digest, ca.digest(), "status and wire agree");
+    assert_eq!(
+        ca.cluster_spec().digest,
+        ca.digest(),
+        "status and wire agree"
+    );
 }
 
 #[test]

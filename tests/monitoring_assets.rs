@@ -64,7 +64,10 @@ fn expressions() -> Vec<String> {
         for rule in group["rules"].as_sequence().expect("rules") {
             let name = rule["alert"].as_str().expect("every rule is an alert");
             assert!(rule["labels"]["severity"].is_string(), "{name}: severity");
-            assert!(rule["annotations"]["summary"].is_string(), "{name}: summary");
+            assert!(
+                rule["annotations"]["summary"].is_string(),
+                "{name}: summary"
+            );
             exprs.push(rule["expr"].as_str().expect("expr").to_string());
         }
     }

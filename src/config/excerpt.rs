@@ -95,7 +95,10 @@ mod tests {
         let m = bound_message(&format!("`{value}` must be an absolute path"));
         assert_eq!(
             m,
-            format!("`{}… (5000 bytes)` must be an absolute path", "x".repeat(60))
+            format!(
+                "`{}… (5000 bytes)` must be an absolute path",
+                "x".repeat(60)
+            )
         );
     }
 

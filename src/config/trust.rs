@@ -174,7 +174,10 @@ mod tests {
         chmod(&script, 0o755);
         chmod(&dir, 0o777);
         let risk = script_risk(&script).expect("world-writable directory");
-        assert!(risk.starts_with(&format!("{} is writable", dir.display())), "{risk}");
+        assert!(
+            risk.starts_with(&format!("{} is writable", dir.display())),
+            "{risk}"
+        );
 
         // The same directory with the sticky bit is still unsafe: it is not root's
         // unless the test runs as root, and sticky only protects entries in root's dirs.

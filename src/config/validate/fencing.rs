@@ -3,10 +3,10 @@
 use super::super::defaults;
 use super::super::model::{FenceAgentConfig, FencePolicy, FencingConfig, NodeConfig, SelfFence};
 use super::super::raw::{self, Field};
+use super::super::secrets::read_params_file;
 use super::ctx::{join, Ctx};
 use super::nodes::NodeIndex;
 use crate::core::ids::NodeId;
-use super::super::secrets::read_params_file;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
@@ -161,7 +161,10 @@ fn params_file(
             if let Some(both) = from_file.keys().find(|k| inline.contains_key(*k)) {
                 ctx.at_value(
                     &fp,
-                    format!("`{both}` is given both in params and in {}: keep one", path.display()),
+                    format!(
+                        "`{both}` is given both in params and in {}: keep one",
+                        path.display()
+                    ),
                 );
             }
         }

@@ -41,9 +41,7 @@ pub(super) fn inline_secrets(
         return;
     };
     let file = ctx.file().to_string();
-    let fix = format!(
-        "run `chgrp {TANDEM_GROUP} {file} && chmod 640 {file}` (or 600)"
-    );
+    let fix = format!("run `chgrp {TANDEM_GROUP} {file} && chmod 640 {file}` (or 600)");
     for (i, a) in fencing.agents.iter().enumerate() {
         for k in a.params.keys().filter(|k| is_secret_param(k)) {
             ctx.at_value(
@@ -132,7 +130,10 @@ fn fixed_paths(s: &Scripts) -> Vec<(String, PathBuf)> {
     for (g, group) in s.groups.iter().enumerate() {
         for (r, res) in group.resources.iter().enumerate() {
             if let ResourceKind::Lsb { script } = &res.kind {
-                out.push((format!("groups[{g}].resources[{r}].lsb.name"), script.clone()));
+                out.push((
+                    format!("groups[{g}].resources[{r}].lsb.name"),
+                    script.clone(),
+                ));
             }
         }
         for (j, hook) in group.notify.iter().enumerate() {
