@@ -140,6 +140,8 @@ required_common=(
     /usr/lib/tandem/agents
     /usr/share/bash-completion/completions/tandemctl
     /usr/share/bash-completion/completions/tandemd
+    /usr/share/tandem/monitoring/tandem-alerts.yml
+    /usr/share/tandem/monitoring/tandem-dashboard.json
 )
 required_deb=(
     /usr/lib/systemd/system/tandem.service
@@ -190,6 +192,21 @@ if grep -nE 'systemctl .*(start|restart|enable)( |$)' "$work/rpm.scripts" | grep
 fi
 echo "conffile ok; noreplace ok; no maintainer script starts/restarts/enables tandem"
 
+step "tandem.yaml is 0640 root:tandem (it may hold fence agent secrets)"
+rpm -qp --qf '[%{FILENAMES} %{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME}\n]' "$rpmfile" |
+    grep -qxF '/etc/tandem/tandem.yaml -rw-r----- root:tandem' ||
+    fail "rpm: tandem.yaml is not 0640 root:tandem"
+grep -E ' \./etc/tandem/tandem\.yaml$' "$work/deb.list" | grep -q '^-rw-r----- ' ||
+    fail "deb: tandem.yaml is not 0640 (postinst sets the group)"
+echo "ok"
+
+step "promtool check rules (when installed)"
+if command -v promtool >/dev/null; then
+    promtool check rules packaging/monitoring/tandem-alerts.yml
+else
+    echo "promtool not installed: skipped (Debian: apt-get install prometheus)"
+fi
+
 # --- lintian -----------------------------------------------------------------------
 step "lintian (fails on errors only)"
 # lintian refuses to run as root without this; the .deb is built here, not untrusted.
@@ -211,6 +228,8 @@ step "dpkg -i"
 if dpkg -s tandem >/dev/null 2>&1; then dpkg --purge tandem; fi
 dpkg -i "$deb"
 getent group tandem || fail "postinst did not create group tandem"
+[ "$(stat -c '%a %U:%G' /etc/tandem/tandem.yaml)" = "640 root:tandem" ] ||
+    fail "installed tandem.yaml is $(stat -c '%a %U:%G' /etc/tandem/tandem.yaml), not 640 root:tandem"
 [ ! -e /etc/systemd/system/multi-user.target.wants/tandem.service ] ||
     fail "the package enabled tandem.service"
 systemd-analyze verify --man=no /usr/lib/systemd/system/tandem.service

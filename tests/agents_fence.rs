@@ -27,6 +27,7 @@ fn agent(name: &str, path: &str, params: &[(&str, &str)], nodes: &[NodeId]) -> F
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        params_file: None,
         nodes: nodes.to_vec(),
     }
 }

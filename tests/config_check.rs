@@ -174,6 +174,82 @@ fn missing_config_file_is_one_clear_line() {
 }
 
 #[test]
+fn a_long_value_is_quoted_as_a_short_excerpt_with_its_length() {
+    let dir = TempDir::new("long");
+    // Under the size limit, so it is parsed: the top level is one long string.
+    let long = dir.join("long.yaml");
+    std::fs::write(&long, format!("\"{}\"\n", "a".repeat(900_000))).expect("write");
+    let out = tandemctl(&["config", "check", s(&long)]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr.len());
+    assert_eq!(stderr.lines().count(), 1, "{}", stderr.len());
+    assert!(stderr.len() < 400, "{} bytes of error", stderr.len());
+    assert!(stderr.contains("(900000 bytes)"), "{stderr}");
+    assert!(stderr.contains("expected a mapping"), "{stderr}");
+
+    // A long unknown key and a long value of a known key: both bounded.
+    let key = dir.join("authkey");
+    let body = EXAMPLE
+        .replace("/etc/tandem/authkey", &key.display().to_string())
+        .replacen("port: 5405", &format!("port: {}", "7".repeat(50_000)), 1)
+        + &format!("? {}\n: 1\n", "k".repeat(50_000));
+    let cfg = dir.join("tandem.yaml");
+    std::fs::write(&cfg, body).expect("write");
+    assert!(tandemctl(&["keygen", s(&key)]).status.success());
+    let out = tandemctl(&["config", "check", s(&cfg)]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr.len());
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    assert!(stderr.len() < 1200, "{stderr}");
+    assert!(stderr.contains("heartbeat.port"), "{stderr}");
+    assert!(stderr.contains("(50000 bytes)"), "{stderr}");
+    assert!(stderr.contains("unknown key `kkk"), "{stderr}");
+}
+
+#[test]
+fn an_oversized_config_is_refused_with_its_size_and_the_limit_unread() {
+    let dir = TempDir::new("huge");
+    let cfg = dir.join("huge.yaml");
+    // 27 MB of one string: refused by size, nothing of it on the terminal.
+    std::fs::write(&cfg, format!("\"{}\"\n", "a".repeat(27_000_000))).expect("write");
+    let out = tandemctl(&["config", "check", s(&cfg)]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr.len());
+    assert_eq!(stderr.lines().count(), 1, "{}", stderr.len());
+    let limit = tandem::config::defaults::MAX_CONFIG_BYTES;
+    assert!(stderr.contains("27000003 bytes"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("limit is {limit} bytes")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("aaaa"), "{stderr}");
+
+    // A sparse 64 GiB file: refused at once, so it was never read.
+    let sparse = dir.join("sparse.yaml");
+    let f = std::fs::File::create(&sparse).expect("create");
+    f.set_len(64 << 30).expect("sparse file");
+    let started = std::time::Instant::now();
+    let out = tandemctl(&["config", "check", s(&sparse)]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} bytes", 64u64 << 30)),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+    // Exactly at the limit is still read (and fails for what it says, not its size).
+    let edge = dir.join("edge.yaml");
+    let mut body = "# padding\n".repeat(limit as usize / 10);
+    body.truncate(limit as usize - 2);
+    body.push_str("\n\n");
+    std::fs::write(&edge, body).expect("write");
+    let out = tandemctl(&["config", "check", s(&edge)]);
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("no settings"), "{stderr}");
+}
+
+#[test]
 fn keygen_writes_0600_and_refuses_overwrite_without_force() {
     let dir = TempDir::new("keygen");
     let key = dir.join("sub/authkey");

@@ -8,11 +8,17 @@
 //! an agent that says "done" while the node still runs would let two owners live. Only
 //! an agent whose meta-data lists no `status` action is believed on `off` alone.
 //! Agents are tried in config order; the first that confirms wins.
+//!
+//! An agent's `params_file` is read (and its owner and mode checked) at each fencing,
+//! not at load: a password changed in it takes effect without a reload, and a file
+//! that became unreadable or too open fails that agent with the reason.
 
 use super::process::{self, Exit, Launch, Spec};
+use crate::config::secrets::read_params_file;
 use crate::config::FenceAgentConfig;
 use crate::core::ids::NodeId;
 use crate::core::FenceResult;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// fence-agents' exit code of `action=status` for a target that is off.
@@ -57,17 +63,35 @@ pub async fn fence_with(
     }
 }
 
+/// An agent's params: the inline ones plus those of its `params_file`, if any.
+pub fn agent_params(agent: &FenceAgentConfig) -> Result<BTreeMap<String, String>, String> {
+    let mut params = agent.params.clone();
+    if let Some(file) = &agent.params_file {
+        params.extend(read_params_file(file)?);
+    }
+    Ok(params)
+}
+
+/// The stdin of one agent call with its inline params (see [`stdin_lines_with`]).
+pub fn stdin_lines(agent: &FenceAgentConfig, action: &str, target_name: &str) -> String {
+    stdin_lines_with(&agent.params, action, target_name)
+}
+
 /// The stdin of one agent call. Admin params come after the defaults so that a
 /// `plug` (or `port`) in params wins over the node name: the plug is often a VM or
 /// outlet name, not the cluster's node name.
-pub fn stdin_lines(agent: &FenceAgentConfig, action: &str, target_name: &str) -> String {
+pub fn stdin_lines_with(
+    params: &BTreeMap<String, String>,
+    action: &str,
+    target_name: &str,
+) -> String {
     let mut s = format!("action={action}\n");
-    if !agent.params.contains_key("plug") && !agent.params.contains_key("port") {
+    if !params.contains_key("plug") && !params.contains_key("port") {
         s.push_str(&format!("plug={target_name}\n"));
     }
     // fencing.py silently ignores `nodename` when an agent does not take it.
     s.push_str(&format!("nodename={target_name}\n"));
-    for (k, v) in &agent.params {
+    for (k, v) in params {
         if k == "action" {
             continue;
         }
@@ -79,15 +103,22 @@ pub fn stdin_lines(agent: &FenceAgentConfig, action: &str, target_name: &str) ->
     s
 }
 
+/// One agent with its params read for this fencing.
+struct Call<'a> {
+    agent: &'a FenceAgentConfig,
+    params: BTreeMap<String, String>,
+}
+
 async fn call(
-    agent: &FenceAgentConfig,
+    c: &Call<'_>,
     action: &str,
     target_name: &str,
     timeout: Duration,
     launch: &Launch,
 ) -> process::Finished {
+    let agent = c.agent;
     let spec = Spec::new(format!("fence:{}", agent.name), &agent.agent, timeout)
-        .stdin(stdin_lines(agent, action, target_name));
+        .stdin(stdin_lines_with(&c.params, action, target_name));
     let spec = if action == "off" { spec } else { spec.quiet() };
     process::run(launch, &spec).await
 }
@@ -98,6 +129,10 @@ async fn fence_one(
     timeout: Duration,
     launch: &Launch,
 ) -> Result<(), String> {
+    let agent = &Call {
+        agent,
+        params: agent_params(agent)?,
+    };
     let off = call(agent, "off", target_name, timeout, launch).await;
     if off.exit != Exit::Code(0) {
         return Err(off.describe("off"));
@@ -120,7 +155,7 @@ async fn fence_one(
             if lists_status || meta.exit != Exit::Code(0) {
                 Err(status.describe("status after off"))
             } else {
-                tracing::warn!(agent = %agent.name, "agent has no status action: believing its off");
+                tracing::warn!(agent = %agent.agent.name, "agent has no status action: believing its off");
                 Ok(())
             }
         }

@@ -12,6 +12,9 @@ use super::model::{
 use crate::core::spec::{NoQuorumPolicy, OnFail, Timing};
 use std::time::Duration;
 
+/// Largest config file `load` reads (1 MiB): refused with its size before it is read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 // nodes[]
 pub const NODE_PRIORITY: i32 = 0;
 pub const NODE_VOTES: u32 = 1;
@@ -87,6 +90,10 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 pub const CHECK_FALL: u32 = 3;
 pub const CHECK_RISE: u32 = 2;
+
+// security
+/// Scripts a non-root user could change are refused unless this is set.
+pub const ALLOW_UNSAFE_SCRIPTS: bool = false;
 
 // watchdog
 /// sbd's default watchdog timeout.
@@ -173,6 +180,7 @@ fn fencing() -> Vec<(&'static str, String)> {
         ("fencing.agents[].name", text(REQUIRED)),
         ("fencing.agents[].agent", text(REQUIRED)),
         ("fencing.agents[].params", code("{}")),
+        ("fencing.agents[].params_file", text(NONE)),
         ("fencing.agents[].nodes", text("all nodes")),
     ]
 }
@@ -239,5 +247,6 @@ fn checks_and_devices() -> Vec<(&'static str, String)> {
         ("metrics.listen", text("required in the section")),
         ("watchdog.device", text("required in the section")),
         ("watchdog.timeout", dur(WATCHDOG_TIMEOUT)),
+        ("security.allow_unsafe_scripts", code(ALLOW_UNSAFE_SCRIPTS)),
     ]
 }

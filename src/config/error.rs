@@ -6,6 +6,7 @@
 //! offending line. Errors are collected, never returned one at a time: fixing a config
 //! should not be a loop of "run, fix one thing, run again".
 
+use super::excerpt::{bound_message, bound_path};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -18,6 +19,30 @@ pub struct ConfigError {
     /// Key path such as `heartbeat.interval` or `nodes[1].addresses[0]`.
     pub path: Option<String>,
     pub message: String,
+}
+
+impl ConfigError {
+    /// An error whose message and key path are bounded (see [`super::excerpt`]): every
+    /// config error is built here, so none can echo a huge value back whole.
+    pub fn new(
+        file: &str,
+        position: Option<(usize, usize)>,
+        path: Option<&str>,
+        message: &str,
+    ) -> ConfigError {
+        ConfigError {
+            file: file.to_string(),
+            line: position.map(|p| p.0),
+            column: position.map(|p| p.1),
+            path: path.map(bound_path),
+            message: bound_message(message),
+        }
+    }
+
+    /// An error about the whole file (unreadable, too large, exposed).
+    pub fn file(file: &str, message: &str) -> ConfigError {
+        ConfigError::new(file, None, None, message)
+    }
 }
 
 impl fmt::Display for ConfigError {

@@ -6,7 +6,7 @@
 //! different configs notice.
 
 use super::duration::format_duration;
-use crate::core::ids::{fnv1a64, GroupId, NodeId};
+use crate::core::ids::{GroupId, NodeId};
 use crate::core::spec::{
     ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail, QuorumSpec,
     Timing,
@@ -33,7 +33,15 @@ pub struct Config {
     pub watchdog: Option<WatchdogConfig>,
     /// Scripts run on every cluster event (quorum, node up/down, and group events).
     pub notify: Vec<PathBuf>,
+    pub security: SecurityConfig,
     pub keys: AuthKeys,
+}
+
+/// The `security` section: explicit opt-outs of the safety checks at load.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// Run scripts that a non-root user could change (see `config::trust`).
+    pub allow_unsafe_scripts: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +141,8 @@ pub struct FenceAgentConfig {
     pub agent: PathBuf,
     /// `key=value` lines for the agent's stdin, values rendered as strings.
     pub params: BTreeMap<String, String>,
+    /// More `key=value` lines kept in a private file (secrets), read at fence time.
+    pub params_file: Option<PathBuf>,
     /// Nodes this agent can fence.
     pub nodes: Vec<NodeId>,
 }
@@ -454,6 +464,10 @@ impl Config {
                 "agent name={:?} agent={:?} params={:?} nodes={:?}",
                 a.name, a.agent, a.params, nodes
             );
+            // Only when set: other configs keep their canonical form.
+            if let Some(file) = &a.params_file {
+                let _ = writeln!(s, "agent {:?} params_file={file:?}", a.name);
+            }
         }
     }
 
@@ -493,11 +507,16 @@ impl Config {
         if !self.notify.is_empty() {
             let _ = writeln!(s, "notify {:?}", self.notify);
         }
+        if self.security.allow_unsafe_scripts {
+            let _ = writeln!(s, "security allow_unsafe_scripts=true");
+        }
     }
 
-    /// fnv1a64 of [`Config::canonical`]: carried in heartbeats to detect config drift.
+    /// The keyed digest of [`Config::canonical`] under `cluster.authkey` (see
+    /// `config::digest`): carried in heartbeats to detect config drift, and shown in
+    /// status where a reader must not be able to test guesses of the content.
     pub fn digest(&self) -> u64 {
-        fnv1a64(self.canonical().as_bytes())
+        super::digest::keyed_digest(&self.keys.current, self.canonical().as_bytes())
     }
 
     /// Things that are valid but risky, for `config check` to point out.

@@ -135,6 +135,7 @@ pub struct RawConfig {
     pub metrics: Field<RawMetrics>,
     pub watchdog: Field<RawWatchdog>,
     pub notify: Field<Vec<String>>,
+    pub security: Field<RawSecurity>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -151,7 +152,19 @@ impl RawConfig {
         "metrics",
         "watchdog",
         "notify",
+        "security",
     ];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSecurity {
+    pub allow_unsafe_scripts: Field<bool>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawSecurity {
+    pub const KEYS: &'static [&'static str] = &["allow_unsafe_scripts"];
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,13 +274,14 @@ pub struct RawFenceAgent {
     pub name: Field<String>,
     pub agent: Field<String>,
     pub params: Field<BTreeMap<String, Lenient<ScalarText>>>,
+    pub params_file: Field<String>,
     pub nodes: Field<Vec<String>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 
 impl RawFenceAgent {
-    pub const KEYS: &'static [&'static str] = &["name", "agent", "params", "nodes"];
+    pub const KEYS: &'static [&'static str] = &["name", "agent", "params", "params_file", "nodes"];
 }
 
 #[derive(Debug, Deserialize)]

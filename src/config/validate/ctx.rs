@@ -90,6 +90,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The config file's name as errors show it.
+    pub(super) fn file(&self) -> &str {
+        self.file
+    }
+
     pub(super) fn into_errors(self) -> Vec<ConfigError> {
         self.errors
     }
@@ -99,13 +104,9 @@ impl<'a> Ctx<'a> {
     }
 
     pub(super) fn push(&mut self, path: &str, pos: Option<(usize, usize)>, message: String) {
-        self.errors.push(ConfigError {
-            file: self.file.to_string(),
-            line: pos.map(|p| p.0),
-            column: pos.map(|p| p.1),
-            path: (!path.is_empty()).then(|| path.to_string()),
-            message,
-        });
+        let path = (!path.is_empty()).then_some(path);
+        self.errors
+            .push(ConfigError::new(self.file, pos, path, &message));
     }
 
     /// An error about the key itself (missing, unknown, duplicate).

@@ -3,10 +3,11 @@
 use super::super::defaults;
 use super::super::model::{FenceAgentConfig, FencePolicy, FencingConfig, NodeConfig, SelfFence};
 use super::super::raw::{self, Field};
+use super::super::secrets::read_params_file;
 use super::ctx::{join, Ctx};
 use super::nodes::NodeIndex;
 use crate::core::ids::NodeId;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 const P: &str = "fencing";
@@ -116,6 +117,7 @@ fn fence_agent(
         .and_then(|t| ctx.absolute_path(&join(p, "agent"), t));
     let params_raw = ctx.field(p, "params", a.params);
     let params = ctx.params(&join(p, "params"), params_raw, false);
+    let params_file = params_file(ctx, p, a.params_file, &params);
     let targets = match ctx.field(p, "nodes", a.nodes) {
         None => all_nodes.to_vec(),
         Some(list) => {
@@ -136,6 +138,37 @@ fn fence_agent(
         name: name?,
         agent: agent?,
         params,
+        params_file,
         nodes: targets,
     })
+}
+
+/// An agent's `params_file`: an absolute path to a private file whose `key=value`
+/// lines parse and name no parameter also given inline. Read here so `config check`
+/// finds its problems, and again at fence time so it can change without a reload.
+fn params_file(
+    ctx: &mut Ctx,
+    p: &str,
+    raw: Field<String>,
+    inline: &BTreeMap<String, String>,
+) -> Option<PathBuf> {
+    let fp = join(p, "params_file");
+    let path = ctx
+        .field(p, "params_file", raw)
+        .and_then(|t| ctx.absolute_path(&fp, t))?;
+    match read_params_file(&path) {
+        Ok(from_file) => {
+            if let Some(both) = from_file.keys().find(|k| inline.contains_key(*k)) {
+                ctx.at_value(
+                    &fp,
+                    format!(
+                        "`{both}` is given both in params and in {}: keep one",
+                        path.display()
+                    ),
+                );
+            }
+        }
+        Err(e) => ctx.at_value(&fp, e),
+    }
+    Some(path)
 }

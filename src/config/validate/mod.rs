@@ -17,6 +17,7 @@ mod heartbeat;
 mod nodes;
 mod quorum;
 mod resources;
+mod security;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::model::*;
@@ -27,10 +28,13 @@ use std::path::{Path, PathBuf};
 /// Most heartbeat links a node may have (each is a socket and a sender slot).
 pub const MAX_LINKS: usize = 8;
 
+/// `facts` is the config file's metadata when it was read from disk (not for text
+/// given directly): who may read it decides whether inline secrets are allowed.
 pub(super) fn validate(
     raw: raw::RawConfig,
     text: &str,
     file: &str,
+    facts: Option<&std::fs::Metadata>,
 ) -> Result<Config, ConfigErrors> {
     let mut ctx = Ctx::new(file, text);
     ctx.unknown("", &raw.unknown, raw::RawConfig::KEYS);
@@ -49,7 +53,21 @@ pub(super) fn validate(
     let metrics = devices::metrics(&mut ctx, raw.metrics);
     let watchdog = devices::watchdog(&mut ctx, raw.watchdog);
     let notify = devices::notify(&mut ctx, raw.notify);
+    let security = security::section(&mut ctx, raw.security);
     let (cluster, keys) = cluster::keys(&mut ctx, cluster);
+    // Both walk the converted config by index: only sound when nothing was dropped.
+    if !ctx.has_errors() {
+        security::inline_secrets(&mut ctx, facts, &fencing, &groups);
+        if !security.allow_unsafe_scripts {
+            let scripts = security::Scripts {
+                groups: &groups,
+                checks: &checks,
+                fencing: &fencing,
+                notify: &notify,
+            };
+            security::scripts(&mut ctx, &scripts);
+        }
+    }
 
     if ctx.has_errors() {
         let mut errors = ctx.into_errors();
@@ -70,15 +88,15 @@ pub(super) fn validate(
             metrics,
             watchdog,
             notify,
+            security,
             keys,
         }),
         // Unreachable in practice: a missing part always recorded an error above.
-        _ => Err(ConfigErrors(vec![ConfigError {
-            file: file.to_string(),
-            line: None,
-            column: None,
-            path: Some("cluster".into()),
-            message: "incomplete cluster section".into(),
-        }])),
+        _ => Err(ConfigErrors(vec![ConfigError::new(
+            file,
+            None,
+            Some("cluster"),
+            "incomplete cluster section",
+        )])),
     }
 }
