@@ -11,8 +11,8 @@ use tandem::config::{self, Config};
 use tandem::core::ids::NodeId;
 use tandem::core::FenceResult;
 
-mod agents_util;
-use agents_util::TempDir;
+mod support;
+use support::agents::TempDir;
 
 fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
