@@ -115,9 +115,10 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
-/// One line per seed and planted bug: pass or the broken invariant, and a digest of
-/// everything the run observed (every event with its sentence, takeovers, fences, the
-/// final owners). Two builds that print the same file behave the same on those seeds:
+/// One line per seed and planted bug: pass with two digests — of everything the run
+/// observed (every event with its sentence, takeovers, fences, the final owners), and
+/// the same without `decision` events (what the nodes did, not what they said about
+/// it) — or the broken invariant and when. Two builds that print the same file behave the same on those seeds:
 /// this is how a refactoring of the core proves it changed no decision.
 /// `TANDEM_SIM_DIGEST=<file>` writes it for `TANDEM_SIM_SEEDS` seeds (default 2000).
 #[test]
@@ -151,10 +152,13 @@ fn digest() {
                     let mut s = sim::Scenario::random(seed);
                     s.bug = bug;
                     let line = match sim::Sim::new(s).run() {
-                        Ok(o) => format!("{name} pass {:016x}", fnv(&format!("{o:?}"))),
-                        Err(v) => {
-                            format!("{name} FAIL {:016x} {}", fnv(&v.to_string()), v.invariant)
+                        Ok(mut o) => {
+                            let full = fnv(&format!("{o:?}"));
+                            o.events.retain(|e| !e.contains(" [decision] "));
+                            let acts = fnv(&format!("{o:?}"));
+                            format!("{name} pass {full:016x} {acts:016x}")
                         }
+                        Err(v) => format!("{name} FAIL {:.6} {}", v.at_ms, v.invariant),
                     };
                     out.push_str(&format!("{seed} {line}\n"));
                 }
