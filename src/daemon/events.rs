@@ -94,6 +94,8 @@ pub fn record(spec: &ClusterSpec, event: &Event, unix_ms: u64) -> EventRecord {
                 .unwrap_or_else(|| format!("{g:?}"))
         }),
         term: event.term.map(|t| t.0),
-        reason: event.reason.clone(),
+        reason: event.reason.to_string(),
+        decision: Some(event.reason.tag().to_string()),
+        wait_ms: event.reason.lease_wait().map(|d| d.as_secs_f64() * 1000.0),
     }
 }

@@ -12,11 +12,10 @@ impl Node {
                 if on {
                     admin.standby.push(node);
                 }
-                format!(
-                    "{} {}",
-                    self.name(node),
-                    if on { "standby" } else { "online" }
-                )
+                AdminChange::Standby {
+                    node: self.name(node),
+                    on,
+                }
             }
             AdminCommand::Move { group, to } => {
                 let owner = self.group_owner(group);
@@ -26,7 +25,7 @@ impl Node {
                         EventKind::Admin,
                         None,
                         Some(group),
-                        "move: no other eligible node",
+                        Reason::MoveNoTarget,
                     ));
                     return;
                 };
@@ -38,17 +37,17 @@ impl Node {
                         EventKind::Admin,
                         None,
                         Some(group),
-                        &format!("move refused: {why}"),
+                        Reason::MoveRefused(why),
                     ));
                     return;
                 }
                 admin.moves.retain(|(g, _)| *g != group);
                 admin.moves.push((group, target));
-                format!("move to {target}")
+                AdminChange::MoveTo { target }
             }
             AdminCommand::ClearMove { group } => {
                 admin.moves.retain(|(g, _)| *g != group);
-                "move cleared".to_string()
+                AdminChange::MoveCleared
             }
             AdminCommand::Cleanup { group } => {
                 let entry = admin.cleanups.iter_mut().find(|(g, _)| *g == group);
@@ -56,11 +55,11 @@ impl Node {
                     Some((_, c)) => *c += 1,
                     None => admin.cleanups.push((group, 1)),
                 }
-                "cleanup".to_string()
+                AdminChange::Cleanup
             }
             AdminCommand::Maintenance { group: None, on } => {
                 admin.maintenance = on;
-                format!("maintenance {}", if on { "on" } else { "off" })
+                AdminChange::Maintenance { on }
             }
             AdminCommand::Maintenance {
                 group: Some(group),
@@ -70,7 +69,7 @@ impl Node {
                 if on {
                     admin.group_maintenance.push(group);
                 }
-                format!("maintenance {}", if on { "on" } else { "off" })
+                AdminChange::Maintenance { on }
             }
             AdminCommand::Fence { node } => {
                 let incarnation = self.peers.get(&node).map(|p| p.incarnation).unwrap_or(0);
@@ -86,14 +85,16 @@ impl Node {
                     EventKind::Admin,
                     Some(node),
                     None,
-                    &format!("fence {} requested by admin", self.name(node)),
+                    Reason::AdminFence {
+                        target: self.name(node),
+                    },
                 ));
                 return;
             }
         };
         admin.version = self.admin.version.max(admin.version) + 1;
         admin.origin = self.me;
-        out.push(event(EventKind::Admin, None, None, &what));
+        out.push(event(EventKind::Admin, None, None, Reason::Admin(what)));
         self.adopt_admin(admin, out);
     }
 
@@ -149,12 +150,12 @@ impl Node {
                     let witness = spec.node(self.me).is_some_and(|n| n.witness);
                     let may_own = !witness && new.allowed(self.me);
                     let mut st = GroupState::at_boot(new, &self.persisted, now, may_own);
-                    st.reason = "added by reload: stopping leftovers".into();
+                    st.reason = Decision::AddedByReload;
                     out.push(event(
                         EventKind::Decision,
                         Some(self.me),
                         Some(new.id),
-                        "group added by reload",
+                        Reason::GroupAdded,
                     ));
                     specs.push(new.clone());
                     groups.push(st);
@@ -176,7 +177,7 @@ impl Node {
                             EventKind::Decision,
                             Some(self.me),
                             Some(new.id),
-                            "reload changed its resources: restarting the group here",
+                            Reason::ResourcesChanged,
                         ));
                     } else {
                         st.res = vec![Res::Stopped; new.resources.len()];
@@ -195,7 +196,7 @@ impl Node {
                     EventKind::Decision,
                     Some(self.me),
                     Some(old.id),
-                    "removed by reload: stopping it",
+                    Reason::GroupRemoved,
                 ));
             }
             st.retiring = true;
@@ -248,16 +249,17 @@ impl Node {
 
     /// Why `node` can never own `group` as things stand (witness, not in the group's
     /// `nodes`, standby), or `None`.
-    pub(super) fn cannot_own(&self, group: GroupId, node: NodeId) -> Option<String> {
+    pub(super) fn cannot_own(&self, group: GroupId, node: NodeId) -> Option<Refusal> {
         let spec = self.spec.node(node)?;
+        let node_name = spec.name.clone();
         if spec.witness {
-            return Some(format!("{} is a witness", spec.name));
+            return Some(Refusal::Witness { node: node_name });
         }
         if self.spec.group(group).is_some_and(|g| !g.allowed(node)) {
-            return Some(format!("{} is not in the group's nodes", spec.name));
+            return Some(Refusal::NotInGroup { node: node_name });
         }
         if self.admin.standby.contains(&node) {
-            return Some(format!("{} is in standby", spec.name));
+            return Some(Refusal::Standby { node: node_name });
         }
         None
     }
@@ -274,7 +276,7 @@ impl Node {
                 EventKind::Decision,
                 Some(self.me),
                 None,
-                "shutting down: handing every group over",
+                Reason::ShuttingDown,
             ));
         }
         let now = now.max(self.last_now);

@@ -34,7 +34,7 @@ pub(super) enum FenceWhy {
 pub(super) enum FenceNeed {
     None,
     Fence(NodeId),
-    Blocked(String),
+    Blocked(Decision),
 }
 
 impl Node {
@@ -110,10 +110,9 @@ impl Node {
             let must = h.failed || !self.lease_enforced();
             if must {
                 return if mode == FenceMode::Off {
-                    FenceNeed::Blocked(format!(
-                        "{} may still run the group and cannot be fenced (no fence agents): waiting",
-                        self.name(h.owner)
-                    ))
+                    FenceNeed::Blocked(Decision::CannotFence {
+                        holder: self.name(h.owner),
+                    })
                 } else {
                     FenceNeed::Fence(h.owner)
                 };
@@ -123,10 +122,9 @@ impl Node {
             for (&id, p) in &self.peers {
                 if !p.up && !is_fenced(id) {
                     return if mode == FenceMode::Off {
-                        FenceNeed::Blocked(format!(
-                            "two_node: {} is unreachable and cannot be fenced: waiting",
-                            self.name(id)
-                        ))
+                        FenceNeed::Blocked(Decision::TwoNodeCannotFence {
+                            peer: self.name(id),
+                        })
                     } else {
                         FenceNeed::Fence(id)
                     };
@@ -173,11 +171,10 @@ impl Node {
                 EventKind::FenceRequested,
                 Some(target),
                 None,
-                &format!(
-                    "two_node: {} vanished; fencing it in {} ms",
-                    self.name(target),
-                    delay.as_millis()
-                ),
+                Reason::TwoNodeVanished {
+                    target: self.name(target),
+                    delay,
+                },
             ));
         }
     }
@@ -199,10 +196,9 @@ impl Node {
                         EventKind::Decision,
                         Some(target),
                         None,
-                        &format!(
-                            "fence of {} called off: this node lost quorum",
-                            self.name(target)
-                        ),
+                        Reason::FenceCalledOff {
+                            target: self.name(target),
+                        },
                     ));
                     continue;
                 }
@@ -239,7 +235,9 @@ impl Node {
                             EventKind::FenceRequested,
                             Some(target),
                             None,
-                            &format!("fencing {} now", self.name(target)),
+                            Reason::FencingNow {
+                                target: self.name(target),
+                            },
                         ));
                     }
                 }
@@ -297,7 +295,9 @@ impl Node {
                     EventKind::FenceSucceeded,
                     Some(target),
                     None,
-                    &format!("{} is fenced (off)", self.name(target)),
+                    Reason::Fenced {
+                        target: self.name(target),
+                    },
                 ));
             }
             FenceResult::Failed(error) => {
@@ -314,19 +314,20 @@ impl Node {
                     EventKind::FenceFailed,
                     Some(target),
                     None,
-                    &format!(
-                        "fencing {} failed: {error}; retrying in {} ms; its groups stay stopped",
-                        self.name(target),
-                        self.spec.fencing.retry_interval.as_millis()
-                    ),
+                    Reason::FenceFailed {
+                        target: self.name(target),
+                        error,
+                        retry: self.spec.fencing.retry_interval,
+                    },
                 ));
             }
         }
     }
 
-    pub(super) fn self_fence(&mut self, reason: String, out: &mut Vec<Action>) {
+    pub(super) fn self_fence(&mut self, reason: Reason, out: &mut Vec<Action>) {
         self.self_fenced = true;
-        out.push(event(EventKind::SelfFence, Some(self.me), None, &reason));
-        out.push(Action::SelfFence { reason });
+        let text = reason.to_string();
+        out.push(event(EventKind::SelfFence, Some(self.me), None, reason));
+        out.push(Action::SelfFence { reason: text });
     }
 }

@@ -143,8 +143,8 @@ impl GroupState {
                 .find(|(id, _)| *id == g.id)
                 .map(|(_, c)| *c)
                 .unwrap_or(0),
-            reason: "starting up: stopping leftovers".into(),
-            reason_kind: String::new(),
+            reason: Decision::StartingUp,
+            noticed: None,
             pending: None,
             retiring: false,
         }
@@ -157,6 +157,15 @@ impl GroupState {
     pub(super) fn may_run(&self) -> bool {
         self.res.iter().any(|r| *r != Res::Stopped)
             || self.op.is_some_and(|(_, _, k)| k == OpKind::Start)
+    }
+
+    /// Stop everything here and, as the owner, release the group once stopped (a failed
+    /// start, or failures past the group's threshold).
+    pub(super) fn give_up(&mut self) {
+        if let Role::Owner { after_stop, .. } = &mut self.role {
+            *after_stop = Some(AfterStop::Release { handoff_to: None });
+        }
+        self.goal = Goal::Stop;
     }
 }
 
@@ -181,8 +190,11 @@ pub(super) struct GroupState {
     pub(super) banned: bool,
     pub(super) last_failure: Option<String>,
     pub(super) cleanup_seen: u32,
-    pub(super) reason: String,
-    pub(super) reason_kind: String,
+    /// Why this node waits or acts for the group now (status shows it).
+    pub(super) reason: Decision,
+    /// The last decision reported as an event: a new one is reported when it is not
+    /// [`Decision::same_kind`] as this.
+    pub(super) noticed: Option<Decision>,
     /// A reload changed this group's resources while they may run here: the old ones
     /// are stopped first, then this spec replaces the group's.
     pub(super) pending: Option<GroupSpec>,

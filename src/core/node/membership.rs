@@ -67,7 +67,7 @@ impl Node {
                         EventKind::LateHeartbeat,
                         Some(from),
                         None,
-                        &format!("heartbeat on link {link} {} ms late", gap.as_millis()),
+                        Reason::LateHeartbeat { link, gap },
                     ));
                 }
             }
@@ -98,10 +98,11 @@ impl Node {
                 EventKind::ConfigMismatch,
                 Some(from),
                 None,
-                &format!(
-                    "{} runs a config with a different digest ({:016x}, mine {:016x})",
-                    from_name, hb.config_digest, my_digest
-                ),
+                Reason::ConfigDigest {
+                    peer: from_name,
+                    theirs: hb.config_digest,
+                    mine: my_digest,
+                },
             ));
         }
         peer.claims = hb
@@ -158,14 +159,20 @@ impl Node {
                             EventKind::LinkDown,
                             Some(id),
                             None,
-                            &format!("link {k} to {} down", name(id)),
+                            Reason::LinkDown {
+                                link: k,
+                                peer: name(id),
+                            },
                         ));
                     } else if !was.delivers() && s.delivers() && was != LinkState::Unknown {
                         out.push(event(
                             EventKind::LinkUp,
                             Some(id),
                             None,
-                            &format!("link {k} to {} up", name(id)),
+                            Reason::LinkUp {
+                                link: k,
+                                peer: name(id),
+                            },
                         ));
                     }
                 }
@@ -179,7 +186,7 @@ impl Node {
                         EventKind::NodeUp,
                         Some(id),
                         None,
-                        &format!("{} is up", name(id)),
+                        Reason::NodeUp { peer: name(id) },
                     ));
                 } else {
                     peer.up_since = None;
@@ -187,7 +194,7 @@ impl Node {
                         EventKind::NodeDown,
                         Some(id),
                         None,
-                        &format!("{} is down: no heartbeat on any link", name(id)),
+                        Reason::NodeDown { peer: name(id) },
                     ));
                 }
             }
@@ -211,7 +218,7 @@ impl Node {
                 kind,
                 Some(self.me),
                 None,
-                &format!("{} votes of {expected} present", present),
+                Reason::Votes { present, expected },
             ));
         }
         // Where holder records are what keeps takeovers safe, a node that lost them must
@@ -224,7 +231,7 @@ impl Node {
                 EventKind::Decision,
                 Some(self.me),
                 None,
-                "state file was lost: rebuilt from the cluster's view",
+                Reason::StateRebuilt,
             ));
             self.persist(out);
         }

@@ -20,6 +20,7 @@
 //! - Where a lease cannot prove safety (two_node, a failed stop, `fence: always`, the
 //!   `freeze` policy) a candidate first fences the previous owner.
 
+use super::decision::{ClaimState, Decision, Ineligible, RunsHere};
 use super::detector::{Detector, LinkState};
 use super::holders::Holders;
 use super::ids::{GroupId, NodeId, Term};
@@ -30,6 +31,7 @@ use super::message::{
     AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
 };
 use super::quorum;
+use super::reason::{describe, AdminChange, Reason, Refusal};
 use super::spec::{ClusterSpec, FenceMode, GroupSpec, NoQuorumPolicy, OnFail};
 use super::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus, ResourceStatus};
 use super::time::Instant;
@@ -43,10 +45,12 @@ use std::time::Duration;
 /// never reuses one), the terms at which this node owned groups (so after a crash it
 mod admin;
 mod campaign;
+mod candidate;
 mod fencing;
 mod grants;
 mod group;
 mod membership;
+mod owner;
 mod ownership;
 mod report;
 mod resources;
@@ -55,6 +59,7 @@ mod status;
 use fencing::{FenceJob, FenceNeed, FenceWhy};
 use group::{AfterStop, Goal, GroupState, Known, Promise, Res, Role, RoleKind};
 use membership::Peer;
+use owner::Held;
 
 /// knows what it must stop and release), and the admin state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,9 +273,9 @@ impl Node {
                         Some(self.me),
                         None,
                         if ok {
-                            "health checks pass again"
+                            Reason::HealthOk
                         } else {
-                            "health check failed: giving up groups"
+                            Reason::HealthFailed
                         },
                     ));
                 }
@@ -412,12 +417,12 @@ impl Node {
     }
 }
 
-fn event(kind: EventKind, node: Option<NodeId>, group: Option<GroupId>, reason: &str) -> Action {
+fn event(kind: EventKind, node: Option<NodeId>, group: Option<GroupId>, reason: Reason) -> Action {
     Action::Event(Event {
         kind,
         node,
         group,
         term: None,
-        reason: reason.to_string(),
+        reason,
     })
 }

@@ -18,16 +18,10 @@ impl Node {
         else {
             return;
         };
-        let on_fail = self.spec.groups[gi].on_fail;
-        let failure_timeout = self.spec.groups[gi].failure_timeout;
-        let threshold = self.spec.groups[gi].migration_threshold;
-        let res_names = self.spec.groups[gi].resources.clone();
-        let me = self.me;
-        let g = &mut self.groups[gi];
-        let Some((_, idx, kind)) = g.op.take() else {
+        let Some((_, idx, kind)) = self.groups[gi].op.take() else {
             return;
         };
-        let name = res_names.get(idx).cloned().unwrap_or_default();
+        let g = &mut self.groups[gi];
         match (kind, &result) {
             (OpKind::Start, OpResult::Ok) => g.res[idx] = Res::Running,
             (OpKind::Stop, OpResult::Ok | OpResult::NotRunning) => g.res[idx] = Res::Stopped,
@@ -40,86 +34,121 @@ impl Node {
                     g.monitor_cursor = Some(idx + 1);
                 }
             }
-            (OpKind::Start, _) => {
-                // A failed start bans the node from the group (Pacemaker's
-                // start-failure-is-fatal) and stops what was started.
-                g.res[idx] = Res::Unknown;
-                g.failures.push(now);
-                g.banned = true;
-                g.last_failure = Some(format!("{name}: start {}", describe(&result)));
+            (OpKind::Start, _) => self.start_failed(now, gi, idx, result, out),
+            (OpKind::Monitor, _) => self.monitor_failed(now, gi, idx, result, out),
+            (OpKind::Stop, _) => self.stop_failed(gi, idx, result, out),
+        }
+    }
+
+    fn resource_name(&self, gi: usize, idx: usize) -> String {
+        self.spec.groups[gi]
+            .resources
+            .get(idx)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A failed start bans the node from the group (Pacemaker's start-failure-is-fatal)
+    /// and stops what was started.
+    fn start_failed(
+        &mut self,
+        now: Instant,
+        gi: usize,
+        idx: usize,
+        result: OpResult,
+        out: &mut Vec<Action>,
+    ) {
+        let resource = self.resource_name(gi, idx);
+        let me = self.me;
+        let g = &mut self.groups[gi];
+        g.res[idx] = Res::Unknown;
+        g.failures.push(now);
+        g.banned = true;
+        g.last_failure = Some(format!("{resource}: start {}", describe(&result)));
+        let reason = Reason::StartFailed { resource, result };
+        out.push(event(
+            EventKind::ResourceFailed,
+            Some(me),
+            Some(g.id),
+            reason,
+        ));
+        g.give_up();
+        self.send_asap = true;
+    }
+
+    /// A failed monitor restarts the group in place, or moves it away once the group's
+    /// `migration_threshold` of recent failures is reached.
+    fn monitor_failed(
+        &mut self,
+        now: Instant,
+        gi: usize,
+        idx: usize,
+        result: OpResult,
+        out: &mut Vec<Action>,
+    ) {
+        let resource = self.resource_name(gi, idx);
+        let gs = &self.spec.groups[gi];
+        let (failure_timeout, threshold) = (gs.failure_timeout, gs.migration_threshold);
+        let me = self.me;
+        let g = &mut self.groups[gi];
+        g.res[idx] = Res::Unknown;
+        g.failures.push(now);
+        g.failures
+            .retain(|t| now.saturating_since(*t) < failure_timeout);
+        g.last_failure = Some(format!("{resource}: monitor {}", describe(&result)));
+        g.next_monitor = None;
+        g.monitor_cursor = None;
+        let count = g.failures.len() as u32;
+        let moving = count >= threshold;
+        if moving {
+            g.banned = true;
+        }
+        let reason = Reason::MonitorFailed {
+            resource,
+            result,
+            count,
+            threshold,
+            moving,
+        };
+        out.push(event(
+            EventKind::ResourceFailed,
+            Some(me),
+            Some(g.id),
+            reason,
+        ));
+        if moving {
+            g.give_up();
+            self.send_asap = true;
+        } else {
+            g.restart_from = Some(idx);
+        }
+    }
+
+    /// A failed stop leaves the resource in an unknown state: fence this node, or block
+    /// the group until a fence or a cleanup, as the group's `on_fail` says.
+    fn stop_failed(&mut self, gi: usize, idx: usize, result: OpResult, out: &mut Vec<Action>) {
+        let resource = self.resource_name(gi, idx);
+        let on_fail = self.spec.groups[gi].on_fail;
+        let me = self.me;
+        let g = &mut self.groups[gi];
+        g.res[idx] = Res::Unknown;
+        g.last_failure = Some(format!("{resource}: stop {}", describe(&result)));
+        match on_fail {
+            OnFail::FenceSelf => {
+                self.self_fence(Reason::StopFailedFenceSelf { resource, result }, out);
+            }
+            OnFail::Block => {
+                let reason = Reason::StopFailed { resource, result };
                 out.push(event(
                     EventKind::ResourceFailed,
                     Some(me),
                     Some(g.id),
-                    &format!("{name}: start {}; giving the group up", describe(&result)),
+                    reason,
                 ));
-                if let Role::Owner { after_stop, .. } = &mut g.role {
-                    *after_stop = Some(AfterStop::Release { handoff_to: None });
+                if let Role::Owner { failed, .. } = &mut g.role {
+                    *failed = true;
                 }
-                g.goal = Goal::Stop;
                 self.send_asap = true;
-            }
-            (OpKind::Monitor, _) => {
-                g.res[idx] = Res::Unknown;
-                g.failures.push(now);
-                g.failures
-                    .retain(|t| now.saturating_since(*t) < failure_timeout);
-                g.last_failure = Some(format!("{name}: monitor {}", describe(&result)));
-                g.next_monitor = None;
-                g.monitor_cursor = None;
-                let count = g.failures.len() as u32;
-                if count >= threshold {
-                    g.banned = true;
-                    out.push(event(
-                        EventKind::ResourceFailed,
-                        Some(me),
-                        Some(g.id),
-                        &format!(
-                            "{name}: monitor {} ({count}/{threshold}): moving the group away",
-                            describe(&result)
-                        ),
-                    ));
-                    if let Role::Owner { after_stop, .. } = &mut g.role {
-                        *after_stop = Some(AfterStop::Release { handoff_to: None });
-                    }
-                    g.goal = Goal::Stop;
-                    self.send_asap = true;
-                } else {
-                    out.push(event(
-                        EventKind::ResourceFailed,
-                        Some(me),
-                        Some(g.id),
-                        &format!(
-                            "{name}: monitor {} ({count}/{threshold}): restarting in place",
-                            describe(&result)
-                        ),
-                    ));
-                    g.restart_from = Some(idx);
-                }
-            }
-            (OpKind::Stop, _) => {
-                g.res[idx] = Res::Unknown;
-                g.last_failure = Some(format!("{name}: stop {}", describe(&result)));
-                match on_fail {
-                    OnFail::FenceSelf => {
-                        self.self_fence(format!("{name}: stop {}", describe(&result)), out);
-                    }
-                    OnFail::Block => {
-                        out.push(event(
-                            EventKind::ResourceFailed,
-                            Some(me),
-                            Some(g.id),
-                            &format!(
-                                "{name}: stop {}: group blocked until cleanup or fencing",
-                                describe(&result)
-                            ),
-                        ));
-                        if let Role::Owner { failed, .. } = &mut g.role {
-                            *failed = true;
-                        }
-                        self.send_asap = true;
-                    }
-                }
             }
         }
     }
@@ -146,10 +175,7 @@ impl Node {
                 EventKind::Decision,
                 Some(me),
                 Some(g.id),
-                &format!(
-                    "failures here are older than failure_timeout ({} s): eligible again",
-                    timeout.as_secs()
-                ),
+                Reason::FailuresExpired { timeout },
             ));
         }
     }
@@ -226,7 +252,7 @@ impl Node {
                 node: Some(me),
                 group: Some(g.id),
                 term: Some(term),
-                reason: "all resources started".into(),
+                reason: Reason::GroupStarted,
             }));
             out.push(Action::Announce { group: g.id });
             return None;
@@ -263,14 +289,5 @@ impl Node {
             g.monitor_cursor = None;
             self.spec.groups[gi] = new;
         }
-    }
-}
-
-pub(super) fn describe(r: &OpResult) -> String {
-    match r {
-        OpResult::Ok => "succeeded".into(),
-        OpResult::NotRunning => "found it not running".into(),
-        OpResult::Failed(why) => format!("failed ({why})"),
-        OpResult::TimedOut => "timed out".into(),
     }
 }

@@ -93,11 +93,12 @@ impl Node {
         self.maintenance(group)
     }
 
-    pub fn reason(&self, group: GroupId) -> Option<&str> {
+    /// Why this node waits or acts for `group` now.
+    pub fn reason(&self, group: GroupId) -> Option<&Decision> {
         self.groups
             .iter()
             .find(|g| g.id == group)
-            .map(|g| g.reason.as_str())
+            .map(|g| &g.reason)
     }
 
     pub fn status(&self, now: Instant) -> ClusterStatus {
@@ -218,7 +219,7 @@ impl Node {
                     owner: owner.map(|o| self.name(o)),
                     term: term.0,
                     state: state.into(),
-                    reason: g.reason.clone(),
+                    reason: g.reason.to_string(),
                     maintenance: self.maintenance(g.id),
                     resources: gs
                         .resources
