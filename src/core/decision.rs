@@ -250,6 +250,8 @@ impl Decision {
 }
 
 impl fmt::Display for Decision {
+    /// One arm per decision, each its sentence: a long match, kept whole so that every
+    /// sentence operators read is in one place.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = |d: &Duration| d.as_millis();
         match self {

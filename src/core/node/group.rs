@@ -43,12 +43,6 @@ pub(super) enum AfterStop {
     StepDown,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum RoleKind {
-    Candidate,
-    Owner,
-}
-
 #[derive(Clone, Debug)]
 pub(super) enum Role {
     Idle,

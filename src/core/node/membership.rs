@@ -22,6 +22,60 @@ pub(super) struct Peer {
     pub(super) claims: BTreeMap<GroupId, GroupReport>,
 }
 
+impl Peer {
+    /// A heartbeat from a newer incarnation: the peer restarted, forget what it said.
+    fn restarted(&mut self, incarnation: u64) {
+        self.incarnation = incarnation;
+        self.last_seq = None;
+        self.claims.clear();
+        self.digest_warned = false;
+    }
+
+    /// Feeds link `link`'s failure detector; returns the gap since the last heartbeat on
+    /// that link when it was late (past `warntime`, before `deadtime`).
+    fn heard_on(&mut self, now: Instant, link: usize, timing: &Timing) -> Option<Duration> {
+        let d = self.links.get_mut(link)?;
+        let gap = d.last_heard().map(|l| now.saturating_since(l));
+        d.heartbeat(now);
+        gap.filter(|gap| *gap > timing.warntime && *gap < timing.deadtime)
+    }
+
+    /// Round-trip time on `link` from the echo of one of our heartbeats (`seq` at most
+    /// `my_seq`, the newest we sent).
+    fn note_echoes(&mut self, now: Instant, link: usize, me: NodeId, my_seq: u64, hb: &Heartbeat) {
+        for e in &hb.echoes {
+            if e.peer == me && e.seq <= my_seq && e.sent_at <= now {
+                let rtt = now
+                    .saturating_since(e.sent_at)
+                    .saturating_sub(Duration::from_nanos(e.held_ns));
+                if let Some(slot) = self.rtt.get_mut(link) {
+                    *slot = Some(rtt);
+                }
+            }
+        }
+    }
+
+    /// Heartbeats carry the whole state: only the newest one is applied (the same
+    /// heartbeat arrives once per link). False for an older or repeated one.
+    fn take_newest(&mut self, now: Instant, hb: &Heartbeat) -> bool {
+        if self.last_seq.is_some_and(|s| hb.seq <= s) {
+            return false;
+        }
+        self.last_seq = Some(hb.seq);
+        self.last_heard = Some((hb.seq, hb.sent_at, now));
+        self.ever_seen = true;
+        self.flags = hb.flags;
+        self.refuses = hb.refuses.clone();
+        self.claims = hb
+            .groups
+            .iter()
+            .filter(|r| r.owner == Some(hb.from))
+            .map(|r| (r.group, *r))
+            .collect();
+        true
+    }
+}
+
 impl Node {
     pub(super) fn on_heartbeat(
         &mut self,
@@ -43,9 +97,8 @@ impl Node {
             // history.
             return;
         }
-        let my_digest = self.spec.digest;
         let from_name = self.name(from);
-        let my_seq = self.seq;
+        let (me, my_seq, my_digest) = (self.me, self.seq, self.spec.digest);
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
@@ -53,66 +106,39 @@ impl Node {
             return;
         }
         if hb.incarnation > peer.incarnation {
-            peer.incarnation = hb.incarnation;
-            peer.last_seq = None;
-            peer.claims.clear();
-            peer.digest_warned = false;
+            peer.restarted(hb.incarnation);
         }
-        if let Some(d) = peer.links.get_mut(link) {
-            let gap = d.last_heard().map(|l| now.saturating_since(l));
-            d.heartbeat(now);
-            if let Some(gap) = gap {
-                if gap > self.spec.timing.warntime && gap < self.spec.timing.deadtime {
-                    out.push(event(
-                        EventKind::LateHeartbeat,
-                        Some(from),
-                        None,
-                        Reason::LateHeartbeat { link, gap },
-                    ));
-                }
-            }
+        if let Some(gap) = peer.heard_on(now, link, &self.spec.timing) {
+            let reason = Reason::LateHeartbeat { link, gap };
+            out.push(event(EventKind::LateHeartbeat, Some(from), None, reason));
         }
-        for e in &hb.echoes {
-            if e.peer == self.me && e.seq <= my_seq && e.sent_at <= now {
-                let rtt = now
-                    .saturating_since(e.sent_at)
-                    .saturating_sub(Duration::from_nanos(e.held_ns));
-                if let Some(slot) = peer.rtt.get_mut(link) {
-                    *slot = Some(rtt);
-                }
-            }
-        }
-        // Heartbeats carry the whole state: only the newest one is applied (the same
-        // heartbeat arrives once per link).
-        if peer.last_seq.is_some_and(|s| hb.seq <= s) {
+        peer.note_echoes(now, link, me, my_seq, &hb);
+        if !peer.take_newest(now, &hb) {
             return;
         }
-        peer.last_seq = Some(hb.seq);
-        peer.last_heard = Some((hb.seq, hb.sent_at, now));
-        peer.ever_seen = true;
-        peer.flags = hb.flags;
-        peer.refuses = hb.refuses.clone();
         if hb.config_digest != my_digest && !peer.digest_warned {
             peer.digest_warned = true;
-            out.push(event(
-                EventKind::ConfigMismatch,
-                Some(from),
-                None,
-                Reason::ConfigDigest {
-                    peer: from_name,
-                    theirs: hb.config_digest,
-                    mine: my_digest,
-                },
-            ));
+            let reason = Reason::ConfigDigest {
+                peer: from_name,
+                theirs: hb.config_digest,
+                mine: my_digest,
+            };
+            out.push(event(EventKind::ConfigMismatch, Some(from), None, reason));
         }
-        peer.claims = hb
-            .groups
-            .iter()
-            .filter(|r| r.owner == Some(from))
-            .map(|r| (r.group, *r))
-            .collect();
         let peer_incarnation = peer.incarnation;
+        self.apply_heartbeat(now, from, peer_incarnation, &hb, out);
+    }
 
+    /// What the newest heartbeat of a peer teaches: fences, the admin state, terms and
+    /// holders of groups, claims to grant, and grants to us.
+    fn apply_heartbeat(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        from_inc: u64,
+        hb: &Heartbeat,
+        out: &mut Vec<Action>,
+    ) {
         for f in &hb.fenced {
             self.learn_fence(f.node, f.incarnation);
         }
@@ -121,14 +147,14 @@ impl Node {
         }
         let mut term_grew = false;
         for r in &hb.groups {
-            term_grew |= self.merge_report(from, peer_incarnation, r);
+            term_grew |= self.merge_report(from, from_inc, r);
         }
         if term_grew {
             self.persist(out);
         }
         for r in &hb.groups {
             if r.owner == Some(from) {
-                self.consider_grant(now, from, peer_incarnation, r, hb.sent_at);
+                self.consider_grant(now, from, from_inc, r, hb.sent_at);
             }
         }
         if self.persist_due {

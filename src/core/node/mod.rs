@@ -32,7 +32,7 @@ use super::message::{
 };
 use super::quorum;
 use super::reason::{describe, AdminChange, Reason, Refusal};
-use super::spec::{ClusterSpec, FenceMode, GroupSpec, NoQuorumPolicy, OnFail};
+use super::spec::{ClusterSpec, FenceMode, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail, Timing};
 use super::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus, ResourceStatus};
 use super::time::Instant;
 use rand::{Rng, SeedableRng};
@@ -57,7 +57,7 @@ mod resources;
 mod status;
 
 use fencing::{FenceJob, FenceNeed, FenceWhy};
-use group::{AfterStop, Goal, GroupState, Known, Promise, Res, Role, RoleKind};
+use group::{AfterStop, Goal, GroupState, Known, Promise, Res, Role};
 use membership::Peer;
 use owner::Held;
 

@@ -1,4 +1,8 @@
 //! The heartbeat this node sends: its view of every group, its grants, echoes and flags.
+//!
+//! Sending has one side effect on state, kept apart from building: a node that claims a
+//! group votes for itself again ([`Node::renew_own_votes`]), which moves its own lease.
+//! [`Node::build_heartbeat`] then only reads.
 
 use super::*;
 
@@ -20,165 +24,63 @@ impl Node {
         let interval = self.spec.timing.interval.as_nanos() as f64;
         let jitter = self.rng.random_range(-0.1..=0.1) * interval;
         self.next_send = now + Duration::from_nanos((interval + jitter).max(1.0) as u64);
+        self.renew_own_votes(now);
+        // Owner leases: our own grant just moved; recompute.
+        self.refresh_leases();
         let hb = self.build_heartbeat(now);
         out.push(Action::Send(hb));
     }
 
-    pub(super) fn build_heartbeat(&mut self, now: Instant) -> Heartbeat {
-        let me = self.me;
+    /// Our own vote is a promise like any other: for every group this node claims
+    /// (candidate or owner), it renews it when it is free or already ours, and counts
+    /// it as a grant — except in the quiet period after a start.
+    pub(super) fn renew_own_votes(&mut self, now: Instant) {
+        if self.in_quiet(now) {
+            return;
+        }
+        let (me, my_inc) = (self.me, self.incarnation);
         let promise = self.spec.timing.promise();
-        let quiet = self.in_quiet(now);
-        let my_inc = self.incarnation;
-        let fenced_view = self.fenced.clone();
-        let mut groups = Vec::with_capacity(self.groups.len());
-        let mut grants = Vec::new();
+        let fenced = &self.fenced;
         for g in &mut self.groups {
-            let role_kind = match g.role {
-                Role::Candidate { .. } => RoleKind::Candidate,
-                _ => RoleKind::Owner,
+            let (Role::Candidate { term, grants, .. } | Role::Owner { term, grants, .. }) =
+                &mut g.role
+            else {
+                continue;
             };
-            let (after_stop_now, failed_now) = match g.role {
-                Role::Owner {
-                    after_stop, failed, ..
-                } => (after_stop.is_some(), failed),
-                _ => (false, false),
-            };
-            let all_running = g.res.iter().all(|r| *r == Res::Running);
-            let report = match &mut g.role {
-                Role::Candidate {
-                    term, grants: got, ..
-                }
-                | Role::Owner {
-                    term, grants: got, ..
-                } => {
-                    let phase = match (&role_kind, after_stop_now, failed_now) {
-                        (RoleKind::Candidate, _, _) => Phase::Candidate,
-                        (_, _, true) => Phase::Failed,
-                        (_, true, _) => Phase::Stopping,
-                        _ if all_running => Phase::Running,
-                        _ => Phase::Starting,
-                    };
-                    // Our own vote is a promise like any other: it must be free or ours.
-                    let free = g.promise.is_none_or(|p| {
-                        p.to == me
-                            || now >= p.until
-                            || fenced_view
-                                .get(&p.to)
-                                .is_some_and(|i| *i >= p.to_incarnation)
-                    });
-                    if free && !quiet {
-                        g.promise = Some(Promise {
-                            to: me,
-                            to_incarnation: my_inc,
-                            term: *term,
-                            until: now + promise,
-                            echo: now,
-                        });
-                        got.insert(me, now);
-                    }
-                    GroupReport {
-                        group: g.id,
-                        term: *term,
-                        owner: Some(me),
-                        owner_incarnation: my_inc,
-                        phase,
-                        handoff_to: None,
-                    }
-                }
-                Role::Idle => {
-                    // Idle with nothing running: say so about ourselves, which releases
-                    // any holder record (of any older term) that still names us.
-                    if !g.may_run() && g.op.is_none() && g.known.owner != Some(me) {
-                        groups.push(GroupReport {
-                            group: g.id,
-                            term: g.known.term,
-                            owner: Some(me),
-                            owner_incarnation: my_inc,
-                            phase: Phase::Released,
-                            handoff_to: None,
-                        });
-                    }
-                    // Besides the newest term, gossip the holder (and whether it let go),
-                    // so every node learns who must release or be fenced before anyone
-                    // takes over.
-                    for h in g
-                        .holders
-                        .unreleased()
-                        .filter(|h| (h.term, Some(h.owner)) != (g.known.term, g.known.owner))
-                    {
-                        groups.push(GroupReport {
-                            group: g.id,
-                            term: h.term,
-                            owner: Some(h.owner),
-                            owner_incarnation: h.incarnation,
-                            phase: if h.failed {
-                                Phase::Failed
-                            } else {
-                                Phase::Running
-                            },
-                            handoff_to: None,
-                        });
-                    }
-                    GroupReport {
-                        group: g.id,
-                        term: g.known.term,
-                        owner: g.known.owner,
-                        owner_incarnation: g.known.owner_inc,
-                        phase: g.known.phase,
-                        handoff_to: g.known.handoff_to,
-                    }
-                }
-            };
-            let report = match &g.role {
-                Role::Owner { failed: true, .. } => GroupReport {
-                    phase: Phase::Failed,
-                    ..report
-                },
-                _ => report,
-            };
-            groups.push(report);
-            if let Some(p) = g.promise {
-                if now < p.until {
-                    grants.push(Grant {
-                        group: g.id,
-                        term: p.term,
-                        to: p.to,
-                        echo_sent_at: p.echo,
-                    });
-                }
+            let free = g.promise.is_none_or(|p| {
+                p.to == me
+                    || now >= p.until
+                    || fenced.get(&p.to).is_some_and(|i| *i >= p.to_incarnation)
+            });
+            if free {
+                g.promise = Some(Promise {
+                    to: me,
+                    to_incarnation: my_inc,
+                    term: *term,
+                    until: now + promise,
+                    echo: now,
+                });
+                grants.insert(me, now);
             }
         }
-        // Owner leases: our own grant just moved; recompute.
-        self.refresh_leases();
-        let mut flags = NodeFlags::default();
-        flags.set(
-            NodeFlags::WITNESS,
-            self.spec.node(me).is_some_and(|n| n.witness),
-        );
-        flags.set(NodeFlags::SEEN_ALL, self.seen_all);
-        flags.set(NodeFlags::QUIET, quiet);
-        flags.set(NodeFlags::QUORATE, self.quorate());
-        flags.set(NodeFlags::STATE_LOST, self.state_lost);
-        let echoes = self
-            .peers
-            .iter()
-            .filter_map(|(id, p)| {
-                p.last_heard.map(|(seq, sent_at, received)| Echo {
-                    peer: *id,
-                    seq,
-                    sent_at,
-                    held_ns: now.saturating_since(received).as_nanos() as u64,
-                })
-            })
-            .collect();
-        let view = self
-            .peers
-            .iter()
-            .map(|(id, p)| PeerView {
-                node: *id,
-                up: p.up,
-            })
-            .collect();
+    }
+
+    /// The heartbeat as of `now`, from the current state (nothing changes).
+    pub(super) fn build_heartbeat(&self, now: Instant) -> Heartbeat {
+        let me = self.me;
+        let mut groups = Vec::with_capacity(self.groups.len());
+        let mut grants = Vec::new();
+        for g in &self.groups {
+            self.group_reports(g, &mut groups);
+            if let Some(p) = g.promise.filter(|p| now < p.until) {
+                grants.push(Grant {
+                    group: g.id,
+                    term: p.term,
+                    to: p.to,
+                    echo_sent_at: p.echo,
+                });
+            }
+        }
         let refuses = self
             .groups
             .iter()
@@ -192,9 +94,16 @@ impl Node {
             seq: self.seq,
             sent_at: now,
             config_digest: self.spec.digest,
-            flags,
-            echoes,
-            view,
+            flags: self.flags(now),
+            echoes: self.echoes(now),
+            view: self
+                .peers
+                .iter()
+                .map(|(id, p)| PeerView {
+                    node: *id,
+                    up: p.up,
+                })
+                .collect(),
             groups,
             grants,
             fenced: self
@@ -207,6 +116,116 @@ impl Node {
                 .collect(),
             refuses,
             admin: self.admin.clone(),
+        }
+    }
+
+    fn flags(&self, now: Instant) -> NodeFlags {
+        let mut flags = NodeFlags::default();
+        let witness = self.spec.node(self.me).is_some_and(|n| n.witness);
+        flags.set(NodeFlags::WITNESS, witness);
+        flags.set(NodeFlags::SEEN_ALL, self.seen_all);
+        flags.set(NodeFlags::QUIET, self.in_quiet(now));
+        flags.set(NodeFlags::QUORATE, self.quorate());
+        flags.set(NodeFlags::STATE_LOST, self.state_lost);
+        flags
+    }
+
+    /// For each peer, its newest heartbeat echoed back (its round-trip time).
+    fn echoes(&self, now: Instant) -> Vec<Echo> {
+        self.peers
+            .iter()
+            .filter_map(|(id, p)| {
+                p.last_heard.map(|(seq, sent_at, received)| Echo {
+                    peer: *id,
+                    seq,
+                    sent_at,
+                    held_ns: now.saturating_since(received).as_nanos() as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// What this node says about one group: its own claim, or (idle) what it knows.
+    fn group_reports(&self, g: &GroupState, reports: &mut Vec<GroupReport>) {
+        let report = match &g.role {
+            Role::Candidate { term, .. } => self.claim_report(g, *term, Phase::Candidate),
+            Role::Owner {
+                term,
+                after_stop,
+                failed,
+                ..
+            } => {
+                let phase = if *failed {
+                    Phase::Failed
+                } else if after_stop.is_some() {
+                    Phase::Stopping
+                } else if g.res.iter().all(|r| *r == Res::Running) {
+                    Phase::Running
+                } else {
+                    Phase::Starting
+                };
+                self.claim_report(g, *term, phase)
+            }
+            Role::Idle => {
+                self.idle_extra_reports(g, reports);
+                GroupReport {
+                    group: g.id,
+                    term: g.known.term,
+                    owner: g.known.owner,
+                    owner_incarnation: g.known.owner_inc,
+                    phase: g.known.phase,
+                    handoff_to: g.known.handoff_to,
+                }
+            }
+        };
+        reports.push(report);
+    }
+
+    fn claim_report(&self, g: &GroupState, term: Term, phase: Phase) -> GroupReport {
+        GroupReport {
+            group: g.id,
+            term,
+            owner: Some(self.me),
+            owner_incarnation: self.incarnation,
+            phase,
+            handoff_to: None,
+        }
+    }
+
+    /// Idle with nothing running: say so about ourselves, which releases any holder
+    /// record (of any older term) that still names us. Besides the newest term, gossip
+    /// the holder (and whether it let go), so every node learns who must release or be
+    /// fenced before anyone takes over.
+    fn idle_extra_reports(&self, g: &GroupState, reports: &mut Vec<GroupReport>) {
+        let me = self.me;
+        if !g.may_run() && g.op.is_none() && g.known.owner != Some(me) {
+            reports.push(GroupReport {
+                group: g.id,
+                term: g.known.term,
+                owner: Some(me),
+                owner_incarnation: self.incarnation,
+                phase: Phase::Released,
+                handoff_to: None,
+            });
+        }
+        let newest = (g.known.term, g.known.owner);
+        for h in g
+            .holders
+            .unreleased()
+            .filter(|h| (h.term, Some(h.owner)) != newest)
+        {
+            reports.push(GroupReport {
+                group: g.id,
+                term: h.term,
+                owner: Some(h.owner),
+                owner_incarnation: h.incarnation,
+                phase: if h.failed {
+                    Phase::Failed
+                } else {
+                    Phase::Running
+                },
+                handoff_to: None,
+            });
         }
     }
 }

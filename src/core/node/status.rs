@@ -107,142 +107,13 @@ impl Node {
             .spec
             .nodes
             .iter()
-            .map(|n| {
-                let standby = self.admin.standby.contains(&n.id);
-                if n.id == self.me {
-                    return NodeStatus {
-                        name: n.name.clone(),
-                        id: n.id.0,
-                        state: if standby { "standby" } else { "online" }.into(),
-                        witness: n.witness,
-                        local: true,
-                        links: (0..self.spec.links)
-                            .map(|k| LinkStatus {
-                                index: k,
-                                state: "local".into(),
-                                rtt_ms: None,
-                                last_heard_ms: None,
-                                phi: None,
-                            })
-                            .collect(),
-                        incarnation: self.incarnation,
-                    };
-                }
-                let Some(p) = self.peers.get(&n.id) else {
-                    return NodeStatus {
-                        name: n.name.clone(),
-                        id: n.id.0,
-                        state: "unknown".into(),
-                        ..NodeStatus::default()
-                    };
-                };
-                let state = if p.up {
-                    if standby {
-                        "standby"
-                    } else {
-                        "online"
-                    }
-                } else if p.ever_seen || initdead_over {
-                    "offline"
-                } else {
-                    "unknown"
-                };
-                NodeStatus {
-                    name: n.name.clone(),
-                    id: n.id.0,
-                    state: state.into(),
-                    witness: n.witness,
-                    local: false,
-                    links: p
-                        .links
-                        .iter()
-                        .enumerate()
-                        .map(|(k, d)| LinkStatus {
-                            index: k,
-                            state: d.state(now).as_str().into(),
-                            rtt_ms: p.rtt[k].map(|r| r.as_secs_f64() * 1000.0),
-                            last_heard_ms: d
-                                .last_heard()
-                                .map(|l| now.saturating_since(l).as_millis() as u64),
-                            phi: d.last_heard().map(|_| d.phi(now)).filter(|v| v.is_finite()),
-                        })
-                        .collect(),
-                    incarnation: p.incarnation,
-                }
-            })
+            .map(|n| self.node_status(n, now, initdead_over))
             .collect();
         let groups = self
             .groups
             .iter()
             .zip(&self.spec.groups)
-            .map(|(g, gs)| {
-                let (owner, term, state) = match &g.role {
-                    Role::Owner {
-                        term,
-                        failed,
-                        after_stop,
-                        ..
-                    } => {
-                        let state = if *failed {
-                            "failed"
-                        } else if after_stop.is_some() {
-                            "stopping"
-                        } else if g.res.iter().all(|r| *r == Res::Running) {
-                            "running"
-                        } else {
-                            "starting"
-                        };
-                        (Some(self.me), *term, state)
-                    }
-                    Role::Candidate { term, .. } => (Some(self.me), *term, "candidate"),
-                    Role::Idle => {
-                        match g.known.owner.filter(|_| g.known.phase != Phase::Released) {
-                            Some(o) => {
-                                let alive = self.peers.get(&o).is_some_and(|p| p.up);
-                                let state = match g.known.phase {
-                                    Phase::Candidate => "candidate",
-                                    Phase::Starting => "starting",
-                                    Phase::Running => "running",
-                                    Phase::Stopping => "stopping",
-                                    Phase::Failed => "failed",
-                                    Phase::Released => "stopped",
-                                };
-                                (Some(o), g.known.term, if alive { state } else { "unknown" })
-                            }
-                            None => (None, g.known.term, "stopped"),
-                        }
-                    }
-                };
-                let local_owner = matches!(g.role, Role::Owner { .. });
-                GroupStatus {
-                    name: gs.name.clone(),
-                    owner: owner.map(|o| self.name(o)),
-                    term: term.0,
-                    state: state.into(),
-                    reason: g.reason.to_string(),
-                    maintenance: self.maintenance(g.id),
-                    resources: gs
-                        .resources
-                        .iter()
-                        .enumerate()
-                        .map(|(i, name)| ResourceStatus {
-                            name: name.clone(),
-                            state: if local_owner || g.res[i] != Res::Stopped {
-                                match g.res[i] {
-                                    Res::Running => "running",
-                                    Res::Stopped => "stopped",
-                                    Res::Unknown => "unknown",
-                                }
-                            } else {
-                                "-"
-                            }
-                            .into(),
-                            fail_count: g.failures.len() as u32,
-                            last_failure: g.last_failure.clone(),
-                        })
-                        .collect(),
-                }
-            })
+            .map(|(g, gs)| self.group_status(g, gs))
             .collect();
         let expected = self.spec.expected_votes();
         ClusterStatus {
@@ -258,6 +129,143 @@ impl Node {
             nodes,
             groups,
             maintenance: self.admin.maintenance,
+        }
+    }
+
+    fn node_status(&self, n: &NodeSpec, now: Instant, initdead_over: bool) -> NodeStatus {
+        let standby = self.admin.standby.contains(&n.id);
+        if n.id == self.me {
+            return NodeStatus {
+                name: n.name.clone(),
+                id: n.id.0,
+                state: if standby { "standby" } else { "online" }.into(),
+                witness: n.witness,
+                local: true,
+                links: (0..self.spec.links)
+                    .map(|k| LinkStatus {
+                        index: k,
+                        state: "local".into(),
+                        rtt_ms: None,
+                        last_heard_ms: None,
+                        phi: None,
+                    })
+                    .collect(),
+                incarnation: self.incarnation,
+            };
+        }
+        let Some(p) = self.peers.get(&n.id) else {
+            return NodeStatus {
+                name: n.name.clone(),
+                id: n.id.0,
+                state: "unknown".into(),
+                ..NodeStatus::default()
+            };
+        };
+        let state = if p.up {
+            if standby {
+                "standby"
+            } else {
+                "online"
+            }
+        } else if p.ever_seen || initdead_over {
+            "offline"
+        } else {
+            "unknown"
+        };
+        NodeStatus {
+            name: n.name.clone(),
+            id: n.id.0,
+            state: state.into(),
+            witness: n.witness,
+            local: false,
+            links: p
+                .links
+                .iter()
+                .enumerate()
+                .map(|(k, d)| LinkStatus {
+                    index: k,
+                    state: d.state(now).as_str().into(),
+                    rtt_ms: p.rtt[k].map(|r| r.as_secs_f64() * 1000.0),
+                    last_heard_ms: d
+                        .last_heard()
+                        .map(|l| now.saturating_since(l).as_millis() as u64),
+                    phi: d.last_heard().map(|_| d.phi(now)).filter(|v| v.is_finite()),
+                })
+                .collect(),
+            incarnation: p.incarnation,
+        }
+    }
+
+    /// The owner, term and state of a group as this node sees it.
+    fn group_view(&self, g: &GroupState) -> (Option<NodeId>, Term, &'static str) {
+        match &g.role {
+            Role::Owner {
+                term,
+                failed,
+                after_stop,
+                ..
+            } => {
+                let state = if *failed {
+                    "failed"
+                } else if after_stop.is_some() {
+                    "stopping"
+                } else if g.res.iter().all(|r| *r == Res::Running) {
+                    "running"
+                } else {
+                    "starting"
+                };
+                (Some(self.me), *term, state)
+            }
+            Role::Candidate { term, .. } => (Some(self.me), *term, "candidate"),
+            Role::Idle => match g.known.owner.filter(|_| g.known.phase != Phase::Released) {
+                Some(o) => {
+                    let alive = self.peers.get(&o).is_some_and(|p| p.up);
+                    let state = match g.known.phase {
+                        Phase::Candidate => "candidate",
+                        Phase::Starting => "starting",
+                        Phase::Running => "running",
+                        Phase::Stopping => "stopping",
+                        Phase::Failed => "failed",
+                        Phase::Released => "stopped",
+                    };
+                    (Some(o), g.known.term, if alive { state } else { "unknown" })
+                }
+                None => (None, g.known.term, "stopped"),
+            },
+        }
+    }
+
+    fn group_status(&self, g: &GroupState, gs: &GroupSpec) -> GroupStatus {
+        let (owner, term, state) = self.group_view(g);
+        let local_owner = matches!(g.role, Role::Owner { .. });
+        GroupStatus {
+            name: gs.name.clone(),
+            owner: owner.map(|o| self.name(o)),
+            term: term.0,
+            state: state.into(),
+            // Status shows the sentence; the typed decision stays in the core.
+            reason: g.reason.to_string(),
+            maintenance: self.maintenance(g.id),
+            resources: gs
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(i, name)| ResourceStatus {
+                    name: name.clone(),
+                    state: if local_owner || g.res[i] != Res::Stopped {
+                        match g.res[i] {
+                            Res::Running => "running",
+                            Res::Stopped => "stopped",
+                            Res::Unknown => "unknown",
+                        }
+                    } else {
+                        "-"
+                    }
+                    .into(),
+                    fail_count: g.failures.len() as u32,
+                    last_failure: g.last_failure.clone(),
+                })
+                .collect(),
         }
     }
 }
