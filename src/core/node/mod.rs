@@ -55,6 +55,8 @@ mod ownership;
 mod report;
 mod resources;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use fencing::{FenceJob, FenceNeed, FenceWhy};
 use group::{AfterStop, Goal, GroupState, Known, Promise, Res, Role};
