@@ -73,7 +73,7 @@ impl Node {
             }
             AdminCommand::Fence { node } => {
                 let incarnation = self.peers.get(&node).map(|p| p.incarnation).unwrap_or(0);
-                self.fences.insert(
+                self.fencing.jobs.insert(
                     node,
                     FenceJob::Delayed {
                         until: now,

@@ -174,7 +174,7 @@ impl Node {
                 };
             }
         }
-        if !self.fences.contains_key(&target) {
+        if !self.fencing.jobs.contains_key(&target) {
             let (why, delay) = if failed {
                 (FenceWhy::StopFailed, Duration::ZERO)
             } else {
@@ -186,7 +186,7 @@ impl Node {
                 incarnation,
                 why,
             };
-            self.fences.insert(target, job);
+            self.fencing.jobs.insert(target, job);
             let reason = Reason::FenceFirstIn {
                 target: self.name(target),
                 delay,

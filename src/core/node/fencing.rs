@@ -37,6 +37,66 @@ pub(super) enum FenceNeed {
     Blocked(Decision),
 }
 
+/// What this node knows of fences: which incarnations are confirmed off, and the fence
+/// jobs it runs itself.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Fences {
+    /// Per node, the highest incarnation confirmed off (by us or by gossip).
+    pub(super) off: BTreeMap<NodeId, u64>,
+    /// Nodes this node itself fenced (confirmed) since it started and has not heard
+    /// since: the only fence proof that holds for a node whose incarnation it never
+    /// learned.
+    pub(super) by_me: BTreeMap<NodeId, u64>,
+    pub(super) jobs: BTreeMap<NodeId, FenceJob>,
+}
+
+impl Fences {
+    /// Whether `node`, last heard in incarnation `inc` (0: never), is powered off by a
+    /// confirmed fence. A fence record names an incarnation; it proves nothing about a
+    /// node whose current incarnation we never heard (it may have rebooted since),
+    /// unless we fenced it ourselves after we last heard it.
+    pub(super) fn is_off(&self, node: NodeId, inc: u64) -> bool {
+        if self.by_me.get(&node).is_some_and(|f| *f >= inc) {
+            return true;
+        }
+        inc > 0 && self.off.get(&node).is_some_and(|f| *f >= inc)
+    }
+
+    /// Whether the incarnation that held a group is confirmed off.
+    pub(super) fn holder_off(&self, h: &HolderRecord) -> bool {
+        self.off
+            .get(&h.owner)
+            .is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation)
+            || self
+                .by_me
+                .get(&h.owner)
+                .is_some_and(|f| *f >= h.incarnation)
+    }
+
+    /// Whether a promise's grantee is confirmed off (the promise protects nothing).
+    pub(super) fn voids(&self, p: &Promise) -> bool {
+        self.off.get(&p.to).is_some_and(|i| *i >= p.to_incarnation)
+    }
+
+    /// Records that `node` is off up to `incarnation`.
+    pub(super) fn learn(&mut self, node: NodeId, incarnation: u64) {
+        let e = self.off.entry(node).or_insert(0);
+        if incarnation > *e {
+            *e = incarnation;
+        }
+    }
+
+    pub(super) fn records(&self) -> Vec<FenceRecord> {
+        self.off
+            .iter()
+            .map(|(n, i)| FenceRecord {
+                node: *n,
+                incarnation: *i,
+            })
+            .collect()
+    }
+}
+
 impl Node {
     /// Whether `node`, as this node knows it, is powered off by a confirmed fence. A
     /// fence record names an incarnation; it proves nothing about a node whose current
@@ -44,19 +104,11 @@ impl Node {
     /// ourselves after we last heard it.
     pub(super) fn is_fenced(&self, node: NodeId) -> bool {
         let inc = self.peers.get(&node).map(|p| p.incarnation).unwrap_or(0);
-        if let Some(f) = self.fenced_by_me.get(&node) {
-            if *f >= inc {
-                return true;
-            }
-        }
-        inc > 0 && self.fenced.get(&node).is_some_and(|f| *f >= inc)
+        self.fencing.is_off(node, inc)
     }
 
     pub(super) fn learn_fence(&mut self, node: NodeId, incarnation: u64) {
-        let e = self.fenced.entry(node).or_insert(0);
-        if incarnation > *e {
-            *e = incarnation;
-        }
+        self.fencing.learn(node, incarnation);
         // Promises to a fenced incarnation protect nothing any more.
         for g in &mut self.groups {
             if g.promise
@@ -88,23 +140,12 @@ impl Node {
         }
     }
 
-    /// Whether the incarnation that held a group is confirmed off.
-    pub(super) fn holder_fenced(&self, h: &HolderRecord) -> bool {
-        self.fenced
-            .get(&h.owner)
-            .is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation)
-            || self
-                .fenced_by_me
-                .get(&h.owner)
-                .is_some_and(|f| *f >= h.incarnation)
-    }
-
     pub(super) fn fence_need(&self, gi: usize) -> FenceNeed {
         let g = &self.groups[gi];
         let mode = self.spec.fencing.mode;
         let is_fenced = |n: NodeId| self.is_fenced(n);
         for h in g.holders.unreleased().filter(|h| h.owner != self.me) {
-            if self.holder_fenced(h) {
+            if self.fencing.holder_off(h) {
                 continue;
             }
             let must = h.failed || !self.lease_enforced();
@@ -155,11 +196,11 @@ impl Node {
             .map(|(id, p)| (*id, p.incarnation))
             .collect();
         for (target, incarnation) in lost {
-            if self.fences.contains_key(&target) {
+            if self.fencing.jobs.contains_key(&target) {
                 continue;
             }
             let delay = self.fence_delay(target);
-            self.fences.insert(
+            self.fencing.jobs.insert(
                 target,
                 FenceJob::Delayed {
                     until: now + delay,
@@ -184,14 +225,14 @@ impl Node {
         // would only power off a node that the majority may be relying on (Pacemaker: a
         // partition without quorum does not fence). An admin's explicit request stands.
         let may_fence = self.quorate() || self.ignore_quorum();
-        let targets: Vec<NodeId> = self.fences.keys().copied().collect();
+        let targets: Vec<NodeId> = self.fencing.jobs.keys().copied().collect();
         for target in targets {
-            let Some(job) = self.fences.get(&target).copied() else {
+            let Some(job) = self.fencing.jobs.get(&target).copied() else {
                 continue;
             };
             if let FenceJob::Delayed { why, .. } | FenceJob::Retry { why, .. } = job {
                 if !may_fence && why != FenceWhy::Admin {
-                    self.fences.remove(&target);
+                    self.fencing.jobs.remove(&target);
                     out.push(event(
                         EventKind::Decision,
                         Some(target),
@@ -217,12 +258,12 @@ impl Node {
                 } => {
                     if target_back && why == FenceWhy::Vanished {
                         // It came back before we shot: nothing to fence any more.
-                        self.fences.remove(&target);
+                        self.fencing.jobs.remove(&target);
                         continue;
                     }
                     if now >= until {
                         let request = FenceId(self.fresh_id());
-                        self.fences.insert(
+                        self.fencing.jobs.insert(
                             target,
                             FenceJob::InFlight {
                                 request,
@@ -254,7 +295,8 @@ impl Node {
         out: &mut Vec<Action>,
     ) {
         let Some((&target, &job)) = self
-            .fences
+            .fencing
+            .jobs
             .iter()
             .find(|(_, j)| matches!(j, FenceJob::InFlight { request: r, .. } if *r == request))
         else {
@@ -280,8 +322,8 @@ impl Node {
                     .chain([incarnation, peer])
                     .max()
                     .unwrap_or(incarnation);
-                self.fences.remove(&target);
-                self.fenced_by_me.insert(target, incarnation);
+                self.fencing.jobs.remove(&target);
+                self.fencing.by_me.insert(target, incarnation);
                 self.learn_fence(target, incarnation);
                 if let Some(p) = self.peers.get_mut(&target) {
                     for d in &mut p.links {
@@ -302,7 +344,7 @@ impl Node {
             }
             FenceResult::Failed(error) => {
                 let at = now + self.spec.fencing.retry_interval;
-                self.fences.insert(
+                self.fencing.jobs.insert(
                     target,
                     FenceJob::Retry {
                         at,

@@ -88,15 +88,16 @@ impl Node {
         // Not yet: promises made before a crash may be forgotten (quiet period), or the
         // holder records that gate takeovers were lost with the state file.
         let quiet = self.in_quiet(now) || (fence_required && self.state_lost);
-        let promise = self.spec.timing.promise();
-        let bug = self.bug;
-        let fenced_by_me = self.fenced_by_me.clone();
-        let holder_fenced_by_me = |h: HolderRecord| {
-            fenced_by_me
-                .get(&h.owner)
-                .is_some_and(|f| *f >= h.incarnation)
+        let promise = Promise {
+            to: from,
+            to_incarnation: from_inc,
+            term: r.term,
+            until: now + self.spec.timing.promise(),
+            echo: sent_at,
         };
-        let fenced = &self.fenced;
+        let bug = self.bug;
+        // Disjoint borrows: the fence knowledge is read while the group changes.
+        let fencing = &self.fencing;
         let Some(g) = self.groups.iter_mut().find(|g| g.id == r.group) else {
             return;
         };
@@ -106,19 +107,11 @@ impl Node {
             }
             return;
         }
-        let current = g.promise.filter(|p| {
-            now < p.until && fenced.get(&p.to).is_none_or(|inc| *inc < p.to_incarnation)
-        });
+        let current = g.promise.filter(|p| now < p.until && !fencing.voids(p));
         match current {
             Some(p) if p.to == from => {
                 if r.term >= p.term {
-                    g.promise = Some(Promise {
-                        to: from,
-                        to_incarnation: from_inc,
-                        term: r.term,
-                        until: now + promise,
-                        echo: sent_at,
-                    });
+                    g.promise = Some(promise);
                     if g.holders.record(g.id, r.term, from, from_inc) {
                         self.persist_due = true;
                     }
@@ -131,24 +124,14 @@ impl Node {
                 }
                 // Where owners may run without a lease, a new owner needs the holder to
                 // have let go or to be fenced: a promise running out proves nothing.
-                if fence_required {
-                    let blocked = g.holders.unreleased().any(|h| {
-                        let inc_fenced = fenced
-                            .get(&h.owner)
-                            .is_some_and(|f| h.incarnation > 0 && *f >= h.incarnation);
-                        h.owner != from && !inc_fenced && !holder_fenced_by_me(*h)
-                    });
-                    if blocked {
-                        return;
-                    }
+                let blocked = fence_required
+                    && g.holders
+                        .unreleased()
+                        .any(|h| h.owner != from && !fencing.holder_off(h));
+                if blocked {
+                    return;
                 }
-                g.promise = Some(Promise {
-                    to: from,
-                    to_incarnation: from_inc,
-                    term: r.term,
-                    until: now + promise,
-                    echo: sent_at,
-                });
+                g.promise = Some(promise);
                 // A grant is a commitment: the grantee may start the moment it counts a
                 // quorum, before anyone hears it run. Remember it as the holder, durably,
                 // before the grant goes out.

@@ -89,7 +89,8 @@ impl Node {
             return;
         }
         if self
-            .fenced
+            .fencing
+            .off
             .get(&from)
             .is_some_and(|inc| hb.incarnation <= *inc)
         {

@@ -58,7 +58,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-use fencing::{FenceJob, FenceNeed, FenceWhy};
+use fencing::{FenceJob, FenceNeed, FenceWhy, Fences};
 use group::{AfterStop, Goal, GroupState, Known, Promise, Res, Role};
 use membership::Peer;
 use owner::Held;
@@ -141,12 +141,7 @@ pub struct Node {
     /// The daemon is shutting down (SIGTERM): give every group up cleanly, take none.
     leaving: bool,
     admin: AdminState,
-    fenced: BTreeMap<NodeId, u64>,
-    /// Nodes this node itself fenced (confirmed) since it started and has not heard
-    /// since: the only fence proof that holds for a node whose incarnation it never
-    /// learned.
-    fenced_by_me: BTreeMap<NodeId, u64>,
-    fences: BTreeMap<NodeId, FenceJob>,
+    fencing: Fences,
     next_id: u64,
     persisted: PersistentState,
     self_fenced: bool,
@@ -219,9 +214,7 @@ impl Node {
             state_lost,
             healthy: true,
             leaving: false,
-            fenced: BTreeMap::new(),
-            fenced_by_me: BTreeMap::new(),
-            fences: BTreeMap::new(),
+            fencing: Fences::default(),
             next_id: 1,
             persisted,
             self_fenced: false,
@@ -345,7 +338,7 @@ impl Node {
         if let Some(at) = self.quorum_settles_at() {
             consider(at, "quorum settled");
         }
-        for job in self.fences.values() {
+        for job in self.fencing.jobs.values() {
             match job {
                 FenceJob::Delayed { until, .. } => consider(*until, "fence delay"),
                 FenceJob::Retry { at, .. } => consider(*at, "fence retry"),

@@ -40,18 +40,16 @@ impl Node {
         }
         let (me, my_inc) = (self.me, self.incarnation);
         let promise = self.spec.timing.promise();
-        let fenced = &self.fenced;
+        let fencing = &self.fencing;
         for g in &mut self.groups {
             let (Role::Candidate { term, grants, .. } | Role::Owner { term, grants, .. }) =
                 &mut g.role
             else {
                 continue;
             };
-            let free = g.promise.is_none_or(|p| {
-                p.to == me
-                    || now >= p.until
-                    || fenced.get(&p.to).is_some_and(|i| *i >= p.to_incarnation)
-            });
+            let free = g
+                .promise
+                .is_none_or(|p| p.to == me || now >= p.until || fencing.voids(&p));
             if free {
                 g.promise = Some(Promise {
                     to: me,
@@ -106,14 +104,7 @@ impl Node {
                 .collect(),
             groups,
             grants,
-            fenced: self
-                .fenced
-                .iter()
-                .map(|(n, i)| FenceRecord {
-                    node: *n,
-                    incarnation: *i,
-                })
-                .collect(),
+            fenced: self.fencing.records(),
             refuses,
             admin: self.admin.clone(),
         }

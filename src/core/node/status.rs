@@ -75,7 +75,7 @@ impl Node {
         };
         format!(
             "role={:?} known={:?} holders={:?} res={:?} goal={:?} op={:?} restart_from={:?} promise={:?} fenced={:?} by_me={:?} reason={}",
-            g.role, g.known, g.holders.all(), g.res, g.goal, g.op, g.restart_from, g.promise, self.fenced, self.fenced_by_me, g.reason
+            g.role, g.known, g.holders.all(), g.res, g.goal, g.op, g.restart_from, g.promise, self.fencing.off, self.fencing.by_me, g.reason
         )
     }
 
