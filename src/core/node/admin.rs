@@ -7,51 +7,28 @@ impl Node {
     pub(super) fn on_admin(&mut self, now: Instant, cmd: AdminCommand, out: &mut Vec<Action>) {
         let mut admin = self.admin.clone();
         let what = match cmd {
-            AdminCommand::Standby { node, on } => {
-                admin.standby.retain(|n| *n != node);
-                if on {
-                    admin.standby.push(node);
+            AdminCommand::Move { group, to } => match self.admin_move(now, group, to, &mut admin) {
+                Ok(what) => what,
+                Err(refused) => {
+                    out.push(event(EventKind::Admin, None, Some(group), refused));
+                    return;
                 }
-                AdminChange::Standby {
-                    node: self.name(node),
-                    on,
-                }
+            },
+            AdminCommand::Fence { node } => {
+                self.admin_fence(now, node, out);
+                return;
             }
-            AdminCommand::Move { group, to } => {
-                let owner = self.group_owner(group);
-                let target = to.or_else(|| self.best_node(now, group, owner));
-                let Some(target) = target else {
-                    out.push(event(
-                        EventKind::Admin,
-                        None,
-                        Some(group),
-                        Reason::MoveNoTarget,
-                    ));
-                    return;
-                };
-                // A preference for a node that can never own the group would linger
-                // and fire later, when nobody remembers asking (Pacemaker's stale
-                // ban constraints): refuse it now instead.
-                if let Some(why) = self.cannot_own(group, target) {
-                    out.push(event(
-                        EventKind::Admin,
-                        None,
-                        Some(group),
-                        Reason::MoveRefused(why),
-                    ));
-                    return;
-                }
-                admin.moves.retain(|(g, _)| *g != group);
-                admin.moves.push((group, target));
-                AdminChange::MoveTo { target }
+            AdminCommand::Standby { node, on } => {
+                set_member(&mut admin.standby, node, on);
+                let node = self.name(node);
+                AdminChange::Standby { node, on }
             }
             AdminCommand::ClearMove { group } => {
                 admin.moves.retain(|(g, _)| *g != group);
                 AdminChange::MoveCleared
             }
             AdminCommand::Cleanup { group } => {
-                let entry = admin.cleanups.iter_mut().find(|(g, _)| *g == group);
-                match entry {
+                match admin.cleanups.iter_mut().find(|(g, _)| *g == group) {
                     Some((_, c)) => *c += 1,
                     None => admin.cleanups.push((group, 1)),
                 }
@@ -65,37 +42,52 @@ impl Node {
                 group: Some(group),
                 on,
             } => {
-                admin.group_maintenance.retain(|g| *g != group);
-                if on {
-                    admin.group_maintenance.push(group);
-                }
+                set_member(&mut admin.group_maintenance, group, on);
                 AdminChange::Maintenance { on }
-            }
-            AdminCommand::Fence { node } => {
-                let incarnation = self.peers.get(&node).map(|p| p.incarnation).unwrap_or(0);
-                self.fencing.jobs.insert(
-                    node,
-                    FenceJob::Delayed {
-                        until: now,
-                        incarnation,
-                        why: FenceWhy::Admin,
-                    },
-                );
-                out.push(event(
-                    EventKind::Admin,
-                    Some(node),
-                    None,
-                    Reason::AdminFence {
-                        target: self.name(node),
-                    },
-                ));
-                return;
             }
         };
         admin.version = self.admin.version.max(admin.version) + 1;
         admin.origin = self.me;
         out.push(event(EventKind::Admin, None, None, Reason::Admin(what)));
         self.adopt_admin(admin, out);
+    }
+
+    /// A fence by hand: the admin vouches it is safe, so it runs at once, with or
+    /// without quorum.
+    fn admin_fence(&mut self, now: Instant, node: NodeId, out: &mut Vec<Action>) {
+        let incarnation = self.peers.get(&node).map(|p| p.incarnation).unwrap_or(0);
+        let job = FenceJob::Delayed {
+            until: now,
+            incarnation,
+            why: FenceWhy::Admin,
+        };
+        self.fencing.jobs.insert(node, job);
+        let target = self.name(node);
+        let reason = Reason::AdminFence { target };
+        out.push(event(EventKind::Admin, Some(node), None, reason));
+    }
+
+    /// A move: to `to`, or to the best other node. Refused (nothing recorded) when no
+    /// node qualifies or the target can never own the group: a preference for such a
+    /// node would linger and fire later, when nobody remembers asking (Pacemaker's
+    /// stale ban constraints).
+    fn admin_move(
+        &self,
+        now: Instant,
+        group: GroupId,
+        to: Option<NodeId>,
+        admin: &mut AdminState,
+    ) -> Result<AdminChange, Reason> {
+        let owner = self.group_owner(group);
+        let target = to
+            .or_else(|| self.best_node(now, group, owner))
+            .ok_or(Reason::MoveNoTarget)?;
+        if let Some(why) = self.cannot_own(group, target) {
+            return Err(Reason::MoveRefused(why));
+        }
+        admin.moves.retain(|(g, _)| *g != group);
+        admin.moves.push((group, target));
+        Ok(AdminChange::MoveTo { target })
     }
 
     pub(super) fn adopt_admin(&mut self, admin: AdminState, out: &mut Vec<Action>) {
@@ -160,30 +152,18 @@ impl Node {
                     specs.push(new.clone());
                     groups.push(st);
                 }
-                Some((mut old, mut st)) => {
-                    st.retiring = false;
-                    // A reload that undoes a pending change simply cancels it.
-                    st.pending = None;
-                    if old.resources == new.resources
-                        && old.resources_revision == new.resources_revision
-                    {
-                        // Policy only (prefer, failback, thresholds, ...): takes effect
-                        // at the next decision; nothing restarts.
-                        old = new.clone();
-                    } else if st.may_run() || st.op.is_some() {
-                        st.pending = Some(new.clone());
-                        st.restart_from = Some(0);
+                Some((old, st)) => {
+                    let (spec, st, restarting) = keep_group(old, st, new);
+                    if restarting {
+                        let reason = Reason::ResourcesChanged;
                         out.push(event(
                             EventKind::Decision,
                             Some(self.me),
                             Some(new.id),
-                            Reason::ResourcesChanged,
+                            reason,
                         ));
-                    } else {
-                        st.res = vec![Res::Stopped; new.resources.len()];
-                        old = new.clone();
                     }
-                    specs.push(old);
+                    specs.push(spec);
                     groups.push(st);
                 }
             }
@@ -316,4 +296,36 @@ pub(super) fn restart_needed(old: &ClusterSpec, new: &ClusterSpec) -> Option<Str
         return Some("quorum settings changed (only no_quorum_policy can be reloaded)".into());
     }
     None
+}
+
+/// Puts `item` in `list` (once) or takes it out.
+fn set_member<T: PartialEq>(list: &mut Vec<T>, item: T, on: bool) {
+    list.retain(|x| *x != item);
+    if on {
+        list.push(item);
+    }
+}
+
+/// A group kept across a reload, with the spec it runs under now. A policy-only change
+/// (prefer, failback, thresholds, ...) takes effect at the next decision and nothing
+/// restarts; changed resources that may run here are restarted (true), the new ones
+/// replacing the old once those stopped; otherwise the new resources replace the old.
+fn keep_group(
+    old: GroupSpec,
+    mut st: GroupState,
+    new: &GroupSpec,
+) -> (GroupSpec, GroupState, bool) {
+    st.retiring = false;
+    // A reload that undoes a pending change simply cancels it.
+    st.pending = None;
+    if old.resources == new.resources && old.resources_revision == new.resources_revision {
+        return (new.clone(), st, false);
+    }
+    if st.may_run() || st.op.is_some() {
+        st.pending = Some(new.clone());
+        st.restart_from = Some(0);
+        return (old, st, true);
+    }
+    st.res = vec![Res::Stopped; new.resources.len()];
+    (new.clone(), st, false)
 }

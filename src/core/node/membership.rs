@@ -23,6 +23,38 @@ pub(super) struct Peer {
 }
 
 impl Peer {
+    /// Reads the link detectors at `now`: which links went down or came back, and
+    /// whether the peer as a whole did (up while any link delivers). `name` is the
+    /// peer's, for the events.
+    fn observe(&mut self, now: Instant, name: impl Fn() -> String) -> Vec<(EventKind, Reason)> {
+        let mut seen = Vec::new();
+        for (k, d) in self.links.iter().enumerate() {
+            let s = d.state(now);
+            let was = self.link_state[k];
+            if s == was {
+                continue;
+            }
+            self.link_state[k] = s;
+            let peer = name();
+            if was.delivers() && !s.delivers() {
+                seen.push((EventKind::LinkDown, Reason::LinkDown { link: k, peer }));
+            } else if !was.delivers() && s.delivers() && was != LinkState::Unknown {
+                seen.push((EventKind::LinkUp, Reason::LinkUp { link: k, peer }));
+            }
+        }
+        let up = self.link_state.iter().any(|s| s.delivers());
+        if up != self.up {
+            self.up = up;
+            self.up_since = up.then_some(now);
+            seen.push(if up {
+                (EventKind::NodeUp, Reason::NodeUp { peer: name() })
+            } else {
+                (EventKind::NodeDown, Reason::NodeDown { peer: name() })
+            });
+        }
+        seen
+    }
+
     /// A heartbeat from a newer incarnation: the peer restarted, forget what it said.
     fn restarted(&mut self, incarnation: u64) {
         self.incarnation = incarnation;
@@ -169,99 +201,53 @@ impl Node {
     }
 
     pub(super) fn update_membership(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let initdead_over = now.saturating_since(self.started_at) >= self.spec.timing.initdead;
         let spec = &self.spec;
-        let name = |id: NodeId| {
-            spec.node(id)
-                .map_or_else(|| id.to_string(), |n| n.name.clone())
-        };
         for (&id, peer) in self.peers.iter_mut() {
-            for (k, d) in peer.links.iter().enumerate() {
-                let s = d.state(now);
-                let was = peer.link_state[k];
-                if s != was {
-                    peer.link_state[k] = s;
-                    if was.delivers() && !s.delivers() {
-                        out.push(event(
-                            EventKind::LinkDown,
-                            Some(id),
-                            None,
-                            Reason::LinkDown {
-                                link: k,
-                                peer: name(id),
-                            },
-                        ));
-                    } else if !was.delivers() && s.delivers() && was != LinkState::Unknown {
-                        out.push(event(
-                            EventKind::LinkUp,
-                            Some(id),
-                            None,
-                            Reason::LinkUp {
-                                link: k,
-                                peer: name(id),
-                            },
-                        ));
-                    }
-                }
-            }
-            let up = peer.link_state.iter().any(|s| s.delivers());
-            if up != peer.up {
-                peer.up = up;
-                if up {
-                    peer.up_since = Some(now);
-                    out.push(event(
-                        EventKind::NodeUp,
-                        Some(id),
-                        None,
-                        Reason::NodeUp { peer: name(id) },
-                    ));
-                } else {
-                    peer.up_since = None;
-                    out.push(event(
-                        EventKind::NodeDown,
-                        Some(id),
-                        None,
-                        Reason::NodeDown { peer: name(id) },
-                    ));
-                }
+            let name = || {
+                spec.node(id)
+                    .map_or_else(|| id.to_string(), |n| n.name.clone())
+            };
+            for (kind, reason) in peer.observe(now, name) {
+                out.push(event(kind, Some(id), None, reason));
             }
         }
-        let _ = initdead_over;
         if !self.seen_all && self.peers.values().all(|p| p.ever_seen) {
             self.seen_all = true;
         }
-        let present = self.votes_present();
-        let expected = self.spec.expected_votes();
-        let quorate = quorum::is_quorate(present, expected, self.spec.quorum.two_node);
-        if quorate != self.quorate() {
-            self.quorate_since = quorate.then_some(now);
-            self.send_asap = true;
-            let kind = if quorate {
-                EventKind::QuorumGained
-            } else {
-                EventKind::QuorumLost
-            };
-            out.push(event(
-                kind,
-                Some(self.me),
-                None,
-                Reason::Votes { present, expected },
-            ));
-        }
+        self.update_quorum(now, out);
         // Where holder records are what keeps takeovers safe, a node that lost them must
         // hear every node (each gossips its holder record) before it votes again.
         let need_all = self.spec.quorum.wait_for_all || !self.lease_enforced();
         if self.state_lost && self.quorate() && !self.in_quiet(now) && (self.seen_all || !need_all)
         {
             self.state_lost = false;
-            out.push(event(
+            let rebuilt = event(
                 EventKind::Decision,
                 Some(self.me),
                 None,
                 Reason::StateRebuilt,
-            ));
+            );
+            out.push(rebuilt);
             self.persist(out);
         }
+    }
+
+    fn update_quorum(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let present = self.votes_present();
+        let expected = self.spec.expected_votes();
+        let quorate = quorum::is_quorate(present, expected, self.spec.quorum.two_node);
+        if quorate == self.quorate() {
+            return;
+        }
+        self.quorate_since = quorate.then_some(now);
+        self.send_asap = true;
+        let kind = if quorate {
+            EventKind::QuorumGained
+        } else {
+            EventKind::QuorumLost
+        };
+        let votes = Reason::Votes { present, expected };
+        out.push(event(kind, Some(self.me), None, votes));
     }
 
     pub(super) fn quorate(&self) -> bool {
