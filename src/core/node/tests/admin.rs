@@ -18,7 +18,7 @@ fn a_move_to_a_witness_is_refused_and_records_nothing() {
     let refusal = Reason::MoveRefused(Refusal::Witness {
         node: "gamma".into(),
     });
-    assert_eq!(admin, [refusal.clone()]);
+    assert_eq!(admin.as_slice(), std::slice::from_ref(&refusal));
     assert!(refusal.refuses_move());
     assert_eq!(refusal.to_string(), "move refused: gamma is a witness");
     assert!(!out.iter().any(|a| matches!(a, Action::Persist(_))));
