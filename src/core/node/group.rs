@@ -153,6 +153,14 @@ impl GroupState {
             || self.op.is_some_and(|(_, _, k)| k == OpKind::Start)
     }
 
+    /// A start or monitor of resource `idx` failed at `now`: it may be running, and the
+    /// failure counts towards the group's threshold.
+    pub(super) fn failed_at(&mut self, now: Instant, idx: usize, what: String) {
+        self.res[idx] = Res::Unknown;
+        self.failures.push(now);
+        self.last_failure = Some(what);
+    }
+
     /// Stop everything here and, as the owner, release the group once stopped (a failed
     /// start, or failures past the group's threshold).
     pub(super) fn give_up(&mut self) {

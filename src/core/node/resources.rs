@@ -61,10 +61,8 @@ impl Node {
         let resource = self.resource_name(gi, idx);
         let me = self.me;
         let g = &mut self.groups[gi];
-        g.res[idx] = Res::Unknown;
-        g.failures.push(now);
+        g.failed_at(now, idx, format!("{resource}: start {}", describe(&result)));
         g.banned = true;
-        g.last_failure = Some(format!("{resource}: start {}", describe(&result)));
         let reason = Reason::StartFailed { resource, result };
         out.push(event(
             EventKind::ResourceFailed,
@@ -91,11 +89,13 @@ impl Node {
         let (failure_timeout, threshold) = (gs.failure_timeout, gs.migration_threshold);
         let me = self.me;
         let g = &mut self.groups[gi];
-        g.res[idx] = Res::Unknown;
-        g.failures.push(now);
+        g.failed_at(
+            now,
+            idx,
+            format!("{resource}: monitor {}", describe(&result)),
+        );
         g.failures
             .retain(|t| now.saturating_since(*t) < failure_timeout);
-        g.last_failure = Some(format!("{resource}: monitor {}", describe(&result)));
         g.next_monitor = None;
         g.monitor_cursor = None;
         let count = g.failures.len() as u32;

@@ -38,6 +38,10 @@ fn voter() -> Node {
     Node::new(spec, NodeId(3), boot, Instant::ZERO)
 }
 
+fn hear(v: &mut Node, at: Instant, heartbeat: Heartbeat) {
+    v.handle(at, Input::Heartbeat { link: 0, heartbeat });
+}
+
 fn granted_to(node: &Node, now: Instant) -> Option<(NodeId, Term)> {
     let hb = node.build_heartbeat(now);
     hb.grants
@@ -50,13 +54,7 @@ fn granted_to(node: &Node, now: Instant) -> Option<(NodeId, Term)> {
 fn a_voter_grants_nothing_in_its_quiet_period() {
     let mut v = voter();
     let at = Instant::ZERO + ms(500);
-    v.handle(
-        at,
-        Input::Heartbeat {
-            link: 0,
-            heartbeat: claim(1, 1, 1, at),
-        },
-    );
+    hear(&mut v, at, claim(1, 1, 1, at));
     assert_eq!(granted_to(&v, at), None);
 }
 
@@ -64,13 +62,7 @@ fn a_voter_grants_nothing_in_its_quiet_period() {
 fn a_voter_grants_a_candidate_after_its_quiet_period() {
     let mut v = voter();
     let at = Instant::ZERO + ms(1500);
-    v.handle(
-        at,
-        Input::Heartbeat {
-            link: 0,
-            heartbeat: claim(1, 1, 1, at),
-        },
-    );
+    hear(&mut v, at, claim(1, 1, 1, at));
     assert_eq!(granted_to(&v, at), Some((NodeId(1), Term(1))));
 }
 
@@ -78,30 +70,12 @@ fn a_voter_grants_a_candidate_after_its_quiet_period() {
 fn a_promise_keeps_a_second_candidate_waiting_until_it_runs_out() {
     let mut v = voter();
     let at = Instant::ZERO + ms(1500);
-    v.handle(
-        at,
-        Input::Heartbeat {
-            link: 0,
-            heartbeat: claim(1, 1, 1, at),
-        },
-    );
+    hear(&mut v, at, claim(1, 1, 1, at));
     let later = at + ms(400);
-    v.handle(
-        later,
-        Input::Heartbeat {
-            link: 0,
-            heartbeat: claim(2, 1, 2, later),
-        },
-    );
+    hear(&mut v, later, claim(2, 1, 2, later));
     assert_eq!(granted_to(&v, later), Some((NodeId(1), Term(1))));
     // alpha falls silent: once the promise (deadtime) ran out, beta gets the grant.
     let after = at + ms(1001);
-    v.handle(
-        after,
-        Input::Heartbeat {
-            link: 0,
-            heartbeat: claim(2, 2, 2, after),
-        },
-    );
+    hear(&mut v, after, claim(2, 2, 2, after));
     assert_eq!(granted_to(&v, after), Some((NodeId(2), Term(2))));
 }
