@@ -111,7 +111,7 @@ impl Node {
             }
         }
         self.persist(out);
-        self.send_asap = true;
+        self.sending.asap = true;
     }
 
     /// Apply one input; the returned actions must be carried out in order.
@@ -192,7 +192,7 @@ impl Node {
         for peer in self.peers.values_mut() {
             peer.digest_warned = false;
         }
-        self.send_asap = true;
+        self.sending.asap = true;
         self.evaluate(now, &mut out);
         self.drop_retired();
         Ok(out)
@@ -251,7 +251,7 @@ impl Node {
         let mut out = Vec::new();
         if !self.leaving {
             self.leaving = true;
-            self.send_asap = true;
+            self.sending.asap = true;
             out.push(event(
                 EventKind::Decision,
                 Some(self.me),

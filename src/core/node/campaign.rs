@@ -35,13 +35,13 @@ impl Node {
         let me = self.me;
         if self.groups[gi].holders.release(me, Term(u64::MAX)) {
             self.persist(out);
-            self.send_asap = true;
+            self.sending.asap = true;
         }
         let known = &mut self.groups[gi].known;
         if known.owner == Some(me) && known.phase != Phase::Released {
             known.phase = Phase::Released;
             known.handoff_to = None;
-            self.send_asap = true;
+            self.sending.asap = true;
         }
     }
 
@@ -221,7 +221,7 @@ impl Node {
             grants: BTreeMap::new(),
         };
         self.persist(out);
-        self.send_asap = true;
+        self.sending.asap = true;
         let gone = match known.owner {
             Some(o) if o != self.me && known.phase != Phase::Released => Some(self.name(o)),
             _ => None,

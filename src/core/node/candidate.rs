@@ -123,7 +123,7 @@ impl Node {
         // Persist the ownership before starting anything: after a crash this node
         // must know it may have left resources running at this term.
         self.persist(out);
-        self.send_asap = true;
+        self.sending.asap = true;
         out.push(Action::Event(Event {
             kind: EventKind::BecameOwner,
             node: Some(self.me),
@@ -145,7 +145,7 @@ impl Node {
         if g.promise.is_some_and(|p| p.to == me) {
             g.promise = None;
         }
-        self.send_asap = true;
+        self.sending.asap = true;
         self.set_reason(gi, why, out);
     }
 }

@@ -332,7 +332,7 @@ impl Node {
                     p.up = false;
                     p.claims.clear();
                 }
-                self.send_asap = true;
+                self.sending.asap = true;
                 out.push(event(
                     EventKind::FenceSucceeded,
                     Some(target),

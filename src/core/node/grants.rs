@@ -138,7 +138,7 @@ impl Node {
                 if g.holders.record(g.id, r.term, from, from_inc) {
                     self.persist_due = true;
                 }
-                self.send_asap = true;
+                self.sending.asap = true;
             }
         }
     }

@@ -131,7 +131,7 @@ impl Node {
             return;
         }
         let from_name = self.name(from);
-        let (me, my_seq, my_digest) = (self.me, self.seq, self.spec.digest);
+        let (me, my_seq, my_digest) = (self.me, self.sending.seq, self.spec.digest);
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
@@ -240,7 +240,7 @@ impl Node {
             return;
         }
         self.quorate_since = quorate.then_some(now);
-        self.send_asap = true;
+        self.sending.asap = true;
         let kind = if quorate {
             EventKind::QuorumGained
         } else {

@@ -62,6 +62,7 @@ use fencing::{FenceJob, FenceNeed, FenceWhy, Fences};
 use group::{AfterStop, Goal, GroupState, Known, Promise, Res, Role};
 use membership::Peer;
 use owner::Held;
+use report::Sending;
 
 /// knows what it must stop and release), and the admin state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,12 +124,8 @@ pub struct Node {
     spec: ClusterSpec,
     me: NodeId,
     incarnation: u64,
-    rng: ChaCha8Rng,
     started_at: Instant,
-    seq: u64,
-    last_send: Option<Instant>,
-    next_send: Instant,
-    send_asap: bool,
+    sending: Sending,
     peers: BTreeMap<NodeId, Peer>,
     groups: Vec<GroupState>,
     /// Since when this node has quorum; None while it has none. For a deadtime after it
@@ -201,12 +198,14 @@ impl Node {
             admin: persisted.admin.clone(),
             me,
             incarnation: boot.incarnation,
-            rng: ChaCha8Rng::seed_from_u64(boot.seed),
             started_at: now,
-            seq: 0,
-            last_send: None,
-            next_send: now,
-            send_asap: true,
+            sending: Sending {
+                rng: ChaCha8Rng::seed_from_u64(boot.seed),
+                seq: 0,
+                last: None,
+                next: now,
+                asap: true,
+            },
             peers,
             groups,
             quorate_since: None,
@@ -262,7 +261,7 @@ impl Node {
             Input::Health { ok } => {
                 if self.healthy != ok {
                     self.healthy = ok;
-                    self.send_asap = true;
+                    self.sending.asap = true;
                     out.push(event(
                         EventKind::Decision,
                         Some(self.me),
@@ -293,12 +292,12 @@ impl Node {
                 best = Some((at, why));
             }
         };
-        consider(self.next_send, "heartbeat");
-        if self.send_asap {
+        consider(self.sending.next, "heartbeat");
+        if self.sending.asap {
             consider(self.earliest_triggered_send(), "triggered heartbeat");
         }
         let quiet_end = self.started_at + self.spec.timing.promise();
-        if self.last_send.is_some_and(|l| l < quiet_end) {
+        if self.sending.last.is_some_and(|l| l < quiet_end) {
             consider(quiet_end, "grant quiet period ends");
         }
         for peer in self.peers.values() {

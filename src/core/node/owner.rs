@@ -199,7 +199,7 @@ impl Node {
         g.next_monitor = None;
         g.monitor_cursor = None;
         g.restart_from = None;
-        self.send_asap = true;
+        self.sending.asap = true;
         out.push(Action::Event(Event {
             kind: EventKind::LostOwnership,
             node: Some(me),
@@ -241,7 +241,7 @@ impl Node {
         let gid = g.id;
         self.persisted.owned.retain(|(id, _)| *id != gid);
         self.persist(out);
-        self.send_asap = true;
+        self.sending.asap = true;
         out.push(Action::Event(Event {
             kind: EventKind::GroupStopped,
             node: Some(me),

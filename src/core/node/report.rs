@@ -6,24 +6,37 @@
 
 use super::*;
 
+/// When this node sends: the sequence number of its latest heartbeat, when it went out,
+/// when the next regular one is due, whether a change asks for one sooner, and the
+/// generator of the interval's jitter.
+pub(super) struct Sending {
+    pub(super) rng: ChaCha8Rng,
+    pub(super) seq: u64,
+    pub(super) last: Option<Instant>,
+    pub(super) next: Instant,
+    /// Something changed (a release, a claim, a grant): send as soon as the minimum
+    /// gap allows.
+    pub(super) asap: bool,
+}
+
 impl Node {
     pub(super) fn earliest_triggered_send(&self) -> Instant {
         let gap = (self.spec.timing.interval / MIN_SEND_GAP_DIVISOR).min(MAX_TRIGGERED_SEND_GAP);
-        self.last_send.map(|l| l + gap).unwrap_or(Instant::ZERO)
+        self.sending.last.map(|l| l + gap).unwrap_or(Instant::ZERO)
     }
 
     pub(super) fn maybe_send(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let due =
-            now >= self.next_send || (self.send_asap && now >= self.earliest_triggered_send());
+        let due = now >= self.sending.next
+            || (self.sending.asap && now >= self.earliest_triggered_send());
         if !due {
             return;
         }
-        self.send_asap = false;
-        self.seq += 1;
-        self.last_send = Some(now);
+        self.sending.asap = false;
+        self.sending.seq += 1;
+        self.sending.last = Some(now);
         let interval = self.spec.timing.interval.as_nanos() as f64;
-        let jitter = self.rng.random_range(-0.1..=0.1) * interval;
-        self.next_send = now + Duration::from_nanos((interval + jitter).max(1.0) as u64);
+        let jitter = self.sending.rng.random_range(-0.1..=0.1) * interval;
+        self.sending.next = now + Duration::from_nanos((interval + jitter).max(1.0) as u64);
         self.renew_own_votes(now);
         // Owner leases: our own grant just moved; recompute.
         self.refresh_leases();
@@ -89,7 +102,7 @@ impl Node {
         Heartbeat {
             from: me,
             incarnation: self.incarnation,
-            seq: self.seq,
+            seq: self.sending.seq,
             sent_at: now,
             config_digest: self.spec.digest,
             flags: self.flags(now),

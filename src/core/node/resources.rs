@@ -71,7 +71,7 @@ impl Node {
             reason,
         ));
         g.give_up();
-        self.send_asap = true;
+        self.sending.asap = true;
     }
 
     /// A failed monitor restarts the group in place, or moves it away once the group's
@@ -118,7 +118,7 @@ impl Node {
         ));
         if moving {
             g.give_up();
-            self.send_asap = true;
+            self.sending.asap = true;
         } else {
             g.restart_from = Some(idx);
         }
@@ -148,7 +148,7 @@ impl Node {
                 if let Role::Owner { failed, .. } = &mut g.role {
                     *failed = true;
                 }
-                self.send_asap = true;
+                self.sending.asap = true;
             }
         }
     }
@@ -170,7 +170,7 @@ impl Node {
             }
             g.banned = false;
             g.last_failure = None;
-            self.send_asap = true;
+            self.sending.asap = true;
             out.push(event(
                 EventKind::Decision,
                 Some(me),
@@ -246,7 +246,7 @@ impl Node {
             g.known.phase = Phase::Running;
             g.monitor_cursor = None;
             g.next_monitor = Some(now + monitor_interval);
-            self.send_asap = true;
+            self.sending.asap = true;
             out.push(Action::Event(Event {
                 kind: EventKind::GroupStarted,
                 node: Some(me),
