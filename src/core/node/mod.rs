@@ -19,6 +19,13 @@
 //!   shortly before the end if the worker itself is silent.
 //! - Where a lease cannot prove safety (two_node, a failed stop, `fence: always`, the
 //!   `freeze` policy) a candidate first fences the previous owner.
+//!
+//! The parts, one file each: `membership` (peers, detectors, quorum), `grants` (the
+//! voter's side), `ownership` (eligibility, ranking, the dispatch by role and the
+//! recorded decision), `owner`, `candidate` and `campaign` (what an owner, a candidate
+//! and an idle node decide), `fencing`, `resources`, `admin` (commands, reloads,
+//! shutdown), `report` (the heartbeat sent) and `status`; `group` is the per-group
+//! state. This file holds the `Node`, its inputs, deadlines and persistence.
 
 use super::decision::{ClaimState, Decision, Ineligible, RunsHere};
 use super::detector::{Detector, LinkState};
@@ -41,8 +48,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// What must survive a restart: the highest term seen per group (so a restarted node
-/// never reuses one), the terms at which this node owned groups (so after a crash it
 mod admin;
 mod campaign;
 mod candidate;
@@ -64,6 +69,8 @@ use membership::Peer;
 use owner::Held;
 use report::Sending;
 
+/// What must survive a restart: the highest term seen per group (so a restarted node
+/// never reuses one), the terms at which this node owned groups (so after a crash it
 /// knows what it must stop and release), and the admin state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistentState {
