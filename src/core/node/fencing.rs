@@ -309,61 +309,51 @@ impl Node {
             return;
         };
         match result {
-            FenceResult::Off => {
-                // A power-off ends whatever incarnation runs, which is at least every
-                // incarnation we know of.
-                let known = self
-                    .groups
-                    .iter()
-                    .filter_map(|g| g.holders.of(target))
-                    .map(|h| h.incarnation);
-                let peer = self.peers.get(&target).map(|p| p.incarnation).unwrap_or(0);
-                let incarnation = known
-                    .chain([incarnation, peer])
-                    .max()
-                    .unwrap_or(incarnation);
-                self.fencing.jobs.remove(&target);
-                self.fencing.by_me.insert(target, incarnation);
-                self.learn_fence(target, incarnation);
-                if let Some(p) = self.peers.get_mut(&target) {
-                    for d in &mut p.links {
-                        d.reset();
-                    }
-                    p.up = false;
-                    p.claims.clear();
-                }
-                self.sending.asap = true;
-                out.push(event(
-                    EventKind::FenceSucceeded,
-                    Some(target),
-                    None,
-                    Reason::Fenced {
-                        target: self.name(target),
-                    },
-                ));
-            }
+            FenceResult::Off => self.fenced_off(target, incarnation, out),
             FenceResult::Failed(error) => {
-                let at = now + self.spec.fencing.retry_interval;
-                self.fencing.jobs.insert(
-                    target,
-                    FenceJob::Retry {
-                        at,
-                        incarnation,
-                        why,
-                    },
-                );
-                out.push(event(
-                    EventKind::FenceFailed,
-                    Some(target),
-                    None,
-                    Reason::FenceFailed {
-                        target: self.name(target),
-                        error,
-                        retry: self.spec.fencing.retry_interval,
-                    },
-                ));
+                let retry = self.spec.fencing.retry_interval;
+                let job = FenceJob::Retry {
+                    at: now + retry,
+                    incarnation,
+                    why,
+                };
+                self.fencing.jobs.insert(target, job);
+                let target_name = self.name(target);
+                let reason = Reason::FenceFailed {
+                    target: target_name,
+                    error,
+                    retry,
+                };
+                out.push(event(EventKind::FenceFailed, Some(target), None, reason));
             }
         }
+    }
+
+    /// A fence of `target` (asked for at `incarnation`) confirmed it off.
+    fn fenced_off(&mut self, target: NodeId, incarnation: u64, out: &mut Vec<Action>) {
+        // A power-off ends whatever incarnation runs, which is at least every
+        // incarnation we know of.
+        let known = self
+            .groups
+            .iter()
+            .filter_map(|g| g.holders.of(target))
+            .map(|h| h.incarnation);
+        let peer = self.peers.get(&target).map(|p| p.incarnation).unwrap_or(0);
+        let incarnation = known
+            .chain([incarnation, peer])
+            .max()
+            .unwrap_or(incarnation);
+        self.fencing.jobs.remove(&target);
+        self.fencing.by_me.insert(target, incarnation);
+        self.learn_fence(target, incarnation);
+        if let Some(p) = self.peers.get_mut(&target) {
+            p.powered_off();
+        }
+        self.sending.asap = true;
+        let reason = Reason::Fenced {
+            target: self.name(target),
+        };
+        out.push(event(EventKind::FenceSucceeded, Some(target), None, reason));
     }
 
     pub(super) fn self_fence(&mut self, reason: Reason, out: &mut Vec<Action>) {

@@ -62,6 +62,23 @@ pub(super) enum Role {
     },
 }
 
+impl Role {
+    /// A term we owned before a restart is still ours until we have stopped everything
+    /// and said so: claim it as Stopping. No lease can be proven after a restart: stop
+    /// at once. Voters that still promise us keep renewing while we claim the term as
+    /// Stopping, so nobody takes over before we released.
+    fn recovering(term: Term, now: Instant) -> Role {
+        Role::Owner {
+            term,
+            grants: BTreeMap::new(),
+            lease_until: now,
+            after_stop: Some(AfterStop::Release { handoff_to: None }),
+            failed: false,
+            recovering: true,
+        }
+    }
+}
+
 impl GroupState {
     /// A group's state when the node starts: whatever may run from before is stopped
     /// first, and a term this node owned before the restart is claimed as stopping.
@@ -101,20 +118,8 @@ impl GroupState {
                     .copied(),
             ),
             handoff_seen: None,
-            // A term we owned before a restart is still ours until we have
-            // stopped everything and said so: claim it as Stopping.
             role: if owned && term > Term(0) {
-                Role::Owner {
-                    term,
-                    grants: BTreeMap::new(),
-                    // No lease can be proven after a restart: stop at once. Voters
-                    // that still promise us keep renewing while we claim the term
-                    // as Stopping, so nobody takes over before we released.
-                    lease_until: now,
-                    after_stop: Some(AfterStop::Release { handoff_to: None }),
-                    failed: false,
-                    recovering: true,
-                }
+                Role::recovering(term, now)
             } else {
                 Role::Idle
             },
@@ -159,6 +164,34 @@ impl GroupState {
         self.res[idx] = Res::Unknown;
         self.failures.push(now);
         self.last_failure = Some(what);
+    }
+
+    /// The next step of a monitor sweep of a running group: the sweep in progress, or a
+    /// new one every `interval`.
+    pub(super) fn next_monitor_op(
+        &mut self,
+        now: Instant,
+        interval: Duration,
+    ) -> Option<(usize, OpKind)> {
+        let n = self.res.len();
+        if n == 0 {
+            return None;
+        }
+        if let Some(i) = self.monitor_cursor {
+            return Some((i.min(n - 1), OpKind::Monitor));
+        }
+        match self.next_monitor {
+            None => {
+                self.next_monitor = Some(now + interval);
+                None
+            }
+            Some(at) if now >= at => {
+                self.next_monitor = None;
+                self.monitor_cursor = Some(0);
+                Some((0, OpKind::Monitor))
+            }
+            Some(_) => None,
+        }
     }
 
     /// Stop everything here and, as the owner, release the group once stopped (a failed

@@ -23,6 +23,15 @@ pub(super) struct Peer {
 }
 
 impl Peer {
+    /// The peer was fenced: it is down and claims nothing until heard again.
+    pub(super) fn powered_off(&mut self) {
+        for d in &mut self.links {
+            d.reset();
+        }
+        self.up = false;
+        self.claims.clear();
+    }
+
     /// Reads the link detectors at `now`: which links went down or came back, and
     /// whether the peer as a whole did (up while any link delivers). `name` is the
     /// peer's, for the events.

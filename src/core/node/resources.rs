@@ -257,24 +257,7 @@ impl Node {
             out.push(Action::Announce { group: g.id });
             return None;
         }
-        if n == 0 {
-            return None;
-        }
-        if let Some(i) = g.monitor_cursor {
-            return Some((i.min(n - 1), OpKind::Monitor));
-        }
-        match g.next_monitor {
-            None => {
-                g.next_monitor = Some(now + monitor_interval);
-                None
-            }
-            Some(at) if now >= at => {
-                g.next_monitor = None;
-                g.monitor_cursor = Some(0);
-                Some((0, OpKind::Monitor))
-            }
-            Some(_) => None,
-        }
+        g.next_monitor_op(now, monitor_interval)
     }
 
     /// A reload's new resources replace the old ones once the old ones stopped.
