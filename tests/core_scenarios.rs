@@ -529,8 +529,12 @@ fn a_move_to_a_node_that_can_never_own_the_group_is_refused_not_remembered() {
             to: Some(NodeId(3)),
         }),
     );
+    let witness = tandem::core::reason::Refusal::Witness { node: "n3".into() };
     let refused = out.iter().any(|a| {
-        matches!(a, tandem::core::Action::Event(e) if e.reason == "move refused: n3 is a witness")
+        matches!(a, tandem::core::Action::Event(e)
+            if e.reason == tandem::core::Reason::MoveRefused(witness.clone())
+                && e.reason.refuses_move()
+                && e.reason.to_string() == "move refused: n3 is a witness")
     });
     assert!(refused, "{out:?}");
     let persisted = out

@@ -433,5 +433,7 @@ fn event(reason: &str) -> tandem::control::EventRecord {
         group: None,
         term: None,
         reason: reason.into(),
+        decision: None,
+        wait_ms: None,
     }
 }

@@ -117,7 +117,7 @@ pub fn from_core(event: &Event, config: &Config, local: NodeId) -> Option<HookEv
                 .map_or_else(|| format!("{g:?}"), |c| c.name.clone())
         }),
         term: event.term.map(|t| t.0),
-        reason: event.reason.clone(),
+        reason: event.reason.to_string(),
     })
 }
 

@@ -209,7 +209,7 @@ pub struct StatusReport {
 }
 
 /// One event as kept in the daemon's ring for `tandemctl events`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     /// Wall-clock time of the event, milliseconds since the Unix epoch.
     pub unix_ms: u64,
@@ -220,7 +220,16 @@ pub struct EventRecord {
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<u64>,
+    /// The sentence: `Display` of the core's typed reason.
     pub reason: String,
+    /// The stable kebab-case tag of the typed reason (`lease-wait`, `candidate`,
+    /// `node-down`, ...): what readers key on, never the sentence. Absent from daemons
+    /// that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// On `lease-wait` decisions: the remaining wait in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<f64>,
 }
 
 /// Why a request line could not be turned into a [`Request`].

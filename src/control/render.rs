@@ -295,6 +295,8 @@ mod tests {
                 group: Some("web".into()),
                 term: Some(7),
                 reason: "took over ".repeat(20),
+                decision: None,
+                wait_ms: None,
             }],
         }
     }

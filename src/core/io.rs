@@ -8,6 +8,7 @@
 
 use super::ids::{GroupId, NodeId, Term};
 use super::message::Heartbeat;
+use super::reason::Reason;
 use std::time::Duration;
 
 // A heartbeat is moved in and out exactly once per event; boxing it would only add an
@@ -130,8 +131,9 @@ pub struct Event {
     pub node: Option<NodeId>,
     pub group: Option<GroupId>,
     pub term: Option<Term>,
-    /// A short human reason: `n1 lost quorum`, `failback off: staying on n2`.
-    pub reason: String,
+    /// What happened or why, typed; its `Display` is the short human sentence
+    /// (`n1 lost quorum`, `failback off: staying on n2`).
+    pub reason: Reason,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

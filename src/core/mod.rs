@@ -7,6 +7,7 @@
 //! here touches the world, the simulator in `crate::sim` can run thousands of seeded
 //! clusters and check the safety invariants after every step.
 
+pub mod decision;
 pub mod detector;
 pub mod holders;
 pub mod ids;
@@ -14,15 +15,18 @@ pub mod io;
 pub mod message;
 pub mod node;
 pub mod quorum;
+pub mod reason;
 pub mod spec;
 pub mod status;
 pub mod time;
 
+pub use decision::Decision;
 pub use ids::{GroupId, NodeId, Term};
 pub use io::{
     Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind, OpResult,
 };
 pub use message::Heartbeat;
 pub use node::{Boot, Node, PersistentState, ReconfigureError};
+pub use reason::Reason;
 pub use spec::ClusterSpec;
 pub use time::Instant;

@@ -58,11 +58,9 @@ impl<E: Executor> HeartbeatLoop<E> {
         };
         let owner_before = self.group_of(&admin).and_then(|g| self.owner_name(g));
         let notes = self.admin(admin.clone())?;
-        // The core says why it refused in the event it emits (both start with "move").
-        let refused =
-            |n: &&String| n.contains("no other eligible node") || n.contains("move refused");
-        if let Some(refusal) = notes.iter().find(refused) {
-            return Ok(Response::error(refusal.clone()));
+        // The core says why it refused in the event it emits.
+        if let Some(refusal) = notes.iter().find(|r| r.refuses_move()) {
+            return Ok(Response::error(refusal.to_string()));
         }
         Ok(Response::done(self.summary(&command, &admin, owner_before)))
     }
@@ -167,7 +165,7 @@ impl<E: Executor> HeartbeatLoop<E> {
 
     /// Applies an admin command like [`Self::step`] and returns the reasons of the
     /// admin events it produced (a refused move says why there).
-    fn admin(&mut self, admin: AdminCommand) -> Result<Vec<String>, LoopError> {
+    fn admin(&mut self, admin: AdminCommand) -> Result<Vec<crate::core::Reason>, LoopError> {
         let actions = self.node.handle(clock::now(), Input::Admin(admin));
         let notes = actions
             .iter()

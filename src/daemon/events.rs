@@ -94,6 +94,65 @@ pub fn record(spec: &ClusterSpec, event: &Event, unix_ms: u64) -> EventRecord {
                 .unwrap_or_else(|| format!("{g:?}"))
         }),
         term: event.term.map(|t| t.0),
-        reason: event.reason.clone(),
+        reason: event.reason.to_string(),
+        decision: Some(event.reason.tag().to_string()),
+        wait_ms: event.reason.lease_wait().map(|d| d.as_secs_f64() * 1000.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Decision, EventKind, GroupId, NodeId, Reason, Term};
+    use std::time::Duration;
+
+    fn spec() -> ClusterSpec {
+        crate::sim::ScenarioBuilder::new(3).build().spec
+    }
+
+    fn decision(d: Decision) -> Event {
+        Event {
+            kind: EventKind::Decision,
+            node: Some(NodeId(2)),
+            group: Some(GroupId(1)),
+            term: Some(Term(4)),
+            reason: Reason::Decision(d),
+        }
+    }
+
+    #[test]
+    fn a_lease_wait_is_recorded_with_its_tag_and_remaining_wait() {
+        let event = decision(Decision::LeaseWait {
+            holder: "n1".into(),
+            remaining: Duration::from_micros(523_250),
+        });
+        let r = record(&spec(), &event, 5);
+        assert_eq!(r.kind, "decision");
+        assert_eq!(r.node.as_deref(), Some("n2"));
+        assert_eq!(r.term, Some(4));
+        assert_eq!(r.reason, "waiting for lease of n1 to expire (523 ms)");
+        assert_eq!(r.decision.as_deref(), Some("lease-wait"));
+        assert_eq!(r.wait_ms, Some(523.25));
+    }
+
+    #[test]
+    fn only_a_lease_wait_carries_a_wait() {
+        let event = decision(Decision::Candidate {
+            term: Term(4),
+            have: 1,
+            needed: 2,
+        });
+        let r = record(&spec(), &event, 5);
+        assert_eq!(r.decision.as_deref(), Some("candidate"));
+        assert_eq!(r.wait_ms, None);
+        let json = serde_json::to_string(&r).expect("serialize");
+        assert!(!json.contains("wait_ms"), "{json}");
+    }
+
+    #[test]
+    fn records_without_the_typed_fields_still_parse() {
+        let old = r#"{"unix_ms":1,"kind":"node-down","node":"n2","reason":"n2 is down: no heartbeat on any link"}"#;
+        let r: EventRecord = serde_json::from_str(old).expect("old JSON parses");
+        assert_eq!((r.decision, r.wait_ms), (None, None));
     }
 }

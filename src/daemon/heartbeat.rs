@@ -187,10 +187,15 @@ impl<E: Executor> HeartbeatLoop<E> {
             Action::Persist(state) => self.state.save(&state)?,
             Action::Event(event) => {
                 let record = events::record(&self.spec, &event, clock::realtime_ns() / 1_000_000);
+                // The fields are the shared contract with log readers (the lab): they
+                // decide on `kind`, `decision` and `wait_ms`, never on the sentence.
                 tracing::info!(
                     kind = record.kind.as_str(),
                     node = record.node.as_deref().unwrap_or(""),
                     group = record.group.as_deref().unwrap_or(""),
+                    term = record.term.unwrap_or(0),
+                    decision = record.decision.as_deref().unwrap_or(""),
+                    wait_ms = record.wait_ms,
                     "{}",
                     record.reason
                 );

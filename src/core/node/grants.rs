@@ -1,0 +1,188 @@
+//! The voter's side: merging what peers report about groups and terms, and granting
+//! (promising) a group to one candidate at a time.
+
+use super::*;
+
+impl Node {
+    /// Merge one group report into what this node knows; true when a term grew (which
+    /// must be persisted before anything that depends on it).
+    pub(super) fn merge_report(&mut self, from: NodeId, from_inc: u64, r: &GroupReport) -> bool {
+        let rank_of = |node: NodeId, spec: &ClusterSpec| {
+            let n = spec.node(node);
+            (
+                n.map(|n| n.priority).unwrap_or(i32::MIN),
+                std::cmp::Reverse(node),
+            )
+        };
+        let spec = &self.spec;
+        let Some(g) = self.groups.iter_mut().find(|g| g.id == r.group) else {
+            return false;
+        };
+        let authoritative = r.owner == Some(from);
+        let owner_inc = if authoritative {
+            from_inc
+        } else {
+            r.owner_incarnation
+        };
+        let holder_changed = update_holders(&mut g.holders, g.id, r, authoritative, owner_inc);
+        if r.term > g.known.term {
+            g.known = Known {
+                term: r.term,
+                owner: r.owner,
+                owner_inc,
+                phase: r.phase,
+                handoff_to: r.handoff_to,
+            };
+            return true;
+        }
+        if holder_changed {
+            // Persisted like a term: the caller persists when this returns true.
+            return true;
+        }
+        if r.term < g.known.term || !authoritative {
+            if r.term == g.known.term && g.known.owner.is_none() && r.owner.is_some() {
+                g.known.owner = r.owner;
+                g.known.owner_inc = owner_inc;
+                g.known.phase = r.phase;
+                g.known.handoff_to = r.handoff_to;
+            }
+            return false;
+        }
+        // Same term, the sender speaks about itself. A release never displaces what we
+        // know of another node's claim.
+        if r.phase == Phase::Released && g.known.owner.is_some_and(|o| o != from) {
+            return false;
+        }
+        let replace = match g.known.owner {
+            None => true,
+            Some(o) if o == from => true,
+            Some(o) => {
+                // A started claim beats a candidate's or a released one.
+                let active = |p: Phase| !matches!(p, Phase::Candidate | Phase::Released);
+                let known_granted = active(g.known.phase);
+                let new_granted = active(r.phase);
+                (new_granted && !known_granted)
+                    || (new_granted == known_granted && rank_of(from, spec) > rank_of(o, spec))
+            }
+        };
+        if replace {
+            g.known.owner = Some(from);
+            g.known.owner_inc = owner_inc;
+            g.known.phase = r.phase;
+            g.known.handoff_to = r.handoff_to;
+        }
+        false
+    }
+
+    /// The voter's side: grant `from` the group it claims, or renew the grant, if no
+    /// promise to somebody else stands in the way.
+    pub(super) fn consider_grant(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        from_inc: u64,
+        r: &GroupReport,
+        sent_at: Instant,
+    ) {
+        let fence_required = !self.lease_enforced();
+        // Not yet: promises made before a crash may be forgotten (quiet period), or the
+        // holder records that gate takeovers were lost with the state file.
+        let quiet = self.in_quiet(now) || (fence_required && self.state_lost);
+        let promise = Promise {
+            to: from,
+            to_incarnation: from_inc,
+            term: r.term,
+            until: now + self.spec.timing.promise(),
+            echo: sent_at,
+        };
+        let bug = self.bug;
+        // Disjoint borrows: the fence knowledge is read while the group changes.
+        let fencing = &self.fencing;
+        let Some(g) = self.groups.iter_mut().find(|g| g.id == r.group) else {
+            return;
+        };
+        if r.phase == Phase::Released {
+            if g.promise.is_some_and(|p| p.to == from && p.term <= r.term) {
+                g.promise = None;
+            }
+            return;
+        }
+        let current = g.promise.filter(|p| now < p.until && !fencing.voids(p));
+        match current {
+            Some(p) if p.to == from => {
+                if r.term >= p.term {
+                    g.promise = Some(promise);
+                    if g.holders.record(g.id, r.term, from, from_inc) {
+                        self.persist_due = true;
+                    }
+                }
+            }
+            Some(_) if bug != PlantedBug::SkipPromiseWait => {}
+            _ => {
+                if quiet || r.term < g.known.term {
+                    return;
+                }
+                // Where owners may run without a lease, a new owner needs the holder to
+                // have let go or to be fenced: a promise running out proves nothing.
+                let blocked = fence_required
+                    && g.holders
+                        .unreleased()
+                        .any(|h| h.owner != from && !fencing.holder_off(h));
+                if blocked {
+                    return;
+                }
+                g.promise = Some(promise);
+                // A grant is a commitment: the grantee may start the moment it counts a
+                // quorum, before anyone hears it run. Remember it as the holder, durably,
+                // before the grant goes out.
+                if g.holders.record(g.id, r.term, from, from_inc) {
+                    self.persist_due = true;
+                }
+                self.sending.asap = true;
+            }
+        }
+    }
+
+    pub(super) fn receive_grant(&mut self, from: NodeId, grant: &Grant) {
+        let Some(g) = self.groups.iter_mut().find(|g| g.id == grant.group) else {
+            return;
+        };
+        match &mut g.role {
+            Role::Candidate { term, grants, .. } | Role::Owner { term, grants, .. }
+                if *term == grant.term =>
+            {
+                let e = grants.entry(from).or_insert(grant.echo_sent_at);
+                if grant.echo_sent_at > *e {
+                    *e = grant.echo_sent_at;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Learn from one report who may be running a group (see [`Holders`]); true if it
+/// changed. Releases and failures are relayed by gossip too: they originated with the
+/// holder itself, and only authenticated members speak.
+pub(super) fn update_holders(
+    holders: &mut Holders,
+    group: GroupId,
+    r: &GroupReport,
+    _authoritative: bool,
+    owner_inc: u64,
+) -> bool {
+    let Some(owner) = r.owner else {
+        return false;
+    };
+    match r.phase {
+        Phase::Released => holders.release(owner, r.term),
+        Phase::Starting | Phase::Running | Phase::Stopping => {
+            holders.record(group, r.term, owner, owner_inc)
+        }
+        Phase::Failed => {
+            let recorded = holders.record(group, r.term, owner, owner_inc);
+            holders.fail(owner, r.term) || recorded
+        }
+        Phase::Candidate => false,
+    }
+}

@@ -1,0 +1,92 @@
+//! Admin commands and reconfiguration.
+
+use super::*;
+use crate::core::reason::Refusal;
+
+#[test]
+fn a_move_to_a_witness_is_refused_and_records_nothing() {
+    let mut c = Spec::new(3).witness(2).boot();
+    c.run_until(ms(2500));
+    let out = c.input(
+        0,
+        Input::Admin(AdminCommand::Move {
+            group: GroupId(1),
+            to: Some(NodeId(3)),
+        }),
+    );
+    let admin = events(&out, EventKind::Admin);
+    let refusal = Reason::MoveRefused(Refusal::Witness {
+        node: "gamma".into(),
+    });
+    assert_eq!(admin.as_slice(), std::slice::from_ref(&refusal));
+    assert!(refusal.refuses_move());
+    assert_eq!(refusal.to_string(), "move refused: gamma is a witness");
+    assert!(!out.iter().any(|a| matches!(a, Action::Persist(_))));
+}
+
+#[test]
+fn a_move_without_another_eligible_node_says_so() {
+    let mut c = Spec::new(3).witness(1).witness(2).boot();
+    c.run_until(ms(2500));
+    let out = c.input(
+        0,
+        Input::Admin(AdminCommand::Move {
+            group: GroupId(1),
+            to: None,
+        }),
+    );
+    assert_eq!(events(&out, EventKind::Admin), [Reason::MoveNoTarget]);
+}
+
+#[test]
+fn a_move_hands_the_group_over_to_its_target() {
+    let mut c = settled();
+    let from = c.mark(0);
+    let out = c.input(
+        0,
+        Input::Admin(AdminCommand::Move {
+            group: GroupId(1),
+            to: Some(NodeId(2)),
+        }),
+    );
+    assert_eq!(
+        events(&out, EventKind::Admin),
+        [Reason::Admin(AdminChange::MoveTo { target: NodeId(2) })]
+    );
+    let lost = events(&c.actions[0][from..], EventKind::LostOwnership);
+    assert_eq!(
+        lost,
+        [Reason::Decision(Decision::MovingTo {
+            target: "beta".into()
+        })]
+    );
+    c.run_until(ms(4000));
+    assert!(c.nodes[1].owns_running(GroupId(1)), "beta owns www");
+    assert!(!c.nodes[0].runs(GroupId(1)));
+}
+
+#[test]
+fn a_reload_that_changes_the_links_needs_a_restart() {
+    let mut c = settled();
+    let mut spec = c.nodes[0].spec().clone();
+    spec.links = 2;
+    let err = c.nodes[0].reconfigure(c.now, spec).err();
+    assert_eq!(
+        err,
+        Some(ReconfigureError::NeedsRestart(
+            "the number of heartbeat links changed".into()
+        ))
+    );
+}
+
+#[test]
+fn a_reload_that_removes_the_group_stops_it() {
+    let mut c = settled();
+    let mut spec = c.nodes[0].spec().clone();
+    spec.groups.clear();
+    let out = c.nodes[0]
+        .reconfigure(c.now, spec)
+        .expect("policy reloads apply");
+    assert_eq!(events(&out, EventKind::Decision)[0], Reason::GroupRemoved);
+    assert!(c.nodes[0].uses_previous_spec(GroupId(1)));
+}

@@ -1,0 +1,105 @@
+//! Membership: peers coming and going, quorum, late heartbeats, config digests.
+
+use super::*;
+
+#[test]
+fn hearing_peers_brings_them_up_and_gains_quorum() {
+    let mut c = Spec::new(3).boot();
+    c.run_until(ms(50));
+    let got = c.reasons(0, 0);
+    let up: Vec<_> = got
+        .iter()
+        .filter(|(k, _)| *k == EventKind::NodeUp)
+        .map(|(_, r)| r.to_string())
+        .collect();
+    assert_eq!(up, ["beta is up", "gamma is up"]);
+    let gained = got
+        .iter()
+        .find(|(k, _)| *k == EventKind::QuorumGained)
+        .map(|(_, r)| r.clone());
+    assert_eq!(
+        gained,
+        Some(Reason::Votes {
+            present: 2,
+            expected: 3
+        })
+    );
+    assert_eq!(c.nodes[0].status(c.now).votes_present, 3);
+}
+
+#[test]
+fn a_silent_peer_goes_down_by_deadtime_but_not_within_two_intervals() {
+    let mut c = settled();
+    c.up[2] = false;
+    let from = c.mark(0);
+    c.run_until(ms(2500) + ms(150));
+    assert!(events(&c.actions[0][from..], EventKind::NodeDown).is_empty());
+    c.run_until(ms(2500) + ms(1010));
+    let down = events(&c.actions[0][from..], EventKind::NodeDown);
+    assert_eq!(
+        down,
+        [Reason::NodeDown {
+            peer: "gamma".into()
+        }]
+    );
+    assert_eq!(
+        down[0].to_string(),
+        "gamma is down: no heartbeat on any link"
+    );
+    assert_eq!(down[0].tag(), "node-down");
+    // Two of three votes remain: alpha keeps quorum and the group.
+    assert!(c.nodes[0].status(c.now).quorate);
+    assert!(c.nodes[0].owns_running(GroupId(1)));
+}
+
+#[test]
+fn a_heartbeat_between_warntime_and_deadtime_is_reported_late() {
+    let mut c = settled();
+    c.up[1] = false;
+    c.run_until(ms(2500) + ms(700));
+    c.up[1] = true;
+    let from = c.mark(0);
+    c.run_until(ms(2500) + ms(900));
+    let late = events(&c.actions[0][from..], EventKind::LateHeartbeat);
+    let Some(Reason::LateHeartbeat { link: 0, gap }) = late.first().cloned() else {
+        panic!("no late heartbeat: {late:?}");
+    };
+    assert!(gap > ms(500) && gap < ms(1000), "{gap:?}");
+}
+
+#[test]
+fn a_different_config_digest_is_reported_once() {
+    let mut spec = Spec::new(2).0;
+    let boot = |seed: u64| Boot {
+        incarnation: 1,
+        persisted: Some(PersistentState::default()),
+        seed,
+    };
+    let mut alpha = Node::new(spec.clone(), NodeId(1), boot(1), Instant::ZERO);
+    spec.digest = 9;
+    let mut beta = Node::new(spec, NodeId(2), boot(2), Instant::ZERO);
+    let mut mismatches = Vec::new();
+    for step in 1..=5u64 {
+        let now = Instant::ZERO + ms(step * 100);
+        for a in beta.handle(now, Input::Tick) {
+            if let Action::Send(hb) = a {
+                let out = alpha.handle(
+                    now,
+                    Input::Heartbeat {
+                        link: 0,
+                        heartbeat: hb,
+                    },
+                );
+                mismatches.extend(events(&out, EventKind::ConfigMismatch));
+            }
+        }
+    }
+    assert_eq!(
+        mismatches,
+        [Reason::ConfigDigest {
+            peer: "beta".into(),
+            theirs: 9,
+            mine: 7
+        }]
+    );
+}

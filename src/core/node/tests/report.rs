@@ -1,0 +1,42 @@
+//! The heartbeat this node sends.
+
+use super::*;
+
+#[test]
+fn building_a_heartbeat_changes_nothing() {
+    let c = settled();
+    let node = &c.nodes[0];
+    let now = c.now + ms(1);
+    let first = node.build_heartbeat(now);
+    let second = node.build_heartbeat(now);
+    assert_eq!(first, second);
+    let www = first.groups.iter().find(|r| r.group == GroupId(1));
+    assert_eq!(
+        www.map(|r| (r.owner, r.phase)),
+        Some((Some(NodeId(1)), Phase::Running))
+    );
+}
+
+#[test]
+fn an_owner_renews_its_own_vote_when_it_sends() {
+    let mut c = settled();
+    let mut node = c.nodes.remove(0);
+    let now = c.now + ms(50);
+    node.renew_own_votes(now);
+    let hb = node.build_heartbeat(now);
+    let own = hb.grants.iter().find(|g| g.to == NodeId(1));
+    assert_eq!(own.map(|g| g.echo_sent_at), Some(now));
+}
+
+#[test]
+fn an_idle_voter_reports_the_owner_and_grants_it() {
+    let c = settled();
+    let hb = c.nodes[1].build_heartbeat(c.now);
+    let www: Vec<_> = hb.groups.iter().filter(|r| r.group == GroupId(1)).collect();
+    assert_eq!(www.last().map(|r| r.owner), Some(Some(NodeId(1))));
+    assert!(hb
+        .grants
+        .iter()
+        .any(|g| g.to == NodeId(1) && g.group == GroupId(1)));
+    assert!(hb.refuses.is_empty());
+}
