@@ -39,16 +39,17 @@ impl Holders {
     /// `owner` was granted (or seen starting) `group` at `term` in `incarnation`.
     /// True if anything changed.
     pub fn record(&mut self, group: GroupId, term: Term, owner: NodeId, incarnation: u64) -> bool {
+        let fresh = HolderRecord {
+            group,
+            term,
+            owner,
+            incarnation,
+            released: false,
+            failed: false,
+        };
         match self.0.iter_mut().find(|h| h.owner == owner) {
             Some(h) if term > h.term => {
-                *h = HolderRecord {
-                    group,
-                    term,
-                    owner,
-                    incarnation,
-                    released: false,
-                    failed: false,
-                };
+                *h = fresh;
                 true
             }
             Some(h) if term == h.term && incarnation > h.incarnation => {
@@ -57,14 +58,7 @@ impl Holders {
             }
             Some(_) => false,
             None => {
-                self.0.push(HolderRecord {
-                    group,
-                    term,
-                    owner,
-                    incarnation,
-                    released: false,
-                    failed: false,
-                });
+                self.0.push(fresh);
                 true
             }
         }
