@@ -8,9 +8,12 @@
 //! The lab is a synchronous test utility: it shells out to `ip`/`nft` with std::process.
 
 pub mod bench;
+mod cable;
+pub mod datagrams;
 pub mod chaos;
 pub mod demo;
 pub mod experiment;
+pub mod keepalived;
 mod netns;
 pub mod observe;
 mod render;
