@@ -45,7 +45,10 @@ fn a_pulled_service_cable_moves_the_vip_within_seconds() {
         let gap = s
             .client_gap_ms
             .unwrap_or_else(|| panic!("no client gap: {s:?}\n{text}"));
-        assert!(gap > 0.0 && gap < BOUND_MS, "client gap {gap} ms: {s:?}\n{text}");
+        assert!(
+            gap > 0.0 && gap < BOUND_MS,
+            "client gap {gap} ms: {s:?}\n{text}"
+        );
         // Nobody died: the survivor never declares the old owner down.
         assert!(s.breakdown.detected_ms.is_none(), "{s:?}");
         assert_eq!(s.stray_replies_after, 0, "{s:?}");

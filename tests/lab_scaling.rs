@@ -45,7 +45,10 @@ fn a_larger_lab_is_measured_and_its_heartbeats_fit_one_datagram() {
     assert_eq!(report.traffic.len(), 5, "{report:?}");
     for t in &report.traffic {
         // Ten heartbeats a second to 4 peers on 2 links, for about 5 s.
-        assert!(t.datagrams_per_s > 40.0 && t.datagrams_per_s < 160.0, "{t:?}");
+        assert!(
+            t.datagrams_per_s > 40.0 && t.datagrams_per_s < 160.0,
+            "{t:?}"
+        );
         assert_eq!(t.fragments_created, 0, "{t:?}");
         // Header and tag (60) plus a body of at least the fixed part and 4 echoes.
         assert!(
@@ -84,5 +87,9 @@ fn keepalived_and_tandem_fail_over_side_by_side() {
         assert!(side.idle_cpu_percent.is_finite(), "{side:?}");
     }
     assert!(report.median_ratio.is_some_and(|r| r > 0.0), "{report:?}");
-    assert!(report.render().contains("median ratio"), "{}", report.render());
+    assert!(
+        report.render().contains("median ratio"),
+        "{}",
+        report.render()
+    );
 }

@@ -235,8 +235,8 @@ fn idle_footprint(
     ctx.sleep(window)?;
     let last: Vec<_> = pids.iter().map(|p| sample(*p)).collect();
     let wall = began.elapsed().as_secs_f64();
-    let cpu = ticks(&last).saturating_sub(ticks(&first)) as f64 / clock_ticks_per_second() / wall
-        * 100.0;
+    let cpu =
+        ticks(&last).saturating_sub(ticks(&first)) as f64 / clock_ticks_per_second() / wall * 100.0;
     let rss = last.iter().flatten().map(|(r, _)| r).sum();
     Ok((cpu, rss))
 }
@@ -315,7 +315,10 @@ fn vip_holder(lab: &Lab) -> Result<Option<usize>, ExperimentError> {
     let needle = format!(" {VIP}/");
     let mut holders = Vec::new();
     for node in [1, 2] {
-        let out = lab.exec(Ns::Node(node), &["ip", "-o", "-4", "addr", "show", "dev", "eth0"])?;
+        let out = lab.exec(
+            Ns::Node(node),
+            &["ip", "-o", "-4", "addr", "show", "dev", "eth0"],
+        )?;
         if String::from_utf8_lossy(&out.stdout).contains(&needle) {
             holders.push(node);
         }
@@ -323,11 +326,7 @@ fn vip_holder(lab: &Lab) -> Result<Option<usize>, ExperimentError> {
     Ok((holders.len() == 1).then(|| holders[0]))
 }
 
-fn keepalived_side(
-    cfg: &VsConfig,
-    lab: &mut Lab,
-    ctx: &mut Ctx,
-) -> Result<Side, ExperimentError> {
+fn keepalived_side(cfg: &VsConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<Side, ExperimentError> {
     let files = KeepalivedFiles {
         dir: lab.dir().join("keepalived"),
     };

@@ -269,8 +269,10 @@ impl SteadyReport {
              config allows: {}); {frags} IP fragments created; {rate:.0} datagrams/s in all",
             payload.iter().copied().fold(f64::INFINITY, f64::min),
             payload.iter().copied().fold(0.0, f64::max),
-            self.largest_heartbeat_bytes
-                .map_or("unknown".to_string(), |b| format!("{b} bytes")),
+            self.largest_heartbeat_bytes.map_or(
+                "none: the config check refuses this config".to_string(),
+                |b| format!("{b} bytes")
+            ),
         );
     }
 }

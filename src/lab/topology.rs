@@ -75,9 +75,14 @@ pub fn scaled(
 
 /// The MAC address of `eth0` in `ns`.
 pub fn eth0_mac(lab: &Lab, ns: Ns) -> Result<[u8; 6], LabError> {
-    let out = lab.exec(ns, &["ip", "-o", "link", "show", "dev", "eth0"])?;
+    link_mac(lab, ns, "eth0")
+}
+
+/// The MAC address of interface `dev` in `ns`.
+pub fn link_mac(lab: &Lab, ns: Ns, dev: &str) -> Result<[u8; 6], LabError> {
+    let out = lab.exec(ns, &["ip", "-o", "link", "show", "dev", dev])?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let bad = |what: String| LabError::Observer(format!("{what} for {ns:?} eth0 in {text:?}"));
+    let bad = |what: String| LabError::Observer(format!("{what} for {ns:?} {dev} in {text:?}"));
     let mac = text
         .split_whitespace()
         .skip_while(|w| *w != "link/ether")

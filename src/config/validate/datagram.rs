@@ -161,12 +161,7 @@ pub fn largest_heartbeat_of(nodes: &[NodeConfig], groups: &[GroupConfig]) -> Hea
         } else {
             g.nodes.len()
         };
-        (2 + owners) * s.report
-            + s.grant
-            + s.refuse
-            + s.group_maintenance
-            + s.moves
-            + s.cleanup
+        (2 + owners) * s.report + s.grant + s.refuse + s.group_maintenance + s.moves + s.cleanup
     };
     let fixed = HEADER_LEN + s.empty + TAG_LEN;
     let nodes_bytes = peers * (s.echo + s.view + s.fenced) + n * s.standby;
@@ -225,7 +220,10 @@ mod tests {
             std::process::id()
         ));
         write_key(&key, &generate_key(), false).expect("write test key");
-        let mut y = format!("cluster:\n  name: t\n  authkey: {}\nnodes:\n", key.display());
+        let mut y = format!(
+            "cluster:\n  name: t\n  authkey: {}\nnodes:\n",
+            key.display()
+        );
         for i in 1..=nodes {
             y.push_str(&format!("  - name: n{i}\n    addresses: [10.0.0.{i}]\n"));
             if i >= 3 {
@@ -284,7 +282,10 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert_eq!(errors.len(), 1, "{msg}");
-        assert!(msg.contains("reach 1500 bytes") && msg.contains("1400 bytes"), "{msg}");
+        assert!(
+            msg.contains("reach 1500 bytes") && msg.contains("1400 bytes"),
+            "{msg}"
+        );
         assert!(msg.contains("for 9 group(s)"), "{msg}");
         assert!(msg.contains("at most 8 such groups fit"), "{msg}");
         // Nodes alone can exceed it: 32 nodes leave no room for any group.
