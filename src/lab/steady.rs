@@ -348,6 +348,15 @@ pub fn run(
     );
     let mut lab = Lab::build(spec)?;
     let mut ctx = Ctx { stop, out };
+    // A config the daemons refuse (e.g. a heartbeat too large for one datagram) would
+    // only show as a cluster that never forms: say why at once.
+    if let Err(e) = crate::config::load(&lab.config_path(1)) {
+        let _ = writeln!(
+            ctx.out,
+            "note: the config check refuses this lab's config; daemons that check it will \
+             not start:\n{e}"
+        );
+    }
     let result = measure(cfg, &mut lab, &mut ctx);
     lab.teardown();
     result
