@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tandem::lab::experiment::ExperimentError;
-use tandem::lab::{self, bench, chaos, demo, steady, Lab, LabSpec};
+use tandem::lab::{self, bench, chaos, demo, keepalived, steady, Lab, LabSpec};
 
 #[derive(Parser)]
 #[command(
@@ -99,8 +99,43 @@ enum BenchCmd {
     /// ownership changes, nodes declared down, quorum lost, fences. Exit 3 if any (1: the
     /// bench itself failed).
     FalsePositives(SteadyArgs),
-    /// Run a healthy, idle cluster and report each tandemd's memory and CPU use.
+    /// Run a healthy, idle cluster and report each tandemd's memory and CPU use, and the
+    /// heartbeat's size on the wire (`--nodes`, `--groups`: the scaling curve).
     Footprint(SteadyArgs),
+    /// keepalived (VRRP, Debian's package) and tandem side by side in one run on one
+    /// lab: client gap on power loss of the owner, idle CPU and RSS of the owner.
+    VsKeepalived(VsArgs),
+}
+
+#[derive(clap::Args)]
+struct VsArgs {
+    /// Power losses of each.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// keepalived's VRRP advert_int.
+    #[arg(long, default_value = "10ms", value_parser = tandem::config::parse_duration)]
+    advert_int: Duration,
+    /// tandem's heartbeat interval.
+    #[arg(long, default_value = "10ms", value_parser = tandem::config::parse_duration)]
+    interval: Duration,
+    /// tandem's heartbeat deadtime.
+    #[arg(long, default_value = "40ms", value_parser = tandem::config::parse_duration)]
+    deadtime: Duration,
+    /// How long the idle owner's CPU is sampled, for each.
+    #[arg(long, default_value = "20s", value_parser = tandem::config::parse_duration)]
+    idle: Duration,
+    /// keepalived binary.
+    #[arg(long, default_value = keepalived::KEEPALIVED)]
+    keepalived: PathBuf,
+    /// Write the report (every gap) to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// tandemd binary [default: next to this executable].
+    #[arg(long)]
+    tandemd: Option<PathBuf>,
+    /// tandemctl binary [default: next to this executable].
+    #[arg(long)]
+    tandemctl: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -121,6 +156,12 @@ struct SteadyArgs {
     /// what real-time scheduling buys.
     #[arg(long)]
     no_realtime: bool,
+    /// Nodes in the lab (n1, n2 may own; the others are witnesses).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=64))]
+    nodes: u8,
+    /// Groups: `www` and this many minus one no-op groups.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    groups: u16,
     /// Write the report (every incident, the footprint) to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -147,8 +188,18 @@ struct FailoverArgs {
     #[arg(long, conflicts_with = "switchover")]
     graceful: bool,
     /// `tandemctl move` the group to the other node instead of a power loss.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "link_loss")]
     switchover: bool,
+    /// Pull only the owner's service cable (eth0, the VIP's interface, loses carrier)
+    /// while heartbeat link 1 stays up and the daemon runs on.
+    #[arg(long, conflicts_with = "graceful")]
+    link_loss: bool,
+    /// Nodes in the lab (n1, n2 may own; the others are witnesses).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=64))]
+    nodes: u8,
+    /// Groups: `www` and this many minus one no-op groups.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    groups: u16,
     /// Write every sample (and the summary) to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -208,6 +259,7 @@ fn main() -> Result<ExitCode> {
         Cmd::Bench(BenchCmd::Failover(args)) => bench_failover(args),
         Cmd::Bench(BenchCmd::FalsePositives(args)) => bench_steady(args, true),
         Cmd::Bench(BenchCmd::Footprint(args)) => bench_steady(args, false),
+        Cmd::Bench(BenchCmd::VsKeepalived(args)) => bench_vs_keepalived(args),
         Cmd::Chaos(args) => chaos(args),
         Cmd::DemoService(args) => {
             tandem::lab::service::serve(args.listen, &args.name, args.pidfile.as_deref())
@@ -229,6 +281,8 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
             .load
             .unwrap_or(if loaded { defaults.load_per_node } else { 0 }),
         realtime: !args.no_realtime,
+        nodes: usize::from(args.nodes),
+        groups: usize::from(args.groups),
         tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
         tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
         ..defaults
@@ -307,9 +361,13 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
             bench::Fault::Graceful
         } else if args.switchover {
             bench::Fault::Switchover
+        } else if args.link_loss {
+            bench::Fault::LinkLoss
         } else {
             bench::Fault::PowerLoss
         },
+        nodes: usize::from(args.nodes),
+        groups: usize::from(args.groups),
         tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
         tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
         ..defaults
@@ -331,6 +389,37 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
         }
         Err(ExperimentError::Interrupted) => Ok(interrupted()),
         Err(e) => Err(e).context("bench failover"),
+    }
+}
+
+fn bench_vs_keepalived(args: VsArgs) -> Result<ExitCode> {
+    let stop = interrupt_flag()?;
+    let _ = lab::cleanup_stale();
+    let defaults = keepalived::VsConfig::default();
+    let cfg = keepalived::VsConfig {
+        runs: args.runs,
+        advert_int: args.advert_int,
+        interval: args.interval,
+        deadtime: args.deadtime,
+        idle: args.idle,
+        keepalived: args.keepalived,
+        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
+        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
+        ..defaults
+    };
+    let mut stdout = std::io::stdout();
+    match keepalived::run(&cfg, &stop, &mut stdout) {
+        Ok(report) => {
+            show(
+                &report,
+                |r| print!("{}", r.render()),
+                args.json.as_deref(),
+                "report",
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ExperimentError::Interrupted) => Ok(interrupted()),
+        Err(e) => Err(e).context("bench vs-keepalived"),
     }
 }
 

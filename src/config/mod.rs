@@ -23,7 +23,9 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors, KeyError};
 pub use key::{generate_key, read_key, try_generate_key, write_key, KeyReadError, KEY_LEN};
 pub use model::*;
-pub use validate::MAX_LINKS;
+pub use validate::{
+    largest_heartbeat, largest_heartbeat_of, HeartbeatSize, HEARTBEAT_BUDGET, MAX_LINKS,
+};
 
 use std::path::Path;
 

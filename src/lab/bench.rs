@@ -22,11 +22,11 @@ use super::observe::client::{ClientObserver, Probe, Seen, Sighting};
 use super::observe::events::{records, records_since, LogRecord, VipChange, CANDIDATE, LEASE_WAIT};
 use super::observe::status::stable_owner;
 use super::observe::{mac_string, ms, ns_to_ms, realtime_ns};
-use super::topology::{clear_vip, eth0_mac, group_yaml, pair_with_witness, GROUP, VIP};
+use super::topology::{clear_vip, eth0_mac, groups_yaml, scaled, GROUP, VIP};
 use super::{Lab, Ns};
 use crate::core::EventKind;
 
-/// How often the client probes the VIP.
+/// How often the client probes the VIP (by default).
 pub const PROBE_PERIOD: Duration = Duration::from_millis(2);
 /// What happens to the owner in each run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,6 +38,9 @@ pub enum Fault {
     Graceful,
     /// `tandemctl move www OTHER`: a controlled switchover, nothing dies.
     Switchover,
+    /// The owner's service cable is pulled: its eth0 (the VIP's interface, heartbeat
+    /// link 0) loses carrier while heartbeat link 1 stays up and the daemon runs on.
+    LinkLoss,
 }
 
 impl Fault {
@@ -46,6 +49,7 @@ impl Fault {
             Fault::PowerLoss => "power loss (kill -9 of tandemd + links down)",
             Fault::Graceful => "graceful stop (SIGTERM of tandemd)",
             Fault::Switchover => "switchover (tandemctl move)",
+            Fault::LinkLoss => "service cable pulled (owner's eth0 loses carrier, link 1 up)",
         }
     }
 }
@@ -56,6 +60,12 @@ pub struct BenchConfig {
     pub interval: Duration,
     pub deadtime: Duration,
     pub fault: Fault,
+    /// Nodes in the lab: n1 and n2 may own, the others are witnesses (3: the usual lab).
+    pub nodes: usize,
+    /// Groups: `www` plus `groups - 1` no-op groups (1: the usual lab).
+    pub groups: usize,
+    /// How often the client probes the VIP.
+    pub probe_period: Duration,
     pub tandemd: PathBuf,
     pub tandemctl: PathBuf,
     /// From the fault until the client must have a reply from the new owner.
@@ -71,6 +81,9 @@ impl Default for BenchConfig {
             interval: Duration::from_millis(100),
             deadtime: Duration::from_secs(1),
             fault: Fault::PowerLoss,
+            nodes: 3,
+            groups: 1,
+            probe_period: PROBE_PERIOD,
             tandemd: super::default_binary("tandemd"),
             tandemctl: super::default_binary("tandemctl"),
             run_timeout: Duration::from_secs(30),
@@ -160,6 +173,8 @@ pub fn stats(values: &[f64]) -> Option<Stats> {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub fault: Fault,
+    pub nodes: usize,
+    pub groups: usize,
     pub runs_requested: usize,
     pub interval_ms: f64,
     pub deadtime_ms: f64,
@@ -181,10 +196,12 @@ impl BenchReport {
             |f: fn(&Sample) -> Option<f64>| -> Vec<f64> { samples.iter().filter_map(f).collect() };
         BenchReport {
             fault: cfg.fault,
+            nodes: cfg.nodes,
+            groups: cfg.groups,
             runs_requested: cfg.runs,
             interval_ms: ms(cfg.interval),
             deadtime_ms: ms(cfg.deadtime),
-            probe_period_ms: ms(PROBE_PERIOD),
+            probe_period_ms: ms(cfg.probe_period),
             vip_on_survivor: stats(&col(|s| s.vip_on_survivor_ms)),
             client_gap: stats(&col(|s| s.client_gap_ms)),
             fault_to_new_reply: stats(&col(|s| s.fault_to_new_reply_ms)),
@@ -197,9 +214,12 @@ impl BenchReport {
     /// The human-readable tables.
     pub fn render(&self) -> String {
         let mut s = format!(
-            "{} runs, {}; heartbeat interval {} ms, deadtime {} ms; probe every {} ms\n",
+            "{} runs, {}; {} nodes, {} group(s); heartbeat interval {} ms, deadtime {} ms; \
+             probe every {} ms\n",
             self.samples.len(),
             self.fault.describe(),
+            self.nodes,
+            self.groups,
             self.interval_ms,
             self.deadtime_ms,
             self.probe_period_ms
@@ -327,10 +347,11 @@ pub fn run(
     if cfg.runs == 0 {
         return Err(ExperimentError::Failed("--runs must be at least 1".into()));
     }
-    let spec = pair_with_witness(
+    let spec = scaled(
+        cfg.nodes,
         cfg.interval,
         cfg.deadtime,
-        group_yaml(),
+        groups_yaml(cfg.groups),
         &cfg.tandemd,
         &cfg.tandemctl,
     );
@@ -338,7 +359,7 @@ pub fn run(
     crate::config::load(&lab.config_path(1))
         .map_err(|e| ExperimentError::Failed(format!("the lab config is refused: {e}")))?;
     let mut ctx = Ctx { stop, out };
-    let result = bench(cfg, &mut lab, &mut ctx);
+    let result = on_lab(cfg, &mut lab, &mut ctx);
     if matches!(result, Err(ref e) if !matches!(e, ExperimentError::Interrupted)) {
         print_failure(ctx.out, &lab, "bench failed");
     }
@@ -354,13 +375,19 @@ struct Probes {
     macs: [[u8; 6]; 2],
 }
 
-fn bench(cfg: &BenchConfig, lab: &mut Lab, ctx: &mut Ctx) -> Result<BenchReport, ExperimentError> {
+/// The bench on a lab that is built but whose daemons are not started yet (`run`, and
+/// `vs-keepalived` after its keepalived half). The lab's config must have group `www`.
+pub(crate) fn on_lab(
+    cfg: &BenchConfig,
+    lab: &mut Lab,
+    ctx: &mut Ctx,
+) -> Result<BenchReport, ExperimentError> {
     let macs = [eth0_mac(lab, Ns::Node(1))?, eth0_mac(lab, Ns::Node(2))?];
     let probes = Probes {
         client: ClientObserver::start(
             lab,
             Probe::Echo {
-                every: PROBE_PERIOD,
+                every: cfg.probe_period,
             },
         )?,
         addr: AddrWatch::start(&[
@@ -547,6 +574,7 @@ fn inject(
             lab.kill(victim)?;
         }
         Fault::Graceful => lab.terminate(victim)?,
+        Fault::LinkLoss => lab.pull_cable(victim, 0)?,
         Fault::Switchover => {
             let o = lab.tandemctl(survivor, &["move", GROUP, &lab.node_name(survivor)]);
             if !o.status.success() {
@@ -609,7 +637,7 @@ fn measure(
 
 /// The client's side of a sample: the gap between the MACs, stray replies, the first
 /// gratuitous ARP and reply from the new MAC.
-fn client_sample(
+pub(crate) fn client_sample(
     seen: &[Sighting],
     old_mac: [u8; 6],
     new_mac: [u8; 6],
@@ -683,6 +711,18 @@ fn bring_back(fault: Fault, lab: &mut Lab, victim: usize) -> Result<(), Experime
         }
         Fault::Graceful => lab.start(victim)?,
         Fault::Switchover => {}
+        Fault::LinkLoss => {
+            lab.plug_cable(victim, 0)?;
+            // The victim's `vip` failed: clear its failure so that it may take the group
+            // back in the next run (the victim alternates).
+            let o = lab.tandemctl(victim, &["cleanup", GROUP]);
+            if !o.status.success() {
+                return Err(ExperimentError::Failed(format!(
+                    "tandemctl cleanup {GROUP} on n{victim} failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )));
+            }
+        }
     }
     Ok(())
 }

@@ -8,9 +8,13 @@
 //! The lab is a synchronous test utility: it shells out to `ip`/`nft` with std::process.
 
 pub mod bench;
+mod cable;
 pub mod chaos;
+pub mod datagrams;
 pub mod demo;
 pub mod experiment;
+pub mod keepalived;
+mod neigh;
 mod netns;
 pub mod observe;
 mod render;
@@ -377,6 +381,8 @@ impl Lab {
             render::CLIENT_PORT
         ));
         self.ip_batch(&self.switch_ns, &ports)?;
+        let all: Vec<usize> = (1..=self.spec.nodes).collect();
+        self.pin_neighbours(&all)?;
         self.apply_rules()
     }
 
@@ -819,7 +825,7 @@ impl Lab {
                 );
             }
         }
-        Ok(())
+        self.pin_neighbours(&[node])
     }
 
     /// Power loss: every process in the node's namespace (tandemd and the services its
@@ -859,6 +865,7 @@ impl Lab {
             ));
         }
         self.ip_batch(&ns, &script)?;
+        self.pin_neighbours(&[node])?;
         self.start(node)
     }
 

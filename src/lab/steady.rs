@@ -7,7 +7,9 @@
 //! of those is a false positive. Meanwhile each daemon's RSS and CPU time are sampled from
 //! /proc, which gives the footprint. A stall probe (stall.rs) runs alongside, so that a
 //! false positive that came with the whole machine standing still is told apart from one
-//! that is tandem's own.
+//! that is tandem's own. `--nodes`/`--groups` grow the lab (more witnesses, more no-op
+//! groups) for the scaling curve, and the kernel's counters in each node's namespace give
+//! the heartbeat's size on the wire and whether it was IP-fragmented (datagrams.rs).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::datagrams::{Counters, Traffic};
 use super::experiment::{Ctx, ExperimentError};
 use super::observe::events::records_since;
 use super::observe::realtime_ns;
 use super::observe::status::stable_owner;
 use super::stall::{self, clock_ticks_per_second, Stall, StallProbe, StallReport};
-use super::topology::{group_yaml, pair_with_witness, GROUP};
+use super::topology::{groups_yaml, scaled, GROUP};
 use super::{Lab, Ns};
 use crate::core::EventKind;
 
@@ -46,6 +49,10 @@ pub struct SteadyConfig {
     pub load_per_node: usize,
     /// `heartbeat.realtime` of every node (off: to see what SCHED_RR buys).
     pub realtime: bool,
+    /// Nodes in the lab: n1 and n2 may own, the others are witnesses.
+    pub nodes: usize,
+    /// Groups: `www` plus `groups - 1` no-op groups.
+    pub groups: usize,
     pub tandemd: PathBuf,
     pub tandemctl: PathBuf,
     pub settle_timeout: Duration,
@@ -62,6 +69,8 @@ impl Default for SteadyConfig {
             // the machine has cores, whichever node's heartbeat thread wants to run.
             load_per_node: cores,
             realtime: true,
+            nodes: 3,
+            groups: 1,
             tandemd: super::default_binary("tandemd"),
             tandemctl: super::default_binary("tandemctl"),
             settle_timeout: Duration::from_secs(60),
@@ -102,6 +111,8 @@ pub struct SteadyReport {
     pub load_per_node: usize,
     pub realtime: bool,
     pub cores: usize,
+    pub nodes: usize,
+    pub groups: usize,
     pub owner: String,
     pub incidents: Vec<Incident>,
     /// Count per kind of `incidents`.
@@ -110,6 +121,11 @@ pub struct SteadyReport {
     /// false positive, but how close the run came to one.
     pub late_heartbeats: usize,
     pub footprint: Vec<Footprint>,
+    /// Each node's heartbeat traffic over the measurement.
+    pub traffic: Vec<Traffic>,
+    /// The largest heartbeat this config can produce, as the config check computes it
+    /// (header, body, tag), and the budget it is held to.
+    pub largest_heartbeat_bytes: Option<usize>,
     /// What the stall probe saw over the measurement.
     pub machine: StallReport,
     /// The shortest stall that counts as explaining a false positive, ms.
@@ -136,14 +152,17 @@ impl SteadyReport {
             "idle (no load)".to_string()
         } else {
             format!(
-                "{} busy loops in each of 3 node namespaces on {} core(s)",
-                self.load_per_node, self.cores
+                "{} busy loops in each of {} node namespaces on {} core(s)",
+                self.load_per_node, self.nodes, self.cores
             )
         };
         let _ = writeln!(
             out,
-            "{:.0} s, heartbeat interval {} ms, deadtime {} ms, realtime {}, {load}; www ran on {}",
+            "{:.0} s, {} nodes, {} group(s), heartbeat interval {} ms, deadtime {} ms, realtime {}, \
+             {load}; www ran on {}",
             self.duration_s,
+            self.nodes,
+            self.groups,
             self.interval_ms,
             self.deadtime_ms,
             if self.realtime { "on" } else { "off" },
@@ -199,6 +218,7 @@ impl SteadyReport {
             "  late heartbeats (warntime exceeded, not a failure): {}",
             self.late_heartbeats
         );
+        self.print_scaling(out);
         let _ = writeln!(out, "  footprint of tandemd:");
         let _ = writeln!(
             out,
@@ -218,8 +238,47 @@ impl SteadyReport {
     }
 }
 
+impl SteadyReport {
+    /// One line each for the workers' CPU and RSS (mean and max over the nodes) and the
+    /// heartbeat on the wire: the scaling curve's columns.
+    fn print_scaling(&self, out: &mut dyn Write) {
+        let workers: Vec<&Footprint> = self
+            .footprint
+            .iter()
+            .filter(|f| f.process == "worker")
+            .collect();
+        let mean = |f: fn(&Footprint) -> f64| {
+            workers.iter().map(|w| f(w)).sum::<f64>() / workers.len().max(1) as f64
+        };
+        let max = |f: fn(&Footprint) -> f64| workers.iter().map(|w| f(w)).fold(0.0, f64::max);
+        let rss = |f: &Footprint| f.rss_max_kib as f64 / 1024.0;
+        let _ = writeln!(
+            out,
+            "  per worker: CPU mean {:.2} % / max {:.2} % of a core; RSS mean {:.1} MiB / max {:.1} MiB",
+            mean(|f| f.cpu_percent),
+            max(|f| f.cpu_percent),
+            mean(rss),
+            max(rss)
+        );
+        let payload: Vec<f64> = self.traffic.iter().map(|t| t.mean_payload_bytes).collect();
+        let frags: u64 = self.traffic.iter().map(|t| t.fragments_created).sum();
+        let rate: f64 = self.traffic.iter().map(|t| t.datagrams_per_s).sum();
+        let _ = writeln!(
+            out,
+            "  heartbeat on the wire: {:.0}..{:.0} bytes of UDP payload per datagram (largest the \
+             config allows: {}); {frags} IP fragments created; {rate:.0} datagrams/s in all",
+            payload.iter().copied().fold(f64::INFINITY, f64::min),
+            payload.iter().copied().fold(0.0, f64::max),
+            self.largest_heartbeat_bytes.map_or(
+                "none: the config check refuses this config".to_string(),
+                |b| format!("{b} bytes")
+            ),
+        );
+    }
+}
+
 /// VmRSS in KiB and utime + stime in clock ticks of a process, from /proc.
-fn sample(pid: u32) -> Option<(u64, u64)> {
+pub(crate) fn sample(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status
         .lines()
@@ -269,17 +328,18 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<SteadyReport, ExperimentError> {
     let extra_yaml = if cfg.realtime {
-        group_yaml()
+        groups_yaml(cfg.groups)
     } else {
         // A `heartbeat:` section replaces the lab's, so it repeats the timing.
         format!(
             "heartbeat:\n  port: 5405\n  interval: {}ms\n  deadtime: {}ms\n  realtime: false\n{}",
             cfg.interval.as_millis(),
             cfg.deadtime.as_millis(),
-            group_yaml()
+            groups_yaml(cfg.groups)
         )
     };
-    let spec = pair_with_witness(
+    let spec = scaled(
+        cfg.nodes,
         cfg.interval,
         cfg.deadtime,
         extra_yaml,
@@ -288,6 +348,15 @@ pub fn run(
     );
     let mut lab = Lab::build(spec)?;
     let mut ctx = Ctx { stop, out };
+    // A config the daemons refuse (e.g. a heartbeat too large for one datagram) would
+    // only show as a cluster that never forms: say why at once.
+    if let Err(e) = crate::config::load(&lab.config_path(1)) {
+        let _ = writeln!(
+            ctx.out,
+            "note: the config check refuses this lab's config; daemons that check it will \
+             not start:\n{e}"
+        );
+    }
     let result = measure(cfg, &mut lab, &mut ctx);
     lab.teardown();
     result
@@ -329,6 +398,7 @@ fn measure(
     let since = realtime_ns();
     let began = Instant::now();
     let first: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| sample(*p)).collect();
+    let counters_first = counters(lab, &pids);
     let mut rss_max = vec![0u64; pids.len()];
     let _ = writeln!(
         ctx.out,
@@ -339,6 +409,7 @@ fn measure(
     let wall = began.elapsed().as_secs_f64();
     let machine = probe.finish();
     let last: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| sample(*p)).collect();
+    let counters_last = counters(lab, &pids);
     for spawned in &load {
         // Each busy loop leads its own process group (Lab::spawn).
         let _ = nix::sys::signal::killpg(
@@ -349,6 +420,11 @@ fn measure(
     measured?;
 
     let footprint = footprints(&pids, &first, &last, &rss_max, wall);
+    let traffic = counters_first
+        .iter()
+        .zip(&counters_last)
+        .filter_map(|((node, a), (_, b))| Some(a.as_ref()?.traffic(b.as_ref()?, node, wall)))
+        .collect();
     let (incidents, late_heartbeats) = all_incidents(cfg, lab, since, &machine, explaining);
     let mut false_positives = BTreeMap::new();
     for i in &incidents {
@@ -361,11 +437,15 @@ fn measure(
         load_per_node: cfg.load_per_node,
         realtime: cfg.realtime,
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        nodes: lab.node_count(),
+        groups: cfg.groups,
         owner,
         incidents,
         false_positives,
         late_heartbeats,
         footprint,
+        traffic,
+        largest_heartbeat_bytes: largest_heartbeat(lab),
         machine,
         explaining_stall_ms: explaining.as_secs_f64() * 1e3,
         load_pids: load.iter().map(|l| l.pid).collect(),
@@ -430,6 +510,22 @@ fn daemon_pids(lab: &mut Lab) -> Result<Vec<DaemonPid>, ExperimentError> {
         }
     }
     Ok(pids)
+}
+
+/// Each node's kernel counters (UDP, IP fragments, its heartbeat interfaces), read
+/// through its worker's /proc entry.
+fn counters(lab: &Lab, pids: &[DaemonPid]) -> Vec<(String, Option<Counters>)> {
+    let ifaces: Vec<String> = (0..lab.spec().links).map(|l| format!("eth{l}")).collect();
+    pids.iter()
+        .filter(|((_, process), _)| *process == "worker")
+        .map(|((node, _), pid)| (node.clone(), Counters::read(*pid, &ifaces)))
+        .collect()
+}
+
+/// The config check's figure for the lab's config (None if it cannot be loaded).
+fn largest_heartbeat(lab: &Lab) -> Option<usize> {
+    let config = crate::config::load(&lab.config_path(1)).ok()?;
+    Some(crate::config::largest_heartbeat(&config).bytes)
 }
 
 /// Memory and CPU of each process from its first and last sample over `wall` seconds.

@@ -1,6 +1,7 @@
 //! The cluster the experiments (bench, chaos, steady) run: group `www` with one VIP on
-//! link 0, which the client namespace sits on; and the node-side facts they need about
-//! it (a namespace's MAC, clearing the VIP as a reboot would).
+//! link 0, which the client namespace sits on; the scaled variant of it (more witnesses,
+//! more groups) for the scaling curve; and the node-side facts they need about it (a
+//! namespace's MAC, clearing the VIP as a reboot would).
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -22,6 +23,20 @@ pub fn group_yaml() -> String {
     )
 }
 
+/// `groups:` with `www` and `count - 1` more groups (`g2`, `g3`, ...), each one no-op
+/// `exec` resource: groups that cost the heartbeat and the core what any group costs,
+/// but neither an address nor a process. `count` 0 or 1 is [`group_yaml`].
+pub fn groups_yaml(count: usize) -> String {
+    let mut y = group_yaml();
+    for g in 2..=count {
+        y.push_str(&format!(
+            "  - name: g{g}\n    prefer: n1\n    failback: false\n    resources:\n      \
+             - exec: {{ name: noop, start: /bin/true, stop: /bin/true }}\n"
+        ));
+    }
+    y
+}
+
 /// The bench's and steady's lab: n1 and n2 may own www, n3 is a witness; two links.
 /// `extra_yaml` holds at least the `groups:` section ([`group_yaml`]).
 pub fn pair_with_witness(
@@ -31,9 +46,23 @@ pub fn pair_with_witness(
     tandemd: &Path,
     tandemctl: &Path,
 ) -> LabSpec {
+    scaled(3, interval, deadtime, extra_yaml, tandemd, tandemctl)
+}
+
+/// [`pair_with_witness`] with `nodes` nodes in all: n1 and n2 may own the groups, every
+/// other node is a witness (votes and heartbeats like any node, owns nothing), so the
+/// benches' victim and survivor stay n1 and n2 whatever the size.
+pub fn scaled(
+    nodes: usize,
+    interval: Duration,
+    deadtime: Duration,
+    extra_yaml: String,
+    tandemd: &Path,
+    tandemctl: &Path,
+) -> LabSpec {
     LabSpec {
-        nodes: 3,
-        witnesses: vec![3],
+        nodes,
+        witnesses: (3..=nodes).collect(),
         links: 2,
         ipv6: false,
         interval,
@@ -46,9 +75,14 @@ pub fn pair_with_witness(
 
 /// The MAC address of `eth0` in `ns`.
 pub fn eth0_mac(lab: &Lab, ns: Ns) -> Result<[u8; 6], LabError> {
-    let out = lab.exec(ns, &["ip", "-o", "link", "show", "dev", "eth0"])?;
+    link_mac(lab, ns, "eth0")
+}
+
+/// The MAC address of interface `dev` in `ns`.
+pub fn link_mac(lab: &Lab, ns: Ns, dev: &str) -> Result<[u8; 6], LabError> {
+    let out = lab.exec(ns, &["ip", "-o", "link", "show", "dev", dev])?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let bad = |what: String| LabError::Observer(format!("{what} for {ns:?} eth0 in {text:?}"));
+    let bad = |what: String| LabError::Observer(format!("{what} for {ns:?} {dev} in {text:?}"));
     let mac = text
         .split_whitespace()
         .skip_while(|w| *w != "link/ether")

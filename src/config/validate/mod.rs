@@ -10,6 +10,7 @@
 mod checks;
 mod cluster;
 mod ctx;
+mod datagram;
 mod devices;
 mod fencing;
 mod groups;
@@ -23,6 +24,7 @@ use super::error::{ConfigError, ConfigErrors};
 use super::model::*;
 use super::raw;
 use ctx::Ctx;
+pub use datagram::{largest_heartbeat, largest_heartbeat_of, HeartbeatSize, HEARTBEAT_BUDGET};
 use std::path::{Path, PathBuf};
 
 /// Most heartbeat links a node may have (each is a socket and a sender slot).
@@ -55,8 +57,9 @@ pub(super) fn validate(
     let notify = devices::notify(&mut ctx, raw.notify);
     let security = security::section(&mut ctx, raw.security);
     let (cluster, keys) = cluster::keys(&mut ctx, cluster);
-    // Both walk the converted config by index: only sound when nothing was dropped.
+    // These walk the converted config by index: only sound when nothing was dropped.
     if !ctx.has_errors() {
+        datagram::check(&mut ctx, &nodes, &groups);
         security::inline_secrets(&mut ctx, facts, &fencing, &groups);
         if !security.allow_unsafe_scripts {
             let scripts = security::Scripts {

@@ -1,0 +1,299 @@
+//! The heartbeat must fit one datagram below the path MTU. A heartbeat carries an entry
+//! per peer and per group, so a large enough cluster produces datagrams that the kernel
+//! would IP-fragment (up to the codec's 16 KiB limit) without anyone noticing: a lost
+//! fragment loses the whole heartbeat, and fragments are what firewalls drop first.
+//! Rather than fragment silently, the config check computes the largest heartbeat the
+//! config can produce and refuses a config whose heartbeat would not fit
+//! [`HEARTBEAT_BUDGET`].
+//!
+//! The per-entry sizes come from the codec itself (`wire::encode_body` of a heartbeat
+//! with one more entry of each list), so this file holds no copy of the layout.
+
+use super::super::model::{Config, GroupConfig, NodeConfig};
+use super::ctx::Ctx;
+use crate::core::ids::{GroupId, NodeId, Term};
+use crate::core::message::{
+    AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
+};
+use crate::core::time::Instant;
+use crate::wire::{encode_body, HEADER_LEN, TAG_LEN};
+
+/// Largest heartbeat (UDP payload: header, sealed body, tag) a config may produce: one
+/// Ethernet frame of 1500 bytes less an IPv6 header (40) and a UDP header (8), with 52
+/// bytes to spare for a VLAN tag, a tunnel or IP options. The same for IPv4 and IPv6
+/// links, so a config does not change meaning with the address family.
+pub const HEARTBEAT_BUDGET: usize = 1400;
+
+/// The largest heartbeat of a config and what it is made of, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatSize {
+    /// The whole datagram's payload: `fixed + per_node * nodes + groups_bytes`.
+    pub bytes: usize,
+    /// Header, tag and the body's fixed part.
+    pub fixed: usize,
+    /// What the nodes add, in all.
+    pub nodes_bytes: usize,
+    /// What the groups add, in all.
+    pub groups_bytes: usize,
+    /// What the most expensive group adds (for "at most K groups").
+    pub per_group_max: usize,
+}
+
+/// Bytes each list entry adds to an encoded heartbeat.
+struct EntrySizes {
+    empty: usize,
+    echo: usize,
+    view: usize,
+    fenced: usize,
+    standby: usize,
+    report: usize,
+    grant: usize,
+    refuse: usize,
+    group_maintenance: usize,
+    moves: usize,
+    cleanup: usize,
+}
+
+fn empty_heartbeat() -> Heartbeat {
+    Heartbeat {
+        from: NodeId(1),
+        incarnation: 0,
+        seq: 0,
+        sent_at: Instant::ZERO,
+        config_digest: 0,
+        flags: NodeFlags::default(),
+        echoes: Vec::new(),
+        view: Vec::new(),
+        groups: Vec::new(),
+        grants: Vec::new(),
+        fenced: Vec::new(),
+        refuses: Vec::new(),
+        admin: AdminState::default(),
+    }
+}
+
+/// Encoded body length of `hb`; the heartbeats built here have one entry per list at
+/// most, far below every codec limit, so an error is a broken codec.
+fn body_len(hb: &Heartbeat) -> usize {
+    encode_body(hb).map_or(usize::MAX / 2, |b| b.len())
+}
+
+impl EntrySizes {
+    fn from_codec() -> EntrySizes {
+        let empty = body_len(&empty_heartbeat());
+        let with = |add: fn(&mut Heartbeat)| {
+            let mut hb = empty_heartbeat();
+            add(&mut hb);
+            body_len(&hb).saturating_sub(empty)
+        };
+        // The ids do not change the sizes: the codec writes them at fixed width.
+        EntrySizes {
+            empty,
+            echo: with(|hb| {
+                hb.echoes.push(Echo {
+                    peer: NodeId(2),
+                    seq: 0,
+                    sent_at: Instant::ZERO,
+                    held_ns: 0,
+                })
+            }),
+            view: with(|hb| {
+                hb.view.push(PeerView {
+                    node: NodeId(2),
+                    up: true,
+                })
+            }),
+            fenced: with(|hb| {
+                hb.fenced.push(FenceRecord {
+                    node: NodeId(2),
+                    incarnation: 0,
+                })
+            }),
+            standby: with(|hb| hb.admin.standby.push(NodeId(2))),
+            report: with(|hb| {
+                hb.groups.push(GroupReport {
+                    group: GroupId(0),
+                    term: Term(0),
+                    owner: Some(NodeId(2)),
+                    owner_incarnation: 0,
+                    phase: Phase::Running,
+                    handoff_to: Some(NodeId(2)),
+                })
+            }),
+            grant: with(|hb| {
+                hb.grants.push(Grant {
+                    group: GroupId(0),
+                    term: Term(0),
+                    to: NodeId(2),
+                    echo_sent_at: Instant::ZERO,
+                })
+            }),
+            refuse: with(|hb| hb.refuses.push(GroupId(0))),
+            group_maintenance: with(|hb| hb.admin.group_maintenance.push(GroupId(0))),
+            moves: with(|hb| hb.admin.moves.push((GroupId(0), NodeId(2)))),
+            cleanup: with(|hb| hb.admin.cleanups.push((GroupId(0), 1))),
+        }
+    }
+}
+
+/// The largest heartbeat a node of this cluster can send. Every list at its bound:
+///
+/// - per other node: an echo, a view entry and a fence record (`fenced` keeps one per
+///   node ever fenced);
+/// - per node: an admin `standby` entry;
+/// - per group: the report of the newest term, a `released` report about the sender,
+///   and one holder report per node that may own the group (an idle node gossips every
+///   holder that has not let go yet), one grant (a node promises a group to one node at
+///   a time), one `refuses` entry, and the admin `group_maintenance`, `moves` and
+///   `cleanups` entries.
+///
+/// A steady cluster sends much less (one report and one grant per group); the bound is
+/// what a handover after fences and admin commands can reach, and it is the one that
+/// must fit, since that is when heartbeats matter most.
+pub fn largest_heartbeat_of(nodes: &[NodeConfig], groups: &[GroupConfig]) -> HeartbeatSize {
+    let s = EntrySizes::from_codec();
+    let n = nodes.len();
+    let peers = n.saturating_sub(1);
+    let owners_default = nodes.iter().filter(|x| !x.witness).count();
+    let per_group = |g: &GroupConfig| {
+        let owners = if g.nodes.is_empty() {
+            owners_default
+        } else {
+            g.nodes.len()
+        };
+        (2 + owners) * s.report + s.grant + s.refuse + s.group_maintenance + s.moves + s.cleanup
+    };
+    let fixed = HEADER_LEN + s.empty + TAG_LEN;
+    let nodes_bytes = peers * (s.echo + s.view + s.fenced) + n * s.standby;
+    let groups_bytes = groups.iter().map(per_group).sum();
+    HeartbeatSize {
+        bytes: fixed + nodes_bytes + groups_bytes,
+        fixed,
+        nodes_bytes,
+        groups_bytes,
+        per_group_max: groups.iter().map(per_group).max().unwrap_or(0),
+    }
+}
+
+/// [`largest_heartbeat_of`] a loaded config.
+pub fn largest_heartbeat(config: &Config) -> HeartbeatSize {
+    largest_heartbeat_of(&config.nodes, &config.groups)
+}
+
+/// Refuses a config whose largest heartbeat exceeds [`HEARTBEAT_BUDGET`], naming the
+/// sizes and how many groups would fit.
+pub(super) fn check(ctx: &mut Ctx, nodes: &[NodeConfig], groups: &[GroupConfig]) {
+    let size = largest_heartbeat_of(nodes, groups);
+    if size.bytes <= HEARTBEAT_BUDGET {
+        return;
+    }
+    let room = HEARTBEAT_BUDGET.saturating_sub(size.fixed + size.nodes_bytes);
+    let fit = match room / size.per_group_max.max(1) {
+        0 => "no group fits with this many nodes".to_string(),
+        k => format!("at most {k} such groups fit with these nodes"),
+    };
+    let message = format!(
+        "a heartbeat of this cluster can reach {} bytes ({} fixed + {} for {} nodes + {} for {} \
+         group(s)), more than the {HEARTBEAT_BUDGET} bytes that fit one datagram below a \
+         1500-byte MTU; tandem does not send IP-fragmented heartbeats: {fit}",
+        size.bytes,
+        size.fixed,
+        size.nodes_bytes,
+        nodes.len(),
+        size.groups_bytes,
+        groups.len(),
+    );
+    let path = if groups.is_empty() { "nodes" } else { "groups" };
+    ctx.at_key(path, message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{generate_key, parse_str, write_key, Config, ConfigErrors};
+
+    /// A cluster of `nodes` nodes (n3 and up witnesses) and `groups` one-resource groups,
+    /// loaded through the whole config path.
+    fn load(nodes: usize, groups: usize) -> Result<Config, ConfigErrors> {
+        let key = std::env::temp_dir().join(format!(
+            "tandem-datagram-test-{}-{nodes}-{groups}",
+            std::process::id()
+        ));
+        write_key(&key, &generate_key(), false).expect("write test key");
+        let mut y = format!(
+            "cluster:\n  name: t\n  authkey: {}\nnodes:\n",
+            key.display()
+        );
+        for i in 1..=nodes {
+            y.push_str(&format!("  - name: n{i}\n    addresses: [10.0.0.{i}]\n"));
+            if i >= 3 {
+                y.push_str("    witness: true\n");
+            }
+        }
+        y.push_str("fencing:\n  self_fence: none\ngroups:\n");
+        for g in 1..=groups {
+            y.push_str(&format!(
+                "  - name: g{g}\n    resources:\n      \
+                 - exec: {{ name: x, start: /bin/true, stop: /bin/true }}\n"
+            ));
+        }
+        let config = parse_str(&y, "test.yaml");
+        let _ = std::fs::remove_file(&key);
+        config
+    }
+
+    #[test]
+    fn the_sizes_are_the_codecs() {
+        // By the layout in wire/mod.rs: echo 26, view 3, fence record 10, standby 2;
+        // report 25, grant 22, refuse 4, group_maintenance 4, move 6, cleanup 8.
+        let s = EntrySizes::from_codec();
+        let per_node = (s.echo, s.view, s.fenced, s.standby);
+        assert_eq!(per_node, (26, 3, 10, 2));
+        let per_group = (
+            s.report,
+            s.grant,
+            s.refuse,
+            s.group_maintenance,
+            s.moves,
+            s.cleanup,
+        );
+        assert_eq!(per_group, (25, 22, 4, 4, 6, 8));
+        let config = load(3, 1).expect("3 nodes, 1 group load");
+        let size = largest_heartbeat(&config);
+        // Two peers x 39, three standby x 2; one group owned by n1 or n2: 4 reports.
+        assert_eq!(size.nodes_bytes, 2 * 39 + 3 * 2);
+        assert_eq!(size.groups_bytes, 4 * 25 + 22 + 4 + 4 + 6 + 8);
+        assert_eq!(size.fixed, HEADER_LEN + TAG_LEN + s.empty);
+        assert_eq!(
+            size.bytes,
+            size.fixed + size.nodes_bytes + size.groups_bytes
+        );
+    }
+
+    #[test]
+    fn a_config_whose_heartbeat_would_not_fit_one_datagram_is_refused() {
+        // 3 nodes: 204 bytes before the groups, 144 per group: 8 fit, 9 do not.
+        let eight = load(3, 8).expect("8 groups fit");
+        assert!(largest_heartbeat(&eight).bytes <= HEARTBEAT_BUDGET);
+        let errors = load(3, 9).expect_err("9 groups do not fit").0;
+        let msg = errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(errors.len(), 1, "{msg}");
+        assert!(
+            msg.contains("reach 1500 bytes") && msg.contains("1400 bytes"),
+            "{msg}"
+        );
+        assert!(msg.contains("for 9 group(s)"), "{msg}");
+        assert!(msg.contains("at most 8 such groups fit"), "{msg}");
+        // Nodes alone can exceed it: 32 nodes leave no room for any group.
+        let errors = load(32, 1).expect_err("32 nodes do not fit").0;
+        assert!(
+            errors[0].to_string().contains("no group fits"),
+            "{}",
+            errors[0]
+        );
+    }
+}
