@@ -79,6 +79,9 @@ impl Reloader {
         }
         match tokio::time::timeout(APPLY_TIMEOUT, answer).await {
             Ok(Ok(Ok(summary))) => {
+                for warning in config.warnings() {
+                    tracing::warn!("{origin}: config warning: {warning}");
+                }
                 *current = config;
                 tracing::info!("{origin}: {summary} (new digest {digest:016x})");
                 Response::done(summary)

@@ -72,6 +72,11 @@ pub fn load(
     state_dir: PathBuf,
 ) -> Result<Settings, SettingsError> {
     let cfg = crate::config::load(config).map_err(|e| SettingsError::Config(e.to_string()))?;
+    // What `tandemctl config check` points out, in the journal too: an admin who never
+    // ran the check still learns that the config is valid but risky.
+    for warning in cfg.warnings() {
+        tracing::warn!("config warning: {warning}");
+    }
     let mut settings = from_config(&cfg, node, socket, state_dir)?;
     settings.config_path = Some(config.to_path_buf());
     Ok(settings)

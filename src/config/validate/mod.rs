@@ -24,7 +24,9 @@ use super::error::{ConfigError, ConfigErrors};
 use super::model::*;
 use super::raw;
 use ctx::Ctx;
-pub use datagram::{largest_heartbeat, largest_heartbeat_of, HeartbeatSize, HEARTBEAT_BUDGET};
+pub use datagram::{
+    fragmentation_warning, largest_heartbeat, largest_heartbeat_of, HeartbeatSize, HEARTBEAT_BUDGET,
+};
 use std::path::{Path, PathBuf};
 
 /// Most heartbeat links a node may have (each is a socket and a sender slot).
