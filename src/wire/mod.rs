@@ -63,8 +63,8 @@ mod crypto;
 mod drop;
 mod replay;
 
-pub use codec::{decode_body, encode_body, EncodeError};
-pub use crypto::{open, peek_sender, seal, Key, Keyring};
+pub use codec::{decode_body, encode_body, encode_body_into, EncodeError};
+pub use crypto::{open, open_in_place, peek_sender, seal, seal_into, Key, Keyring, SealParams};
 pub use drop::{DropCounters, DropReason};
 pub use replay::{ReplayGuard, ReplayWindow, REPLAY_WINDOW};
 
