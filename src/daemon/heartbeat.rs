@@ -4,9 +4,10 @@
 //! A current-thread tokio runtime on a dedicated OS thread (SCHED_RR when configured)
 //! waits for the earliest of: a datagram on any link (one wait on every link socket, a
 //! batch read with one `recvmmsg`: [`Links::receive`]), an answer from the executor, a
-//! control call, the core's next deadline, shutdown. The clock is read again right before every
-//! `handle` (a timer that fired late must not make the core believe it is earlier than
-//! it is), and every returned action is carried out, in order, before the next input.
+//! control call, the core's next deadline, shutdown. The clock is read again right
+//! before every `handle` (a timer that fired late must not make the core believe it is
+//! earlier than it is), and every returned action is carried out, in order, before the
+//! next input.
 //! Control calls are answered by the admin handling in [`super::admin`].
 
 use super::clock;
@@ -62,30 +63,9 @@ pub const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(9 
 /// How many events `status` shows.
 pub const STATUS_EVENTS: usize = 5;
 
-impl<E: Executor + 'static> HeartbeatLoop<E> {
-    /// Runs until `shutdown` fires (or its sender is dropped) or a fatal error.
-    ///
-    /// The loop runs as a task of the thread's runtime rather than as the future
-    /// `block_on` polls: a timer that fires for a task is queued on the thread, whereas
-    /// one that fires for the `block_on` future wakes it through the runtime's eventfd,
-    /// one `write` and one more `epoll_wait` per core deadline (every interval).
-    pub async fn run(
-        self,
-        answers: mpsc::UnboundedReceiver<Input>,
-        calls: mpsc::Receiver<ControlCall>,
-        shutdown: oneshot::Receiver<()>,
-    ) -> Result<(), LoopError> {
-        match tokio::spawn(self.serve(answers, calls, shutdown)).await {
-            Ok(result) => result,
-            // As if the loop had run here: a panic stays a panic of this thread.
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(LoopError::Orphaned),
-        }
-    }
-}
-
 impl<E: Executor> HeartbeatLoop<E> {
-    async fn serve(
+    /// Runs until `shutdown` fires (or its sender is dropped) or a fatal error.
+    pub async fn run(
         mut self,
         mut answers: mpsc::UnboundedReceiver<Input>,
         mut calls: mpsc::Receiver<ControlCall>,
