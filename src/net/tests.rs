@@ -130,3 +130,31 @@ fn a_refused_send_is_counted_and_does_not_stall_receiving() {
         );
     });
 }
+
+#[test]
+fn ipv6_links_bound_to_a_device_send_and_receive() {
+    let port = port(4);
+    runtime().block_on(async {
+        // ::1 is the only IPv6 loopback address: the link's one peer is itself.
+        let plan = LinkPlan {
+            index: 0,
+            local: loopback6(),
+            interface: Some("lo".into()),
+            peers: vec![(NodeId(1), loopback6())],
+        };
+        let mut links = Links::open(&[plan], port).expect("open");
+        assert_eq!(links.send_to_all(&[b"six".to_vec()]).sent, 1);
+        let n = tokio::time::timeout(Duration::from_secs(5), links.receive())
+            .await
+            .expect("a datagram within 5 s");
+        assert_eq!(n, 1);
+        let r = links.received(0).expect("in the batch");
+        assert_eq!(r.datagram.as_deref(), Some(&b"six"[..]));
+        let from = r.from.expect("an IPv6 sender");
+        assert_eq!((from.ip(), from.port()), (loopback6(), port));
+    });
+}
+
+fn loopback6() -> IpAddr {
+    IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+}
