@@ -179,7 +179,7 @@ pub(crate) fn seal_body(
     key: &Key,
     nonce: [u8; 24],
 ) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TAG_LEN);
+    let mut out = Vec::new();
     let header = Header {
         flags: header_flags,
         cluster_id,
