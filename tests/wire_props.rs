@@ -7,7 +7,10 @@ use tandem::core::message::{
     MAX_GROUPS, MAX_NODES,
 };
 use tandem::core::{GroupId, Instant, NodeId, Term};
-use tandem::wire::{open, peek_sender, seal, DropReason, EncodeError, Key, Keyring, MAX_DATAGRAM};
+use tandem::wire::{
+    encode_body_into, open, open_in_place, peek_sender, seal, seal_into, DropReason, EncodeError,
+    Key, Keyring, SealParams, MAX_DATAGRAM,
+};
 
 fn node() -> impl Strategy<Value = NodeId> {
     any::<u16>().prop_map(NodeId)
@@ -253,6 +256,48 @@ proptest! {
         // Phase 3: old key removed.
         let err = open(&by_old, 1, 0, &Keyring::new(Key::new(new))).unwrap_err();
         prop_assert!(matches!(err, DropReason::UnknownKey | DropReason::AuthFailed), "{:?}", err);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The sender's allocation-free path (one body buffer, one datagram buffer, both
+    /// reused dirty from the previous beat) puts exactly `seal`'s bytes on the wire.
+    #[test]
+    fn reused_buffers_seal_the_same_bytes(
+        first in heartbeat(), hb in heartbeat(), cluster in any::<u64>(), link in any::<u8>(),
+        key in any::<[u8; 32]>(), nonce in nonce(),
+    ) {
+        let key = Key::new(key);
+        let params = |hb: &Heartbeat| SealParams { from: hb.from, cluster_id: cluster, key: &key };
+        let (mut body, mut out) = (Vec::new(), Vec::new());
+        encode_body_into(&first, &mut body).unwrap();
+        seal_into(&body, params(&first), link, [7; 24], &mut out).unwrap();
+        encode_body_into(&hb, &mut body).unwrap();
+        seal_into(&body, params(&hb), link, nonce, &mut out).unwrap();
+        prop_assert_eq!(&out, &seal(&hb, cluster, link, &key, nonce).unwrap());
+    }
+
+    /// The receiver's in-place path decides exactly like `open`, and a datagram that
+    /// fails authentication is left as it came (so another key can be tried on it).
+    #[test]
+    fn opening_in_place_agrees_with_open(
+        hb in heartbeat(), key in any::<[u8; 32]>(), nonce in nonce(), at in any::<Index>(),
+        bit in 0u8..8, flip in any::<bool>(),
+    ) {
+        let mut dg = seal(&hb, 1, 0, &Key::new(key), nonce).unwrap();
+        if flip {
+            let i = at.index(dg.len());
+            dg[i] ^= 1 << bit;
+        }
+        let expected = open(&dg, 1, 0, &ring(key));
+        let mut buf = dg.clone();
+        let got = open_in_place(&mut buf, 1, 0, &ring(key));
+        prop_assert_eq!(&got, &expected);
+        if got == Err(DropReason::AuthFailed) {
+            prop_assert_eq!(&buf, &dg);
+        }
     }
 }
 

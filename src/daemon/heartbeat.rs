@@ -2,10 +2,12 @@
 //! and drop counters, and nothing slow.
 //!
 //! A current-thread tokio runtime on a dedicated OS thread (SCHED_RR when configured)
-//! waits for the earliest of: a datagram, an answer from the executor, a control call,
-//! the core's next deadline, shutdown. The clock is read again right before every
-//! `handle` (a timer that fired late must not make the core believe it is earlier than
-//! it is), and every returned action is carried out, in order, before the next input.
+//! waits for the earliest of: a datagram on any link (one wait on every link socket, a
+//! batch read with one `recvmmsg`: [`Links::receive`]), an answer from the executor, a
+//! control call, the core's next deadline, shutdown. The clock is read again right
+//! before every `handle` (a timer that fired late must not make the core believe it is
+//! earlier than it is), and every returned action is carried out, in order, before the
+//! next input.
 //! Control calls are answered by the admin handling in [`super::admin`].
 
 use super::clock;
@@ -13,12 +15,11 @@ use super::control::ControlCall;
 use super::events::{self, EventRing};
 use super::executor::{Executor, Work};
 use super::inbound::Inbound;
+use super::outbound::Outbound;
 use super::state::StateDir;
 use crate::config::{Config, ResourceConfig, ResourceKind};
 use crate::core::{Action, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind};
 use crate::net::{Links, Received};
-use crate::wire::{self, Key};
-use rand::TryRngCore;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -38,8 +39,8 @@ pub struct HeartbeatLoop<E: Executor> {
     pub spec: crate::core::ClusterSpec,
     pub links: Links,
     pub inbound: Inbound,
-    pub sealing_key: Key,
-    pub cluster_id: u64,
+    /// Seals and sends heartbeats (its buffers and nonce generator live across beats).
+    pub outbound: Outbound,
     pub cluster_name: String,
     pub state: StateDir,
     pub executor: E,
@@ -66,7 +67,6 @@ impl<E: Executor> HeartbeatLoop<E> {
     /// Runs until `shutdown` fires (or its sender is dropped) or a fatal error.
     pub async fn run(
         mut self,
-        mut datagrams: mpsc::UnboundedReceiver<Received>,
         mut answers: mpsc::UnboundedReceiver<Input>,
         mut calls: mpsc::Receiver<ControlCall>,
         mut shutdown: oneshot::Receiver<()>,
@@ -126,18 +126,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                     self.carry_out_all(actions)?;
                 }
                 Some(answer) = answers.recv() => self.step(answer)?,
-                Some(received) = datagrams.recv() => {
-                    let input = match &received.datagram {
-                        Some(d) => self.inbound.accept(received.link, d),
-                        None => {
-                            self.inbound.count_oversized();
-                            None
-                        }
-                    };
-                    if let Some(input) = input {
-                        self.step(input)?;
-                    }
-                }
+                count = self.links.receive() => self.deliver(count)?,
                 Some(call) = calls.recv() => self.answer(call)?,
                 _ = watchdog_tick(&mut watchdog) => super::notify::watchdog(),
                 _ = tokio::time::sleep(sleep) => {
@@ -149,6 +138,29 @@ impl<E: Executor> HeartbeatLoop<E> {
                 else => return Err(LoopError::Orphaned),
             }
         }
+    }
+
+    /// Hands the `count` datagrams [`Links::receive`] just read to the core, one by one,
+    /// each decrypted where it lies.
+    fn deliver(&mut self, count: usize) -> Result<(), LoopError> {
+        for i in 0..count {
+            let input = match self.links.received(i) {
+                Some(Received {
+                    link,
+                    datagram: Some(d),
+                    ..
+                }) => self.inbound.accept(link, d),
+                Some(Received { datagram: None, .. }) => {
+                    self.inbound.count_oversized();
+                    None
+                }
+                None => None,
+            };
+            if let Some(input) = input {
+                self.step(input)?;
+            }
+        }
+        Ok(())
     }
 
     /// Applies one input and carries out every action it produced, in order.
@@ -271,29 +283,8 @@ impl<E: Executor> HeartbeatLoop<E> {
         Ok(())
     }
 
-    /// Seals `hb` once per link (the link index is authenticated, so each link needs its
-    /// own datagram) with a fresh random nonce, and sends each to every peer.
     fn send(&mut self, hb: &Heartbeat) {
-        let mut datagrams = Vec::with_capacity(self.links.len());
-        for link in 0..self.links.len() {
-            let Ok(link_byte) = u8::try_from(link) else {
-                break;
-            };
-            let mut nonce = [0u8; 24];
-            if let Err(e) = rand::rngs::OsRng.try_fill_bytes(&mut nonce) {
-                // Never send with a predictable nonce; skipping one beat is harmless.
-                tracing::error!("OS random generator failed, heartbeat not sent: {e}");
-                return;
-            }
-            match wire::seal(hb, self.cluster_id, link_byte, &self.sealing_key, nonce) {
-                Ok(d) => datagrams.push(d),
-                Err(e) => {
-                    tracing::error!("cannot build heartbeat: {e}");
-                    return;
-                }
-            }
-        }
-        self.links.send_to_all(&datagrams);
+        self.outbound.send(hb, &self.links);
     }
 
     fn group_name(&self, group: GroupId) -> String {

@@ -45,7 +45,9 @@ impl Inbound {
     }
 
     /// Turns a datagram received on `link` into the core's input, or counts why not.
-    pub fn accept(&mut self, link: usize, datagram: &[u8]) -> Option<Input> {
+    /// The datagram is decrypted in place (no copy, no allocation for it): its bytes
+    /// are not the received ones afterwards.
+    pub fn accept(&mut self, link: usize, datagram: &mut [u8]) -> Option<Input> {
         match self.check(link, datagram) {
             Ok(input) => Some(input),
             Err(reason) => {
@@ -56,7 +58,7 @@ impl Inbound {
         }
     }
 
-    fn check(&mut self, link: usize, datagram: &[u8]) -> Result<Input, DropReason> {
+    fn check(&mut self, link: usize, datagram: &mut [u8]) -> Result<Input, DropReason> {
         let link_byte = u8::try_from(link).map_err(|_| DropReason::Malformed)?;
         // `peek_sender` is `None` for junk; `open` then names the exact reason.
         if let Some(sender) = wire::peek_sender(datagram) {
@@ -67,7 +69,7 @@ impl Inbound {
                 return Err(DropReason::UnknownSender);
             }
         }
-        let heartbeat = wire::open(datagram, self.cluster_id, link_byte, &self.keyring)?;
+        let heartbeat = wire::open_in_place(datagram, self.cluster_id, link_byte, &self.keyring)?;
         if heartbeat.from == self.me {
             return Err(DropReason::FromSelf);
         }

@@ -16,6 +16,7 @@ pub mod heartbeat;
 pub mod inbound;
 pub mod metrics;
 pub mod notify;
+pub mod outbound;
 pub mod reload;
 pub mod settings;
 pub mod state;
@@ -268,8 +269,6 @@ fn heartbeat_thread(
                 return Ok(());
             }
         };
-        let (datagrams_tx, datagrams) = mpsc::unbounded_channel();
-        links.spawn_receivers(datagrams_tx);
         let inbound = Inbound::new(
             s.cluster_id,
             s.me,
@@ -281,8 +280,7 @@ fn heartbeat_thread(
             spec: s.spec.clone(),
             links,
             inbound,
-            sealing_key: s.keyring.current.clone(),
-            cluster_id: s.cluster_id,
+            outbound: outbound::Outbound::new(s.cluster_id, s.keyring.current.clone()),
             cluster_name: s.cluster_name.clone(),
             state,
             executor,
@@ -293,7 +291,7 @@ fn heartbeat_thread(
             guard_lost: false,
         };
         let _ = ready.send(Ok(()));
-        hb.run(datagrams, answers, calls, shutdown).await
+        hb.run(answers, calls, shutdown).await
     })
 }
 

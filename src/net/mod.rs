@@ -4,20 +4,30 @@
 //! that link works.
 //!
 //! Sends never block: a full socket buffer drops the datagram (heartbeats are
-//! redundant by design, and waiting would delay the next one). Receives read into a
-//! buffer one byte larger than `wire::MAX_DATAGRAM`, so an oversized datagram is
-//! recognised and dropped instead of silently truncated.
+//! redundant by design, and waiting would delay the next one). Each link's datagram
+//! goes to all of its peers in one `sendmmsg`.
+//!
+//! One receive path serves every link: the heartbeat thread's loop awaits
+//! [`Links::receive`], which waits on all link sockets at once (readable interest only,
+//! so completed sends wake nobody) and reads whatever is queued on the ready one with
+//! one `recvmmsg` into buffers allocated once. The buffers are one byte larger than
+//! `wire::MAX_DATAGRAM`, so an oversized datagram is recognised and dropped instead of
+//! silently truncated.
+
+mod mmsg;
+
+pub use mmsg::{SendReport, BATCH};
 
 use crate::core::NodeId;
-use crate::wire::MAX_DATAGRAM;
+use mmsg::RecvBatch;
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use std::ffi::OsString;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use std::task::{Context, Poll};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// One heartbeat link as this node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,33 +68,36 @@ pub enum NetError {
     Register { link: usize, source: io::Error },
 }
 
-/// One received datagram.
+/// One datagram of the batch [`Links::receive`] read.
 #[derive(Debug)]
-pub struct Received {
+pub struct Received<'a> {
     pub link: usize,
-    pub from: SocketAddr,
-    /// The datagram, or `None` if it was larger than `wire::MAX_DATAGRAM`.
-    pub datagram: Option<Vec<u8>>,
+    pub from: Option<SocketAddr>,
+    /// The datagram, or `None` if it was larger than `wire::MAX_DATAGRAM`. Mutable so
+    /// the receiver can decrypt it where it lies.
+    pub datagram: Option<&'a mut [u8]>,
 }
 
 struct Link {
     plan: LinkPlan,
-    socket: UdpSocket,
-    peer_addrs: Vec<SocketAddr>,
+    socket: AsyncFd<StdUdpSocket>,
+    peers: Vec<SockaddrStorage>,
 }
 
-/// Every heartbeat socket of this node.
-#[derive(Clone)]
+/// Every heartbeat socket of this node, and the one receive batch they share.
 pub struct Links {
-    links: Arc<Vec<Link>>,
+    links: Vec<Link>,
+    batch: RecvBatch,
+    /// Link of the datagrams in `batch`.
+    batch_link: usize,
+    /// Where the next wait starts looking, so a busy link cannot starve the others.
+    next: usize,
 }
 
-/// Outcome of one `send_to_all`, for logging and metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SendReport {
-    pub sent: usize,
-    pub failed: usize,
-}
+/// A socket error is retried at once (ICMP errors such as ECONNREFUSED from a peer
+/// that is down are reported once, then cleared); this many in a row means it is not
+/// going away, and the link waits for its next datagram instead of spinning.
+const MAX_RECV_ERRORS: usize = 4;
 
 impl Links {
     /// Opens one non-blocking socket per plan, bound to `plan.local:port`. Must be called
@@ -93,23 +106,31 @@ impl Links {
         let mut links = Vec::with_capacity(plans.len());
         for plan in plans {
             let std_socket = open_socket(plan, port)?;
-            let socket = UdpSocket::from_std(std_socket).map_err(|source| NetError::Register {
-                link: plan.index,
-                source,
-            })?;
-            let peer_addrs = plan
+            // Readable only: with writable interest too, every send completing would
+            // wake the thread for nothing.
+            // SAFETY: the socket owns its descriptor, and `Link` never replaces or
+            // closes it while the `AsyncFd` holds it.
+            let socket = unsafe { AsyncFd::register_with_interest(std_socket, Interest::READABLE) }
+                .map_err(|e| NetError::Register {
+                    link: plan.index,
+                    source: e.into(),
+                })?;
+            let peers = plan
                 .peers
                 .iter()
-                .map(|(_, ip)| SocketAddr::new(*ip, port))
+                .map(|(_, ip)| SockaddrStorage::from(SocketAddr::new(*ip, port)))
                 .collect();
             links.push(Link {
                 plan: plan.clone(),
                 socket,
-                peer_addrs,
+                peers,
             });
         }
         Ok(Links {
-            links: Arc::new(links),
+            links,
+            batch: RecvBatch::default(),
+            batch_link: 0,
+            next: 0,
         })
     }
 
@@ -127,72 +148,104 @@ impl Links {
 
     /// The address each socket is actually bound to.
     pub fn local_addrs(&self) -> Vec<io::Result<SocketAddr>> {
-        self.links.iter().map(|l| l.socket.local_addr()).collect()
+        self.links
+            .iter()
+            .map(|l| l.socket.get_ref().local_addr())
+            .collect()
     }
 
-    /// Sends `datagrams[k]` to every peer on link k, without blocking. Links without a
-    /// datagram are skipped; errors are counted, not returned (a down link is a normal
-    /// condition the failure detector reports).
-    pub fn send_to_all(&self, datagrams: &[Vec<u8>]) -> SendReport {
+    /// Sends `datagrams[k]` to every peer on link k (one `sendmmsg` per link), without
+    /// blocking. Links without a datagram are skipped; errors are counted, not returned
+    /// (a down link is a normal condition the failure detector reports).
+    pub fn send_to_all<D: AsRef<[u8]>>(&self, datagrams: &[D]) -> SendReport {
         let mut report = SendReport::default();
         for (link, datagram) in self.links.iter().zip(datagrams) {
-            for addr in &link.peer_addrs {
-                // A direct non-blocking sendto: tokio's `try_send_to` would refuse until the
-                // reactor has seen the socket become writable, losing the first beats.
-                let to = SockaddrStorage::from(*addr);
-                match socket::sendto(
-                    link.socket.as_raw_fd(),
-                    datagram,
-                    &to,
-                    socket::MsgFlags::MSG_DONTWAIT,
-                ) {
-                    Ok(_) => report.sent += 1,
-                    Err(e) => {
-                        report.failed += 1;
-                        tracing::trace!("link {}: send to {addr} failed: {e}", link.plan.index);
-                    }
-                }
-            }
+            let r = mmsg::send_to_each(
+                link.socket.as_raw_fd(),
+                datagram.as_ref(),
+                &link.peers,
+                link.plan.index,
+            );
+            report.sent += r.sent;
+            report.failed += r.failed;
         }
         report
     }
 
-    /// Receives one datagram on link `link`.
-    pub async fn recv(&self, link: usize, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        match self.links.get(link) {
-            Some(l) => l.socket.recv_from(buf).await,
-            None => Err(io::Error::new(io::ErrorKind::NotFound, "no such link")),
-        }
+    /// Waits until a datagram is queued on any link, then reads up to [`BATCH`] of that
+    /// link's queued datagrams in one `recvmmsg`. Returns how many were read (at least
+    /// one); [`received`](Self::received) hands them out until the next call.
+    ///
+    /// Cancel-safe: nothing is read unless the call returns.
+    pub async fn receive(&mut self) -> usize {
+        std::future::poll_fn(|cx| self.poll_receive(cx)).await
     }
 
-    /// Spawns one receive task per link on the current runtime; each forwards what it
-    /// receives into `out` until `out` is closed.
-    pub fn spawn_receivers(&self, out: mpsc::UnboundedSender<Received>) {
-        for index in 0..self.links.len() {
-            let links = self.clone();
-            let out = out.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; MAX_DATAGRAM + 1];
-                loop {
-                    let received = match links.recv(index, &mut buf).await {
-                        Ok((n, from)) => Received {
-                            link: index,
-                            from,
-                            datagram: (n <= MAX_DATAGRAM).then(|| buf[..n].to_vec()),
-                        },
-                        Err(e) => {
-                            // ICMP errors from an earlier send surface here on Linux
-                            // (ECONNREFUSED from a peer that is down): not fatal.
-                            tracing::trace!("link {index}: receive error: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                            continue;
-                        }
-                    };
-                    if out.send(received).is_err() {
-                        return;
+    /// Datagram `i` of the last [`receive`](Self::receive).
+    pub fn received(&mut self, i: usize) -> Option<Received<'_>> {
+        let link = self.batch_link;
+        let (from, datagram) = self.batch.get_mut(i)?;
+        Some(Received {
+            link,
+            from,
+            datagram,
+        })
+    }
+
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<usize> {
+        let n = self.links.len();
+        for k in 0..n {
+            let index = (self.next + k) % n;
+            let Some(link) = self.links.get(index) else {
+                continue;
+            };
+            if let Poll::Ready(count) = link.poll_batch(cx, &mut self.batch) {
+                self.batch_link = index;
+                self.next = (index + 1) % n;
+                return Poll::Ready(count);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Link {
+    /// Reads a batch if this socket has datagrams queued; otherwise registers `cx` to be
+    /// woken when it does.
+    fn poll_batch(&self, cx: &mut Context<'_>, batch: &mut RecvBatch) -> Poll<usize> {
+        let index = self.plan.index;
+        let mut errors = 0;
+        loop {
+            let mut ready = match self.socket.poll_read_ready(cx) {
+                Poll::Ready(Ok(ready)) => ready,
+                Poll::Ready(Err(e)) => {
+                    // The runtime is shutting down; so is the thread.
+                    tracing::trace!("link {index}: {e}");
+                    return Poll::Pending;
+                }
+                Poll::Pending => return Poll::Pending,
+            };
+            match batch.recv(self.socket.as_raw_fd()) {
+                Ok(count) if count > 0 => {
+                    // A short batch emptied the queue: forget the readiness now rather
+                    // than learn it from one more `recvmmsg` failing with EAGAIN. A
+                    // datagram arriving meanwhile raises a new edge, so none is missed.
+                    if count < BATCH {
+                        ready.clear_ready();
+                    }
+                    return Poll::Ready(count);
+                }
+                Ok(_) => ready.clear_ready(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::trace!("link {index}: receive error: {e}");
+                    errors += 1;
+                    if errors >= MAX_RECV_ERRORS {
+                        ready.clear_ready();
                     }
                 }
-            });
+            }
         }
     }
 }
@@ -242,3 +295,6 @@ fn open_socket(plan: &LinkPlan, port: u16) -> Result<StdUdpSocket, NetError> {
     })?;
     Ok(StdUdpSocket::from(fd))
 }
+
+#[cfg(test)]
+mod tests;

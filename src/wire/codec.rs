@@ -36,6 +36,15 @@ pub(crate) const MAX_BODY: usize = MAX_DATAGRAM - HEADER_LEN - TAG_LEN;
 
 /// Encodes the body (everything of `hb` except `from`, which travels in the header).
 pub fn encode_body(hb: &Heartbeat) -> Result<Vec<u8>, EncodeError> {
+    let mut w = Vec::new();
+    encode_body_into(hb, &mut w)?;
+    Ok(w)
+}
+
+/// Like [`encode_body`], into `w` (cleared first): a sender that keeps one buffer
+/// encodes every heartbeat without allocating once the buffer has grown to size.
+pub fn encode_body_into(hb: &Heartbeat, w: &mut Vec<u8>) -> Result<(), EncodeError> {
+    w.clear();
     check_count("echoes", hb.echoes.len(), MAX_NODES)?;
     check_count("view", hb.view.len(), MAX_NODES)?;
     check_count("groups", hb.groups.len(), MAX_GROUPS)?;
@@ -60,74 +69,74 @@ pub fn encode_body(hb: &Heartbeat) -> Result<Vec<u8>, EncodeError> {
         });
     }
 
-    let mut w = Vec::with_capacity(size);
-    put_u64(&mut w, hb.incarnation);
-    put_u64(&mut w, hb.seq);
-    put_u64(&mut w, hb.sent_at.as_nanos());
-    put_u64(&mut w, hb.config_digest);
+    w.reserve(size);
+    put_u64(w, hb.incarnation);
+    put_u64(w, hb.seq);
+    put_u64(w, hb.sent_at.as_nanos());
+    put_u64(w, hb.config_digest);
     w.push(hb.flags.0);
 
-    put_count8(&mut w, hb.echoes.len());
+    put_count8(w, hb.echoes.len());
     for e in &hb.echoes {
-        put_u16(&mut w, e.peer.0);
-        put_u64(&mut w, e.seq);
-        put_u64(&mut w, e.sent_at.as_nanos());
-        put_u64(&mut w, e.held_ns);
+        put_u16(w, e.peer.0);
+        put_u64(w, e.seq);
+        put_u64(w, e.sent_at.as_nanos());
+        put_u64(w, e.held_ns);
     }
-    put_count8(&mut w, hb.view.len());
+    put_count8(w, hb.view.len());
     for v in &hb.view {
-        put_u16(&mut w, v.node.0);
+        put_u16(w, v.node.0);
         w.push(u8::from(v.up));
     }
-    put_count16(&mut w, hb.groups.len());
+    put_count16(w, hb.groups.len());
     for g in &hb.groups {
-        put_u32(&mut w, g.group.0);
-        put_u64(&mut w, g.term.0);
-        put_opt_node(&mut w, g.owner, "groups[].owner")?;
-        put_u64(&mut w, g.owner_incarnation);
+        put_u32(w, g.group.0);
+        put_u64(w, g.term.0);
+        put_opt_node(w, g.owner, "groups[].owner")?;
+        put_u64(w, g.owner_incarnation);
         w.push(g.phase as u8);
-        put_opt_node(&mut w, g.handoff_to, "groups[].handoff_to")?;
+        put_opt_node(w, g.handoff_to, "groups[].handoff_to")?;
     }
-    put_count16(&mut w, hb.grants.len());
+    put_count16(w, hb.grants.len());
     for g in &hb.grants {
-        put_u32(&mut w, g.group.0);
-        put_u64(&mut w, g.term.0);
-        put_u16(&mut w, g.to.0);
-        put_u64(&mut w, g.echo_sent_at.as_nanos());
+        put_u32(w, g.group.0);
+        put_u64(w, g.term.0);
+        put_u16(w, g.to.0);
+        put_u64(w, g.echo_sent_at.as_nanos());
     }
-    put_count8(&mut w, hb.fenced.len());
+    put_count8(w, hb.fenced.len());
     for f in &hb.fenced {
-        put_u16(&mut w, f.node.0);
-        put_u64(&mut w, f.incarnation);
+        put_u16(w, f.node.0);
+        put_u64(w, f.incarnation);
     }
-    put_count16(&mut w, hb.refuses.len());
+    put_count16(w, hb.refuses.len());
     for g in &hb.refuses {
-        put_u32(&mut w, g.0);
+        put_u32(w, g.0);
     }
 
-    put_u64(&mut w, admin.version);
-    put_u16(&mut w, admin.origin.0);
+    put_u64(w, admin.version);
+    put_u16(w, admin.origin.0);
     w.push(u8::from(admin.maintenance));
-    put_count8(&mut w, admin.standby.len());
+    put_count8(w, admin.standby.len());
     for n in &admin.standby {
-        put_u16(&mut w, n.0);
+        put_u16(w, n.0);
     }
-    put_count16(&mut w, admin.group_maintenance.len());
+    put_count16(w, admin.group_maintenance.len());
     for g in &admin.group_maintenance {
-        put_u32(&mut w, g.0);
+        put_u32(w, g.0);
     }
-    put_count16(&mut w, admin.moves.len());
+    put_count16(w, admin.moves.len());
     for (g, n) in &admin.moves {
-        put_u32(&mut w, g.0);
-        put_u16(&mut w, n.0);
+        put_u32(w, g.0);
+        put_u16(w, n.0);
     }
-    put_count16(&mut w, admin.cleanups.len());
+    put_count16(w, admin.cleanups.len());
     for (g, c) in &admin.cleanups {
-        put_u32(&mut w, g.0);
-        put_u32(&mut w, *c);
+        put_u32(w, g.0);
+        put_u32(w, *c);
     }
     debug_assert_eq!(w.len(), size);
-    Ok(w)
+    Ok(())
 }
 
 const FIXED_LEN: usize = 8 * 4 + 1 + 1 + 1 + 2 + 2 + 1 + 2 + (8 + 2 + 1) + 1 + 2 + 2 + 2;

@@ -179,12 +179,7 @@ pub(crate) fn seal_body(
     key: &Key,
     nonce: [u8; 24],
 ) -> Result<Vec<u8>, EncodeError> {
-    if body.len() > MAX_BODY {
-        return Err(EncodeError::TooLarge {
-            size: HEADER_LEN + body.len() + TAG_LEN,
-            max: MAX_DATAGRAM,
-        });
-    }
+    let mut out = Vec::new();
     let header = Header {
         flags: header_flags,
         cluster_id,
@@ -192,16 +187,63 @@ pub(crate) fn seal_body(
         key_id: key.id(),
         nonce,
     };
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TAG_LEN);
-    header.write(&mut out);
+    seal_with_header(&header, body, link, key, &mut out)?;
+    Ok(out)
+}
+
+/// Where [`seal_into`] seals a body: one sender, cluster and key.
+#[derive(Clone, Copy, Debug)]
+pub struct SealParams<'a> {
+    pub from: NodeId,
+    pub cluster_id: u64,
+    pub key: &'a Key,
+}
+
+/// Seals an encoded body (from [`encode_body_into`](super::encode_body_into)) for
+/// `link` into `out`, which is cleared first. The same bytes as [`seal`], without
+/// allocating once `out` has grown to size: a sender encodes a heartbeat once and
+/// seals it for every link.
+pub fn seal_into(
+    body: &[u8],
+    params: SealParams<'_>,
+    link: u8,
+    nonce: [u8; 24],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let header = Header {
+        flags: 0,
+        cluster_id: params.cluster_id,
+        sender: params.from,
+        key_id: params.key.id(),
+        nonce,
+    };
+    seal_with_header(&header, body, link, params.key, out)
+}
+
+fn seal_with_header(
+    header: &Header,
+    body: &[u8],
+    link: u8,
+    key: &Key,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    out.clear();
+    if body.len() > MAX_BODY {
+        return Err(EncodeError::TooLarge {
+            size: HEADER_LEN + body.len() + TAG_LEN,
+            max: MAX_DATAGRAM,
+        });
+    }
+    out.reserve(HEADER_LEN + body.len() + TAG_LEN);
+    header.write(out);
     let aad = associated_data(&out[..HEADER_LEN], link);
     out.extend_from_slice(body);
     let tag = key
         .cipher()
-        .encrypt_in_place_detached(&XNonce::from(nonce), &aad, &mut out[HEADER_LEN..])
+        .encrypt_in_place_detached(&XNonce::from(header.nonce), &aad, &mut out[HEADER_LEN..])
         .map_err(|_| EncodeError::Seal)?;
     out.extend_from_slice(&tag);
-    Ok(out)
+    Ok(())
 }
 
 /// Authenticates and decodes a datagram received on `link`. Cheap checks come first
@@ -216,6 +258,23 @@ pub fn open(
     if datagram.len() > MAX_DATAGRAM {
         return Err(DropReason::Oversized);
     }
+    open_in_place(&mut datagram.to_vec(), cluster_id, link, keys)
+}
+
+/// Like [`open`], but decrypts in the caller's buffer instead of a copy: a receiver
+/// that owns its receive buffers opens every datagram without allocating for it. Once
+/// authenticated, the ciphertext in `datagram` has become plaintext. A failed
+/// authentication leaves the bytes as they were (ChaCha20-Poly1305 checks the tag
+/// before it decrypts), which is what lets a second key of the ring be tried on them.
+pub fn open_in_place(
+    datagram: &mut [u8],
+    cluster_id: u64,
+    link: u8,
+    keys: &Keyring,
+) -> Result<Heartbeat, DropReason> {
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(DropReason::Oversized);
+    }
     let header = Header::parse(datagram)?;
     if datagram.len() < HEADER_LEN + TAG_LEN {
         return Err(DropReason::Truncated);
@@ -223,39 +282,42 @@ pub fn open(
     if header.cluster_id != cluster_id {
         return Err(DropReason::WrongCluster);
     }
-    let (sealed, tag_bytes) =
-        datagram[HEADER_LEN..].split_at(datagram.len() - HEADER_LEN - TAG_LEN);
-    let tag_bytes: [u8; TAG_LEN] = tag_bytes.try_into().map_err(|_| DropReason::Truncated)?;
+    let (head, rest) = datagram.split_at_mut(HEADER_LEN);
+    let (sealed, tag_bytes) = rest.split_at_mut(rest.len() - TAG_LEN);
+    let tag_bytes: [u8; TAG_LEN] = (&*tag_bytes)
+        .try_into()
+        .map_err(|_| DropReason::Truncated)?;
     let tag = Tag::from(tag_bytes);
-    let aad = associated_data(&datagram[..HEADER_LEN], link);
+    let aad = associated_data(head, link);
     let nonce = XNonce::from(header.nonce);
 
     let mut tried_any = false;
-    let mut plain = None;
+    let mut opened = false;
     // Key ids are only 32 bits: two keys of the ring may share one, so try each match.
     for key in keys.candidates(header.key_id) {
         tried_any = true;
-        let mut buf = sealed.to_vec();
         if key
             .cipher()
-            .decrypt_in_place_detached(&nonce, &aad, &mut buf, &tag)
+            .decrypt_in_place_detached(&nonce, &aad, sealed, &tag)
             .is_ok()
         {
-            plain = Some(buf);
+            opened = true;
             break;
         }
     }
-    let plain = match plain {
-        Some(p) => p,
-        None if tried_any => return Err(DropReason::AuthFailed),
-        None => return Err(DropReason::UnknownKey),
-    };
+    if !opened {
+        return Err(if tried_any {
+            DropReason::AuthFailed
+        } else {
+            DropReason::UnknownKey
+        });
+    }
     // Checked after authentication: a sender with the key that sets flags this build
     // does not know speaks a dialect we cannot interpret.
     if header.flags != 0 {
         return Err(DropReason::Malformed);
     }
-    decode_body(header.sender, &plain)
+    decode_body(header.sender, sealed)
 }
 
 /// The claimed sender of a datagram, from the unauthenticated header: only for

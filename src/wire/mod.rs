@@ -57,14 +57,23 @@
 //! the sender is a known node other than itself), [`ReplayGuard::check_and_accept`]
 //! decides whether this `(incarnation, seq)` is new for that peer and link. Only
 //! authenticated packets ever advance a window.
+//!
+//! # Without allocating
+//!
+//! The daemon sends and receives hundreds of datagrams a second, so each step has a
+//! variant that works in buffers the caller keeps: [`encode_body_into`] and
+//! [`seal_into`] (encode a heartbeat once, seal it for each link; the same bytes as
+//! [`seal`]), [`open_in_place`] (decrypt in the receive buffer; the same verdicts as
+//! [`open`]). Only the decoded [`Heartbeat`](crate::core::Heartbeat) owns memory: its
+//! non-empty lists.
 
 mod codec;
 mod crypto;
 mod drop;
 mod replay;
 
-pub use codec::{decode_body, encode_body, EncodeError};
-pub use crypto::{open, peek_sender, seal, Key, Keyring};
+pub use codec::{decode_body, encode_body, encode_body_into, EncodeError};
+pub use crypto::{open, open_in_place, peek_sender, seal, seal_into, Key, Keyring, SealParams};
 pub use drop::{DropCounters, DropReason};
 pub use replay::{ReplayGuard, ReplayWindow, REPLAY_WINDOW};
 
