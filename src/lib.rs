@@ -8,10 +8,12 @@
 //! guard/    the lease guard: the main process that starts the daemon as its worker and
 //!           takes its resources down if it dies or hangs (supervisor, takedown, table);
 //!           its record protocol and the worker's end (record, link) sit below agents/
-//! daemon/   the tokio driver: sockets, timers, child processes, the control socket
-//! control/  the Unix-socket protocol shared by daemon and CLI
+//! daemon/   the tokio driver: sockets, timers, child processes, the control socket's
+//!           server (daemon/control/), admin commands (admin.rs)
+//! control/  the Unix-socket protocol, client and rendering shared by daemon and CLI
 //! agents/   resource agents (vip, systemd, lsb, ocf, exec) and fencing
-//! net/      heartbeat links: UDP sockets bound to a device, sender on its own thread
+//! net/      heartbeat links: UDP sockets bound to a device; one receive path for all
+//!           links (recvmmsg), one sendmmsg per link
 //! wire/     the heartbeat datagram: encode/decode, AEAD, replay window (pure)
 //! core/     the deterministic heart: failure detector, membership, quorum, ownership
 //! config/   YAML schema, defaults, validation with file:line:column errors
