@@ -351,7 +351,9 @@ impl Guard {
                 ));
                 let _ = kill(worker, Signal::SIGKILL);
                 process::reap(worker);
-                return RunEnd::TookDown(self.take_down(boottime_ns()));
+                let outcome = self.take_down(boottime_ns(), "after its last threads");
+                self.table.clear_exposure();
+                return RunEnd::TookDown(outcome);
             }
         };
         let lead = self.settings.lead.as_nanos() as u64;
@@ -384,29 +386,36 @@ impl Guard {
 
     /// The pidfd says the worker is exiting. Its last threads may take a while to go (a
     /// killed process with a large locked address space was seen to take a second), so
-    /// addresses and process groups go at once, before it is reaped; then everything
-    /// again, since a syscall still in flight in a dying thread (an address being
-    /// added) may have completed meanwhile.
+    /// the whole take-down runs at once, before it is reaped: addresses, process groups
+    /// and the agents' stops, bounded by the lease — waiting for the reap first could
+    /// spend the lease and turn a clean stop into a self-fence. No thread of a dying
+    /// process returns to user space, so it starts nothing new; but a syscall still in
+    /// flight in one (an address being added) may complete meanwhile, so the fast part
+    /// runs again after the reap.
     fn worker_exited(&mut self, worker: Pid) -> RunEnd {
         // Records sent right before dying are already queued: read them first.
         self.drain_records();
-        let exposed = self.table.is_exposed();
-        if exposed {
-            let early = self.takedown.remove_and_kill(&self.table);
-            super::log::event("WARN", super::log::KIND_TOOK_DOWN, format_args!(
-                "{} the addresses and process groups of worker {worker}, which is exiting: {early}; waiting for its last threads",
-                super::log::TOOK_DOWN
-            ));
-        }
+        let early = self
+            .table
+            .is_exposed()
+            .then(|| self.take_down(boottime_ns(), "which is exiting"));
         let ended = process::reap(worker);
         let nothing_to_restart = self.stopping || ended.success() || !self.worker_ready;
-        if !exposed && nothing_to_restart {
-            return RunEnd::Stopped(ended);
-        }
+        let Some(outcome) = early else {
+            if nothing_to_restart {
+                return RunEnd::Stopped(ended);
+            }
+            log(format_args!(
+                "worker {worker} died ({ended}): nothing was exposed"
+            ));
+            return RunEnd::TookDown(Outcome::default());
+        };
+        let again = self.takedown.remove_and_kill(&self.table);
+        self.table.clear_exposure();
         log(format_args!(
-            "worker {worker} died ({ended}): taking down what it ran"
+            "worker {worker} died ({ended}); after its last threads: {again}"
         ));
-        RunEnd::TookDown(self.take_down(boottime_ns()))
+        RunEnd::TookDown(outcome)
     }
 
     /// The worker let a lease come within `lead` of its end without renewing it: it
@@ -422,21 +431,22 @@ impl Guard {
             until.saturating_sub(now) / 1000
         ));
         let _ = kill(worker, Signal::SIGKILL);
-        let early = self.takedown.remove_and_kill(&self.table);
-        super::log::event(
-            "WARN",
-            super::log::KIND_TOOK_DOWN,
-            format_args!(
-                "{} its addresses and process groups: {early}; waiting for its last threads",
-                super::log::TOOK_DOWN
-            ),
-        );
+        // At once, as for a worker that died (see `worker_exited`): the lease is nearly
+        // spent, and a killed process may take a second to be reaped.
+        let outcome = self.take_down(now, "of the killed worker");
         process::reap(worker);
-        // Everything again once no thread of it can complete a syscall.
-        self.take_down(now)
+        // The fast part again once no thread of it can complete a syscall.
+        let again = self.takedown.remove_and_kill(&self.table);
+        self.table.clear_exposure();
+        log(format_args!(
+            "worker {worker} reaped; after its last threads: {again}"
+        ));
+        outcome
     }
 
-    fn take_down(&mut self, now: u64) -> Outcome {
+    /// Takes down every exposed group (`when` says at which point, for the log), and
+    /// keeps the table: the caller clears it once the worker is gone for good.
+    fn take_down(&mut self, now: u64, when: &str) -> Outcome {
         let stop_by = self
             .table
             .earliest_lease_end(|slot| self.leases.load(slot))
@@ -446,13 +456,12 @@ impl Guard {
             "WARN",
             super::log::KIND_TOOK_DOWN,
             format_args!(
-                "{} {} group(s) in {} µs: {outcome}",
+                "{} {} group(s) {when} in {} µs: {outcome}",
                 super::log::TOOK_DOWN,
                 self.table.exposed().len(),
                 boottime_ns().saturating_sub(now) / 1000
             ),
         );
-        self.table.clear_exposure();
         // `systemctl status` shows it under the unit until the next worker is up.
         crate::daemon::notify::status(&format!(
             "lease guard took down what its worker ran: {outcome}"
