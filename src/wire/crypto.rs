@@ -255,9 +255,6 @@ pub fn open(
     link: u8,
     keys: &Keyring,
 ) -> Result<Heartbeat, DropReason> {
-    if datagram.len() > MAX_DATAGRAM {
-        return Err(DropReason::Oversized);
-    }
     open_in_place(&mut datagram.to_vec(), cluster_id, link, keys)
 }
 
