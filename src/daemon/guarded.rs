@@ -9,7 +9,7 @@
 use crate::config::{Config, GroupConfig, ResourceKind};
 use crate::core::{GroupId, Node};
 use crate::guard::link::{GuardGone, GuardLink};
-use crate::guard::{Exposure, Record};
+use crate::guard::{Exposure, Record, VipEntry};
 use std::collections::BTreeMap;
 
 pub struct GuardReports {
@@ -145,12 +145,12 @@ impl GuardReports {
                     continue;
                 };
                 match nix::net::if_::if_nametoindex(interface.as_str()) {
-                    Ok(ifindex) => link.send(Record::Vip {
+                    Ok(ifindex) => link.send(Record::Vip(VipEntry {
                         group: id,
                         ifindex,
                         address: *address,
                         prefix: *prefix,
-                    })?,
+                    }))?,
                     // The vip agent cannot add it either until the interface exists;
                     // a reload registers it again.
                     Err(e) => tracing::warn!(

@@ -24,5 +24,5 @@ pub mod table;
 pub mod takedown;
 pub mod watchdog;
 
-pub use record::{Exposure, Record};
+pub use record::{Exposure, Record, VipEntry};
 pub use supervisor::{run, GuardSettings};

@@ -2,7 +2,7 @@
 //! stack buffer: the guard cannot use the async `rtnetlink` crate (no runtime, no
 //! allocation when it acts), and `RTM_DELADDR` is 40 bytes it can write by hand.
 
-use super::table::VipEntry;
+use super::record::VipEntry;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
