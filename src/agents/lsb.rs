@@ -18,6 +18,10 @@ use crate::core::{OpKind, OpResult};
 use std::path::Path;
 use std::time::Duration;
 
+pub async fn run(ctx: &OpContext<'_>) -> OpResult {
+    run_with(ctx, &Launch::default()).await
+}
+
 pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     let ResourceKind::Lsb { script } = &ctx.resource.kind else {
         return OpResult::Failed(format!("{}: not an lsb resource", ctx.resource.name));

@@ -20,7 +20,6 @@ pub mod vip;
 
 use crate::config::{ResourceConfig, ResourceKind};
 use crate::core::{OpKind, OpResult};
-use process::Launch;
 use std::time::Duration;
 
 /// One operation of one resource, as an agent receives it.
@@ -49,13 +48,11 @@ pub fn default_timeout(kind: &ResourceKind) -> Duration {
 /// Runs one operation and reports it in OCF terms. Never panics on anything an agent
 /// does; returns within `ctx.timeout` plus a short grace for killing.
 pub async fn run_op(ctx: &OpContext<'_>) -> OpResult {
-    // The daemon's own way of launching agents (tests call each `run_with` with theirs).
-    let launch = Launch::default();
     match &ctx.resource.kind {
         ResourceKind::Vip { .. } => vip::run(ctx).await,
-        ResourceKind::Exec { .. } => exec::run_with(ctx, &launch).await,
-        ResourceKind::Lsb { .. } => lsb::run_with(ctx, &launch).await,
-        ResourceKind::Ocf { .. } => ocf::run_with(ctx, &launch).await,
-        ResourceKind::Systemd { .. } => systemd::run_with(ctx, &launch).await,
+        ResourceKind::Exec { .. } => exec::run(ctx).await,
+        ResourceKind::Lsb { .. } => lsb::run(ctx).await,
+        ResourceKind::Ocf { .. } => ocf::run(ctx).await,
+        ResourceKind::Systemd { .. } => systemd::run(ctx).await,
     }
 }

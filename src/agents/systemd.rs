@@ -15,6 +15,10 @@ use std::time::Duration;
 
 const SYSTEMCTL: &str = "systemctl";
 
+pub async fn run(ctx: &OpContext<'_>) -> OpResult {
+    run_with(ctx, &Launch::default()).await
+}
+
 pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     let ResourceKind::Systemd { unit } = &ctx.resource.kind else {
         return OpResult::Failed(format!("{}: not a systemd resource", ctx.resource.name));
