@@ -36,9 +36,12 @@ pub(super) fn heartbeat(ctx: &mut Ctx, raw: Field<raw::RawHeartbeat>) -> Heartbe
         None => defaults::HEARTBEAT_PORT,
     };
     let t = timings(ctx, &mut raw);
-    let max_drift_ppm = ctx
-        .field(P, "max_drift_ppm", raw.max_drift_ppm)
-        .unwrap_or(defaults::HEARTBEAT_MAX_DRIFT_PPM);
+    let max_drift_ppm = ctx.field_or(
+        P,
+        "max_drift_ppm",
+        raw.max_drift_ppm,
+        defaults::HEARTBEAT_MAX_DRIFT_PPM,
+    );
     if max_drift_ppm > 100_000 {
         ctx.at_value(
             "heartbeat.max_drift_ppm",
@@ -60,12 +63,8 @@ pub(super) fn heartbeat(ctx: &mut Ctx, raw: Field<raw::RawHeartbeat>) -> Heartbe
         stop_before_lease_end: t
             .stop_before
             .unwrap_or_else(|| defaults::stop_before_lease_end(iv, dt)),
-        realtime: ctx
-            .field(P, "realtime", raw.realtime)
-            .unwrap_or(defaults::HEARTBEAT_REALTIME),
-        mlockall: ctx
-            .field(P, "mlockall", raw.mlockall)
-            .unwrap_or(defaults::HEARTBEAT_MLOCKALL),
+        realtime: ctx.field_or(P, "realtime", raw.realtime, defaults::HEARTBEAT_REALTIME),
+        mlockall: ctx.field_or(P, "mlockall", raw.mlockall, defaults::HEARTBEAT_MLOCKALL),
     }
 }
 
