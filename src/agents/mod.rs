@@ -45,6 +45,15 @@ pub fn default_timeout(kind: &ResourceKind) -> Duration {
     }
 }
 
+/// An operation's name: the OCF action, and what logs and metrics call it.
+pub fn op_name(kind: OpKind) -> &'static str {
+    match kind {
+        OpKind::Start => "start",
+        OpKind::Stop => "stop",
+        OpKind::Monitor => "monitor",
+    }
+}
+
 /// Runs one operation and reports it in OCF terms. Never panics on anything an agent
 /// does; returns within `ctx.timeout` plus a short grace for killing.
 pub async fn run_op(ctx: &OpContext<'_>) -> OpResult {

@@ -191,14 +191,6 @@ pub async fn meta_data(
     Ok(meta)
 }
 
-fn action_name(kind: OpKind) -> &'static str {
-    match kind {
-        OpKind::Start => "start",
-        OpKind::Stop => "stop",
-        OpKind::Monitor => "monitor",
-    }
-}
-
 /// The timeout an operation of `resource` gets: its own, else the agent's advertised
 /// one, else `fallback`. The executor should use this (not only
 /// [`super::default_timeout`]) when it bounds an OCF operation from outside.
@@ -220,7 +212,7 @@ pub async fn op_timeout(
         return fallback;
     };
     match meta_data(launch, provider, agent_type).await {
-        Ok(meta) => meta.timeout(action_name(kind)).unwrap_or(fallback),
+        Ok(meta) => meta.timeout(super::op_name(kind)).unwrap_or(fallback),
         Err(_) => fallback,
     }
 }
@@ -291,7 +283,7 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
         return OpResult::Failed(format!("{}: not an ocf resource", ctx.resource.name));
     }
     let timeout = op_timeout(ctx.resource, ctx.kind, launch, ctx.timeout).await;
-    let action = action_name(ctx.kind);
+    let action = super::op_name(ctx.kind);
     let done = process::run(
         launch,
         &spec(ctx.resource, action, timeout, ctx.interval, launch),
@@ -307,7 +299,7 @@ pub fn map(kind: OpKind, done: &Finished) -> OpResult {
         (Exit::Code(OCF_NOT_RUNNING), OpKind::Monitor) => OpResult::NotRunning,
         (Exit::Code(OCF_NOT_RUNNING), OpKind::Stop) => OpResult::Ok,
         (Exit::TimedOut, _) => OpResult::TimedOut,
-        _ => OpResult::Failed(describe(done, action_name(kind))),
+        _ => OpResult::Failed(describe(done, super::op_name(kind))),
     }
 }
 

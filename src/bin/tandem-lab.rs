@@ -3,7 +3,7 @@
 //! run, or clean up after a killed run.
 //! Needs root, iproute2 and nftables.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ enum Cmd {
     /// Build a lab, start tandemd on every node, and keep it up until Ctrl-C.
     Up(UpArgs),
     /// Show a failover: 3-node lab, kill the owner, watch the takeover, rejoin, tear down.
-    Demo(DemoArgs),
+    Demo(Binaries),
     /// Benchmarks (docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -82,12 +82,8 @@ struct ChaosArgs {
     /// Write the schedule, every fault, observation summary and log events as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// tandemd binary [default: next to this executable].
-    #[arg(long)]
-    tandemd: Option<PathBuf>,
-    /// tandemctl binary [default: next to this executable].
-    #[arg(long)]
-    tandemctl: Option<PathBuf>,
+    #[command(flatten)]
+    bins: Binaries,
 }
 
 #[derive(Subcommand)]
@@ -130,12 +126,8 @@ struct VsArgs {
     /// Write the report (every gap) to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// tandemd binary [default: next to this executable].
-    #[arg(long)]
-    tandemd: Option<PathBuf>,
-    /// tandemctl binary [default: next to this executable].
-    #[arg(long)]
-    tandemctl: Option<PathBuf>,
+    #[command(flatten)]
+    bins: Binaries,
 }
 
 #[derive(clap::Args)]
@@ -156,21 +148,13 @@ struct SteadyArgs {
     /// what real-time scheduling buys.
     #[arg(long)]
     no_realtime: bool,
-    /// Nodes in the lab (n1, n2 may own; the others are witnesses).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=64))]
-    nodes: u8,
-    /// Groups: `www` and this many minus one no-op groups.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    groups: u16,
+    #[command(flatten)]
+    size: BenchSize,
     /// Write the report (every incident, the footprint) to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// tandemd binary [default: next to this executable].
-    #[arg(long)]
-    tandemd: Option<PathBuf>,
-    /// tandemctl binary [default: next to this executable].
-    #[arg(long)]
-    tandemctl: Option<PathBuf>,
+    #[command(flatten)]
+    bins: Binaries,
 }
 
 #[derive(clap::Args)]
@@ -194,15 +178,18 @@ struct FailoverArgs {
     /// while heartbeat link 1 stays up and the daemon runs on.
     #[arg(long, conflicts_with = "graceful")]
     link_loss: bool,
-    /// Nodes in the lab (n1, n2 may own; the others are witnesses).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=64))]
-    nodes: u8,
-    /// Groups: `www` and this many minus one no-op groups.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    groups: u16,
+    #[command(flatten)]
+    size: BenchSize,
     /// Write every sample (and the summary) to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    bins: Binaries,
+}
+
+/// The binaries a lab runs, each defaulting to the one next to this executable.
+#[derive(clap::Args)]
+struct Binaries {
     /// tandemd binary [default: next to this executable].
     #[arg(long)]
     tandemd: Option<PathBuf>,
@@ -211,14 +198,27 @@ struct FailoverArgs {
     tandemctl: Option<PathBuf>,
 }
 
+impl Binaries {
+    /// (tandemd, tandemctl): the ones given, else those next to this executable.
+    fn resolve(self) -> (PathBuf, PathBuf) {
+        (
+            self.tandemd
+                .unwrap_or_else(|| lab::default_binary("tandemd")),
+            self.tandemctl
+                .unwrap_or_else(|| lab::default_binary("tandemctl")),
+        )
+    }
+}
+
+/// The size of a bench's lab.
 #[derive(clap::Args)]
-struct DemoArgs {
-    /// tandemd binary [default: next to this executable].
-    #[arg(long)]
-    tandemd: Option<PathBuf>,
-    /// tandemctl binary [default: next to this executable].
-    #[arg(long)]
-    tandemctl: Option<PathBuf>,
+struct BenchSize {
+    /// Nodes in the lab (n1, n2 may own; the others are witnesses).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=64))]
+    nodes: u8,
+    /// Groups: `www` and this many minus one no-op groups.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    groups: u16,
 }
 
 #[derive(clap::Args)]
@@ -238,12 +238,8 @@ struct UpArgs {
     /// YAML file appended to every node's config (groups, fencing, quorum overrides).
     #[arg(long)]
     extra_yaml: Option<PathBuf>,
-    /// tandemd binary [default: next to this executable].
-    #[arg(long)]
-    tandemd: Option<PathBuf>,
-    /// tandemctl binary [default: next to this executable].
-    #[arg(long)]
-    tandemctl: Option<PathBuf>,
+    #[command(flatten)]
+    bins: Binaries,
 }
 
 fn main() -> Result<ExitCode> {
@@ -270,8 +266,7 @@ fn main() -> Result<ExitCode> {
 }
 
 fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
-    let stop = interrupt_flag()?;
-    let _ = lab::cleanup_stale();
+    let (tandemd, tandemctl) = args.bins.resolve();
     let defaults = steady::SteadyConfig::default();
     let cfg = steady::SteadyConfig {
         duration: args.duration,
@@ -281,40 +276,37 @@ fn bench_steady(args: SteadyArgs, loaded: bool) -> Result<ExitCode> {
             .load
             .unwrap_or(if loaded { defaults.load_per_node } else { 0 }),
         realtime: !args.no_realtime,
-        nodes: usize::from(args.nodes),
-        groups: usize::from(args.groups),
-        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
-        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
+        nodes: usize::from(args.size.nodes),
+        groups: usize::from(args.size.groups),
+        tandemd,
+        tandemctl,
         ..defaults
     };
-    let mut stdout = std::io::stdout();
-    match steady::run(&cfg, &stop, &mut stdout) {
-        Ok(report) => {
-            show(
-                &report,
-                |r| r.print(&mut stdout),
-                args.json.as_deref(),
-                "report",
-            )?;
-            Ok(if loaded && report.total_false_positives() > 0 {
+    let name = if loaded {
+        "bench false-positives"
+    } else {
+        "bench footprint"
+    };
+    experiment(
+        |stop, out| steady::run(&cfg, stop, out),
+        Shown {
+            print: |r: &steady::SteadyReport| r.print(&mut std::io::stdout()),
+            json: args.json.as_deref(),
+            what: "report",
+        },
+        |r| {
+            if loaded && r.total_false_positives() > 0 {
                 ExitCode::from(EXIT_FALSE_POSITIVES)
             } else {
                 ExitCode::SUCCESS
-            })
-        }
-        Err(ExperimentError::Interrupted) => Ok(interrupted()),
-        Err(e) => Err(e).context(if loaded {
-            "bench false-positives"
-        } else {
-            "bench footprint"
-        }),
-    }
+            }
+        },
+        |e| Err(anyhow::Error::new(e).context(name)),
+    )
 }
 
 fn chaos(args: ChaosArgs) -> Result<ExitCode> {
-    let stop = interrupt_flag()?;
-    let _ = lab::cleanup_stale();
-    let defaults = chaos::ChaosConfig::default();
+    let (tandemd, tandemctl) = args.bins.resolve();
     let cfg = chaos::ChaosConfig {
         seed: args.seed.unwrap_or_else(rand::random),
         duration: args.duration,
@@ -322,37 +314,27 @@ fn chaos(args: ChaosArgs) -> Result<ExitCode> {
         interval: args.interval,
         deadtime: args.deadtime,
         fencing: !args.no_fencing,
-        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
-        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
-        ..defaults
+        tandemd,
+        tandemctl,
+        ..chaos::ChaosConfig::default()
     };
-    let mut stdout = std::io::stdout();
-    match chaos::run(&cfg, &stop, &mut stdout) {
-        Ok(report) => {
-            show(
-                &report,
-                |r| print!("{}", r.render()),
-                args.json.as_deref(),
-                "report",
-            )?;
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Err(ExperimentError::Interrupted) => Ok(interrupted()),
-        Err(e) => {
+    experiment(
+        |stop, out| chaos::run(&cfg, stop, out),
+        Shown {
+            print: |r: &chaos::ChaosReport| print!("{}", r.render()),
+            json: args.json.as_deref(),
+            what: "report",
+        },
+        |r| success_if(r.ok()),
+        |e| {
             eprintln!("tandem-lab chaos (seed {}): {e:#}", cfg.seed);
             Ok(ExitCode::FAILURE)
-        }
-    }
+        },
+    )
 }
 
 fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
-    let stop = interrupt_flag()?;
-    let _ = lab::cleanup_stale();
-    let defaults = bench::BenchConfig::default();
+    let (tandemd, tandemctl) = args.bins.resolve();
     let cfg = bench::BenchConfig {
         runs: args.runs,
         interval: args.interval,
@@ -366,36 +348,26 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
         } else {
             bench::Fault::PowerLoss
         },
-        nodes: usize::from(args.nodes),
-        groups: usize::from(args.groups),
-        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
-        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
-        ..defaults
+        nodes: usize::from(args.size.nodes),
+        groups: usize::from(args.size.groups),
+        tandemd,
+        tandemctl,
+        ..bench::BenchConfig::default()
     };
-    let mut stdout = std::io::stdout();
-    match bench::run(&cfg, &stop, &mut stdout) {
-        Ok(report) => {
-            show(
-                &report,
-                |r| print!("{}", r.render()),
-                args.json.as_deref(),
-                "samples",
-            )?;
-            Ok(if report.aborted.is_some() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Err(ExperimentError::Interrupted) => Ok(interrupted()),
-        Err(e) => Err(e).context("bench failover"),
-    }
+    experiment(
+        |stop, out| bench::run(&cfg, stop, out),
+        Shown {
+            print: |r: &bench::BenchReport| print!("{}", r.render()),
+            json: args.json.as_deref(),
+            what: "samples",
+        },
+        |r| success_if(r.aborted.is_none()),
+        |e| Err(anyhow::Error::new(e).context("bench failover")),
+    )
 }
 
 fn bench_vs_keepalived(args: VsArgs) -> Result<ExitCode> {
-    let stop = interrupt_flag()?;
-    let _ = lab::cleanup_stale();
-    let defaults = keepalived::VsConfig::default();
+    let (tandemd, tandemctl) = args.bins.resolve();
     let cfg = keepalived::VsConfig {
         runs: args.runs,
         advert_int: args.advert_int,
@@ -403,41 +375,62 @@ fn bench_vs_keepalived(args: VsArgs) -> Result<ExitCode> {
         deadtime: args.deadtime,
         idle: args.idle,
         keepalived: args.keepalived,
-        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
-        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
-        ..defaults
+        tandemd,
+        tandemctl,
+        ..keepalived::VsConfig::default()
     };
-    let mut stdout = std::io::stdout();
-    match keepalived::run(&cfg, &stop, &mut stdout) {
+    experiment(
+        |stop, out| keepalived::run(&cfg, stop, out),
+        Shown {
+            print: |r: &keepalived::VsReport| print!("{}", r.render()),
+            json: args.json.as_deref(),
+            what: "report",
+        },
+        |_| ExitCode::SUCCESS,
+        |e| Err(anyhow::Error::new(e).context("bench vs-keepalived")),
+    )
+}
+
+/// How a finished report is shown: printed (after a blank line), and written as JSON
+/// to `json` if given, saying so (`what` written to PATH).
+struct Shown<'a, R> {
+    print: fn(&R),
+    json: Option<&'a Path>,
+    what: &'a str,
+}
+
+/// Runs one experiment the way every lab command does: Ctrl-C handling installed and
+/// stale labs removed first; then its report shown and its exit status decided by
+/// `verdict`, an interruption said, or its error handed to `failed`.
+fn experiment<R: serde::Serialize>(
+    run: impl FnOnce(&AtomicBool, &mut dyn std::io::Write) -> Result<R, ExperimentError>,
+    shown: Shown<'_, R>,
+    verdict: impl FnOnce(&R) -> ExitCode,
+    failed: impl FnOnce(ExperimentError) -> Result<ExitCode>,
+) -> Result<ExitCode> {
+    let stop = interrupt_flag()?;
+    let _ = lab::cleanup_stale();
+    match run(&stop, &mut std::io::stdout()) {
         Ok(report) => {
-            show(
-                &report,
-                |r| print!("{}", r.render()),
-                args.json.as_deref(),
-                "report",
-            )?;
-            Ok(ExitCode::SUCCESS)
+            println!();
+            (shown.print)(&report);
+            if let Some(path) = shown.json {
+                lab::experiment::write_json(&report, path)?;
+                println!("{} written to {}", shown.what, path.display());
+            }
+            Ok(verdict(&report))
         }
         Err(ExperimentError::Interrupted) => Ok(interrupted()),
-        Err(e) => Err(e).context("bench vs-keepalived"),
+        Err(e) => failed(e),
     }
 }
 
-/// Prints a finished report (after a blank line) and writes it as JSON to `json` if
-/// given, saying so (`what` written to PATH).
-fn show<R: serde::Serialize>(
-    report: &R,
-    print: impl FnOnce(&R),
-    json: Option<&std::path::Path>,
-    what: &str,
-) -> Result<()> {
-    println!();
-    print(report);
-    if let Some(path) = json {
-        lab::experiment::write_json(report, path)?;
-        println!("{what} written to {}", path.display());
+fn success_if(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
-    Ok(())
 }
 
 /// A run stopped by Ctrl-C: the lab is gone already.
@@ -462,7 +455,7 @@ const EXIT_FALSE_POSITIVES: u8 = 3;
 /// Exit status of an interrupted demo (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
 
-fn demo(args: DemoArgs) -> ExitCode {
+fn demo(bins: Binaries) -> ExitCode {
     // Registered first so a Ctrl-C at any later point reaches the polling loops, which
     // return and let the lab's Drop remove everything.
     let stop = match interrupt_flag() {
@@ -472,11 +465,11 @@ fn demo(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let defaults = demo::DemoConfig::default();
+    let (tandemd, tandemctl) = bins.resolve();
     let cfg = demo::DemoConfig {
-        tandemd: args.tandemd.unwrap_or(defaults.tandemd.clone()),
-        tandemctl: args.tandemctl.unwrap_or(defaults.tandemctl.clone()),
-        ..defaults
+        tandemd,
+        tandemctl,
+        ..demo::DemoConfig::default()
     };
     let mut stdout = std::io::stdout();
     match demo::run(&cfg, &stop, &mut stdout) {
@@ -517,18 +510,15 @@ fn up(args: UpArgs) -> Result<()> {
         }
         None => String::new(),
     };
+    let (tandemd, tandemctl) = args.bins.resolve();
     let spec = LabSpec {
         nodes: args.nodes,
         witnesses: args.witnesses,
         links: args.links,
         ipv6: args.ipv6,
         extra_yaml,
-        tandemd: args
-            .tandemd
-            .unwrap_or_else(|| lab::default_binary("tandemd")),
-        tandemctl: args
-            .tandemctl
-            .unwrap_or_else(|| lab::default_binary("tandemctl")),
+        tandemd,
+        tandemctl,
         ..LabSpec::default()
     };
 

@@ -8,8 +8,6 @@
 //! independent of the key that seals heartbeats. Nodes with the same config and the
 //! same `cluster.authkey` agree on the digest.
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::hash::Hasher;
 
 /// Nonce used only to derive the digest key. Data nonces are random, so the chance
@@ -29,15 +27,8 @@ pub fn keyed_digest(authkey: &[u8; 32], canonical: &[u8]) -> u64 {
 }
 
 fn digest_key(authkey: &[u8; 32]) -> (u64, u64) {
-    let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(*authkey));
     let mut stream = [0u8; 16];
-    // Encrypting zeros yields the keystream. This cannot fail (the only error is a
-    // message longer than the cipher's limit).
-    let _tag = cipher.encrypt_in_place_detached(
-        &XNonce::from(DIGEST_KEY_NONCE),
-        b"tandem config digest",
-        &mut stream,
-    );
+    crate::wire::keystream(authkey, &DIGEST_KEY_NONCE, &mut stream);
     let (a, b) = stream.split_at(8);
     let word = |s: &[u8]| {
         let mut w = [0u8; 8];

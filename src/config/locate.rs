@@ -270,14 +270,8 @@ impl Flow<'_> {
     fn map(&mut self, path: &str) {
         self.i += 1;
         loop {
-            self.skip_ws();
-            match self.peek() {
-                None => return,
-                Some('}') => {
-                    self.i += 1;
-                    return;
-                }
-                _ => {}
+            if self.at_end('}') {
+                return;
             }
             let key_start = self.i;
             self.scalar_key();
@@ -293,14 +287,8 @@ impl Flow<'_> {
             self.loc
                 .record(&child, self.line, key_start + 1, Some(self.i + 1));
             self.value(&child);
-            self.skip_ws();
-            match self.peek() {
-                Some(',') => self.i += 1,
-                Some('}') => {
-                    self.i += 1;
-                    return;
-                }
-                _ => return,
+            if !self.next_entry('}') {
+                return;
             }
         }
     }
@@ -323,32 +311,51 @@ impl Flow<'_> {
         }
     }
 
+    /// Skips blanks; true where the flow collection ends: at `close` (consumed) or at
+    /// the end of the text.
+    fn at_end(&mut self, close: char) -> bool {
+        self.skip_ws();
+        match self.peek() {
+            None => true,
+            Some(c) if c == close => {
+                self.i += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// After an entry: skips blanks and the `,` before the next one; false where the
+    /// collection ends (at `close`, consumed, or at anything else).
+    fn next_entry(&mut self, close: char) -> bool {
+        self.skip_ws();
+        match self.peek() {
+            Some(',') => {
+                self.i += 1;
+                true
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                false
+            }
+            _ => false,
+        }
+    }
+
     fn seq(&mut self, path: &str) {
         self.i += 1;
         let mut index = 0;
         loop {
-            self.skip_ws();
-            match self.peek() {
-                None => return,
-                Some(']') => {
-                    self.i += 1;
-                    return;
-                }
-                _ => {}
+            if self.at_end(']') {
+                return;
             }
             let child = format!("{path}[{index}]");
             self.loc
                 .record(&child, self.line, self.i + 1, Some(self.i + 1));
             self.value(&child);
             index += 1;
-            self.skip_ws();
-            match self.peek() {
-                Some(',') => self.i += 1,
-                Some(']') => {
-                    self.i += 1;
-                    return;
-                }
-                _ => return,
+            if !self.next_entry(']') {
+                return;
             }
         }
     }

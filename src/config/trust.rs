@@ -159,12 +159,18 @@ mod tests {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
 
+    /// A shell script `name` in `dir` with `mode`.
+    fn write_script(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, "#!/bin/sh\n").expect("write");
+        chmod(&path, mode);
+        path
+    }
+
     #[test]
     fn a_private_script_under_tmp_is_safe_and_loosening_it_is_not() {
         let dir = temp("script");
-        let script = dir.join("start.sh");
-        std::fs::write(&script, "#!/bin/sh\n").expect("write");
-        chmod(&script, 0o755);
+        let script = write_script(&dir, "start.sh", 0o755);
         assert_eq!(script_risk(&script), None, "/tmp is sticky and root's");
 
         chmod(&script, 0o757);
@@ -190,9 +196,7 @@ mod tests {
     #[test]
     fn a_symlinked_script_is_judged_by_its_target() {
         let dir = temp("link");
-        let target = dir.join("real.sh");
-        std::fs::write(&target, "#!/bin/sh\n").expect("write");
-        chmod(&target, 0o777);
+        let target = write_script(&dir, "real.sh", 0o777);
         let link = dir.join("link.sh");
         std::os::unix::fs::symlink(&target, &link).expect("symlink");
         let risk = script_risk(&link).expect("target is world-writable");

@@ -104,30 +104,27 @@ impl Command {
 
     /// Whether members of the `tandem` group may run it (root may run everything).
     pub fn is_read_only(&self) -> bool {
-        match self {
-            Command::Status | Command::Events | Command::EventsFollow => true,
-            Command::Standby { .. }
-            | Command::Move { .. }
-            | Command::ClearMove { .. }
-            | Command::Cleanup { .. }
-            | Command::Maintenance { .. }
-            | Command::Fence { .. }
-            | Command::Reload => false,
-        }
+        self.entry().1
     }
 
     pub fn name(&self) -> &'static str {
+        self.entry().0
+    }
+
+    /// The command's `cmd` name and whether it is read-only: one exhaustive table, so a
+    /// new command cannot forget either.
+    fn entry(&self) -> (&'static str, bool) {
         match self {
-            Command::Status => "status",
-            Command::Events => "events",
-            Command::EventsFollow => "events-follow",
-            Command::Standby { .. } => "standby",
-            Command::Move { .. } => "move",
-            Command::ClearMove { .. } => "clear-move",
-            Command::Cleanup { .. } => "cleanup",
-            Command::Maintenance { .. } => "maintenance",
-            Command::Fence { .. } => "fence",
-            Command::Reload => "reload",
+            Command::Status => ("status", true),
+            Command::Events => ("events", true),
+            Command::EventsFollow => ("events-follow", true),
+            Command::Standby { .. } => ("standby", false),
+            Command::Move { .. } => ("move", false),
+            Command::ClearMove { .. } => ("clear-move", false),
+            Command::Cleanup { .. } => ("cleanup", false),
+            Command::Maintenance { .. } => ("maintenance", false),
+            Command::Fence { .. } => ("fence", false),
+            Command::Reload => ("reload", false),
         }
     }
 }
@@ -287,4 +284,45 @@ pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
         cmd,
         detail: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_named_as_on_the_wire_and_only_queries_are_read_only() {
+        let commands = [
+            Command::Status,
+            Command::Events,
+            Command::EventsFollow,
+            Command::Standby {
+                node: "a".into(),
+                on: true,
+            },
+            Command::Move {
+                group: "g".into(),
+                to: None,
+            },
+            Command::ClearMove { group: "g".into() },
+            Command::Cleanup {
+                group: "g".into(),
+                resource: None,
+            },
+            Command::Maintenance {
+                group: None,
+                on: true,
+            },
+            Command::Fence { node: "a".into() },
+            Command::Reload,
+        ];
+        let names: Vec<&str> = commands.iter().map(Command::name).collect();
+        assert_eq!(names, Command::NAMES);
+        for c in &commands {
+            let wire = serde_json::to_value(c).expect("serialize");
+            assert_eq!(wire["cmd"], c.name(), "{c:?}");
+            let query = matches!(c, Command::Status | Command::Events | Command::EventsFollow);
+            assert_eq!(c.is_read_only(), query, "{c:?}");
+        }
+    }
 }

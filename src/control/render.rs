@@ -43,12 +43,16 @@ fn link_cell(l: &LinkStatus) -> String {
 }
 
 fn clip(s: &str, width: usize) -> String {
+    clip_with(s, width, "…")
+}
+
+/// `s` cut to `width` characters, ending in `ellipsis` where it was cut.
+pub fn clip_with(s: &str, width: usize, ellipsis: &str) -> String {
     if s.chars().count() <= width {
         s.to_string()
     } else {
-        let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
-        out.push('…');
-        out
+        let keep = width.saturating_sub(ellipsis.chars().count());
+        s.chars().take(keep).chain(ellipsis.chars()).collect()
     }
 }
 
@@ -299,6 +303,14 @@ mod tests {
                 wait_ms: None,
             }],
         }
+    }
+
+    #[test]
+    fn clipping_counts_characters_and_keeps_the_ellipsis_within_width() {
+        assert_eq!(clip_with("abcdef", 6, "..."), "abcdef");
+        assert_eq!(clip_with("abcdefg", 6, "..."), "abc...");
+        assert_eq!(clip_with("äöüäöüä", 6, "…"), "äöüäö…");
+        assert_eq!(clip_with("abcdefg", 2, "..."), "...");
     }
 
     #[test]

@@ -127,14 +127,6 @@ impl Executor for AgentExecutor {
     }
 }
 
-fn op_name(kind: OpKind) -> &'static str {
-    match kind {
-        OpKind::Start => "start",
-        OpKind::Stop => "stop",
-        OpKind::Monitor => "monitor",
-    }
-}
-
 /// Carries out one piece of work; `Some` is the answer for the core.
 pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
     match work {
@@ -151,7 +143,7 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
                 tracing::error!(
                     group = group_name.as_str(),
                     "{} of a resource the config does not have: refused",
-                    op_name(kind)
+                    crate::agents::op_name(kind)
                 );
                 return Some(Input::OpDone {
                     op,
@@ -224,7 +216,13 @@ async fn run_op_recorded(ctx: &OpContext<'_>, metrics: &Metrics) -> OpResult {
     let name = ctx.resource.name.as_str();
     let ok =
         matches!(result, OpResult::Ok) || (result == OpResult::NotRunning && kind != OpKind::Start);
-    metrics.record_op(ctx.group, name, op_name(kind), took.as_secs_f64(), ok);
+    metrics.record_op(
+        ctx.group,
+        name,
+        crate::agents::op_name(kind),
+        took.as_secs_f64(),
+        ok,
+    );
     match &result {
         OpResult::Ok | OpResult::NotRunning if kind == OpKind::Monitor => tracing::debug!(
             resource = name,
@@ -234,13 +232,13 @@ async fn run_op_recorded(ctx: &OpContext<'_>, metrics: &Metrics) -> OpResult {
         OpResult::Ok | OpResult::NotRunning => tracing::info!(
             resource = name,
             "{}: {result:?} ({} ms)",
-            op_name(kind),
+            crate::agents::op_name(kind),
             took.as_millis()
         ),
         _ => tracing::warn!(
             resource = name,
             "{} failed: {result:?} ({} ms)",
-            op_name(kind),
+            crate::agents::op_name(kind),
             took.as_millis()
         ),
     }
@@ -336,7 +334,7 @@ impl Executor for StubExecutor {
 pub fn stub_answer(work: Work) -> Option<Input> {
     match work {
         Work::RunOp { op, kind, .. } => {
-            tracing::info!("executor (stub): {}: ok", op_name(kind));
+            tracing::info!("executor (stub): {}: ok", crate::agents::op_name(kind));
             Some(Input::OpDone {
                 op,
                 result: OpResult::Ok,

@@ -9,7 +9,7 @@
 use crate::config::{Config, GroupConfig, ResourceKind};
 use crate::core::{GroupId, Node};
 use crate::guard::link::{GuardGone, GuardLink};
-use crate::guard::{Exposure, Record};
+use crate::guard::{Exposure, Record, VipEntry};
 use std::collections::BTreeMap;
 
 pub struct GuardReports {
@@ -61,10 +61,9 @@ impl GuardReports {
         config: &Config,
         previous: Option<&Config>,
     ) -> Result<(), GuardGone> {
-        let Some(link) = self.link else {
+        let Some((link, defs)) = self.reach(config, previous) else {
             return Ok(());
         };
-        let defs = definitions(config, previous);
         for group in group_ids(&defs) {
             let now = Sent {
                 exposure: exposure(node, group),
@@ -101,6 +100,17 @@ impl GuardReports {
         Ok(())
     }
 
+    /// The guard link (None: no guard, nothing to report) and every group definition
+    /// the worker may be running: those of `config`, then those of `previous`.
+    fn reach<'a>(
+        &self,
+        config: &'a Config,
+        previous: Option<&'a Config>,
+    ) -> Option<(&'static GuardLink, Vec<&'a GroupConfig>)> {
+        let older = previous.map(|p| p.groups.as_slice()).unwrap_or_default();
+        Some((self.link?, config.groups.iter().chain(older).collect()))
+    }
+
     fn slot(&mut self, group: GroupId) -> u16 {
         let next = self.slots.len() as u16;
         *self.slots.entry(group).or_insert(next)
@@ -110,14 +120,13 @@ impl GuardReports {
     /// (again after a reload: a changed address may still be up until its group has
     /// restarted under the new definition).
     pub fn register_addresses(
-        &mut self,
+        &self,
         config: &Config,
         previous: Option<&Config>,
     ) -> Result<(), GuardGone> {
-        let Some(link) = self.link else {
+        let Some((link, defs)) = self.reach(config, previous) else {
             return Ok(());
         };
-        let defs = definitions(config, previous);
         for group in group_ids(&defs) {
             link.send(Record::ClearVips {
                 group: u64::from(group.0),
@@ -136,12 +145,12 @@ impl GuardReports {
                     continue;
                 };
                 match nix::net::if_::if_nametoindex(interface.as_str()) {
-                    Ok(ifindex) => link.send(Record::Vip {
+                    Ok(ifindex) => link.send(Record::Vip(VipEntry {
                         group: id,
                         ifindex,
                         address: *address,
                         prefix: *prefix,
-                    })?,
+                    }))?,
                     // The vip agent cannot add it either until the interface exists;
                     // a reload registers it again.
                     Err(e) => tracing::warn!(
@@ -166,12 +175,6 @@ impl Default for GuardReports {
     fn default() -> Self {
         GuardReports::new()
     }
-}
-
-/// Every group definition the worker may be running.
-fn definitions<'a>(config: &'a Config, previous: Option<&'a Config>) -> Vec<&'a GroupConfig> {
-    let older = previous.map(|p| p.groups.as_slice()).unwrap_or_default();
-    config.groups.iter().chain(older).collect()
 }
 
 /// The groups of `defs`, each once, in order.

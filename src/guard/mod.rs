@@ -24,5 +24,14 @@ pub mod table;
 pub mod takedown;
 pub mod watchdog;
 
-pub use record::{Exposure, Record};
+pub use record::{Exposure, Record, VipEntry};
 pub use supervisor::{run, GuardSettings};
+
+/// Receives one datagram waiting on `fd` into `buf`, without blocking: its length, or
+/// None when nothing is waiting (or the receive failed; the caller's loop tries again).
+/// Into the caller's buffer: the guard must not allocate when it acts.
+fn recv_waiting(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: buf is valid for its length.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}

@@ -2,7 +2,7 @@
 //! stack buffer: the guard cannot use the async `rtnetlink` crate (no runtime, no
 //! allocation when it acts), and `RTM_DELADDR` is 40 bytes it can write by hand.
 
-use super::table::VipEntry;
+use super::record::VipEntry;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -146,19 +146,10 @@ impl Rtnl {
                 left -= 1;
                 continue;
             }
-            // SAFETY: buf is valid for its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
+            let Some(n) = super::recv_waiting(self.fd.as_raw_fd(), &mut buf) else {
                 continue;
-            }
-            if let Some((_, err)) = parse_ack(&buf[..n as usize]) {
+            };
+            if let Some((_, err)) = parse_ack(&buf[..n]) {
                 pending -= 1;
                 match err {
                     0 => removed += 1,
@@ -175,14 +166,18 @@ impl Rtnl {
 mod tests {
     use super::*;
 
+    fn vip(ifindex: u32, address: &str, prefix: u8) -> VipEntry {
+        VipEntry {
+            group: 1,
+            ifindex,
+            address: address.parse().unwrap(),
+            prefix,
+        }
+    }
+
     #[test]
     fn ipv4_request_layout() {
-        let vip = VipEntry {
-            group: 1,
-            ifindex: 7,
-            address: "192.0.2.10".parse().unwrap(),
-            prefix: 24,
-        };
+        let vip = vip(7, "192.0.2.10", 24);
         let mut buf = [0u8; MAX_REQUEST];
         let len = delete_request(&vip, 3, &mut buf);
         assert_eq!(len, 16 + 8 + 8 + 8);
@@ -203,12 +198,7 @@ mod tests {
 
     #[test]
     fn ipv6_request_is_the_largest() {
-        let vip = VipEntry {
-            group: 1,
-            ifindex: 2,
-            address: "2001:db8::10".parse().unwrap(),
-            prefix: 64,
-        };
+        let vip = vip(2, "2001:db8::10", 64);
         let mut buf = [0u8; MAX_REQUEST];
         assert_eq!(delete_request(&vip, 1, &mut buf), MAX_REQUEST);
         assert_eq!(buf[16], libc::AF_INET6 as u8);

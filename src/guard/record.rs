@@ -37,12 +37,7 @@ pub enum Record {
         needs_stop: bool,
     },
     /// An address of the group's `vip` resources, to remove by netlink.
-    Vip {
-        group: u64,
-        ifindex: u32,
-        address: std::net::IpAddr,
-        prefix: u8,
-    },
+    Vip(VipEntry),
     /// Forget the group's addresses (before they are registered again after a reload).
     ClearVips { group: u64 },
     /// A process group started for one of the group's resources: killed when the guard
@@ -50,6 +45,16 @@ pub enum Record {
     ProcessGroup { group: u64, pgid: i32 },
     /// That process group is empty now: forget it (its id may be reused).
     ProcessGroupGone { group: u64, pgid: i32 },
+}
+
+/// An address of a group's `vip` resources: what the guard keeps, and removes by
+/// netlink when it acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VipEntry {
+    pub group: u64,
+    pub ifindex: u32,
+    pub address: std::net::IpAddr,
+    pub prefix: u8,
 }
 
 /// Why a received datagram is not a record.
@@ -96,12 +101,12 @@ impl Record {
                 b[2] = u8::from(needs_stop);
                 b[16..24].copy_from_slice(&until.to_le_bytes());
             }
-            Record::Vip {
+            Record::Vip(VipEntry {
                 group,
                 ifindex,
                 address,
                 prefix,
-            } => {
+            }) => {
                 b[0] = VIP;
                 b[8..16].copy_from_slice(&group.to_le_bytes());
                 b[16..20].copy_from_slice(&ifindex.to_le_bytes());
@@ -164,12 +169,12 @@ impl Record {
                     }
                     other => return Err(RecordError::Family(other)),
                 };
-                Record::Vip {
+                Record::Vip(VipEntry {
                     group,
                     ifindex: u32_at(16),
                     address,
                     prefix: b[2],
-                }
+                })
             }
             CLEAR_VIPS => Record::ClearVips { group },
             PROCESS_GROUP => Record::ProcessGroup {
@@ -213,18 +218,18 @@ mod tests {
                 exposure: Exposure::Idle,
                 needs_stop: false,
             },
-            Record::Vip {
+            Record::Vip(VipEntry {
                 group: 3,
                 ifindex: 42,
                 address: "192.0.2.10".parse().unwrap(),
                 prefix: 24,
-            },
-            Record::Vip {
+            }),
+            Record::Vip(VipEntry {
                 group: 3,
                 ifindex: 7,
                 address: "2001:db8::10".parse().unwrap(),
                 prefix: 64,
-            },
+            }),
             Record::ClearVips { group: 3 },
             Record::ProcessGroup {
                 group: 4,
@@ -253,12 +258,12 @@ mod tests {
         .encode();
         b[1] = 9;
         assert_eq!(Record::decode(&b), Err(RecordError::Exposure(9)));
-        let mut v = Record::Vip {
+        let mut v = Record::Vip(VipEntry {
             group: 1,
             ifindex: 1,
             address: "192.0.2.1".parse().unwrap(),
             prefix: 32,
-        }
+        })
         .encode();
         v[1] = 5;
         assert_eq!(Record::decode(&v), Err(RecordError::Family(5)));

@@ -490,19 +490,10 @@ impl Guard {
     fn drain_records(&mut self) {
         let mut buf = [0u8; RECORD_LEN + 8];
         loop {
-            // SAFETY: buf is valid for its length.
-            let n = unsafe {
-                libc::recv(
-                    self.records.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
+            let Some(n) = super::recv_waiting(self.records.as_raw_fd(), &mut buf) else {
                 return;
-            }
-            match Record::decode(&buf[..n as usize]) {
+            };
+            match Record::decode(&buf[..n]) {
                 Ok(Record::Ready) => {
                     self.worker_ready = true;
                     crate::daemon::notify::ready();

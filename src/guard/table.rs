@@ -5,8 +5,7 @@
 //! record never allocates. A record that does not fit marks the table `incomplete`:
 //! the guard then cannot undo everything by itself and self-fences when it must act.
 
-use super::record::{Exposure, Record};
-use std::net::IpAddr;
+use super::record::{Exposure, Record, VipEntry};
 
 pub const MAX_GROUPS: usize = 256;
 pub const MAX_VIPS: usize = 512;
@@ -19,14 +18,6 @@ pub struct GroupEntry {
     pub slot: u16,
     pub exposure: Exposure,
     pub needs_stop: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VipEntry {
-    pub group: u64,
-    pub ifindex: u32,
-    pub address: IpAddr,
-    pub prefix: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,18 +70,7 @@ impl Table {
                 exposure,
                 needs_stop,
             } => self.set_group(group, slot, exposure, needs_stop),
-            Record::Vip {
-                group,
-                ifindex,
-                address,
-                prefix,
-            } => {
-                let vip = VipEntry {
-                    group,
-                    ifindex,
-                    address,
-                    prefix,
-                };
+            Record::Vip(vip) => {
                 if !self.vips.contains(&vip) && !push_bounded(&mut self.vips, MAX_VIPS, vip) {
                     self.incomplete = true;
                 }
@@ -203,6 +183,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn leased(group: u64, until_ns: u64) -> Record {
         Record::Group {
@@ -214,12 +195,12 @@ mod tests {
     }
 
     fn vip(group: u64, last: u8) -> Record {
-        Record::Vip {
+        Record::Vip(VipEntry {
             group,
             ifindex: 2,
             address: IpAddr::from([192, 0, 2, last]),
             prefix: 24,
-        }
+        })
     }
 
     #[test]

@@ -259,13 +259,7 @@ fn group_reason(r: &StatusReport) -> String {
 
 /// `s` cut to `width` characters (the narration stays within 100 columns).
 fn clip(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(width.saturating_sub(3)).collect();
-        out.push_str("...");
-        out
-    }
+    crate::control::render::clip_with(s, width, "...")
 }
 
 fn all_online(r: &StatusReport) -> bool {

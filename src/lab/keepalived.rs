@@ -24,7 +24,7 @@ use super::observe::client::{ClientObserver, Probe, Seen, Sighting};
 use super::observe::{ms, realtime_ns};
 use super::stall::clock_ticks_per_second;
 use super::steady::sample;
-use super::topology::{clear_vip, eth0_mac, group_yaml, pair_with_witness, GROUP, VIP, VIP_PREFIX};
+use super::topology::{clear_vip, eth0_mac, group_yaml, scaled, GROUP, VIP, VIP_PREFIX};
 use super::{netns, Lab, Ns};
 
 /// Where Debian's `keepalived` package puts the daemon.
@@ -149,7 +149,8 @@ pub fn run(
     if cfg.runs == 0 {
         return Err(ExperimentError::Failed("--runs must be at least 1".into()));
     }
-    let spec = pair_with_witness(
+    let spec = scaled(
+        3,
         cfg.interval,
         cfg.deadtime,
         group_yaml(),

@@ -404,6 +404,11 @@ impl Lab {
             .ok_or(LabError::NoSuchNode(node))
     }
 
+    /// One of the node's paths; empty for a node the lab does not have.
+    fn node_path(&self, node: usize, path: impl FnOnce(&NodeState) -> &PathBuf) -> PathBuf {
+        self.node_state(node).map(path).cloned().unwrap_or_default()
+    }
+
     fn node_state_mut(&mut self, node: usize) -> Result<&mut NodeState, LabError> {
         node.checked_sub(1)
             .and_then(|i| self.nodes.get_mut(i))
@@ -881,28 +886,20 @@ impl Lab {
     }
 
     pub fn config_path(&self, node: usize) -> PathBuf {
-        self.node_state(node)
-            .map(|n| n.config.clone())
-            .unwrap_or_default()
+        self.node_path(node, |n| &n.config)
     }
 
     pub fn socket_path(&self, node: usize) -> PathBuf {
-        self.node_state(node)
-            .map(|n| n.socket.clone())
-            .unwrap_or_default()
+        self.node_path(node, |n| &n.socket)
     }
 
     pub fn state_dir(&self, node: usize) -> PathBuf {
-        self.node_state(node)
-            .map(|n| n.state_dir.clone())
-            .unwrap_or_default()
+        self.node_path(node, |n| &n.state_dir)
     }
 
     /// The node's private run directory (`TANDEM_LAB_NODE_DIR` of its daemon and agents).
     pub fn run_dir(&self, node: usize) -> PathBuf {
-        self.node_state(node)
-            .map(|n| n.run_dir.clone())
-            .unwrap_or_default()
+        self.node_path(node, |n| &n.run_dir)
     }
 
     /// The node's `HA_RSCTMP` (OCF agents' state files), inside `run_dir`.
@@ -911,9 +908,7 @@ impl Lab {
     }
 
     pub fn log_path(&self, node: usize) -> PathBuf {
-        self.node_state(node)
-            .map(|n| n.log.clone())
-            .unwrap_or_default()
+        self.node_path(node, |n| &n.log)
     }
 
     pub fn authkey_path(&self) -> &Path {

@@ -37,21 +37,10 @@ pub fn groups_yaml(count: usize) -> String {
     y
 }
 
-/// The bench's and steady's lab: n1 and n2 may own www, n3 is a witness; two links.
-/// `extra_yaml` holds at least the `groups:` section ([`group_yaml`]).
-pub fn pair_with_witness(
-    interval: Duration,
-    deadtime: Duration,
-    extra_yaml: String,
-    tandemd: &Path,
-    tandemctl: &Path,
-) -> LabSpec {
-    scaled(3, interval, deadtime, extra_yaml, tandemd, tandemctl)
-}
-
-/// [`pair_with_witness`] with `nodes` nodes in all: n1 and n2 may own the groups, every
-/// other node is a witness (votes and heartbeats like any node, owns nothing), so the
-/// benches' victim and survivor stay n1 and n2 whatever the size.
+/// The benches' lab: `nodes` nodes in all (3 for the smallest), two links; n1 and n2
+/// may own the groups, every other node is a witness (votes and heartbeats like any
+/// node, owns nothing), so the benches' victim and survivor stay n1 and n2 whatever the
+/// size. `extra_yaml` holds at least the `groups:` section ([`group_yaml`]).
 pub fn scaled(
     nodes: usize,
     interval: Duration,

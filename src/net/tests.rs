@@ -26,11 +26,18 @@ fn plan(index: usize, local: u8, peers: &[u8]) -> LinkPlan {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// Runs a test's body on a current-thread runtime, with the test's own port.
+fn on_port<F: std::future::Future<Output = ()>>(test: u16, body: impl FnOnce(u16) -> F) {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime")
+        .block_on(body(port(test)));
+}
+
+/// A batch of one datagram on link 0.
+fn one(bytes: &[u8]) -> Vec<(usize, Option<Vec<u8>>)> {
+    vec![(0, Some(bytes.to_vec()))]
 }
 
 /// Every datagram of the next batch, as (link, bytes).
@@ -48,8 +55,7 @@ async fn next_batch(links: &mut Links) -> Vec<(usize, Option<Vec<u8>>)> {
 
 #[test]
 fn one_send_reaches_every_peer_and_one_wait_serves_every_link() {
-    let port = port(0);
-    runtime().block_on(async {
+    on_port(0, |port| async move {
         let tx = Links::open(&[plan(0, 11, &[12, 13]), plan(1, 14, &[15])], port).expect("tx");
         let mut rx = Links::open(&[plan(0, 12, &[]), plan(1, 15, &[])], port).expect("rx");
         let mut other = Links::open(&[plan(0, 13, &[])], port).expect("other");
@@ -62,17 +68,13 @@ fn one_send_reaches_every_peer_and_one_wait_serves_every_link() {
             seen,
             vec![(0, Some(b"zero".to_vec())), (1, Some(b"one".to_vec()))]
         );
-        assert_eq!(
-            next_batch(&mut other).await,
-            vec![(0, Some(b"zero".to_vec()))]
-        );
+        assert_eq!(next_batch(&mut other).await, one(b"zero"));
     });
 }
 
 #[test]
 fn a_backlog_is_read_in_batches_and_a_short_batch_loses_no_later_datagram() {
-    let port = port(1);
-    runtime().block_on(async {
+    on_port(1, |port| async move {
         let tx = Links::open(&[plan(0, 21, &[22])], port).expect("tx");
         let mut rx = Links::open(&[plan(0, 22, &[])], port).expect("rx");
         for i in 0..BATCH + 2 {
@@ -88,17 +90,13 @@ fn a_backlog_is_read_in_batches_and_a_short_batch_loses_no_later_datagram() {
         let early = tokio::time::timeout(Duration::from_millis(50), rx.receive()).await;
         assert!(early.is_err(), "woke with nothing queued");
         tx.send_to_all(&[b"later".to_vec()]);
-        assert_eq!(
-            next_batch(&mut rx).await,
-            vec![(0, Some(b"later".to_vec()))]
-        );
+        assert_eq!(next_batch(&mut rx).await, one(b"later"));
     });
 }
 
 #[test]
 fn oversized_datagrams_are_flagged_and_the_largest_allowed_passes() {
-    let port = port(2);
-    runtime().block_on(async {
+    on_port(2, |port| async move {
         let mut rx = Links::open(&[plan(0, 32, &[])], port).expect("rx");
         let raw = StdUdpSocket::bind((ip(31), 0)).expect("raw");
         let max = crate::wire::MAX_DATAGRAM;
@@ -115,8 +113,7 @@ fn oversized_datagrams_are_flagged_and_the_largest_allowed_passes() {
 
 #[test]
 fn a_refused_send_is_counted_and_does_not_stall_receiving() {
-    let port = port(3);
-    runtime().block_on(async {
+    on_port(3, |port| async move {
         // Nobody listens on 127.0.0.42: a port-unreachable comes back (an error on
         // the socket where the kernel reports one); tx must still send and receive.
         let mut tx = Links::open(&[plan(0, 41, &[42])], port).expect("tx");
@@ -124,17 +121,13 @@ fn a_refused_send_is_counted_and_does_not_stall_receiving() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let peer = Links::open(&[plan(0, 43, &[41])], port).expect("peer");
         peer.send_to_all(&[b"hello".to_vec()]);
-        assert_eq!(
-            next_batch(&mut tx).await,
-            vec![(0, Some(b"hello".to_vec()))]
-        );
+        assert_eq!(next_batch(&mut tx).await, one(b"hello"));
     });
 }
 
 #[test]
 fn ipv6_links_bound_to_a_device_send_and_receive() {
-    let port = port(4);
-    runtime().block_on(async {
+    on_port(4, |port| async move {
         // ::1 is the only IPv6 loopback address: the link's one peer is itself.
         let plan = LinkPlan {
             index: 0,

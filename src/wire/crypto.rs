@@ -61,17 +61,21 @@ impl fmt::Debug for Key {
 }
 
 fn derive_key_id(bytes: &[u8; 32]) -> u32 {
-    let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(*bytes));
     let mut stream = [0u8; 4];
-    // Encrypting zeros yields the keystream. This cannot fail (the only error is a
-    // message longer than the cipher's limit); on the impossible error the id stays 0,
-    // which only costs a trial decryption, never acceptance of a bad packet.
-    let _tag = cipher.encrypt_in_place_detached(
-        &XNonce::from(KEY_ID_NONCE),
-        b"tandem key id",
-        &mut stream,
-    );
+    keystream(bytes, &KEY_ID_NONCE, &mut stream);
     u32::from_be_bytes(stream)
+}
+
+/// Fills `out` with the XChaCha20 keystream of `key` at `nonce`: a value derived from
+/// the authkey yet independent of the key that seals heartbeats (key ids, the config
+/// digest's key), each at a nonce used for nothing else. Encrypting zeros yields the
+/// keystream. This cannot fail (the only error is a message longer than the cipher's
+/// limit); on the impossible error `out` stays zero, which for a key id only costs a
+/// trial decryption, never acceptance of a bad packet.
+pub(crate) fn keystream(key: &[u8; 32], nonce: &[u8; 24], out: &mut [u8]) {
+    out.fill(0);
+    let cipher = XChaCha20Poly1305::new(&chacha20poly1305::Key::from(*key));
+    let _tag = cipher.encrypt_in_place_detached(&XNonce::from(*nonce), b"", out);
 }
 
 /// The keys a node holds. Senders seal with `current`; receivers accept `current` or
@@ -255,9 +259,6 @@ pub fn open(
     link: u8,
     keys: &Keyring,
 ) -> Result<Heartbeat, DropReason> {
-    if datagram.len() > MAX_DATAGRAM {
-        return Err(DropReason::Oversized);
-    }
     open_in_place(&mut datagram.to_vec(), cluster_id, link, keys)
 }
 

@@ -73,6 +73,7 @@ mod drop;
 mod replay;
 
 pub use codec::{decode_body, encode_body, encode_body_into, EncodeError};
+pub(crate) use crypto::keystream;
 pub use crypto::{open, open_in_place, peek_sender, seal, seal_into, Key, Keyring, SealParams};
 pub use drop::{DropCounters, DropReason};
 pub use replay::{ReplayGuard, ReplayWindow, REPLAY_WINDOW};

@@ -135,6 +135,12 @@ impl<'a> Ctx<'a> {
         self.lenient(&join(parent, key), f?)
     }
 
+    /// A key that may be left out: its value, else `default` (also when the value is
+    /// wrong, which is reported).
+    pub(super) fn field_or<T>(&mut self, parent: &str, key: &str, f: Field<T>, default: T) -> T {
+        self.field(parent, key, f).unwrap_or(default)
+    }
+
     pub(super) fn required<T>(&mut self, parent: &str, key: &str, f: Field<T>) -> Option<T> {
         match f {
             Some(v) => self.lenient(&join(parent, key), v),

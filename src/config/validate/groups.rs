@@ -76,9 +76,7 @@ fn one_group(
     }
     let eligible = eligible(ctx, p, g.nodes, nodes, index);
     let prefer = prefer(ctx, p, g.prefer, &eligible, index);
-    let failback = ctx
-        .field(p, "failback", g.failback)
-        .unwrap_or(defaults::GROUP_FAILBACK);
+    let failback = ctx.field_or(p, "failback", g.failback, defaults::GROUP_FAILBACK);
     let failback_delay = ctx
         .duration(p, "failback_delay", g.failback_delay)
         .unwrap_or(defaults::GROUP_FAILBACK_DELAY);

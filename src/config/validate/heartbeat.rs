@@ -36,9 +36,12 @@ pub(super) fn heartbeat(ctx: &mut Ctx, raw: Field<raw::RawHeartbeat>) -> Heartbe
         None => defaults::HEARTBEAT_PORT,
     };
     let t = timings(ctx, &mut raw);
-    let max_drift_ppm = ctx
-        .field(P, "max_drift_ppm", raw.max_drift_ppm)
-        .unwrap_or(defaults::HEARTBEAT_MAX_DRIFT_PPM);
+    let max_drift_ppm = ctx.field_or(
+        P,
+        "max_drift_ppm",
+        raw.max_drift_ppm,
+        defaults::HEARTBEAT_MAX_DRIFT_PPM,
+    );
     if max_drift_ppm > 100_000 {
         ctx.at_value(
             "heartbeat.max_drift_ppm",
@@ -60,12 +63,8 @@ pub(super) fn heartbeat(ctx: &mut Ctx, raw: Field<raw::RawHeartbeat>) -> Heartbe
         stop_before_lease_end: t
             .stop_before
             .unwrap_or_else(|| defaults::stop_before_lease_end(iv, dt)),
-        realtime: ctx
-            .field(P, "realtime", raw.realtime)
-            .unwrap_or(defaults::HEARTBEAT_REALTIME),
-        mlockall: ctx
-            .field(P, "mlockall", raw.mlockall)
-            .unwrap_or(defaults::HEARTBEAT_MLOCKALL),
+        realtime: ctx.field_or(P, "realtime", raw.realtime, defaults::HEARTBEAT_REALTIME),
+        mlockall: ctx.field_or(P, "mlockall", raw.mlockall, defaults::HEARTBEAT_MLOCKALL),
     }
 }
 
@@ -131,55 +130,44 @@ fn timings(ctx: &mut Ctx, raw: &mut raw::RawHeartbeat) -> Timings {
     }
 }
 
-/// How the other timings must relate to a deadtime that converted.
+/// How the other timings must relate to a deadtime that converted: per timing its key,
+/// its name in the message, its value, when it breaks the rule, and the rule in words.
 fn timing_rules(ctx: &mut Ctx, t: &Timings, deadtime: Duration) {
-    let f = format_duration;
-    if let Some(interval) = t.interval {
-        if interval >= deadtime {
-            ctx.at_value(
-                "heartbeat.interval",
-                format!(
-                    "heartbeat.interval ({}) must be shorter than heartbeat.deadtime ({})",
-                    f(interval),
-                    f(deadtime)
-                ),
-            );
-        }
-    }
-    if let Some(w) = t.warntime {
-        if w > deadtime {
-            ctx.at_value(
-                "heartbeat.warntime",
-                format!(
-                    "warntime ({}) must not exceed deadtime ({})",
-                    f(w),
-                    f(deadtime)
-                ),
-            );
-        }
-    }
-    if let Some(s) = t.stop_before {
-        if s >= deadtime {
-            ctx.at_value(
-                "heartbeat.stop_before_lease_end",
-                format!(
-                    "stop_before_lease_end ({}) must be shorter than deadtime ({})",
-                    f(s),
-                    f(deadtime)
-                ),
-            );
-        }
-    }
-    if let Some(i) = t.initdead {
-        if i < deadtime {
-            ctx.at_value(
-                "heartbeat.initdead",
-                format!(
-                    "initdead ({}) must be at least deadtime ({})",
-                    f(i),
-                    f(deadtime)
-                ),
-            );
+    type Breaks = fn(Duration, Duration) -> bool;
+    let rules: [(&str, &str, Option<Duration>, Breaks, &str); 4] = [
+        (
+            "heartbeat.interval",
+            "heartbeat.interval",
+            t.interval,
+            |v, d| v >= d,
+            "must be shorter than heartbeat.deadtime",
+        ),
+        (
+            "heartbeat.warntime",
+            "warntime",
+            t.warntime,
+            |v, d| v > d,
+            "must not exceed deadtime",
+        ),
+        (
+            "heartbeat.stop_before_lease_end",
+            "stop_before_lease_end",
+            t.stop_before,
+            |v, d| v >= d,
+            "must be shorter than deadtime",
+        ),
+        (
+            "heartbeat.initdead",
+            "initdead",
+            t.initdead,
+            |v, d| v < d,
+            "must be at least deadtime",
+        ),
+    ];
+    for (key, name, value, breaks, rule) in rules {
+        if let Some(v) = value.filter(|&v| breaks(v, deadtime)) {
+            let (v, d) = (format_duration(v), format_duration(deadtime));
+            ctx.at_value(key, format!("{name} ({v}) {rule} ({d})"));
         }
     }
 }

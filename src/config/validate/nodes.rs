@@ -126,15 +126,9 @@ fn one_node(
         same_links_as_reference(ctx, p, i, name.as_deref(), &addresses, seen);
     }
     let interfaces = interfaces(ctx, p, node.interfaces, addresses.len(), addresses_clean);
-    let priority = ctx
-        .field(p, "priority", node.priority)
-        .unwrap_or(defaults::NODE_PRIORITY);
-    let votes = ctx
-        .field(p, "votes", node.votes)
-        .unwrap_or(defaults::NODE_VOTES);
-    let witness = ctx
-        .field(p, "witness", node.witness)
-        .unwrap_or(defaults::NODE_WITNESS);
+    let priority = ctx.field_or(p, "priority", node.priority, defaults::NODE_PRIORITY);
+    let votes = ctx.field_or(p, "votes", node.votes, defaults::NODE_VOTES);
+    let witness = ctx.field_or(p, "witness", node.witness, defaults::NODE_WITNESS);
     if witness && votes == 0 {
         ctx.at_value(
             &join(p, "votes"),

@@ -39,9 +39,7 @@ pub(super) fn quorum(
             }
         };
     }
-    q.two_node = ctx
-        .field(P, "two_node", raw.two_node)
-        .unwrap_or(defaults::TWO_NODE);
+    q.two_node = ctx.field_or(P, "two_node", raw.two_node, defaults::TWO_NODE);
     if q.two_node && index.complete {
         let owners = nodes.iter().filter(|n| !n.witness).count();
         let witnesses = nodes.len() - owners;

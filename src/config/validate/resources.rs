@@ -74,9 +74,7 @@ fn vip(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawVip>) -> Option<ResourceCo
         }
         Some(l)
     });
-    let garp_count = ctx
-        .field(&p, "garp_count", v.garp_count)
-        .unwrap_or(defaults::VIP_GARP_COUNT);
+    let garp_count = ctx.field_or(&p, "garp_count", v.garp_count, defaults::VIP_GARP_COUNT);
     let garp_interval = ctx.positive_duration_or(
         &p,
         "garp_interval",
