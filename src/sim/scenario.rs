@@ -526,6 +526,17 @@ impl ScenarioBuilder {
         self
     }
 
+    /// Heartbeat interval and deadtime, with the derived defaults of the config.
+    pub fn timing(mut self, interval: Duration, deadtime: Duration) -> Self {
+        let t = &mut self.scenario.spec.timing;
+        t.interval = interval;
+        t.deadtime = deadtime;
+        t.warntime = deadtime / 2;
+        t.initdead = deadtime * 2;
+        t.stop_before_lease_end = Timing::default_stop_before_lease_end(interval, deadtime);
+        self
+    }
+
     pub fn watchdog(mut self, timeout: Duration) -> Self {
         self.scenario.spec.timing.watchdog_timeout = Some(timeout);
         self

@@ -143,6 +143,67 @@ impl Node {
         }
     }
 
+    /// At the instant a promise runs out, nobody has to ask again: a claim this node
+    /// refused while the promise stood (remembered as the peer's newest claim) is
+    /// granted now, by a triggered send, instead of on the candidate's next heartbeat
+    /// an interval later; and a candidate of our own whose promise to another ended
+    /// votes for itself now ([`Node::renew_own_votes`], as a send would) and sends at
+    /// once — before the group is evaluated, so a quorum it completes makes an owner in
+    /// this same step, not on the next input. Only claims
+    /// heard within two intervals count: an older one's candidate may be gone, and a
+    /// grant would hold the group for a promise. The grant is the one `consider_grant`
+    /// gives a fresh claim — same checks, echoing that claim's send time, so the
+    /// candidate's lease counts from then (shorter, never longer).
+    pub(super) fn grant_waiting_claims(&mut self, now: Instant) {
+        let recent = self.spec.timing.interval * 2;
+        for gi in 0..self.groups.len() {
+            let g = &self.groups[gi];
+            let free = g
+                .promise
+                .is_none_or(|p| now >= p.until || self.fencing.voids(&p));
+            if !free {
+                continue;
+            }
+            if let Role::Candidate { grants, .. } = &g.role {
+                if !grants.contains_key(&self.me) && !self.in_quiet(now) {
+                    self.renew_own_votes(now);
+                    self.sending.asap = true;
+                }
+                continue;
+            }
+            let Some((from, inc, claim, sent_at)) = self.waiting_claim(now, gi, recent) else {
+                continue;
+            };
+            self.consider_grant(now, from, inc, &claim, sent_at);
+        }
+    }
+
+    /// The best claim (newest term, then rank) a live peer made for group `gi` as a
+    /// candidate in a heartbeat heard within `recent`: who, its incarnation, the claim
+    /// and the heartbeat's send time.
+    fn waiting_claim(
+        &self,
+        now: Instant,
+        gi: usize,
+        recent: Duration,
+    ) -> Option<(NodeId, u64, GroupReport, Instant)> {
+        let gid = self.groups[gi].id;
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.up)
+            .filter_map(|(id, p)| {
+                let (_, sent_at, heard) = p.last_heard?;
+                let claim = p.claims.get(&gid).filter(|c| c.phase == Phase::Candidate)?;
+                (now.saturating_since(heard) <= recent).then_some((
+                    *id,
+                    p.incarnation,
+                    *claim,
+                    sent_at,
+                ))
+            })
+            .max_by_key(|(id, _, claim, _)| (claim.term, self.rank(*id, gi)))
+    }
+
     pub(super) fn receive_grant(&mut self, from: NodeId, grant: &Grant) {
         let Some(g) = self.groups.iter_mut().find(|g| g.id == grant.group) else {
             return;

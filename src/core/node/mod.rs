@@ -360,6 +360,7 @@ impl Node {
         self.two_node_owner_fencing(now, out);
         self.run_fences(now, out);
         self.expire_failures(now, out);
+        self.grant_waiting_claims(now);
         for gi in 0..self.groups.len() {
             if self.self_fenced {
                 return;
