@@ -839,3 +839,32 @@ fn a_crashed_owner_is_replaced_the_instant_its_promises_end_default_profile() {
         "slowest grant {worst} ms after the crash"
     );
 }
+
+/// Issue 13, point 4: the owner's vip interface loses carrier while its heartbeats
+/// still flow. The group moves at once (a stop and a handover, no deadtime), and the
+/// ban keeps it away — failback on, n1 preferred — until `failure_timeout`.
+#[test]
+fn a_carrier_loss_on_the_owner_moves_the_group_at_once_and_keeps_it_away() {
+    let o = run(three()
+        .failback(true)
+        .failure_timeout(secs(10.0))
+        .at(secs(5.0), ScriptedFault::CarrierLoss(0)));
+    let n1 = spans(&o, 0);
+    let stopped = n1[0].1.expect("n1 stopped www");
+    assert!(
+        (5000.0..5100.0).contains(&stopped),
+        "n1 stopped at {stopped}"
+    );
+    let n2 = spans(&o, 1);
+    let started = n2.first().map(|(s, _)| *s).expect("n2 took over");
+    assert!(
+        started - 5000.0 < 200.0,
+        "n2 runs www {} ms after the carrier loss",
+        started - 5000.0
+    );
+    // Back home (failback) only once the failure expired (5 s + 10 s), not before.
+    let home = n1.get(1).map(|(s, _)| *s).expect("failback after the ban");
+    assert!(home > 15_000.0, "n1 took www back at {home}");
+    assert_eq!(owner(&o), Some(0));
+    assert_one_runner_at_a_time(&o);
+}

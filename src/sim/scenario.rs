@@ -119,6 +119,9 @@ pub enum ScriptedFault {
     DaemonCrash(usize),
     /// The worker and its guard hang for this long; resources keep running.
     Hang(usize, Duration),
+    /// The interface of every group's first resource (its vip) loses its carrier on this
+    /// node: the daemon's carrier watch feeds the core a `ResourceFault`.
+    CarrierLoss(usize),
     /// `tandemctl reload` on this node with this config.
     Reload(usize, Box<crate::core::ClusterSpec>),
 }
