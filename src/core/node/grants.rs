@@ -143,19 +143,25 @@ impl Node {
         }
     }
 
-    /// At the instant a promise runs out, nobody has to ask again: a claim this node
-    /// refused while the promise stood (remembered as the peer's newest claim) is
-    /// granted now, by a triggered send, instead of on the candidate's next heartbeat
-    /// an interval later; and a candidate of our own whose promise to another ended
-    /// votes for itself now ([`Node::renew_own_votes`], as a send would) and sends at
-    /// once — before the group is evaluated, so a quorum it completes makes an owner in
-    /// this same step, not on the next input. Only claims
-    /// heard within two intervals count: an older one's candidate may be gone, and a
-    /// grant would hold the group for a promise. The grant is the one `consider_grant`
-    /// gives a fresh claim — same checks, echoing that claim's send time, so the
-    /// candidate's lease counts from then (shorter, never longer).
+    /// At the instant a promise to a peer that fell silent runs out, nobody has to ask
+    /// again: a claim this node refused while the promise stood (remembered as the
+    /// peer's newest claim) is granted now, by a triggered send, instead of on the
+    /// candidate's next heartbeat an interval later; and a candidate of our own whose
+    /// promise to another ended votes for itself now ([`Node::renew_own_votes`], as a
+    /// send would) and sends at once — before the group is evaluated, so a quorum it
+    /// completes makes an owner in this same step, not on the next input.
+    ///
+    /// The grant is the one `consider_grant` gives a fresh claim — same checks, echoing
+    /// that claim's send time, so the candidate's lease counts from then (shorter, never
+    /// longer). Hence two limits, both for an owner that is merely slow (a loaded box),
+    /// not gone: only a claim heard within half an interval counts (an older echo would
+    /// make an owner whose lease is nearly used up; the candidate sends when its own
+    /// wait ends, so its claim is fresh when the voters' promises end too), and not while
+    /// the peer the promise was made to still answers (phi): its renewal is likely on
+    /// the way, and a voter that gave the group to whoever asked at that instant would
+    /// move it for nothing.
     pub(super) fn grant_waiting_claims(&mut self, now: Instant) {
-        let recent = self.spec.timing.interval * 2;
+        let recent = self.spec.timing.interval / 2;
         for gi in 0..self.groups.len() {
             let g = &self.groups[gi];
             let free = g
@@ -169,6 +175,13 @@ impl Node {
                     self.renew_own_votes(now);
                     self.sending.asap = true;
                 }
+                continue;
+            }
+            let holder_answers = g
+                .promise
+                .and_then(|p| self.peers.get(&p.to))
+                .is_some_and(|p| p.responsive());
+            if holder_answers {
                 continue;
             }
             let Some((from, inc, claim, sent_at)) = self.waiting_claim(now, gi, recent) else {
