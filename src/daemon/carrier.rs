@@ -331,4 +331,60 @@ mod tests {
             }]
         );
     }
+
+    /// Against the kernel: a dummy interface set up, then down, then deleted. Needs
+    /// CAP_NET_ADMIN and changes interfaces, so it is ignored by default; run it in a
+    /// network namespace of its own:
+    /// `unshare -n cargo test --lib carrier -- --ignored`.
+    #[test]
+    #[ignore]
+    fn the_kernel_reports_carrier_changes_of_a_dummy_interface() {
+        let fd = open().expect("netlink socket");
+        let ip = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {args:?}");
+        };
+        ip(&["link", "add", "tdmcarrier0", "type", "dummy"]);
+        ip(&["link", "set", "tdmcarrier0", "up"]);
+        ip(&["link", "set", "tdmcarrier0", "down"]);
+        ip(&["link", "del", "tdmcarrier0"]);
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 32 * 1024];
+        while !seen.iter().any(|c| matches!(c, LinkChange::Gone { .. })) {
+            // SAFETY: recv(2) into a buffer we own; MSG_DONTWAIT: the messages are queued.
+            let n = unsafe {
+                libc::recv(
+                    fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            assert!(n > 0, "no more messages; saw {seen:?}");
+            seen.extend(
+                parse_link_messages(&buf[..n as usize])
+                    .into_iter()
+                    .filter(|c| matches!(c, LinkChange::State { interface, .. } | LinkChange::Gone { interface } if interface == "tdmcarrier0")),
+            );
+        }
+        let w = vec![Watched {
+            interface: "tdmcarrier0".into(),
+            group: GroupId(1),
+            resource: "ip".into(),
+        }];
+        let mut state = CarrierState::default();
+        let faults: Vec<Fault> = seen
+            .into_iter()
+            .filter_map(|c| state.on_change(c, &w))
+            .collect();
+        // Created down (a loss), up (carrier back), down (a loss again), deleted
+        // (already lost: not reported twice).
+        let lost = Fault::NoCarrier {
+            interface: "tdmcarrier0".into(),
+        };
+        assert_eq!(faults, [lost.clone(), lost]);
+    }
 }

@@ -115,6 +115,14 @@ impl Node {
                     if g.holders.record(g.id, r.term, from, from_inc) {
                         self.persist_due = true;
                     }
+                    // Acknowledge at once: the grantee's lease counts from the claim
+                    // this echoes, so an ack that waited for our next regular
+                    // heartbeat (up to an interval) left the owner that much less
+                    // lease — on a loaded box, the margin whose loss made healthy
+                    // owners step down. The send only moves our next heartbeat
+                    // earlier (the next regular one is an interval after it), so a
+                    // voter still sends about once per interval per owner.
+                    self.sending.asap = true;
                 }
             }
             Some(_) if bug != PlantedBug::SkipPromiseWait => {}

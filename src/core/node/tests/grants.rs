@@ -126,3 +126,25 @@ fn a_stale_refused_claim_waits_for_a_fresh_one() {
     v.handle(expiry, Input::Tick);
     assert_eq!(granted_to(&v, expiry), None);
 }
+
+/// A renewal is acknowledged by a triggered heartbeat, not the next regular one: the
+/// owner's lease counts from the claim the ack echoes.
+#[test]
+fn a_renewed_promise_is_acknowledged_at_once() {
+    let mut v = voter();
+    let at = Instant::ZERO + ms(1500);
+    hear(&mut v, at, claim(1, 1, 1, at));
+    let renewal = at + ms(50);
+    let out = v.handle(
+        renewal,
+        Input::Heartbeat {
+            link: 0,
+            heartbeat: claim(1, 2, 1, renewal),
+        },
+    );
+    let echo = out.iter().find_map(|a| match a {
+        Action::Send(hb) => hb.grants.first().map(|g| g.echo_sent_at),
+        _ => None,
+    });
+    assert_eq!(echo, Some(renewal), "acknowledged in the same step");
+}
