@@ -332,13 +332,14 @@ mod tests {
         );
     }
 
-    /// Against the kernel: a dummy interface set up, then down, then deleted. Needs
+    /// Against the kernel: a veth pair whose far end goes down (the near end stays up
+    /// and loses its carrier, as when a cable is pulled), then is deleted. Needs
     /// CAP_NET_ADMIN and changes interfaces, so it is ignored by default; run it in a
     /// network namespace of its own:
     /// `unshare -n cargo test --lib carrier -- --ignored`.
     #[test]
     #[ignore]
-    fn the_kernel_reports_carrier_changes_of_a_dummy_interface() {
+    fn the_kernel_reports_carrier_loss_of_a_veth() {
         let fd = open().expect("netlink socket");
         let ip = |args: &[&str]| {
             let ok = std::process::Command::new("ip")
@@ -347,10 +348,14 @@ mod tests {
                 .is_ok_and(|s| s.success());
             assert!(ok, "ip {args:?}");
         };
-        ip(&["link", "add", "tdmcarrier0", "type", "dummy"]);
-        ip(&["link", "set", "tdmcarrier0", "up"]);
-        ip(&["link", "set", "tdmcarrier0", "down"]);
-        ip(&["link", "del", "tdmcarrier0"]);
+        ip(&[
+            "link", "add", "tdmc0", "type", "veth", "peer", "name", "tdmc1",
+        ]);
+        ip(&["link", "set", "tdmc0", "up"]);
+        ip(&["link", "set", "tdmc1", "up"]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        ip(&["link", "set", "tdmc1", "down"]);
+        ip(&["link", "del", "tdmc0"]);
         let mut seen = Vec::new();
         let mut buf = vec![0u8; 32 * 1024];
         while !seen.iter().any(|c| matches!(c, LinkChange::Gone { .. })) {
@@ -367,11 +372,11 @@ mod tests {
             seen.extend(
                 parse_link_messages(&buf[..n as usize])
                     .into_iter()
-                    .filter(|c| matches!(c, LinkChange::State { interface, .. } | LinkChange::Gone { interface } if interface == "tdmcarrier0")),
+                    .filter(|c| matches!(c, LinkChange::State { interface, .. } | LinkChange::Gone { interface } if interface == "tdmc0")),
             );
         }
         let w = vec![Watched {
-            interface: "tdmcarrier0".into(),
+            interface: "tdmc0".into(),
             group: GroupId(1),
             resource: "ip".into(),
         }];
@@ -380,10 +385,11 @@ mod tests {
             .into_iter()
             .filter_map(|c| state.on_change(c, &w))
             .collect();
-        // Created down (a loss), up (carrier back), down (a loss again), deleted
-        // (already lost: not reported twice).
+        // Created down (a loss), carrier once both ends are up, the far end down (a
+        // loss again, the near end still up), deleted (already lost: not reported
+        // twice).
         let lost = Fault::NoCarrier {
-            interface: "tdmcarrier0".into(),
+            interface: "tdmc0".into(),
         };
         assert_eq!(faults, [lost.clone(), lost]);
     }
