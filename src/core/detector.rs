@@ -4,7 +4,11 @@
 //! gaps and reports how surprising the current silence is (phi = -log10 of the
 //! probability that a heartbeat is still on its way). Two hard bounds keep it sane on a
 //! noisy box: below `floor` of silence a link is never suspected, and at `deadtime` of
-//! silence it is down whatever phi says. Liveness drives reporting and when a node
+//! silence it is down whatever phi says. Phi may call a *link* down earlier (reported,
+//! so a pulled cable shows at once), but a *node* is declared down only after
+//! `deadtime` of silence on every link ([`Detector::within_deadtime`]): on a stalled
+//! machine phi alone made failovers for nothing, and a takeover waits for a promise
+//! that lasts at least `deadtime` anyway. Liveness drives reporting and when a node
 //! starts campaigning; it never decides safety on its own (leases do).
 
 use super::time::Instant;
@@ -79,6 +83,13 @@ impl Detector {
 
     pub fn last_heard(&self) -> Option<Instant> {
         self.last
+    }
+
+    /// Whether something arrived less than `deadtime` ago: a peer with such a link is
+    /// not declared down, whatever phi says of it.
+    pub fn within_deadtime(&self, now: Instant) -> bool {
+        self.last
+            .is_some_and(|last| now.saturating_since(last) < self.deadtime)
     }
 
     /// Forget history (the peer restarted).
@@ -230,6 +241,19 @@ mod tests {
         }
         let probe = Duration::from_millis(330);
         assert!(jittery.phi(at(t) + probe) < steady.phi(at(3000) + probe));
+    }
+
+    #[test]
+    fn phi_may_call_a_link_down_early_but_within_deadtime_holds_until_deadtime() {
+        let mut d = Detector::new(Duration::from_millis(10), Duration::from_millis(40));
+        regular(&mut d, 1000, 10);
+        // A steady sender silent for 25 ms: phi says down (a stall on this box does it).
+        assert_eq!(d.state(at(1025)), LinkState::Down);
+        assert!(d.within_deadtime(at(1025)), "but not down for the node");
+        assert!(d.within_deadtime(at(1039)));
+        assert!(!d.within_deadtime(at(1040)), "deadtime of silence is down");
+        d.reset();
+        assert!(!d.within_deadtime(at(1041)), "never heard is not within");
     }
 
     #[test]

@@ -32,6 +32,32 @@ pub enum Input {
     /// A health check changed (ping/script checks): `ok = false` makes this node
     /// ineligible to own groups.
     Health { ok: bool },
+    /// Something outside the agents saw a resource of a group fail at once (the
+    /// interface of a `vip` lost its carrier): if this node runs it, the group fails
+    /// over now instead of at the next monitor. `resource` is the resource's name.
+    ResourceFault {
+        group: GroupId,
+        resource: String,
+        fault: Fault,
+    },
+}
+
+/// Why a resource failed outside of an operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The interface lost its carrier (IFF_RUNNING / IFF_LOWER_UP off) or was set down.
+    NoCarrier { interface: String },
+    /// The interface was deleted.
+    InterfaceGone { interface: String },
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::NoCarrier { interface } => write!(f, "{interface} lost its carrier"),
+            Fault::InterfaceGone { interface } => write!(f, "{interface} was removed"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

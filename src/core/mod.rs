@@ -23,7 +23,8 @@ pub mod time;
 pub use decision::Decision;
 pub use ids::{GroupId, NodeId, Term};
 pub use io::{
-    Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind, OpResult,
+    Action, AdminCommand, Event, EventKind, Fault, FenceId, FenceResult, Input, OpId, OpKind,
+    OpResult,
 };
 pub use message::Heartbeat;
 pub use node::{Boot, Node, PersistentState, ReconfigureError};

@@ -6,7 +6,7 @@
 
 use super::decision::Decision;
 use super::ids::{NodeId, Term};
-use super::io::OpResult;
+use super::io::{Fault, OpResult};
 use std::fmt;
 use std::time::Duration;
 
@@ -109,6 +109,12 @@ pub enum Reason {
         resource: String,
         result: OpResult,
     },
+    /// A running resource failed outside of an operation (carrier loss): the group
+    /// moves away at once and this node is banned from it for `failure_timeout`.
+    ResourceFault {
+        resource: String,
+        fault: Fault,
+    },
     FailuresExpired {
         timeout: Duration,
     },
@@ -180,6 +186,7 @@ impl Reason {
             Reason::MonitorFailed { moving: true, .. } => "monitor-failed-moving",
             Reason::MonitorFailed { moving: false, .. } => "monitor-failed-restarting",
             Reason::StopFailed { .. } => "stop-failed",
+            Reason::ResourceFault { .. } => "resource-fault-moving",
             Reason::FailuresExpired { .. } => "failures-expired",
             Reason::BecameOwner { .. } => "granted",
             Reason::GroupStarted => "all-started",
@@ -258,6 +265,7 @@ impl fmt::Display for Reason {
                 "{resource}: start {}; giving the group up",
                 describe(result)
             ),
+            Reason::ResourceFault { resource, fault } => fault_moves(f, resource, fault),
             Reason::MonitorFailed {
                 resource,
                 result,
@@ -324,4 +332,9 @@ impl fmt::Display for Reason {
             Reason::Admin(change) => change.fmt(f),
         }
     }
+}
+
+/// The sentence of [`Reason::ResourceFault`].
+fn fault_moves(f: &mut fmt::Formatter<'_>, resource: &str, fault: &Fault) -> fmt::Result {
+    write!(f, "{resource}: {fault}: moving the group away")
 }

@@ -6,6 +6,7 @@
 //! talk only through channels, so no slow script or client can delay a heartbeat.
 
 mod admin;
+pub mod carrier;
 pub mod clock;
 pub mod control;
 pub mod emergency;
@@ -255,6 +256,9 @@ fn heartbeat_thread(
                 .node(s.me)
                 .map(|n| n.name.clone())
                 .unwrap_or_default();
+            if let Err(e) = carrier::spawn(&s.config, answers_tx.clone()) {
+                tracing::warn!("carrier watch not started (vips wait for their monitor): {e}");
+            }
             AgentExecutor::spawn(answers_tx, metrics, s.config.checks.clone(), me)
                 .map(|x| Box::new(x) as Box<dyn Executor>)
         } else {

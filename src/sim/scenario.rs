@@ -119,6 +119,9 @@ pub enum ScriptedFault {
     DaemonCrash(usize),
     /// The worker and its guard hang for this long; resources keep running.
     Hang(usize, Duration),
+    /// The interface of every group's first resource (its vip) loses its carrier on this
+    /// node: the daemon's carrier watch feeds the core a `ResourceFault`.
+    CarrierLoss(usize),
     /// `tandemctl reload` on this node with this config.
     Reload(usize, Box<crate::core::ClusterSpec>),
 }
@@ -523,6 +526,17 @@ impl ScenarioBuilder {
 
     pub fn at(mut self, at: Duration, fault: ScriptedFault) -> Self {
         self.scenario.script.push((at, fault));
+        self
+    }
+
+    /// Heartbeat interval and deadtime, with the derived defaults of the config.
+    pub fn timing(mut self, interval: Duration, deadtime: Duration) -> Self {
+        let t = &mut self.scenario.spec.timing;
+        t.interval = interval;
+        t.deadtime = deadtime;
+        t.warntime = deadtime / 2;
+        t.initdead = deadtime * 2;
+        t.stop_before_lease_end = Timing::default_stop_before_lease_end(interval, deadtime);
         self
     }
 

@@ -115,6 +115,14 @@ impl Node {
                     if g.holders.record(g.id, r.term, from, from_inc) {
                         self.persist_due = true;
                     }
+                    // Acknowledge at once: the grantee's lease counts from the claim
+                    // this echoes, so an ack that waited for our next regular
+                    // heartbeat (up to an interval) left the owner that much less
+                    // lease — on a loaded box, the margin whose loss made healthy
+                    // owners step down. The send only moves our next heartbeat
+                    // earlier (the next regular one is an interval after it), so a
+                    // voter still sends about once per interval per owner.
+                    self.sending.asap = true;
                 }
             }
             Some(_) if bug != PlantedBug::SkipPromiseWait => {}
@@ -141,6 +149,80 @@ impl Node {
                 self.sending.asap = true;
             }
         }
+    }
+
+    /// At the instant a promise to a peer that fell silent runs out, nobody has to ask
+    /// again: a claim this node refused while the promise stood (remembered as the
+    /// peer's newest claim) is granted now, by a triggered send, instead of on the
+    /// candidate's next heartbeat an interval later; and a candidate of our own whose
+    /// promise to another ended votes for itself now ([`Node::renew_own_votes`], as a
+    /// send would) and sends at once — before the group is evaluated, so a quorum it
+    /// completes makes an owner in this same step, not on the next input.
+    ///
+    /// The grant is the one `consider_grant` gives a fresh claim — same checks, echoing
+    /// that claim's send time, so the candidate's lease counts from then (shorter, never
+    /// longer). Hence two limits, both for an owner that is merely slow (a loaded box),
+    /// not gone: only a claim heard within half an interval counts (an older echo would
+    /// make an owner whose lease is nearly used up; the candidate sends when its own
+    /// wait ends, so its claim is fresh when the voters' promises end too), and not while
+    /// the peer the promise was made to still answers (phi): its renewal is likely on
+    /// the way, and a voter that gave the group to whoever asked at that instant would
+    /// move it for nothing.
+    pub(super) fn grant_waiting_claims(&mut self, now: Instant) {
+        let recent = self.spec.timing.interval / 2;
+        for gi in 0..self.groups.len() {
+            let g = &self.groups[gi];
+            let free = g
+                .promise
+                .is_none_or(|p| now >= p.until || self.fencing.voids(&p));
+            if !free {
+                continue;
+            }
+            if let Role::Candidate { grants, .. } = &g.role {
+                if !grants.contains_key(&self.me) && !self.in_quiet(now) {
+                    self.renew_own_votes(now);
+                    self.sending.asap = true;
+                }
+                continue;
+            }
+            let holder_answers = g
+                .promise
+                .and_then(|p| self.peers.get(&p.to))
+                .is_some_and(|p| p.responsive());
+            if holder_answers {
+                continue;
+            }
+            let Some((from, inc, claim, sent_at)) = self.waiting_claim(now, gi, recent) else {
+                continue;
+            };
+            self.consider_grant(now, from, inc, &claim, sent_at);
+        }
+    }
+
+    /// The best claim (newest term, then rank) a live peer made for group `gi` as a
+    /// candidate in a heartbeat heard within `recent`: who, its incarnation, the claim
+    /// and the heartbeat's send time.
+    fn waiting_claim(
+        &self,
+        now: Instant,
+        gi: usize,
+        recent: Duration,
+    ) -> Option<(NodeId, u64, GroupReport, Instant)> {
+        let gid = self.groups[gi].id;
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.up)
+            .filter_map(|(id, p)| {
+                let (_, sent_at, heard) = p.last_heard?;
+                let claim = p.claims.get(&gid).filter(|c| c.phase == Phase::Candidate)?;
+                (now.saturating_since(heard) <= recent).then_some((
+                    *id,
+                    p.incarnation,
+                    *claim,
+                    sent_at,
+                ))
+            })
+            .max_by_key(|(id, _, claim, _)| (claim.term, self.rank(*id, gi)))
     }
 
     pub(super) fn receive_grant(&mut self, from: NodeId, grant: &Grant) {

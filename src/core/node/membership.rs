@@ -33,7 +33,8 @@ impl Peer {
     }
 
     /// Reads the link detectors at `now`: which links went down or came back, and
-    /// whether the peer as a whole did (up while any link delivers). `name` is the
+    /// whether the peer as a whole did (up while any link delivers or was heard within
+    /// `deadtime`). `name` is the
     /// peer's, for the events.
     fn observe(&mut self, now: Instant, name: impl Fn() -> String) -> Vec<(EventKind, Reason)> {
         let mut seen = Vec::new();
@@ -51,7 +52,10 @@ impl Peer {
                 seen.push((EventKind::LinkUp, Reason::LinkUp { link: k, peer }));
             }
         }
-        let up = self.link_state.iter().any(|s| s.delivers());
+        // A node is down only after `deadtime` of silence on every link: phi alone
+        // (two intervals) turned every machine stall into a failover for nothing.
+        let up = self.link_state.iter().any(|s| s.delivers())
+            || self.links.iter().any(|d| d.within_deadtime(now));
         if up != self.up {
             self.up = up;
             self.up_since = up.then_some(now);
@@ -62,6 +66,17 @@ impl Peer {
             });
         }
         seen
+    }
+
+    /// Whether some link still delivers by phi. A peer up but not responsive is silent
+    /// for longer than its arrival pattern explains yet less than `deadtime`: it is not
+    /// declared down (no event, no quorum change, no fence), but a survivor already
+    /// treats it as gone for ownership — it claims the group, so that its claim is
+    /// waiting when the promises to that peer end. A claim is harmless to a live
+    /// owner: voters keep renewing its promise, and an owner does not yield to a
+    /// candidate.
+    pub(super) fn responsive(&self) -> bool {
+        self.up && self.link_state.iter().any(|s| s.delivers())
     }
 
     /// A heartbeat from a newer incarnation: the peer restarted, forget what it said.

@@ -32,7 +32,8 @@ use super::detector::{Detector, LinkState};
 use super::holders::Holders;
 use super::ids::{GroupId, NodeId, Term};
 use super::io::{
-    Action, AdminCommand, Event, EventKind, FenceId, FenceResult, Input, OpId, OpKind, OpResult,
+    Action, AdminCommand, Event, EventKind, Fault, FenceId, FenceResult, Input, OpId, OpKind,
+    OpResult,
 };
 use super::message::{
     AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
@@ -265,6 +266,11 @@ impl Node {
                 self.on_fence_done(now, request, result, &mut out)
             }
             Input::Admin(cmd) => self.on_admin(now, cmd, &mut out),
+            Input::ResourceFault {
+                group,
+                resource,
+                fault,
+            } => self.on_resource_fault(now, group, &resource, fault, &mut out),
             Input::Health { ok } => {
                 if self.healthy != ok {
                     self.healthy = ok;
@@ -360,6 +366,7 @@ impl Node {
         self.two_node_owner_fencing(now, out);
         self.run_fences(now, out);
         self.expire_failures(now, out);
+        self.grant_waiting_claims(now);
         for gi in 0..self.groups.len() {
             if self.self_fenced {
                 return;

@@ -43,7 +43,7 @@ impl Node {
         }
         self.peers
             .get(&node)
-            .is_some_and(|p| p.up && !p.refuses.contains(&gs.id))
+            .is_some_and(|p| p.responsive() && !p.refuses.contains(&gs.id))
     }
 
     /// Ordering of candidates: an admin move target first, then the preferred node,
@@ -96,7 +96,7 @@ impl Node {
             let claims = self
                 .peers
                 .get(&h.owner)
-                .filter(|p| p.up)
+                .filter(|p| p.responsive())
                 .and_then(|p| p.claims.get(&g.id))
                 .is_some_and(|c| {
                     c.term >= h.term && !matches!(c.phase, Phase::Released | Phase::Failed)
@@ -110,7 +110,7 @@ impl Node {
             return None;
         }
         let peer = self.peers.get(&o)?;
-        if !peer.up {
+        if !peer.responsive() {
             return None;
         }
         let claim = peer.claims.get(&g.id)?;

@@ -124,6 +124,69 @@ impl Node {
         }
     }
 
+    /// A running resource failed outside of an operation (its interface lost carrier):
+    /// no restart in place (the start would fail the same way) — the failure is counted
+    /// like a monitor's, this node is banned from the group until its failures expire
+    /// (`failure_timeout`), and the group is stopped and handed to the best other node
+    /// as a `move` would. The ban is what damps a flapping link: the group does not come
+    /// back here, even with failback, before `failure_timeout`. A fault for a resource
+    /// this node does not run (a standby's interface, a group stopping) changes nothing.
+    pub(super) fn on_resource_fault(
+        &mut self,
+        now: Instant,
+        group: GroupId,
+        resource: &str,
+        fault: Fault,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(gi) = self.groups.iter().position(|g| g.id == group) else {
+            return;
+        };
+        let Some(idx) = self.spec.groups[gi]
+            .resources
+            .iter()
+            .position(|r| r == resource)
+        else {
+            return;
+        };
+        let g = &self.groups[gi];
+        let holding = matches!(
+            g.role,
+            Role::Owner {
+                after_stop: None,
+                failed: false,
+                ..
+            }
+        );
+        if !holding || g.res[idx] != Res::Running || self.maintenance(group) {
+            return;
+        }
+        let to = self.best_node(now, group, Some(self.me));
+        let failure_timeout = self.spec.groups[gi].failure_timeout;
+        let g = &mut self.groups[gi];
+        g.failed_at(now, idx, format!("{resource}: {fault}"));
+        g.failures
+            .retain(|t| now.saturating_since(*t) < failure_timeout);
+        g.banned = true;
+        g.next_monitor = None;
+        g.monitor_cursor = None;
+        if let Role::Owner { after_stop, .. } = &mut g.role {
+            *after_stop = Some(AfterStop::Release { handoff_to: to });
+        }
+        g.goal = Goal::Stop;
+        let reason = Reason::ResourceFault {
+            resource: resource.to_string(),
+            fault,
+        };
+        out.push(event(
+            EventKind::ResourceFailed,
+            Some(self.me),
+            Some(group),
+            reason,
+        ));
+        self.sending.asap = true;
+    }
+
     /// A failed stop leaves the resource in an unknown state: fence this node, or block
     /// the group until a fence or a cleanup, as the group's `on_fail` says.
     fn stop_failed(&mut self, gi: usize, idx: usize, result: OpResult, out: &mut Vec<Action>) {

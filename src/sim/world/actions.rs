@@ -82,6 +82,9 @@ impl Sim {
                 }
                 Action::Event(e) => {
                     let g = e.group.map(|g| self.group_name(g)).unwrap_or_default();
+                    if e.kind == crate::core::EventKind::BecameOwner {
+                        self.outcome.became_owner.push((g.clone(), i, ms(self.now)));
+                    }
                     let line = format!("{} [{}] {} {}", self.name(i), e.kind.as_str(), g, e.reason);
                     if self.outcome.events.len() < 10_000 {
                         self.outcome.events.push(line.clone());

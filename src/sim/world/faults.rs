@@ -260,6 +260,31 @@ impl Sim {
         Ok(())
     }
 
+    /// The carrier watch of node `i` reports every group's first resource (its vip)
+    /// without carrier.
+    fn carrier_loss(&mut self, i: usize) -> Result<(), Box<Violation>> {
+        let faults: Vec<Input> = self
+            .sc
+            .spec
+            .groups
+            .iter()
+            .filter_map(|g| {
+                Some(Input::ResourceFault {
+                    group: g.id,
+                    resource: g.resources.first()?.clone(),
+                    fault: crate::core::Fault::NoCarrier {
+                        interface: "eth0".into(),
+                    },
+                })
+            })
+            .collect();
+        for input in faults {
+            let now = self.local(i);
+            self.drive(i, now, input)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn scripted(&mut self, f: ScriptedFault) -> Result<(), Box<Violation>> {
         self.note(format!("SCRIPT {f:?}"));
         match f {
@@ -316,6 +341,7 @@ impl Sim {
             ScriptedFault::FailStops(i) => self.nodes[i].fail_stops = true,
             ScriptedFault::FailStarts(i, on) => self.nodes[i].fail_starts = on,
             ScriptedFault::FailFences(i) => self.nodes[i].fail_fences = true,
+            ScriptedFault::CarrierLoss(i) => self.carrier_loss(i)?,
             ScriptedFault::DaemonCrash(i) => self.daemon_crash(i),
             ScriptedFault::Hang(i, d) => self.hang(i, dur(d)),
             ScriptedFault::Shutdown(i) => {

@@ -37,6 +37,9 @@ pub struct Outcome {
     pub final_owner: BTreeMap<String, Option<usize>>,
     /// Ownership changes seen (group, node index that started it, at ms).
     pub takeovers: Vec<(String, usize, f64)>,
+    /// Quorum grants that made an owner (group, node index, at ms): how long a
+    /// takeover's grant round trip took, apart from the resources' start.
+    pub became_owner: Vec<(String, usize, f64)>,
     pub fences: Vec<(usize, f64)>,
     /// Every power-off a node did to itself: the core's self-fence, or its guard's
     /// when it could not prove a resource stopped.

@@ -79,3 +79,72 @@ fn a_promise_keeps_a_second_candidate_waiting_until_it_runs_out() {
     hear(&mut v, after, claim(2, 2, 2, after));
     assert_eq!(granted_to(&v, after), Some((NodeId(2), Term(2))));
 }
+
+/// Issue 13: a claim refused because the promise to another node had a little time
+/// left is granted the instant that promise runs out, not on the candidate's next claim
+/// an interval later.
+#[test]
+fn a_refused_claim_is_granted_the_instant_the_promise_runs_out() {
+    let mut v = voter();
+    let at = Instant::ZERO + ms(1500);
+    hear(&mut v, at, claim(1, 1, 1, at));
+    // beta claims 30 ms before the promise to alpha ends: refused for now.
+    let refused = at + ms(970);
+    hear(&mut v, refused, claim(2, 1, 2, refused));
+    assert_eq!(granted_to(&v, refused), Some((NodeId(1), Term(1))));
+    let expiry = at + ms(1000);
+    assert!(
+        v.next_deadline().is_some_and(|(t, _)| t <= expiry),
+        "the voter wakes by the time its promise ends"
+    );
+    // Nothing more from beta: the tick at the promise's end grants and sends at once.
+    let out = v.handle(expiry, Input::Tick);
+    assert_eq!(granted_to(&v, expiry), Some((NodeId(2), Term(2))));
+    let sent = out.iter().find_map(|a| match a {
+        Action::Send(hb) => Some(hb.grants.clone()),
+        _ => None,
+    });
+    let grant = sent.as_deref().and_then(|g| g.first()).copied();
+    assert_eq!(
+        grant.map(|g| (g.to, g.term, g.echo_sent_at)),
+        Some((NodeId(2), Term(2), refused)),
+        "the grant goes out at once and echoes the refused claim's send time"
+    );
+}
+
+/// A claim heard too long ago (its candidate may be gone) is not granted on its own.
+#[test]
+fn a_stale_refused_claim_waits_for_a_fresh_one() {
+    let mut v = voter();
+    let at = Instant::ZERO + ms(1500);
+    hear(&mut v, at, claim(1, 1, 1, at));
+    let refused = at + ms(500);
+    hear(&mut v, refused, claim(2, 1, 2, refused));
+    hear(&mut v, at + ms(700), claim(1, 2, 1, at + ms(700)));
+    // alpha renewed at +700 ms; its promise ends at +1700 ms, long after beta's claim.
+    let expiry = at + ms(1700);
+    v.handle(expiry, Input::Tick);
+    assert_eq!(granted_to(&v, expiry), None);
+}
+
+/// A renewal is acknowledged by a triggered heartbeat, not the next regular one: the
+/// owner's lease counts from the claim the ack echoes.
+#[test]
+fn a_renewed_promise_is_acknowledged_at_once() {
+    let mut v = voter();
+    let at = Instant::ZERO + ms(1500);
+    hear(&mut v, at, claim(1, 1, 1, at));
+    let renewal = at + ms(50);
+    let out = v.handle(
+        renewal,
+        Input::Heartbeat {
+            link: 0,
+            heartbeat: claim(1, 2, 1, renewal),
+        },
+    );
+    let echo = out.iter().find_map(|a| match a {
+        Action::Send(hb) => hb.grants.first().map(|g| g.echo_sent_at),
+        _ => None,
+    });
+    assert_eq!(echo, Some(renewal), "acknowledged in the same step");
+}

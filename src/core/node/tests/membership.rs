@@ -103,3 +103,52 @@ fn a_different_config_digest_is_reported_once() {
         }]
     );
 }
+
+/// Issue 13: a stall of a few intervals (phi says the link is down) must not make a
+/// node-down, lose quorum or move a group; only `deadtime` of silence does.
+#[test]
+fn a_silence_past_phi_but_short_of_deadtime_is_not_a_node_down() {
+    let mut c = settled();
+    let from = c.mark(0);
+    c.up[1] = false;
+    // 500 ms of silence from beta: five intervals, phi calls the link down.
+    c.run_until(ms(2500) + ms(500));
+    let status = c.nodes[0].status(c.now);
+    let beta = status
+        .nodes
+        .iter()
+        .find(|n| n.name == "beta")
+        .expect("beta");
+    assert_eq!(beta.links[0].state, "down", "phi called the link down");
+    assert_eq!(beta.state, "online", "but beta still counts as up");
+    assert_eq!(status.votes_present, 3);
+    assert!(events(&c.actions[0][from..], EventKind::NodeDown).is_empty());
+    assert_eq!(
+        events(&c.actions[0][from..], EventKind::LinkDown).len(),
+        1,
+        "the link's own state is reported at once"
+    );
+    c.run_until(ms(2500) + ms(1010));
+    let down = events(&c.actions[0][from..], EventKind::NodeDown);
+    assert_eq!(down.len(), 1, "down at deadtime of silence: {down:?}");
+}
+
+/// ... yet a survivor treats an owner that phi calls gone as gone for ownership: it
+/// claims the group at once (its claim waits at the voters for their promises to
+/// end) without declaring the owner down.
+#[test]
+fn a_survivor_claims_from_an_unresponsive_owner_before_declaring_it_down() {
+    let mut c = settled();
+    let from = c.mark(1);
+    c.up[0] = false;
+    c.run_until(ms(2500) + ms(500));
+    assert!(events(&c.actions[1][from..], EventKind::NodeDown).is_empty());
+    assert!(
+        matches!(
+            c.nodes[1].groups[0].role,
+            Role::Candidate { term: Term(2), .. }
+        ),
+        "beta claims term 2: {:?}",
+        c.nodes[1].groups[0].role
+    );
+}

@@ -112,3 +112,70 @@ fn a_failed_stop_blocks_the_group() {
     assert_eq!(www.map(|r| r.phase), Some(Phase::Failed));
     assert!(c.nodes[0].runs(GroupId(1)));
 }
+
+fn carrier_lost(resource: &str) -> Input {
+    Input::ResourceFault {
+        group: GroupId(1),
+        resource: resource.into(),
+        fault: Fault::NoCarrier {
+            interface: "eth0".into(),
+        },
+    }
+}
+
+/// Issue 13: carrier loss on a running vip's interface moves the group at once — no
+/// restart in place, no wait for the monitor — and bans the node (what damps a
+/// flapping link) until `failure_timeout`.
+#[test]
+fn a_carrier_loss_hands_the_group_over_at_once_and_bans_the_node() {
+    let mut c = settled();
+    let out = c.input(0, carrier_lost("ip"));
+    let failed = events(&out, EventKind::ResourceFailed);
+    assert_eq!(
+        failed,
+        [Reason::ResourceFault {
+            resource: "ip".into(),
+            fault: Fault::NoCarrier {
+                interface: "eth0".into()
+            }
+        }]
+    );
+    assert_eq!(
+        failed[0].to_string(),
+        "ip: eth0 lost its carrier: moving the group away"
+    );
+    assert_eq!(failed[0].tag(), "resource-fault-moving");
+    assert_eq!(run_ops(&out), [(OpKind::Stop, 1)], "stops from the end");
+    // The stops finish; the release names beta (the best other node), which takes over.
+    c.run_until(ms(2500) + ms(300));
+    assert!(c.nodes[1].owns_running(GroupId(1)), "beta runs www");
+    assert!(!c.nodes[0].owns_running(GroupId(1)));
+    assert!(c.nodes[0].groups[0].banned, "alpha is banned");
+    // Failback does not pull it back while the ban holds.
+    c.run_until(ms(2500) + ms(5000));
+    assert!(c.nodes[1].owns_running(GroupId(1)), "still on beta");
+}
+
+#[test]
+fn a_carrier_loss_of_a_resource_not_running_here_changes_nothing() {
+    let mut c = settled();
+    for (node, resource) in [(1, "ip"), (0, "nonexistent")] {
+        let out = c.input(node, carrier_lost(resource));
+        assert!(out.iter().all(|a| !matches!(a, Action::RunOp { .. })));
+        assert!(events(&out, EventKind::ResourceFailed).is_empty());
+    }
+    assert!(c.nodes[0].owns_running(GroupId(1)));
+    assert!(!c.nodes[1].groups[0].banned);
+}
+
+#[test]
+fn the_carrier_ban_lifts_with_failure_timeout() {
+    let mut c = Spec::new(3).group(|g| g.failure_timeout = ms(3000)).boot();
+    c.run_until(ms(2500));
+    assert!(c.nodes[0].owns_running(GroupId(1)));
+    c.input(0, carrier_lost("ip"));
+    c.run_until(ms(2500) + ms(2000));
+    assert!(c.nodes[0].groups[0].banned);
+    c.run_until(ms(2500) + ms(3100));
+    assert!(!c.nodes[0].groups[0].banned, "the failure expired");
+}
