@@ -16,7 +16,6 @@ use tandem::lab::bench::{self, BenchConfig, Fault};
 const BOUND_MS: f64 = 3_000.0;
 
 #[test]
-#[ignore = "needs carrier watch (issue 13 point 4)"]
 fn a_pulled_service_cable_moves_the_vip_within_seconds() {
     let Some(_serial) = support::lab::serial_lab_test("lab_link_loss") else {
         return;
