@@ -259,6 +259,10 @@ pub fn open(
     link: u8,
     keys: &Keyring,
 ) -> Result<Heartbeat, DropReason> {
+    // Before the copy: an oversized datagram costs no allocation (tests/wire_random.rs).
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(DropReason::Oversized);
+    }
     open_in_place(&mut datagram.to_vec(), cluster_id, link, keys)
 }
 
