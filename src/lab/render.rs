@@ -188,6 +188,29 @@ fn lab_safe_self_fence(extra: &str) -> bool {
     }
 }
 
+/// What a lab config says when the programs it runs live in a tree a non-root user can
+/// change (a developer's checkout built as that user, run with sudo): tandemd would
+/// refuse them as unsafe scripts, and the lab's own programs are the point of a lab.
+const UNTRUSTED_BUILD_TREE: &str = "\
+# The lab runs programs from a build tree that a non-root user can change; tandemd
+# refuses such scripts unless told otherwise (docs/configuration.md, `security`).
+security:
+  allow_unsafe_scripts: true
+";
+
+/// The programs every lab config may run: its self-fence and the binaries beside this
+/// one (the demo's service is `tandem-lab demo-service`).
+fn lab_programs() -> Vec<std::path::PathBuf> {
+    vec![lab_self_fence(), super::default_binary("tandem-lab")]
+}
+
+/// Whether anyone but root could change one of `programs` (or a directory above it).
+fn build_tree_is_untrusted(programs: &[std::path::PathBuf]) -> bool {
+    programs
+        .iter()
+        .any(|p| crate::config::trust::script_risk(p).is_some())
+}
+
 pub fn render_config(spec: &LabSpec, authkey: &Path) -> Result<String, LabError> {
     let overridden = top_level_keys(&spec.extra_yaml);
     for fixed in ["cluster", "nodes"] {
@@ -259,6 +282,9 @@ pub fn render_config(spec: &LabSpec, authkey: &Path) -> Result<String, LabError>
             "fencing:\n  self_fence: {}",
             yaml_scalar(&lab_self_fence().to_string_lossy())
         );
+    }
+    if !overridden.contains("security") && build_tree_is_untrusted(&lab_programs()) {
+        y.push_str(UNTRUSTED_BUILD_TREE);
     }
     if !spec.extra_yaml.is_empty() {
         y.push_str(&spec.extra_yaml);
@@ -334,6 +360,28 @@ pub fn render_switch_rules(
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    /// A program a non-root user owns makes the lab say `allow_unsafe_scripts`; one
+    /// root owns in a root-owned directory does not.
+    #[test]
+    fn programs_in_a_tree_others_can_change_are_declared_unsafe_on_purpose() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: needs root to chown");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("tandem-lab-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let root_owned = dir.join("root-owned");
+        let user_owned = dir.join("user-owned");
+        for p in [&root_owned, &user_owned] {
+            std::fs::write(p, "#!/bin/sh\n").expect("write");
+        }
+        let nobody = nix::unistd::Uid::from_raw(65534);
+        nix::unistd::chown(&user_owned, Some(nobody), None).expect("chown");
+        assert!(!build_tree_is_untrusted(std::slice::from_ref(&root_owned)));
+        assert!(build_tree_is_untrusted(&[root_owned, user_owned]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn spec() -> LabSpec {
         LabSpec {
