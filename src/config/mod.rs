@@ -24,7 +24,8 @@ pub use error::{ConfigError, ConfigErrors, KeyError};
 pub use key::{generate_key, read_key, try_generate_key, write_key, KeyReadError, KEY_LEN};
 pub use model::*;
 pub use validate::{
-    largest_heartbeat, largest_heartbeat_of, HeartbeatSize, HEARTBEAT_BUDGET, MAX_LINKS,
+    fragmentation_warning, largest_heartbeat, largest_heartbeat_of, FragmentationWarning,
+    HeartbeatSize, HEARTBEAT_BUDGET, MAX_LINKS,
 };
 
 use std::path::Path;

@@ -544,7 +544,7 @@ impl Config {
         if self.fencing.self_fence == SelfFence::None {
             w.push("fencing.self_fence is `none`: a node that cannot stop its groups keeps running them".into());
         }
-        w.extend(super::validate::fragmentation_warning(self));
+        w.extend(super::validate::fragmentation_warning(self).map(|f| f.to_string()));
         for g in &self.groups {
             if g.on_fail == OnFail::Block {
                 w.push(format!(

@@ -109,18 +109,48 @@ fn entry_risk(meta: &Metadata, is_target: bool) -> Option<String> {
     None
 }
 
+/// Why a file holding secrets is not private enough. `Display` is the phrase the
+/// errors use after the file's name ("... is readable by every user (mode 0644)").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretFileRisk {
+    OwnedByOther { uid: u32, mode: u32 },
+    WritableByOthers { mode: u32 },
+    ReadableByEveryone { mode: u32 },
+    ReadableByGroup { group: String, mode: u32 },
+}
+
+impl std::fmt::Display for SecretFileRisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretFileRisk::OwnedByOther { uid, mode } => {
+                write!(f, "is owned by uid {uid}, not root (mode {mode:04o})")
+            }
+            SecretFileRisk::WritableByOthers { mode } => {
+                write!(f, "is writable by others (mode {mode:04o})")
+            }
+            SecretFileRisk::ReadableByEveryone { mode } => {
+                write!(f, "is readable by every user (mode {mode:04o})")
+            }
+            SecretFileRisk::ReadableByGroup { group, mode } => write!(
+                f,
+                "is readable by group {group} (mode {mode:04o}); only root's group and `{TANDEM_GROUP}` may read it"
+            ),
+        }
+    }
+}
+
 /// Who besides the owner can read a file holding secrets, or `None` when no one: any
 /// user (`o+r`), or a group other than root's and `tandem`.
-pub fn read_exposure(meta: &Metadata) -> Option<String> {
+pub fn read_exposure(meta: &Metadata) -> Option<SecretFileRisk> {
     let mode = meta.mode() & 0o7777;
     if mode & 0o004 != 0 {
-        return Some(format!("is readable by every user (mode {mode:04o})"));
+        return Some(SecretFileRisk::ReadableByEveryone { mode });
     }
     if mode & 0o040 != 0 && !trusted_group(meta.gid()) {
-        return Some(format!(
-            "is readable by group {} (mode {mode:04o}); only root's group and `{TANDEM_GROUP}` may read it",
-            group_name(meta.gid())
-        ));
+        return Some(SecretFileRisk::ReadableByGroup {
+            group: group_name(meta.gid()),
+            mode,
+        });
     }
     None
 }
@@ -128,16 +158,16 @@ pub fn read_exposure(meta: &Metadata) -> Option<String> {
 /// Why a secrets file (fence agent `params_file`) is not private enough: it must belong
 /// to a trusted owner, be writable by no one else and readable by no other group
 /// than root's or `tandem` (modes 0600 or 0640).
-pub fn secret_file_risk(meta: &Metadata) -> Option<String> {
+pub fn secret_file_risk(meta: &Metadata) -> Option<SecretFileRisk> {
     let mode = meta.mode() & 0o7777;
     if !trusted_owner(meta.uid()) {
-        return Some(format!(
-            "is owned by uid {}, not root (mode {mode:04o})",
-            meta.uid()
-        ));
+        return Some(SecretFileRisk::OwnedByOther {
+            uid: meta.uid(),
+            mode,
+        });
     }
     if mode & 0o022 != 0 {
-        return Some(format!("is writable by others (mode {mode:04o})"));
+        return Some(SecretFileRisk::WritableByOthers { mode });
     }
     read_exposure(meta)
 }
@@ -219,12 +249,14 @@ mod tests {
             std::fs::metadata(&f).expect("meta")
         };
         assert_eq!(secret_file_risk(&meta(0o600)), None);
-        assert!(secret_file_risk(&meta(0o644))
-            .expect("o+r")
-            .contains("every user"));
-        assert!(secret_file_risk(&meta(0o620))
-            .expect("g+w")
-            .contains("writable"));
+        assert_eq!(
+            secret_file_risk(&meta(0o644)),
+            Some(SecretFileRisk::ReadableByEveryone { mode: 0o644 })
+        );
+        assert_eq!(
+            secret_file_risk(&meta(0o620)),
+            Some(SecretFileRisk::WritableByOthers { mode: 0o620 })
+        );
         // 0640 is fine when the file's group is root's (files made by root here).
         let group_ok = trusted_group(std::fs::metadata(&f).expect("meta").gid());
         assert_eq!(secret_file_risk(&meta(0o640)).is_none(), group_ok);

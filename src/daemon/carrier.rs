@@ -17,15 +17,16 @@ use crate::core::{Fault, GroupId, Input};
 use std::collections::BTreeSet;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-const RTMGRP_LINK: u32 = 0x1;
-const RTM_NEWLINK: u16 = 16;
-const RTM_DELLINK: u16 = 17;
-const NLMSG_HDR: usize = 16;
-const IFINFOMSG: usize = 16;
-const IFLA_IFNAME: u16 = 3;
-const IFF_UP: u32 = 0x1;
-const IFF_RUNNING: u32 = 0x40;
-const IFF_LOWER_UP: u32 = 0x1_0000;
+// The kernel's names, from libc (sizes from its structs), so none is written again here.
+const RTMGRP_LINK: u32 = libc::RTMGRP_LINK as u32;
+const RTM_NEWLINK: u16 = libc::RTM_NEWLINK;
+const RTM_DELLINK: u16 = libc::RTM_DELLINK;
+const NLMSG_HDR: usize = std::mem::size_of::<libc::nlmsghdr>();
+const IFINFOMSG: usize = std::mem::size_of::<libc::ifinfomsg>();
+const IFLA_IFNAME: u16 = libc::IFLA_IFNAME;
+const IFF_UP: u32 = libc::IFF_UP as u32;
+const IFF_RUNNING: u32 = libc::IFF_RUNNING as u32;
+const IFF_LOWER_UP: u32 = libc::IFF_LOWER_UP as u32;
 
 /// One vip resource and the interface it lives on.
 #[derive(Clone, Debug, PartialEq, Eq)]

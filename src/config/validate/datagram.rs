@@ -214,30 +214,49 @@ pub(super) fn check(ctx: &mut Ctx, nodes: &[NodeConfig], groups: &[GroupConfig])
     );
 }
 
-/// The warning for a config whose largest heartbeat exceeds [`HEARTBEAT_BUDGET`], naming
-/// the sizes and how many groups would fit.
-pub fn fragmentation_warning(config: &Config) -> Option<String> {
+/// A config whose largest heartbeat exceeds [`HEARTBEAT_BUDGET`]: the sizes, and how
+/// many groups of the costliest kind would fit with these nodes. `Display` is the
+/// warning `config check` and the journal print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragmentationWarning {
+    pub size: HeartbeatSize,
+    pub nodes: usize,
+    pub groups: usize,
+    /// Groups that would fit; 0: none, the nodes alone leave no room.
+    pub groups_that_fit: usize,
+}
+
+impl std::fmt::Display for FragmentationWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.size;
+        write!(
+            f,
+            "a heartbeat of this cluster can reach {} bytes ({} fixed + {} for {} nodes + {} for {} \
+             group(s)), more than the {HEARTBEAT_BUDGET} bytes that fit one datagram below a \
+             1500-byte MTU: the kernel IP-fragments such heartbeats, and one lost fragment loses \
+             the heartbeat (",
+            s.bytes, s.fixed, s.nodes_bytes, self.nodes, s.groups_bytes, self.groups,
+        )?;
+        match self.groups_that_fit {
+            0 => write!(f, "no group fits with this many nodes)"),
+            k => write!(f, "at most {k} such groups fit with these nodes)"),
+        }
+    }
+}
+
+/// The warning for a config whose largest heartbeat exceeds [`HEARTBEAT_BUDGET`].
+pub fn fragmentation_warning(config: &Config) -> Option<FragmentationWarning> {
     let size = largest_heartbeat(config);
     if size.bytes <= HEARTBEAT_BUDGET {
         return None;
     }
     let room = HEARTBEAT_BUDGET.saturating_sub(size.fixed + size.nodes_bytes);
-    let fit = match room / size.per_group_max.max(1) {
-        0 => "no group fits with this many nodes".to_string(),
-        k => format!("at most {k} such groups fit with these nodes"),
-    };
-    Some(format!(
-        "a heartbeat of this cluster can reach {} bytes ({} fixed + {} for {} nodes + {} for {} \
-         group(s)), more than the {HEARTBEAT_BUDGET} bytes that fit one datagram below a \
-         1500-byte MTU: the kernel IP-fragments such heartbeats, and one lost fragment loses \
-         the heartbeat ({fit})",
-        size.bytes,
-        size.fixed,
-        size.nodes_bytes,
-        config.nodes.len(),
-        size.groups_bytes,
-        config.groups.len(),
-    ))
+    Some(FragmentationWarning {
+        size,
+        nodes: config.nodes.len(),
+        groups: config.groups.len(),
+        groups_that_fit: room / size.per_group_max.max(1),
+    })
 }
 
 #[cfg(test)]
@@ -309,20 +328,20 @@ mod tests {
         let eight = load(3, 8).expect("8 groups load");
         assert!(largest_heartbeat(&eight).bytes <= HEARTBEAT_BUDGET);
         assert_eq!(fragmentation_warning(&eight), None);
-        assert!(!eight.warnings().iter().any(|w| w.contains("IP-fragments")));
         let nine = load(3, 9).expect("9 groups load, with a warning");
-        let msg = fragmentation_warning(&nine).expect("a warning");
+        let warning = fragmentation_warning(&nine).expect("a warning");
+        assert_eq!(warning.size.bytes, 1500);
+        assert_eq!((warning.nodes, warning.groups), (3, 9));
+        assert_eq!(warning.groups_that_fit, 8);
         assert!(
-            msg.contains("reach 1500 bytes") && msg.contains("1400 bytes"),
-            "{msg}"
+            nine.warnings().contains(&warning.to_string()),
+            "{:?}",
+            nine.warnings()
         );
-        assert!(msg.contains("for 9 group(s)"), "{msg}");
-        assert!(msg.contains("at most 8 such groups fit"), "{msg}");
-        assert!(nine.warnings().contains(&msg), "{:?}", nine.warnings());
         // Nodes alone can exceed it: 32 nodes leave no room for any group.
         let many = load(32, 1).expect("32 nodes load, with a warning");
-        let msg = fragmentation_warning(&many).expect("a warning");
-        assert!(msg.contains("no group fits"), "{msg}");
+        let warning = fragmentation_warning(&many).expect("a warning");
+        assert_eq!(warning.groups_that_fit, 0);
     }
 
     #[test]
@@ -332,8 +351,8 @@ mod tests {
         assert_eq!(largest_heartbeat(&fits).reports, MAX_GROUPS);
         let errors = load(3, 65).expect_err("65 groups are refused").0;
         assert_eq!(errors.len(), 1, "{errors:?}");
-        let msg = errors[0].to_string();
-        assert!(msg.contains("260 group reports"), "{msg}");
-        assert!(msg.contains("more than the 256"), "{msg}");
+        // The boundary is the codec's: one group more than the 256 reports that fit.
+        assert_eq!(errors[0].path.as_deref(), Some("groups"), "{}", errors[0]);
+        assert_eq!(largest_heartbeat(&fits).reports + 4, 260);
     }
 }

@@ -25,7 +25,8 @@ use super::model::*;
 use super::raw;
 use ctx::Ctx;
 pub use datagram::{
-    fragmentation_warning, largest_heartbeat, largest_heartbeat_of, HeartbeatSize, HEARTBEAT_BUDGET,
+    fragmentation_warning, largest_heartbeat, largest_heartbeat_of, FragmentationWarning,
+    HeartbeatSize, HEARTBEAT_BUDGET,
 };
 use std::path::{Path, PathBuf};
 
