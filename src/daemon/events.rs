@@ -5,7 +5,7 @@
 //! endpoint exports, which must not reset when old events leave the ring.
 
 use crate::control::EventRecord;
-use crate::core::{ClusterSpec, Event};
+use crate::core::{ClusterSpec, Event, EventKind};
 use std::collections::{BTreeMap, VecDeque};
 use tokio::sync::broadcast;
 
@@ -41,13 +41,14 @@ impl Default for EventRing {
 }
 
 impl EventRing {
-    pub fn push(&mut self, record: EventRecord) {
-        match record.kind.as_str() {
-            "became-owner" => {
+    /// Keeps `record` (of an event of `kind`) and counts what the totals count.
+    pub fn push(&mut self, kind: EventKind, record: EventRecord) {
+        match kind {
+            EventKind::BecameOwner => {
                 let group = record.group.clone().unwrap_or_default();
                 *self.totals.failovers.entry(group).or_default() += 1;
             }
-            "fence-requested" => self.totals.fence_attempts += 1,
+            EventKind::FenceRequested => self.totals.fence_attempts += 1,
             _ => {}
         }
         // No follower is not an error.

@@ -211,7 +211,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                     "{}",
                     record.reason
                 );
-                self.events.push(record);
+                self.events.push(event.kind, record);
                 if let Some(hook_event) =
                     crate::agents::hooks::from_core(&event, &self.config, self.node.id())
                 {
