@@ -33,7 +33,7 @@ pub fn node_id(position: usize) -> u16 {
 pub const HEARTBEAT_PORT: u16 = 5405;
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 pub const HEARTBEAT_DEADTIME: Duration = Duration::from_secs(1);
-pub const HEARTBEAT_MAX_DRIFT_PPM: u32 = 500;
+pub const HEARTBEAT_MAX_DRIFT_PPM: u32 = Timing::DEFAULT_MAX_DRIFT_PPM;
 pub const HEARTBEAT_REALTIME: bool = true;
 pub const HEARTBEAT_MLOCKALL: bool = true;
 pub const WARNTIME_RULE: &str = "deadtime / 2";
@@ -43,12 +43,12 @@ pub const STOP_BEFORE_LEASE_END_RULE: &str =
 
 /// [`WARNTIME_RULE`].
 pub fn warntime(deadtime: Duration) -> Duration {
-    deadtime / 2
+    Timing::default_warntime(deadtime)
 }
 
 /// [`INITDEAD_RULE`].
 pub fn initdead(deadtime: Duration) -> Duration {
-    deadtime * 2
+    Timing::default_initdead(deadtime)
 }
 
 /// [`STOP_BEFORE_LEASE_END_RULE`]; the core owns the rule because it explains why.

@@ -9,15 +9,16 @@ use std::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct NodeId(pub u16);
 
-impl fmt::Debug for NodeId {
+impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "n{}", self.0)
     }
 }
 
-impl fmt::Display for NodeId {
+/// The same as `Display`: a node reads `n3` in logs, sim traces and assertions alike.
+impl fmt::Debug for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "n{}", self.0)
+        fmt::Display::fmt(self, f)
     }
 }
 

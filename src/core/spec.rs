@@ -76,6 +76,35 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// Default of `max_drift_ppm`: ordinary quartz is within 100 ppm; 500 leaves room
+    /// for a clock being slewed by NTP.
+    pub const DEFAULT_MAX_DRIFT_PPM: u32 = 500;
+
+    /// Every timing derived from an interval and a deadtime, as a config that sets only
+    /// those two gets it (`config::defaults` names these rules for the docs).
+    pub fn with_defaults(interval: Duration, deadtime: Duration) -> Timing {
+        Timing {
+            interval,
+            deadtime,
+            warntime: Timing::default_warntime(deadtime),
+            initdead: Timing::default_initdead(deadtime),
+            max_drift_ppm: Timing::DEFAULT_MAX_DRIFT_PPM,
+            stop_before_lease_end: Timing::default_stop_before_lease_end(interval, deadtime),
+            watchdog_timeout: None,
+        }
+    }
+
+    /// Default for `warntime`: half the deadtime (Heartbeat's habit), early enough that
+    /// a late heartbeat is logged well before the peer is declared dead.
+    pub fn default_warntime(deadtime: Duration) -> Duration {
+        deadtime / 2
+    }
+
+    /// Default for `initdead`: twice the deadtime, for peers that boot more slowly.
+    pub fn default_initdead(deadtime: Duration) -> Duration {
+        deadtime * 2
+    }
+
     /// Default for `stop_before_lease_end`. An owner's lease is renewed by voters'
     /// heartbeats that echo its own, so in steady state about two intervals of it are
     /// already used up; stepping down must only happen once renewal really failed.
@@ -134,6 +163,7 @@ pub enum NoQuorumPolicy {
     Ignore,
 }
 
+/// The default is a plain majority of the configured votes, stopping without it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuorumSpec {
     pub expected_votes: Option<u32>,
@@ -143,6 +173,17 @@ pub struct QuorumSpec {
     /// A freshly started node takes no group until it has seen every node once.
     pub wait_for_all: bool,
     pub no_quorum_policy: NoQuorumPolicy,
+}
+
+impl Default for QuorumSpec {
+    fn default() -> QuorumSpec {
+        QuorumSpec {
+            expected_votes: None,
+            two_node: false,
+            wait_for_all: false,
+            no_quorum_policy: NoQuorumPolicy::Stop,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,14 +6,14 @@ use super::record::VipEntry;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-const NLMSG_HDR: usize = 16;
+// The kernel's numbers come from libc; the two header sizes are fixed by the ABI
+// (libc has no `ifaddrmsg` on every target).
+const NLMSG_HDR: usize = std::mem::size_of::<libc::nlmsghdr>();
 const IFADDRMSG: usize = 8;
-const RTM_DELADDR: u16 = 21;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLMSG_ERROR: u16 = 2;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
+const RTM_DELADDR: u16 = libc::RTM_DELADDR;
+const REQUEST_ACK: u16 = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
+const ADDRESS_ATTRS: [u16; 2] = [libc::IFA_LOCAL, libc::IFA_ADDRESS];
 /// Largest request: header, ifaddrmsg, two IPv6 attributes of 4 + 16 bytes.
 pub const MAX_REQUEST: usize = NLMSG_HDR + IFADDRMSG + 2 * (4 + 16);
 
@@ -35,7 +35,7 @@ pub fn delete_request(vip: &VipEntry, seq: u32, buf: &mut [u8; MAX_REQUEST]) -> 
     *buf = [0u8; MAX_REQUEST];
     buf[0..4].copy_from_slice(&(total as u32).to_ne_bytes());
     buf[4..6].copy_from_slice(&RTM_DELADDR.to_ne_bytes());
-    buf[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    buf[6..8].copy_from_slice(&REQUEST_ACK.to_ne_bytes());
     buf[8..12].copy_from_slice(&seq.to_ne_bytes());
     // nlmsg_pid 0: the kernel.
     let m = NLMSG_HDR;
@@ -43,7 +43,7 @@ pub fn delete_request(vip: &VipEntry, seq: u32, buf: &mut [u8; MAX_REQUEST]) -> 
     buf[m + 1] = vip.prefix;
     buf[m + 4..m + 8].copy_from_slice(&vip.ifindex.to_ne_bytes());
     let mut at = m + IFADDRMSG;
-    for kind in [IFA_LOCAL, IFA_ADDRESS] {
+    for kind in ADDRESS_ATTRS {
         buf[at..at + 2].copy_from_slice(&((4 + len) as u16).to_ne_bytes());
         buf[at + 2..at + 4].copy_from_slice(&kind.to_ne_bytes());
         buf[at + 4..at + 4 + len].copy_from_slice(&octets[..len]);
@@ -190,9 +190,9 @@ mod tests {
         assert_eq!(buf[16], libc::AF_INET as u8);
         assert_eq!(buf[17], 24);
         assert_eq!(u32::from_ne_bytes(buf[20..24].try_into().unwrap()), 7);
-        assert_eq!(u16::from_ne_bytes([buf[26], buf[27]]), IFA_LOCAL);
+        assert_eq!(u16::from_ne_bytes([buf[26], buf[27]]), libc::IFA_LOCAL);
         assert_eq!(&buf[28..32], &[192, 0, 2, 10]);
-        assert_eq!(u16::from_ne_bytes([buf[34], buf[35]]), IFA_ADDRESS);
+        assert_eq!(u16::from_ne_bytes([buf[34], buf[35]]), libc::IFA_ADDRESS);
         assert_eq!(&buf[36..40], &[192, 0, 2, 10]);
     }
 

@@ -408,21 +408,9 @@ impl ScenarioBuilder {
         let spec = ClusterSpec {
             nodes,
             links: 1,
-            timing: Timing {
-                interval: Duration::from_millis(100),
-                deadtime,
-                warntime: deadtime / 2,
-                initdead: deadtime * 2,
-                max_drift_ppm: 500,
-                stop_before_lease_end: deadtime / 2,
-                watchdog_timeout: None,
-            },
-            quorum: QuorumSpec {
-                expected_votes: None,
-                two_node: false,
-                wait_for_all: false,
-                no_quorum_policy: NoQuorumPolicy::Stop,
-            },
+            // stop_before_lease_end: deadtime / 2 at this profile.
+            timing: Timing::with_defaults(Duration::from_millis(100), deadtime),
+            quorum: QuorumSpec::default(),
             fencing: FencingSpec {
                 mode: FenceMode::Off,
                 retry_interval: Duration::from_secs(2),

@@ -252,12 +252,7 @@ impl Node {
         if !self.leaving {
             self.leaving = true;
             self.sending.asap = true;
-            out.push(event(
-                EventKind::Decision,
-                Some(self.me),
-                None,
-                Reason::ShuttingDown,
-            ));
+            out.push(self.node_decision(Reason::ShuttingDown));
         }
         let now = now.max(self.last_now);
         self.last_now = now;

@@ -245,13 +245,7 @@ impl Node {
         if self.state_lost && self.quorate() && !self.in_quiet(now) && (self.seen_all || !need_all)
         {
             self.state_lost = false;
-            let rebuilt = event(
-                EventKind::Decision,
-                Some(self.me),
-                None,
-                Reason::StateRebuilt,
-            );
-            out.push(rebuilt);
+            out.push(self.node_decision(Reason::StateRebuilt));
             self.persist(out);
         }
     }

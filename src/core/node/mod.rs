@@ -275,16 +275,11 @@ impl Node {
                 if self.healthy != ok {
                     self.healthy = ok;
                     self.sending.asap = true;
-                    out.push(event(
-                        EventKind::Decision,
-                        Some(self.me),
-                        None,
-                        if ok {
-                            Reason::HealthOk
-                        } else {
-                            Reason::HealthFailed
-                        },
-                    ));
+                    out.push(self.node_decision(if ok {
+                        Reason::HealthOk
+                    } else {
+                        Reason::HealthFailed
+                    }));
                 }
             }
         }
@@ -422,6 +417,12 @@ impl Node {
             .node(id)
             .map(|n| n.name.clone())
             .unwrap_or_else(|| id.to_string())
+    }
+
+    /// A decision about this node as a whole (shutdown, health, state rebuilt), not
+    /// about one group.
+    fn node_decision(&self, reason: Reason) -> Action {
+        event(EventKind::Decision, Some(self.me), None, reason)
     }
 }
 

@@ -34,9 +34,19 @@ impl Node {
                     g.monitor_cursor = Some(idx + 1);
                 }
             }
-            (OpKind::Start, _) => self.start_failed(now, gi, idx, result, out),
-            (OpKind::Monitor, _) => self.monitor_failed(now, gi, idx, result, out),
-            (OpKind::Stop, _) => self.stop_failed(gi, idx, result, out),
+            (kind, _) => {
+                let failed = FailedOp {
+                    gi,
+                    idx,
+                    resource: self.resource_name(gi, idx),
+                    result,
+                };
+                match kind {
+                    OpKind::Start => self.start_failed(now, failed, out),
+                    OpKind::Monitor => self.monitor_failed(now, failed, out),
+                    OpKind::Stop => self.stop_failed(failed, out),
+                }
+            }
         }
     }
 
@@ -50,15 +60,9 @@ impl Node {
 
     /// A failed start bans the node from the group (Pacemaker's start-failure-is-fatal)
     /// and stops what was started.
-    fn start_failed(
-        &mut self,
-        now: Instant,
-        gi: usize,
-        idx: usize,
-        result: OpResult,
-        out: &mut Vec<Action>,
-    ) {
-        let resource = self.resource_name(gi, idx);
+    fn start_failed(&mut self, now: Instant, failed: FailedOp, out: &mut Vec<Action>) {
+        let (gi, idx) = (failed.gi, failed.idx);
+        let (resource, result) = (failed.resource, failed.result);
         let me = self.me;
         let g = &mut self.groups[gi];
         g.failed_at(now, idx, format!("{resource}: start {}", describe(&result)));
@@ -76,15 +80,9 @@ impl Node {
 
     /// A failed monitor restarts the group in place, or moves it away once the group's
     /// `migration_threshold` of recent failures is reached.
-    fn monitor_failed(
-        &mut self,
-        now: Instant,
-        gi: usize,
-        idx: usize,
-        result: OpResult,
-        out: &mut Vec<Action>,
-    ) {
-        let resource = self.resource_name(gi, idx);
+    fn monitor_failed(&mut self, now: Instant, failed: FailedOp, out: &mut Vec<Action>) {
+        let (gi, idx) = (failed.gi, failed.idx);
+        let (resource, result) = (failed.resource, failed.result);
         let gs = &self.spec.groups[gi];
         let (failure_timeout, threshold) = (gs.failure_timeout, gs.migration_threshold);
         let me = self.me;
@@ -189,8 +187,9 @@ impl Node {
 
     /// A failed stop leaves the resource in an unknown state: fence this node, or block
     /// the group until a fence or a cleanup, as the group's `on_fail` says.
-    fn stop_failed(&mut self, gi: usize, idx: usize, result: OpResult, out: &mut Vec<Action>) {
-        let resource = self.resource_name(gi, idx);
+    fn stop_failed(&mut self, failed: FailedOp, out: &mut Vec<Action>) {
+        let (gi, idx) = (failed.gi, failed.idx);
+        let (resource, result) = (failed.resource, failed.result);
         let on_fail = self.spec.groups[gi].on_fail;
         let me = self.me;
         let g = &mut self.groups[gi];
@@ -336,4 +335,12 @@ impl Node {
             self.spec.groups[gi] = new;
         }
     }
+}
+
+/// An operation that did not succeed: which group (index) and resource, and how.
+struct FailedOp {
+    gi: usize,
+    idx: usize,
+    resource: String,
+    result: OpResult,
 }

@@ -38,34 +38,23 @@ impl Sim {
     }
 
     /// The enabled kinds, each once (partitions twice: they are the interesting ones).
+    /// The order is part of every seed's replay: a new kind goes at the end.
     fn fault_kinds(&self) -> Vec<FaultKind> {
         let f = &self.sc.faults;
-        let mut kinds = Vec::new();
-        if f.crash {
-            kinds.push(FaultKind::Crash);
-        }
-        if f.vm_pause {
-            kinds.push(FaultKind::VmPause);
-        }
-        if f.daemon_pause {
-            kinds.push(FaultKind::DaemonPause);
-        }
-        if f.partition {
-            kinds.extend([FaultKind::Partition, FaultKind::Partition]);
-        }
-        if f.link_cut {
-            kinds.push(FaultKind::LinkCut);
-        }
-        if f.admin {
-            kinds.push(FaultKind::Admin);
-        }
-        if f.daemon_crash {
-            kinds.push(FaultKind::DaemonCrash);
-        }
-        if f.hang {
-            kinds.push(FaultKind::Hang);
-        }
-        kinds
+        [
+            (f.crash, FaultKind::Crash),
+            (f.vm_pause, FaultKind::VmPause),
+            (f.daemon_pause, FaultKind::DaemonPause),
+            (f.partition, FaultKind::Partition),
+            (f.partition, FaultKind::Partition),
+            (f.link_cut, FaultKind::LinkCut),
+            (f.admin, FaultKind::Admin),
+            (f.daemon_crash, FaultKind::DaemonCrash),
+            (f.hang, FaultKind::Hang),
+        ]
+        .into_iter()
+        .filter_map(|(enabled, kind)| enabled.then_some(kind))
+        .collect()
     }
 
     fn fault_crash(&mut self, node: usize) {

@@ -216,14 +216,11 @@ impl Sim {
 
     pub(super) fn power_off(&mut self, i: usize) {
         let now_ms = ms(self.now);
+        // The worker dies with the machine; power loss adds: no paused VM to resume,
+        // a disk that may be lost at boot (`lost_power`), and no processes left.
+        self.kill_worker(i);
         let n = &mut self.nodes[i];
-        n.core = None;
         n.vm_paused = false;
-        n.daemon_paused = false;
-        n.held.clear();
-        n.wake_gen += 1;
-        n.shutting_down = false;
-        n.guard.forget();
         n.lost_power = true;
         let gone: Vec<(GroupId, usize)> = n.running.iter().copied().collect();
         n.running.clear();

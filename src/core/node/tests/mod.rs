@@ -38,26 +38,11 @@ impl Spec {
                 fence_delay: Duration::ZERO,
             })
             .collect();
-        let interval = ms(100);
-        let deadtime = ms(1000);
         Spec(ClusterSpec {
             nodes,
             links: 1,
-            timing: Timing {
-                interval,
-                deadtime,
-                warntime: ms(500),
-                initdead: ms(2000),
-                max_drift_ppm: 500,
-                stop_before_lease_end: Timing::default_stop_before_lease_end(interval, deadtime),
-                watchdog_timeout: None,
-            },
-            quorum: QuorumSpec {
-                expected_votes: None,
-                two_node: false,
-                wait_for_all: false,
-                no_quorum_policy: NoQuorumPolicy::Stop,
-            },
+            timing: Timing::with_defaults(ms(100), ms(1000)),
+            quorum: QuorumSpec::default(),
             fencing: FencingSpec {
                 mode: FenceMode::WhenNeeded,
                 retry_interval: ms(500),
