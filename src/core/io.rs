@@ -143,7 +143,7 @@ pub enum Action {
     Fence { request: FenceId, target: NodeId },
     /// This node must stop running anything at once and cannot prove it has: reboot or
     /// power off now (the configured self-fence action).
-    SelfFence { reason: String },
+    SelfFence { reason: Reason },
     /// Announce the group's addresses again (gratuitous ARP / unsolicited NA): the owner
     /// reconfirmed ownership after a partition healed or a peer rejoined.
     Announce { group: GroupId },

@@ -268,7 +268,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                 self.executor.submit(work)
             }
             Action::SelfFence { reason } => self.executor.submit(Work::SelfFence {
-                reason,
+                reason: reason.to_string(),
                 action: self.config.fencing.self_fence.clone(),
             }),
             Action::Announce { group } => {

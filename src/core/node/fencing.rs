@@ -358,8 +358,12 @@ impl Node {
 
     pub(super) fn self_fence(&mut self, reason: Reason, out: &mut Vec<Action>) {
         self.self_fenced = true;
-        let text = reason.to_string();
-        out.push(event(EventKind::SelfFence, Some(self.me), None, reason));
-        out.push(Action::SelfFence { reason: text });
+        out.push(event(
+            EventKind::SelfFence,
+            Some(self.me),
+            None,
+            reason.clone(),
+        ));
+        out.push(Action::SelfFence { reason });
     }
 }
