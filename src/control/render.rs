@@ -118,11 +118,15 @@ fn write_nodes(out: &mut String, nodes: &[NodeStatus]) {
         if n.witness {
             name.push_str(" (w)");
         }
-        let links = if n.local {
+        let mut links = if n.local {
             "(this node)".to_string()
         } else {
             n.links.iter().map(link_cell).collect::<Vec<_>>().join("  ")
         };
+        // First, so clipping a long link list cannot hide it.
+        if n.checks_failing == Some(true) {
+            links = format!("HEALTH CHECK FAILING  {links}");
+        }
         let line = format!("{:<16} {:<8} {}", clip(&name, 16), clip(&n.state, 8), links);
         let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
     }
@@ -410,8 +414,19 @@ mod tests {
         for line in text.lines() {
             assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
         }
+        assert!(!text.contains("HEALTH CHECK FAILING"), "{text}");
         r.checks.clear();
         assert!(!status_text(&r).contains("health checks"));
+        r.view.nodes[1].checks_failing = Some(true);
+        let peer = status_text(&r);
+        let line = peer
+            .lines()
+            .find(|l| l.starts_with("a-node-with"))
+            .expect("peer line");
+        assert!(
+            line.contains("online   HEALTH CHECK FAILING  L0 up"),
+            "{peer}"
+        );
     }
 
     #[test]

@@ -230,6 +230,19 @@ fn render_membership(out: &mut String, status: &StatusReport) {
             bool_value(up),
         );
     }
+    let name = "tandem_node_checks_failing";
+    header(
+        out,
+        name,
+        "gauge",
+        "1 if a health check of the node fails, as its heartbeat says; absent for a node never heard.",
+    );
+    for n in &v.nodes {
+        if let Some(failing) = n.checks_failing {
+            let labels = format!("node=\"{}\"", label(&n.name));
+            sample(out, name, &labels, bool_value(failing));
+        }
+    }
     let name = "tandem_packets_dropped_total";
     header(
         out,
@@ -465,6 +478,7 @@ mod tests {
                         name: "a".into(),
                         state: "online".into(),
                         local: true,
+                        checks_failing: Some(true),
                         ..Default::default()
                     },
                     NodeStatus {
@@ -577,6 +591,9 @@ tandem_peer_phi{node="w"} 1.25
 tandem_node_up{node="a"} 1
 tandem_node_up{node="b\"x"} 0
 tandem_node_up{node="w"} 1
+# HELP tandem_node_checks_failing 1 if a health check of the node fails, as its heartbeat says; absent for a node never heard.
+# TYPE tandem_node_checks_failing gauge
+tandem_node_checks_failing{node="a"} 1
 # HELP tandem_packets_dropped_total Heartbeat datagrams dropped, by reason.
 # TYPE tandem_packets_dropped_total counter
 tandem_packets_dropped_total{reason="auth_failed"} 2
