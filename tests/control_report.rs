@@ -264,5 +264,27 @@ fn checks_events_across_a_restart_and_the_report_archive() {
     let status: Value = serde_json::from_str(member("status.json")).expect("status JSON");
     assert_eq!(status["checks"][0]["name"], "flag");
     assert!(member("events.jsonl").contains(&format!("\"incarnation\":{before}")));
+
+    // With the daemon stopped the archive says so and still has the config, redacted.
+    lab.terminate(1).expect("stop");
+    let offline = scratch.0.join("offline.tar.gz");
+    let config = lab.config_path(1);
+    let args = [
+        "report",
+        "--output",
+        offline.to_str().expect("path"),
+        "--config",
+        config.to_str().expect("path"),
+    ];
+    ok(&lab, 1, &args);
+    let members = unpack(&offline);
+    let member = |n: &str| members.iter().find(|(m, _)| m.ends_with(n)).map(|(_, t)| t);
+    assert!(member("daemon-unreachable.txt").is_some(), "{members:?}");
+    assert!(member("status.json").is_none());
+    let config = member("config.yaml").expect("config from --config");
+    assert!(config.contains("password: <redacted>"), "{config}");
+    for (name, text) in &members {
+        assert!(!text.contains(SECRET), "the planted secret is in {name}");
+    }
     lab.teardown();
 }
