@@ -250,6 +250,35 @@ where the group stays.",
         yes: bool,
     },
 
+    /// Write one .tar.gz of evidence from this node for an incident: config (secrets
+    /// redacted), status, events, journal, versions.
+    #[command(
+        long_about = "Write one .tar.gz of evidence from this node (like crm_report): the config \
+file with secrets redacted, `status` as JSON and text, the events since --since (earlier \
+incarnations of the daemon included), `journalctl -u tandem.service` for the same window \
+(or a note saying why there is none), the log file given with --log, and versions. When \
+tandemd does not answer, the archive says so and still holds the config and the journal.\n\n\
+It covers this node only: run it on every node (over ssh, like crm_report).",
+        after_long_help = "Examples:\n  tandemctl report\n  tandemctl report --since 2h --output /tmp/incident.tar.gz\n  for n in alpha beta; do ssh $n tandemctl report --since 2h --output - > $n.tar.gz; done"
+    )]
+    Report {
+        /// Start of the window: 30m, 2h, 1d (ago), @UNIX-SECONDS or a local
+        /// `YYYY-MM-DD [HH:MM[:SS]]` (default: 1d).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Where to write the archive (`-`: standard output; default:
+        /// ./tandem-report-NODE-UNIXTIME.tar.gz).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The config file to include when tandemd does not answer (otherwise the daemon
+        /// sends the file it runs from).
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Also include the newest 8 MiB of this log file (for tandemd run outside systemd).
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+    },
+
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),

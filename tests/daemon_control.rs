@@ -435,5 +435,6 @@ fn event(reason: &str) -> tandem::control::EventRecord {
         reason: reason.into(),
         decision: None,
         wait_ms: None,
+        incarnation: None,
     }
 }

@@ -10,11 +10,14 @@
 //! Every probe runs in its own process group, killed when it outlives its timeout
 //! (or when the checks are dropped), so a hung script never piles up.
 
+use super::check_state::{CheckBoard, ProbeReport};
 use crate::config::{CheckConfig, CheckProbe};
+use crate::control::ProbeOutcome;
 use crate::core::Input;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
@@ -80,6 +83,16 @@ impl Hysteresis {
 /// combined verdict (all checks pass) changes. Returns at once when no check applies.
 /// Dropping the future stops the probes and kills any that are running.
 pub async fn run_checks(checks: Vec<CheckConfig>, node_name: String, tx: UnboundedSender<Input>) {
+    run_checks_on(checks, node_name, tx, Arc::default()).await
+}
+
+/// [`run_checks`], recording every probe on `board` for `status` and `/metrics`.
+pub async fn run_checks_on(
+    checks: Vec<CheckConfig>,
+    node_name: String,
+    tx: UnboundedSender<Input>,
+    board: Arc<CheckBoard>,
+) {
     let mine: Vec<CheckConfig> = checks
         .into_iter()
         .filter(|c| c.applies_to(&node_name))
@@ -87,24 +100,30 @@ pub async fn run_checks(checks: Vec<CheckConfig>, node_name: String, tx: Unbound
     if mine.is_empty() {
         return;
     }
+    for check in &mine {
+        board.register(check, &node_name);
+    }
     let (verdict_tx, mut verdicts) = mpsc::unbounded_channel::<(usize, bool)>();
     // Dropping the set (when this future is dropped or returns) aborts every probe
     // loop, and with it any running probe's process group.
     let mut tasks = JoinSet::new();
     for (index, check) in mine.iter().cloned().enumerate() {
         let verdict_tx = verdict_tx.clone();
+        let board = board.clone();
         tasks.spawn(async move {
             let mut hysteresis = Hysteresis::new(check.fall, check.rise);
             loop {
-                let result = probe(&check).await;
+                let report = probe_report(&check).await;
                 let before = hysteresis.verdict();
-                if let Some(ok) = hysteresis.record(result.is_ok()) {
-                    log_change(&check, &result, before.is_none());
+                let changed = hysteresis.record(report.passed());
+                board.record(&check.name, &report, hysteresis.verdict(), unix_ms_now());
+                if let Some(ok) = changed {
+                    log_change(&check, &report, before.is_none());
                     if verdict_tx.send((index, ok)).is_err() {
                         return;
                     }
-                } else if let Err(why) = &result {
-                    tracing::debug!(check = %check.name, "health check {} probe failed: {why}", check.name);
+                } else if !report.passed() {
+                    tracing::debug!(check = %check.name, "health check {} probe failed: {}", check.name, report.detail);
                 }
                 tokio::time::sleep(check.interval).await;
             }
@@ -151,17 +170,26 @@ pub async fn run_checks(checks: Vec<CheckConfig>, node_name: String, tx: Unbound
     }
 }
 
-fn log_change(check: &CheckConfig, result: &Result<(), String>, first: bool) {
+/// Wall-clock time for the probe record (the only clock `status` readers share).
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn log_change(check: &CheckConfig, report: &ProbeReport, first: bool) {
     let name = &check.name;
-    match (result, first) {
-        (Ok(()), true) => tracing::info!(check = %name, "health check {name} passes"),
-        (Ok(()), false) => tracing::info!(
+    let why = &report.detail;
+    match (report.passed(), first) {
+        (true, true) => tracing::info!(check = %name, "health check {name} passes"),
+        (true, false) => tracing::info!(
             check = %name,
             "health check {name} passes again ({} successes in a row)",
             check.rise
         ),
-        (Err(why), true) => tracing::warn!(check = %name, "health check {name} fails: {why}"),
-        (Err(why), false) => tracing::warn!(
+        (false, true) => tracing::warn!(check = %name, "health check {name} fails: {why}"),
+        (false, false) => tracing::warn!(
             check = %name,
             "health check {name} fails ({} failures in a row): {why}",
             check.fall
@@ -171,8 +199,19 @@ fn log_change(check: &CheckConfig, result: &Result<(), String>, first: bool) {
 
 /// Runs one probe of `check`: `Ok` when it passes, otherwise why not.
 pub async fn probe(check: &CheckConfig) -> Result<(), String> {
-    match &check.probe {
-        CheckProbe::Ping(targets) if targets.is_empty() => Err("no ping targets".into()),
+    let report = probe_report(check).await;
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(report.detail)
+    }
+}
+
+/// Runs one probe of `check` and says how it ended, typed.
+pub async fn probe_report(check: &CheckConfig) -> ProbeReport {
+    let began = std::time::Instant::now();
+    let mut report = match &check.probe {
+        CheckProbe::Ping(targets) if targets.is_empty() => cannot_run("no ping targets".into()),
         CheckProbe::Ping(targets) => {
             // Any target answering is enough, so ping them all at once: the probe
             // takes one timeout, not one per dead target.
@@ -183,29 +222,59 @@ pub async fn probe(check: &CheckConfig) -> Result<(), String> {
                 Box::pin(async move {
                     let mut cmd = Command::new("ping");
                     cmd.args(["-c", "1", "-W", &wait, "-n", &target]);
-                    match run_limited(cmd, check.timeout + PING_GRACE).await {
-                        Ok(o) if o.status.is_some_and(|s| s.success()) => Ok(()),
-                        Ok(o) => Err(format!("{target}: {}", o.describe())),
-                        Err(e) => Err(format!("{target}: cannot run ping: {e}")),
+                    let mut report = match run_limited(cmd, check.timeout + PING_GRACE).await {
+                        Ok(o) => o.report(),
+                        Err(e) => cannot_run(format!("cannot run ping: {e}")),
+                    };
+                    if report.passed() {
+                        return Ok(report);
                     }
+                    report.detail = format!("{target}: {}", report.detail);
+                    report.output = prefixed(&target, &report.output);
+                    Err(report)
                 })
             });
             match futures::future::select_ok(pings).await {
-                Ok(((), _rest)) => Ok(()),
-                Err(last) if targets.len() == 1 => Err(last),
-                Err(last) => Err(format!("no target answered (last: {last})")),
+                Ok((report, _rest)) => report,
+                Err(last) if targets.len() == 1 => last,
+                Err(mut last) => {
+                    last.detail = format!("no target answered (last: {})", last.detail);
+                    last
+                }
             }
         }
         CheckProbe::Script(script) => {
             let mut cmd = Command::new("/bin/sh");
             cmd.args(["-c", script]);
             match run_limited(cmd, check.timeout).await {
-                Ok(o) if o.status.is_some_and(|s| s.success()) => Ok(()),
-                Ok(o) => Err(o.describe()),
-                Err(e) => Err(format!("cannot run /bin/sh: {e}")),
+                Ok(o) => o.report(),
+                Err(e) => cannot_run(format!("cannot run /bin/sh: {e}")),
             }
         }
+    };
+    report.took = began.elapsed();
+    report
+}
+
+fn cannot_run(detail: String) -> ProbeReport {
+    ProbeReport {
+        outcome: ProbeOutcome::Error,
+        exit_code: None,
+        signal: None,
+        took: Duration::ZERO,
+        output: detail.chars().take(MAX_REASON).collect(),
+        detail,
     }
+}
+
+/// `target: line`, or just the target when there is no line; bounded like any output.
+fn prefixed(target: &str, line: &str) -> String {
+    let text = if line.is_empty() {
+        target.to_string()
+    } else {
+        format!("{target}: {line}")
+    };
+    text.chars().take(MAX_REASON).collect()
 }
 
 struct Outcome {
@@ -217,7 +286,13 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn describe(&self) -> String {
+    fn report(self) -> ProbeReport {
+        use std::os::unix::process::ExitStatusExt;
+        let (outcome, exit_code, signal) = match self.status {
+            None => (ProbeOutcome::TimedOut, None, None),
+            Some(s) if s.success() => (ProbeOutcome::Passed, Some(0), None),
+            Some(s) => (ProbeOutcome::Failed, s.code(), s.signal()),
+        };
         let what = match self.status {
             None => format!("timed out after {:?} (killed)", self.timeout),
             Some(s) => match s.code() {
@@ -225,10 +300,18 @@ impl Outcome {
                 None => format!("{s}"),
             },
         };
-        if self.last_line.is_empty() {
+        let detail = if self.last_line.is_empty() {
             what
         } else {
             format!("{what}: {}", self.last_line)
+        };
+        ProbeReport {
+            outcome,
+            exit_code,
+            signal,
+            took: Duration::ZERO,
+            detail,
+            output: self.last_line,
         }
     }
 }

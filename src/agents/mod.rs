@@ -8,6 +8,7 @@
 //! gets an answer.
 
 pub mod announce;
+pub mod check_state;
 pub mod checks;
 pub mod exec;
 pub mod fence;

@@ -7,6 +7,7 @@
 
 use clap::Parser;
 use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -98,6 +99,18 @@ fn main() -> ExitCode {
         }
         CtlCommand::Reload => act(socket, Command::Reload),
         CtlCommand::Fence { node, yes } => fence(socket, node, *yes),
+        CtlCommand::Report {
+            since,
+            output,
+            config,
+            log,
+        } => report(
+            socket,
+            since.as_deref(),
+            output.as_deref(),
+            config,
+            log.as_deref(),
+        ),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -362,14 +375,87 @@ fn move_group(socket: &Path, group: &str, to: Option<&str>, timeout: u64, json: 
 
 fn events(socket: &Path, json: bool) -> Outcome {
     let list = ask(socket, Command::Events)?.events.unwrap_or_default();
-    for e in &list {
-        if json {
+    if json {
+        for e in &list {
             print_json(e, false)?;
-        } else {
-            println!("{}", control::render::event_line(e));
         }
+    } else {
+        print!("{}", control::render::events_text(&list));
     }
     Ok(())
+}
+
+/// `tandemctl report`: gathers (never failing on a missing piece) and writes the archive.
+fn report(
+    socket: &Path,
+    since: Option<&str>,
+    output: Option<&Path>,
+    config_path: &Path,
+    log: Option<&Path>,
+) -> Outcome {
+    use control::report as rep;
+    let now = rep::unix_now();
+    let since = match since {
+        Some(t) => rep::parse_since(t, now).map_err(Failure::Usage)?,
+        None => now.saturating_sub(rep::DEFAULT_SINCE.as_secs()),
+    };
+    let daemon = match client::call(socket, &Request::new(Command::Report)) {
+        Ok(Response {
+            ok: true,
+            report: Some(bundle),
+            ..
+        }) => Ok(*bundle),
+        Ok(r) => Err(r.error.unwrap_or_else(|| "no report in the answer".into())),
+        Err(e) => Err(e.to_string()),
+    };
+    let node = match &daemon {
+        Ok(b) => b.status.view.node.clone(),
+        Err(_) => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into()),
+    };
+    let local_config = daemon
+        .is_err()
+        .then(|| config::redact::redact_file(config_path));
+    let gathered = rep::Gathered {
+        node,
+        since,
+        daemon,
+        local_config,
+        journal: rep::journal(since),
+        log: log.map(|p| (p.display().to_string(), rep::log_file(p))),
+    };
+    if let Err(why) = &gathered.daemon {
+        eprintln!("tandemctl: tandemd did not answer ({why}); the report has no status or events");
+    }
+    let dir = rep::dir_name(&gathered.node, now);
+    let files = rep::members(&gathered);
+    let refused = |what: String| Failure::Refused(what);
+    match output {
+        Some(p) if p == Path::new("-") => {
+            let stdout = std::io::stdout().lock();
+            rep::write_archive(stdout, &dir, &files)
+                .and_then(|mut w| w.flush())
+                .map_err(|e| refused(format!("cannot write the archive: {e}")))
+        }
+        _ => {
+            let path = output
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| format!("{dir}.tar.gz").into());
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| refused(format!("cannot create {}: {e}", path.display())))?;
+            rep::write_archive(file, &dir, &files)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| refused(format!("cannot write {}: {e}", path.display())))?;
+            println!("{}", path.display());
+            Ok(())
+        }
+    }
 }
 
 fn follow_events(socket: &Path, json: bool) -> Outcome {

@@ -15,6 +15,7 @@ mod key;
 mod locate;
 mod model;
 mod raw;
+pub mod redact;
 pub mod secrets;
 pub mod trust;
 mod validate;

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod render;
+pub mod report;
 
 use crate::core::status::ClusterStatus;
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,10 @@ pub enum Command {
     Fence { node: String },
     /// Read the config file again and apply it, or refuse with every error.
     Reload,
+    /// What `tandemctl report` archives from this daemon: the config with secrets
+    /// redacted, status, events, version ([`ReportBundle`]). Root only: the journal
+    /// and config it goes with are not for every reader.
+    Report,
 }
 
 impl Command {
@@ -100,6 +105,7 @@ impl Command {
         "maintenance",
         "fence",
         "reload",
+        "report",
     ];
 
     /// Whether members of the `tandem` group may run it (root may run everything).
@@ -125,6 +131,7 @@ impl Command {
             Command::Maintenance { .. } => ("maintenance", false),
             Command::Fence { .. } => ("fence", false),
             Command::Reload => ("reload", false),
+            Command::Report => ("report", false),
         }
     }
 }
@@ -144,6 +151,28 @@ pub struct Response {
     /// One live event of `events-follow` (the lines after the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<EventRecord>,
+    /// The answer to `report`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Box<ReportBundle>>,
+}
+
+/// What the local daemon contributes to `tandemctl report`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportBundle {
+    /// `tandemd`'s version.
+    pub version: String,
+    /// The config file the daemon runs from, if it was started from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_path: Option<String>,
+    /// That file as it reads now, secrets redacted (`config::redact`); `None` when it
+    /// could not be read or parsed, with why in `config_note` (never the raw text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_note: Option<String>,
+    pub status: StatusReport,
+    /// Every event the daemon keeps, older incarnations' included, oldest first.
+    pub events: Vec<EventRecord>,
 }
 
 impl Response {
@@ -201,6 +230,10 @@ pub struct StatusReport {
     /// The last few events (newest last), so one screen tells what just happened.
     #[serde(default)]
     pub recent_events: Vec<EventRecord>,
+    /// This node's health checks (`checks:` in the config), one entry per check that
+    /// runs here; absent when none does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckStatus>,
     #[serde(flatten)]
     pub view: ClusterStatus,
 }
@@ -227,6 +260,85 @@ pub struct EventRecord {
     /// On `lease-wait` decisions: the remaining wait in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<f64>,
+    /// The incarnation of the daemon that recorded it: events kept from before a
+    /// restart carry an older one. Absent from daemons that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<u64>,
+}
+
+/// A health check's verdict after `fall`/`rise` hysteresis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckState {
+    Passing,
+    Failing,
+    /// No probe has finished yet.
+    #[default]
+    Unknown,
+}
+
+impl CheckState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckState::Passing => "passing",
+            CheckState::Failing => "failing",
+            CheckState::Unknown => "unknown",
+        }
+    }
+}
+
+/// How one probe ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeOutcome {
+    Passed,
+    /// Exited non-zero (`exit_code`) or was killed by a signal (`signal`).
+    Failed,
+    /// Outlived the check's timeout and was killed.
+    TimedOut,
+    /// Could not be started at all (no `ping`, no `/bin/sh`, ...).
+    Error,
+}
+
+/// The last probe of a health check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    /// When it finished, milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    pub outcome: ProbeOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+    /// The last non-empty output line (stderr first, else stdout), at most 200
+    /// characters; for a ping check prefixed by the target.
+    pub output: String,
+}
+
+/// One health check as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    pub name: String,
+    /// The node that runs it (the one that answered).
+    pub node: String,
+    /// `ping` or `script`.
+    pub kind: String,
+    pub state: CheckState,
+    /// Consecutive failures that turn a passing check into a failing one.
+    pub fall: u32,
+    /// Consecutive successes that turn a failing check into a passing one.
+    pub rise: u32,
+    /// Failures in a row up to the last probe (0 after a success).
+    pub consecutive_failures: u32,
+    /// Successes in a row up to the last probe (0 after a failure).
+    pub consecutive_successes: u32,
+    /// Probes run and probes failed since the daemon started.
+    pub probes_total: u64,
+    pub failures_total: u64,
+    /// The last probe; absent until one has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<ProbeRecord>,
 }
 
 /// Why a request line could not be turned into a [`Request`].
@@ -315,6 +427,7 @@ mod tests {
             },
             Command::Fence { node: "a".into() },
             Command::Reload,
+            Command::Report,
         ];
         let names: Vec<&str> = commands.iter().map(Command::name).collect();
         assert_eq!(names, Command::NAMES);

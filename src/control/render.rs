@@ -1,7 +1,7 @@
 //! Human rendering of control responses for `tandemctl` (kept in the library so it can
 //! be tested against fixed reports). Everything fits in 100 columns.
 
-use super::{EventRecord, StatusReport};
+use super::{CheckStatus, EventRecord, ProbeOutcome, ProbeRecord, StatusReport};
 use crate::core::status::{GroupStatus, LinkStatus, NodeStatus};
 use std::fmt::Write as _;
 
@@ -64,6 +64,7 @@ pub fn status_text(r: &StatusReport) -> String {
     write_nodes(&mut out, &r.view.nodes);
     out.push('\n');
     write_groups(&mut out, &r.view.groups);
+    write_checks(&mut out, &r.checks);
     write_drops(&mut out, r);
     write_recent_events(&mut out, &r.recent_events);
     out
@@ -117,11 +118,15 @@ fn write_nodes(out: &mut String, nodes: &[NodeStatus]) {
         if n.witness {
             name.push_str(" (w)");
         }
-        let links = if n.local {
+        let mut links = if n.local {
             "(this node)".to_string()
         } else {
             n.links.iter().map(link_cell).collect::<Vec<_>>().join("  ")
         };
+        // First, so clipping a long link list cannot hide it.
+        if n.checks_failing == Some(true) {
+            links = format!("HEALTH CHECK FAILING  {links}");
+        }
         let line = format!("{:<16} {:<8} {}", clip(&name, 16), clip(&n.state, 8), links);
         let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
     }
@@ -173,6 +178,52 @@ fn write_groups(out: &mut String, groups: &[GroupStatus]) {
     }
 }
 
+/// This node's health checks, if any: verdict, streaks against fall/rise, last probe.
+fn write_checks(out: &mut String, checks: &[CheckStatus]) {
+    let Some(first) = checks.first() else {
+        return;
+    };
+    let _ = writeln!(out, "\nhealth checks on {}:", first.node);
+    let _ = writeln!(
+        out,
+        "  {:<18} {:<8} {:<9} {:<9} LAST PROBE",
+        "CHECK", "STATE", "FAILED", "PASSED"
+    );
+    for c in checks {
+        let last = c
+            .last
+            .as_ref()
+            .map(probe_cell)
+            .unwrap_or_else(|| "-".into());
+        let line = format!(
+            "  {:<18} {:<8} {:<9} {:<9} {}",
+            clip(&c.name, 18),
+            c.state.as_str(),
+            format!("{}/{}", c.consecutive_failures, c.fall),
+            format!("{}/{}", c.consecutive_successes, c.rise),
+            last
+        );
+        let _ = writeln!(out, "{}", clip(&line, WIDTH));
+    }
+}
+
+/// `12:01:02.345 exit 1 (12ms): no route to host`.
+fn probe_cell(p: &ProbeRecord) -> String {
+    let what = match (p.outcome, p.exit_code, p.signal) {
+        (ProbeOutcome::Passed, ..) => "ok".to_string(),
+        (ProbeOutcome::Failed, Some(code), _) => format!("exit {code}"),
+        (ProbeOutcome::Failed, None, Some(sig)) => format!("signal {sig}"),
+        (ProbeOutcome::Failed, None, None) => "failed".to_string(),
+        (ProbeOutcome::TimedOut, ..) => "timeout".to_string(),
+        (ProbeOutcome::Error, ..) => "error".to_string(),
+    };
+    let mut cell = format!("{} {what} ({}ms)", clock_time(p.unix_ms), p.duration_ms);
+    if !p.output.is_empty() {
+        let _ = write!(cell, ": {}", p.output);
+    }
+    cell
+}
+
 /// The non-zero drop counters, if any.
 fn write_drops(out: &mut String, r: &StatusReport) {
     let drops: Vec<String> = r
@@ -213,6 +264,26 @@ pub fn clock_time(unix_ms: u64) -> String {
         tm.tm_sec,
         unix_ms % 1000
     )
+}
+
+/// `tandemctl events`: one line per event, and a marker line wherever the daemon
+/// restarted in between (the events before it are from an earlier incarnation).
+pub fn events_text(events: &[EventRecord]) -> String {
+    let mut out = String::new();
+    let mut previous: Option<u64> = None;
+    for e in events {
+        if let (Some(before), Some(now)) = (previous, e.incarnation) {
+            if before != now {
+                let _ = writeln!(
+                    out,
+                    "--- tandemd restarted: incarnation {before} ended, {now} began ---"
+                );
+            }
+        }
+        previous = e.incarnation.or(previous);
+        let _ = writeln!(out, "{}", event_line(e));
+    }
+    out
 }
 
 /// One event on one line of at most 100 columns.
@@ -301,8 +372,76 @@ mod tests {
                 reason: "took over ".repeat(20),
                 decision: None,
                 wait_ms: None,
+                incarnation: None,
             }],
+            ..StatusReport::default()
         }
+    }
+
+    #[test]
+    fn checks_show_state_streaks_against_fall_rise_and_the_last_probe() {
+        let mut r = report();
+        r.checks = vec![CheckStatus {
+            name: "gateway".into(),
+            node: "alpha".into(),
+            kind: "script".into(),
+            state: super::super::CheckState::Failing,
+            fall: 3,
+            rise: 2,
+            consecutive_failures: 4,
+            consecutive_successes: 0,
+            probes_total: 9,
+            failures_total: 4,
+            last: Some(ProbeRecord {
+                unix_ms: 1_700_000_000_123,
+                outcome: ProbeOutcome::Failed,
+                exit_code: Some(2),
+                signal: None,
+                duration_ms: 12,
+                output: "no route to host ".repeat(10),
+            }),
+        }];
+        let text = status_text(&r);
+        let clock = clock_time(1_700_000_000_123);
+        let want = format!(
+            "  gateway            failing  4/3       0/2       {clock} exit 2 (12ms): no route"
+        );
+        assert!(text.contains("health checks on alpha:"), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(&want)),
+            "{want:?} in:\n{text}"
+        );
+        for line in text.lines() {
+            assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
+        }
+        assert!(!text.contains("HEALTH CHECK FAILING"), "{text}");
+        r.checks.clear();
+        assert!(!status_text(&r).contains("health checks"));
+        r.view.nodes[1].checks_failing = Some(true);
+        let peer = status_text(&r);
+        let line = peer
+            .lines()
+            .find(|l| l.starts_with("a-node-with"))
+            .expect("peer line");
+        assert!(
+            line.contains("online   HEALTH CHECK FAILING  L0 up"),
+            "{peer}"
+        );
+    }
+
+    #[test]
+    fn events_from_an_earlier_incarnation_are_marked_off() {
+        let e = |incarnation| EventRecord {
+            incarnation,
+            ..report().recent_events[0].clone()
+        };
+        let text = events_text(&[e(None), e(Some(4)), e(Some(4)), e(Some(5))]);
+        let markers: Vec<&str> = text.lines().filter(|l| l.starts_with("---")).collect();
+        assert_eq!(
+            markers,
+            vec!["--- tandemd restarted: incarnation 4 ended, 5 began ---"]
+        );
+        assert_eq!(text.lines().count(), 5);
     }
 
     #[test]

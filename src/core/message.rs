@@ -54,6 +54,9 @@ impl NodeFlags {
     pub const QUORATE: u8 = 1 << 3;
     /// The sender lost its persisted state and waits for the cluster's view.
     pub const STATE_LOST: u8 = 1 << 4;
+    /// One of the sender's health checks fails. Shown in `status` only: what others
+    /// decide on is `refuses`. Senders that predate it never set it.
+    pub const CHECKS_FAILING: u8 = 1 << 5;
 
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0

@@ -29,6 +29,10 @@ pub struct NodeStatus {
     pub local: bool,
     pub links: Vec<LinkStatus>,
     pub incarnation: u64,
+    /// Whether a health check of the node fails, as its own heartbeat says (for this
+    /// node: its own verdict); absent while the node was never heard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_failing: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -48,8 +48,8 @@ impl<E: Executor> HeartbeatLoop<E> {
                     Command::Events | Command::EventsFollow => {
                         Response::events(self.events.snapshot())
                     }
-                    Command::Reload => {
-                        Response::error("reload is handled by the control thread, not here")
+                    Command::Reload | Command::Report => {
+                        Response::error("handled by the control thread, not here")
                     }
                     _ => Response::status(self.status(clock::now())),
                 })
@@ -69,9 +69,11 @@ impl<E: Executor> HeartbeatLoop<E> {
     /// read-only commands), or the error naming what is known.
     fn resolve(&self, command: &Command) -> Result<Option<AdminCommand>, String> {
         Ok(Some(match command {
-            Command::Status | Command::Events | Command::EventsFollow | Command::Reload => {
-                return Ok(None)
-            }
+            Command::Status
+            | Command::Events
+            | Command::EventsFollow
+            | Command::Reload
+            | Command::Report => return Ok(None),
             Command::Standby { node, on } => AdminCommand::Standby {
                 node: self.node_id(node)?,
                 on: *on,
@@ -226,7 +228,11 @@ impl<E: Executor> HeartbeatLoop<E> {
             Command::Maintenance { group: Some(g), on: true } => format!("maintenance ON for {g}: tandem does not start, stop or monitor it until `tandemctl maintenance off {g}`"),
             Command::Maintenance { group: Some(g), on: false } => format!("maintenance off for {g}: tandem manages it again"),
             Command::Fence { node } => format!("fencing {node} requested; `tandemctl events` shows the outcome"),
-            Command::Status | Command::Events | Command::EventsFollow | Command::Reload => String::new(),
+            Command::Status
+            | Command::Events
+            | Command::EventsFollow
+            | Command::Reload
+            | Command::Report => String::new(),
         }
     }
 
@@ -269,6 +275,8 @@ impl<E: Executor> HeartbeatLoop<E> {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             recent_events: self.events.last(STATUS_EVENTS),
+            // Added by the control thread: the checks run on the executor.
+            checks: Vec::new(),
             view: self.node.status(now),
         }
     }

@@ -1,9 +1,11 @@
 //! The last events the core reported, kept in memory for `tandemctl events`.
 //!
-//! The ring also feeds `tandemctl events --follow` (a broadcast channel: a slow follower
+//! The ring starts with the history kept on disk from earlier incarnations
+//! ([`super::event_log`]) and hands every new event to that log. It also feeds `tandemctl events --follow` (a broadcast channel: a slow follower
 //! misses events, it never slows the heartbeat thread) and keeps the totals the metrics
 //! endpoint exports, which must not reset when old events leave the ring.
 
+use super::event_log::EventLog;
 use crate::control::EventRecord;
 use crate::core::{ClusterSpec, Event, EventKind};
 use std::collections::{BTreeMap, VecDeque};
@@ -28,6 +30,10 @@ pub struct EventRing {
     events: VecDeque<EventRecord>,
     live: broadcast::Sender<EventRecord>,
     totals: EventTotals,
+    /// Stamped on every event pushed (0: not known, nothing stamped).
+    incarnation: u64,
+    /// Where new events are also kept across restarts; `None`: memory only.
+    log: Option<EventLog>,
 }
 
 impl Default for EventRing {
@@ -36,13 +42,34 @@ impl Default for EventRing {
             events: VecDeque::new(),
             live: broadcast::channel(FOLLOW_BUFFER).0,
             totals: EventTotals::default(),
+            incarnation: 0,
+            log: None,
         }
     }
 }
 
 impl EventRing {
+    /// A ring that starts with `history` (older incarnations' events, oldest first;
+    /// not counted in the totals, which are since start), stamps new events with
+    /// `incarnation` and hands them to `log`.
+    pub fn restored(history: Vec<EventRecord>, incarnation: u64, log: Option<EventLog>) -> Self {
+        let skip = history.len().saturating_sub(EVENT_RING);
+        EventRing {
+            events: history.into_iter().skip(skip).collect(),
+            incarnation,
+            log,
+            ..EventRing::default()
+        }
+    }
+
     /// Keeps `record` (of an event of `kind`) and counts what the totals count.
-    pub fn push(&mut self, kind: EventKind, record: EventRecord) {
+    pub fn push(&mut self, kind: EventKind, mut record: EventRecord) {
+        if self.incarnation != 0 && record.incarnation.is_none() {
+            record.incarnation = Some(self.incarnation);
+        }
+        if let Some(log) = &self.log {
+            log.append(&record);
+        }
         match kind {
             EventKind::BecameOwner => {
                 let group = record.group.clone().unwrap_or_default();
@@ -98,6 +125,7 @@ pub fn record(spec: &ClusterSpec, event: &Event, unix_ms: u64) -> EventRecord {
         reason: event.reason.to_string(),
         decision: Some(event.reason.tag().to_string()),
         wait_ms: event.reason.lease_wait().map(|d| d.as_secs_f64() * 1000.0),
+        incarnation: None,
     }
 }
 
@@ -154,6 +182,27 @@ mod tests {
     fn records_without_the_typed_fields_still_parse() {
         let old = r#"{"unix_ms":1,"kind":"node-down","node":"n2","reason":"n2 is down: no heartbeat on any link"}"#;
         let r: EventRecord = serde_json::from_str(old).expect("old JSON parses");
-        assert_eq!((r.decision, r.wait_ms), (None, None));
+        assert_eq!((r.decision, r.wait_ms, r.incarnation), (None, None, None));
+    }
+
+    #[test]
+    fn restored_events_keep_their_incarnation_and_new_ones_get_the_current() {
+        let old = record(&spec(), &decision(Decision::NoGrantsInTime), 1);
+        let old = EventRecord {
+            incarnation: Some(3),
+            ..old
+        };
+        let mut ring = EventRing::restored(vec![old], 4, None);
+        ring.push(
+            EventKind::Decision,
+            record(&spec(), &decision(Decision::NoGrantsInTime), 2),
+        );
+        let got: Vec<Option<u64>> = ring.snapshot().iter().map(|e| e.incarnation).collect();
+        assert_eq!(got, vec![Some(3), Some(4)]);
+        assert_eq!(
+            ring.totals(),
+            &EventTotals::default(),
+            "history is not counted"
+        );
     }
 }

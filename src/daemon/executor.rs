@@ -92,10 +92,11 @@ impl AgentExecutor {
             .name("tandem-exec".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    tokio::spawn(agents::checks::run_checks(
+                    tokio::spawn(agents::checks::run_checks_on(
                         checks,
                         node_name,
                         answers.clone(),
+                        metrics.checks.clone(),
                     ));
                     while let Some(work) = rx.recv().await {
                         let answers = answers.clone();

@@ -8,7 +8,9 @@
 
 use super::control::{accept_next, Backend, ControlCall};
 use super::events::EventTotals;
+use crate::agents::check_state::CheckBoard;
 use crate::control::StatusReport;
+use crate::control::{CheckState, CheckStatus};
 use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -39,6 +41,8 @@ pub struct OpStats {
 #[derive(Debug, Default)]
 pub struct Metrics {
     ops: Mutex<BTreeMap<(String, String, String), OpStats>>,
+    /// This node's health checks, written by their probe loops.
+    pub checks: Arc<CheckBoard>,
 }
 
 impl Metrics {
@@ -98,7 +102,72 @@ pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) ->
     render_membership(&mut out, status);
     render_groups(&mut out, &status.view, totals);
     render_ops(&mut out, &metrics.ops());
+    render_checks(&mut out, &metrics.checks.snapshot());
     out
+}
+
+/// Per health check of this node: verdict, streaks, probes. Left out entirely when no
+/// check runs here, so a cluster without checks exports no empty families.
+fn render_checks(out: &mut String, checks: &[CheckStatus]) {
+    if checks.is_empty() {
+        return;
+    }
+    let labels =
+        |c: &CheckStatus| format!("check=\"{}\",node=\"{}\"", label(&c.name), label(&c.node));
+    let name = "tandem_check_up";
+    header(
+        out,
+        name,
+        "gauge",
+        "1 if the health check passes, 0 if it fails (after fall/rise); absent until its first probe.",
+    );
+    for c in checks {
+        match c.state {
+            CheckState::Passing => sample(out, name, &labels(c), 1),
+            CheckState::Failing => sample(out, name, &labels(c), 0),
+            CheckState::Unknown => {}
+        }
+    }
+    let name = "tandem_check_consecutive_failures";
+    header(
+        out,
+        name,
+        "gauge",
+        "Probes of the health check that failed in a row.",
+    );
+    for c in checks {
+        sample(out, name, &labels(c), c.consecutive_failures);
+    }
+    let name = "tandem_check_consecutive_successes";
+    header(
+        out,
+        name,
+        "gauge",
+        "Probes of the health check that passed in a row.",
+    );
+    for c in checks {
+        sample(out, name, &labels(c), c.consecutive_successes);
+    }
+    let name = "tandem_check_probes_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Probes of the health check run since tandemd started.",
+    );
+    for c in checks {
+        sample(out, name, &labels(c), c.probes_total);
+    }
+    let name = "tandem_check_failures_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Probes of the health check that failed or timed out.",
+    );
+    for c in checks {
+        sample(out, name, &labels(c), c.failures_total);
+    }
 }
 
 /// Per peer and link: round trip, link state, suspicion.
@@ -160,6 +229,19 @@ fn render_membership(out: &mut String, status: &StatusReport) {
             &format!("node=\"{}\"", label(&n.name)),
             bool_value(up),
         );
+    }
+    let name = "tandem_node_checks_failing";
+    header(
+        out,
+        name,
+        "gauge",
+        "1 if a health check of the node fails, as its heartbeat says; absent for a node never heard.",
+    );
+    for n in &v.nodes {
+        if let Some(failing) = n.checks_failing {
+            let labels = format!("node=\"{}\"", label(&n.name));
+            sample(out, name, &labels, bool_value(failing));
+        }
     }
     let name = "tandem_packets_dropped_total";
     header(
@@ -396,6 +478,7 @@ mod tests {
                         name: "a".into(),
                         state: "online".into(),
                         local: true,
+                        checks_failing: Some(true),
                         ..Default::default()
                     },
                     NodeStatus {
@@ -508,6 +591,9 @@ tandem_peer_phi{node="w"} 1.25
 tandem_node_up{node="a"} 1
 tandem_node_up{node="b\"x"} 0
 tandem_node_up{node="w"} 1
+# HELP tandem_node_checks_failing 1 if a health check of the node fails, as its heartbeat says; absent for a node never heard.
+# TYPE tandem_node_checks_failing gauge
+tandem_node_checks_failing{node="a"} 1
 # HELP tandem_packets_dropped_total Heartbeat datagrams dropped, by reason.
 # TYPE tandem_packets_dropped_total counter
 tandem_packets_dropped_total{reason="auth_failed"} 2

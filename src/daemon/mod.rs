@@ -10,6 +10,7 @@ pub mod carrier;
 pub mod clock;
 pub mod control;
 pub mod emergency;
+pub mod event_log;
 pub mod events;
 pub mod executor;
 pub mod guarded;
@@ -279,6 +280,7 @@ fn heartbeat_thread(
             s.spec.nodes.iter().map(|n| n.id),
             s.keyring.clone(),
         );
+        let events = restore_events(&s.state_dir, node.incarnation());
         let hb = HeartbeatLoop {
             node,
             spec: s.spec.clone(),
@@ -288,7 +290,7 @@ fn heartbeat_thread(
             cluster_name: s.cluster_name.clone(),
             state,
             executor,
-            events: Default::default(),
+            events,
             config: s.config.clone(),
             previous: None,
             guard: guarded::GuardReports::new(),
@@ -297,6 +299,30 @@ fn heartbeat_thread(
         let _ = ready.send(Ok(()));
         hb.run(answers, calls, shutdown).await
     })
+}
+
+/// The event ring with the history kept in `state_dir` and new events written there;
+/// memory only (with an error logged) when the file cannot be opened.
+fn restore_events(state_dir: &std::path::Path, incarnation: u64) -> events::EventRing {
+    let history = event_log::load(state_dir);
+    if !history.is_empty() {
+        tracing::info!(
+            "{} event(s) from before this start loaded from {}",
+            history.len(),
+            state_dir.join(event_log::EVENT_LOG).display()
+        );
+    }
+    let log = match event_log::EventLog::start(state_dir) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::error!(
+                "cannot keep events in {}: {e}; they are lost at the next restart",
+                state_dir.join(event_log::EVENT_LOG).display()
+            );
+            None
+        }
+    };
+    events::EventRing::restored(history, incarnation, log)
 }
 
 /// A started daemon: heartbeat thread running, control socket listening.
@@ -385,7 +411,11 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
         match bind_metrics(&control, addr) {
             Ok(listener) => {
                 tracing::info!("metrics on http://{addr}/metrics");
-                control.spawn(metrics::serve(listener, calls_tx.clone(), op_metrics));
+                control.spawn(metrics::serve(
+                    listener,
+                    calls_tx.clone(),
+                    op_metrics.clone(),
+                ));
             }
             // Metrics are optional: a taken port must not keep the cluster from running.
             Err(e) => tracing::error!("cannot serve metrics on {addr}: {e}; running without"),
@@ -394,6 +424,7 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
     let backend = Backend {
         calls: calls_tx,
         reloader: reloader.clone(),
+        checks: op_metrics.checks.clone(),
     };
     control.spawn(control::serve(listener, policy, backend));
     Ok(Running {

@@ -34,6 +34,11 @@ impl Reloader {
         }
     }
 
+    /// The config file it reads.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Reloads the config file; `origin` (`SIGHUP`, `tandemctl reload`) goes in the log.
     /// The reply is ok with a one-line summary, or an error with one problem per line.
     pub async fn reload(&self, origin: &str) -> Response {

@@ -131,6 +131,7 @@ impl Node {
         flags.set(NodeFlags::QUIET, self.in_quiet(now));
         flags.set(NodeFlags::QUORATE, self.quorate());
         flags.set(NodeFlags::STATE_LOST, self.state_lost);
+        flags.set(NodeFlags::CHECKS_FAILING, !self.healthy);
         flags
     }
 

@@ -151,6 +151,7 @@ impl Node {
                     })
                     .collect(),
                 incarnation: self.incarnation,
+                checks_failing: Some(!self.healthy),
             };
         }
         let Some(p) = self.peers.get(&n.id) else {
@@ -193,6 +194,7 @@ impl Node {
                 })
                 .collect(),
             incarnation: p.incarnation,
+            checks_failing: p.ever_seen.then(|| p.flags.has(NodeFlags::CHECKS_FAILING)),
         }
     }
 

@@ -7,11 +7,13 @@
 //! of any kind gets an error reply; nothing a client sends can crash the daemon.
 
 mod access;
+mod report;
 
 pub use access::{authorize, Access, AccessPolicy, Peer};
 
 use super::events::EventTotals;
 use super::reload::Reloader;
+use crate::agents::check_state::CheckBoard;
 use crate::control::{
     parse_request, Command, EventRecord, RequestError, Response, StatusReport, MAX_REQUEST_LINE,
 };
@@ -65,6 +67,8 @@ pub struct Backend {
     /// `None` when the daemon was started without a config file (tests): `reload` then
     /// says so.
     pub reloader: Option<Arc<Reloader>>,
+    /// This node's health checks, added to every status reply.
+    pub checks: Arc<CheckBoard>,
 }
 
 impl Backend {
@@ -72,6 +76,7 @@ impl Backend {
         Backend {
             calls,
             reloader: None,
+            checks: Arc::default(),
         }
     }
 
@@ -307,10 +312,18 @@ async fn answer(command: Command, backend: &Backend) -> Response {
             None => Response::error("tandemd was started without a config file: nothing to reload"),
         };
     }
-    backend
+    if command == Command::Report {
+        return report::bundle(backend).await;
+    }
+    let mut response = backend
         .ask(|reply| ControlCall::Command { command, reply })
         .await
-        .unwrap_or_else(Response::error)
+        .unwrap_or_else(Response::error);
+    // The checks run on the executor, not on the thread that built the status.
+    if let Some(status) = &mut response.status {
+        status.checks = backend.checks.snapshot();
+    }
+    response
 }
 
 /// `events-follow`: the history as one `events` reply, then one `event` line per new

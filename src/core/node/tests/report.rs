@@ -40,3 +40,32 @@ fn an_idle_voter_reports_the_owner_and_grants_it() {
         .any(|g| g.to == NodeId(1) && g.group == GroupId(1)));
     assert!(hb.refuses.is_empty());
 }
+
+#[test]
+fn a_failing_health_check_is_flagged_and_peers_show_it_in_status() {
+    let mut c = settled();
+    let checks_failing = |c: &Cluster, observer: usize, node: &str| {
+        let s = c.nodes[observer].status(c.now);
+        s.nodes
+            .iter()
+            .find(|n| n.name == node)
+            .and_then(|n| n.checks_failing)
+    };
+    assert_eq!(checks_failing(&c, 0, "beta"), Some(false));
+    c.input(1, Input::Health { ok: false });
+    let now = c.now;
+    assert!(c.nodes[1]
+        .build_heartbeat(now)
+        .flags
+        .has(NodeFlags::CHECKS_FAILING));
+    c.run_until(ms(3000));
+    assert_eq!(checks_failing(&c, 0, "beta"), Some(true), "alpha hears it");
+    assert_eq!(checks_failing(&c, 1, "beta"), Some(true), "beta knows");
+    c.input(1, Input::Health { ok: true });
+    c.run_until(ms(3500));
+    assert_eq!(
+        checks_failing(&c, 2, "beta"),
+        Some(false),
+        "and hears it pass"
+    );
+}
