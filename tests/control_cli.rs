@@ -57,7 +57,7 @@ fn fails(lab: &Lab, node: usize, args: &[&str], code: i32) -> String {
 
 #[test]
 fn admin_commands_round_trip_through_real_daemons() {
-    if !support::root_or_skip("admin_commands_round_trip_through_real_daemons") {
+    if !support::lab::lab_or_skip("admin_commands_round_trip_through_real_daemons") {
         return;
     }
     let mut lab = build(3, GROUPS);
@@ -252,7 +252,7 @@ fn replace_line(text: &str, prefix: &str, with: &str) -> String {
 
 #[test]
 fn reload_hostile_input_and_metrics_on_a_real_daemon() {
-    if !support::root_or_skip("reload_hostile_input_and_metrics_on_a_real_daemon") {
+    if !support::lab::lab_or_skip("reload_hostile_input_and_metrics_on_a_real_daemon") {
         return;
     }
     let extra = format!("{GROUPS}metrics:\n  listen: 127.0.0.1:9405\n");
@@ -438,7 +438,8 @@ fn as_user(lab: &Lab, user: &str, args: &[&str]) -> Output {
 
 #[test]
 fn the_tandem_group_may_read_but_not_act_and_strangers_are_refused() {
-    if !support::root_or_skip("the_tandem_group_may_read_but_not_act_and_strangers_are_refused") {
+    if !support::lab::lab_or_skip("the_tandem_group_may_read_but_not_act_and_strangers_are_refused")
+    {
         return;
     }
     // The group must exist before the daemon starts: it sets the socket's group then.
