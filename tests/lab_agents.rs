@@ -577,11 +577,13 @@ fn ocf_lsb_exec_and_vip_run_monitor_restart_and_move() {
     };
     for agent in ["Dummy", "IPaddr2"] {
         let p = Path::new("/usr/lib/ocf/resource.d/heartbeat").join(agent);
-        assert!(
-            p.is_file(),
-            "{} missing: apt-get install -y resource-agents",
-            p.display()
-        );
+        if !support::require(
+            "ocf_lsb_exec_and_vip_run_monitor_restart_and_move",
+            &p.to_string_lossy(),
+            "resource-agents",
+        ) {
+            return;
+        }
     }
     let lsb = resource("lab_lsb");
     let mut lab = build3(
