@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::{Command as Proc, Output, Stdio};
 use std::time::Duration;
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
@@ -424,10 +425,11 @@ fn run(cmd: &[&str]) {
     assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
 }
 
-fn as_user(lab: &Lab, user: &str, args: &[&str]) -> Output {
+/// `tandemctl` (the copy at `tandemctl`) run as `user` against n1.
+fn as_user(lab: &Lab, tandemctl: &Path, user: &str, args: &[&str]) -> Output {
     Proc::new("runuser")
         .args(["-u", user, "--"])
-        .arg(&lab.spec().tandemctl)
+        .arg(tandemctl)
         .arg("--socket")
         .arg(lab.socket_path(1))
         .args(args)
@@ -482,23 +484,27 @@ fn the_tandem_group_may_read_but_not_act_and_strangers_are_refused() {
     for d in [lab.dir().to_path_buf(), node_dir] {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711)).expect("chmod");
     }
+    // The test users run a copy: the build tree may be where they cannot reach it (a
+    // checkout under /root, which is 0700, as on a fresh machine set up as root).
+    let tandemctl = lab.dir().join("tandemctl");
+    support::script::copy_executable(&lab.spec().tandemctl, &tandemctl);
 
-    let out = as_user(&lab, &member, &["status", "--json"]);
+    let out = as_user(&lab, &tandemctl, &member, &["status", "--json"]);
     assert!(out.status.success(), "member status: {}", text(&out.stderr));
-    let out = as_user(&lab, &member, &["events"]);
+    let out = as_user(&lab, &tandemctl, &member, &["events"]);
     assert!(out.status.success(), "member events: {}", text(&out.stderr));
-    let out = as_user(&lab, &member, &["move", "www"]);
+    let out = as_user(&lab, &tandemctl, &member, &["move", "www"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("permission denied: `move` needs root"),
         "{}",
         text(&out.stderr)
     );
-    let out = as_user(&lab, &member, &["maintenance", "on"]);
+    let out = as_user(&lab, &tandemctl, &member, &["maintenance", "on"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 
     // A stranger is stopped by the socket's mode...
-    let out = as_user(&lab, &stranger, &["status"]);
+    let out = as_user(&lab, &tandemctl, &stranger, &["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("Permission denied"),
@@ -508,7 +514,7 @@ fn the_tandem_group_may_read_but_not_act_and_strangers_are_refused() {
     // ...and, should the mode be opened up, by the daemon's own check.
     std::fs::set_permissions(lab.socket_path(1), std::fs::Permissions::from_mode(0o666))
         .expect("chmod socket");
-    let out = as_user(&lab, &stranger, &["status"]);
+    let out = as_user(&lab, &tandemctl, &stranger, &["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("only root and members of group `tandem`"),

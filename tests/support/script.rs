@@ -19,22 +19,13 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Writes `body` to `path` with mode 0755, safe to execute as soon as this returns.
 pub fn write_executable(path: &Path, body: &str) {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let name = path
-        .file_name()
-        .unwrap_or_else(|| panic!("{} has no file name", path.display()));
-    let tmp = path.with_file_name(format!(
-        ".{}.{}-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = temp_name(path);
     let mut tee = Command::new("tee")
         .arg(&tmp)
         .stdin(Stdio::piped())
@@ -48,8 +39,45 @@ pub fn write_executable(path: &Path, body: &str) {
         .unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
     let status = tee.wait().expect("wait for tee");
     assert!(status.success(), "tee {} failed: {status}", tmp.display());
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+    put_in_place(&tmp, path);
+}
+
+/// Copies the program `from` to `to` with mode 0755, safe to execute as soon as this
+/// returns (`cp` does the writing, for the reason above).
+pub fn copy_executable(from: &Path, to: &Path) {
+    let tmp = temp_name(to);
+    let status = Command::new("cp")
+        .arg(from)
+        .arg(&tmp)
+        .status()
+        .expect("start cp (coreutils)");
+    assert!(
+        status.success(),
+        "cp {} {} failed: {status}",
+        from.display(),
+        tmp.display()
+    );
+    put_in_place(&tmp, to);
+}
+
+/// A name next to `path` that no other writer uses.
+fn temp_name(path: &Path) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = path
+        .file_name()
+        .unwrap_or_else(|| panic!("{} has no file name", path.display()));
+    path.with_file_name(format!(
+        ".{}.{}-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Makes `tmp` executable and renames it to `path`.
+fn put_in_place(tmp: &Path, path: &Path) {
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755))
         .unwrap_or_else(|e| panic!("chmod {}: {e}", tmp.display()));
-    std::fs::rename(&tmp, path)
+    std::fs::rename(tmp, path)
         .unwrap_or_else(|e| panic!("renaming {} to {}: {e}", tmp.display(), path.display()));
 }
