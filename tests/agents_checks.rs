@@ -201,7 +201,11 @@ fn run(program: &str, args: &[&str]) {
 
 /// Node (192.0.2.1) and peer (192.0.2.2) on a veth; `None` when not root.
 fn pair() -> Option<(Netns, Netns)> {
-    if !support::root_or_skip("agents_checks (ping checks)") {
+    let test = "agents_checks (ping checks)";
+    if !support::root_or_skip(test)
+        || !support::require_tool(test, "ping", "iputils-ping")
+        || !support::require_tool(test, "nft", "nftables")
+    {
         return None;
     }
     let node = Netns::new();

@@ -38,7 +38,11 @@ fn fence_lab() -> String {
 
 #[tokio::test]
 async fn fence_dummy_powers_off_and_confirms() {
-    if !require(FENCE_DUMMY, "fence-agents") {
+    if !require(
+        "fence_dummy_powers_off_and_confirms",
+        FENCE_DUMMY,
+        "fence-agents",
+    ) {
         return;
     }
     let dir = TempDir::new("fdummy");

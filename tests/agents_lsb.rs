@@ -18,7 +18,8 @@ const NGINX: &str = "/etc/init.d/nginx";
 
 #[tokio::test]
 async fn debian_nginx_init_script() {
-    if !require(NGINX, "nginx-light") || !require("/usr/sbin/nginx", "nginx-light") {
+    let test = "debian_nginx_init_script";
+    if !require(test, NGINX, "nginx-light") || !require(test, "/usr/sbin/nginx", "nginx-light") {
         return;
     }
     // nginx keeps its pid in /run/nginx.pid: one already running on this machine would

@@ -16,7 +16,7 @@ const DUMMY: &str = "/usr/lib/ocf/resource.d/heartbeat/Dummy";
 const IPADDR2: &str = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2";
 
 fn require_agent(path: &str) -> bool {
-    require(path, "resource-agents")
+    require("agents_ocf", path, "resource-agents")
 }
 
 fn ocf_resource(name: &str, agent_type: &str, params: &[(&str, &str)]) -> ResourceConfig {
@@ -233,14 +233,12 @@ async fn agents_see_the_interval_and_timeout_pacemaker_would_pass() {
     std::fs::create_dir_all(&agent_dir).unwrap();
     let log = dir.join("calls.log");
     let agent = agent_dir.join("Recorder");
-    std::fs::write(
+    support::script::write_executable(
         &agent,
         "#!/bin/sh\n[ \"$1\" = meta-data ] && exit 0\n\
          echo \"$1 interval=$OCF_RESKEY_CRM_meta_interval timeout=$OCF_RESKEY_CRM_meta_timeout\" \
          >> \"$OCF_RESKEY_log\"\nexit 0\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let r = ocf_resource("rec", "Recorder", &[("log", &log.display().to_string())]);
     let launch = Launch {
         ocf_root: Some(dir.0.clone()),

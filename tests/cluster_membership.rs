@@ -129,7 +129,7 @@ fn send_from_client(lab: &Lab, to: SocketAddr, datagrams: Vec<Vec<u8>>) {
 
 #[test]
 fn three_nodes_join_detect_a_crash_survive_a_cut_link_and_count_bad_packets() {
-    if !support::root_or_skip(
+    if !support::lab::lab_or_skip(
         "three_nodes_join_detect_a_crash_survive_a_cut_link_and_count_bad_packets",
     ) {
         return;

@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::{Command as Proc, Output, Stdio};
 use std::time::Duration;
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
@@ -57,7 +58,7 @@ fn fails(lab: &Lab, node: usize, args: &[&str], code: i32) -> String {
 
 #[test]
 fn admin_commands_round_trip_through_real_daemons() {
-    if !support::root_or_skip("admin_commands_round_trip_through_real_daemons") {
+    if !support::lab::lab_or_skip("admin_commands_round_trip_through_real_daemons") {
         return;
     }
     let mut lab = build(3, GROUPS);
@@ -252,7 +253,7 @@ fn replace_line(text: &str, prefix: &str, with: &str) -> String {
 
 #[test]
 fn reload_hostile_input_and_metrics_on_a_real_daemon() {
-    if !support::root_or_skip("reload_hostile_input_and_metrics_on_a_real_daemon") {
+    if !support::lab::lab_or_skip("reload_hostile_input_and_metrics_on_a_real_daemon") {
         return;
     }
     let extra = format!("{GROUPS}metrics:\n  listen: 127.0.0.1:9405\n");
@@ -424,10 +425,11 @@ fn run(cmd: &[&str]) {
     assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
 }
 
-fn as_user(lab: &Lab, user: &str, args: &[&str]) -> Output {
+/// `tandemctl` (the copy at `tandemctl`) run as `user` against n1.
+fn as_user(lab: &Lab, tandemctl: &Path, user: &str, args: &[&str]) -> Output {
     Proc::new("runuser")
         .args(["-u", user, "--"])
-        .arg(&lab.spec().tandemctl)
+        .arg(tandemctl)
         .arg("--socket")
         .arg(lab.socket_path(1))
         .args(args)
@@ -438,7 +440,8 @@ fn as_user(lab: &Lab, user: &str, args: &[&str]) -> Output {
 
 #[test]
 fn the_tandem_group_may_read_but_not_act_and_strangers_are_refused() {
-    if !support::root_or_skip("the_tandem_group_may_read_but_not_act_and_strangers_are_refused") {
+    if !support::lab::lab_or_skip("the_tandem_group_may_read_but_not_act_and_strangers_are_refused")
+    {
         return;
     }
     // The group must exist before the daemon starts: it sets the socket's group then.
@@ -481,23 +484,27 @@ fn the_tandem_group_may_read_but_not_act_and_strangers_are_refused() {
     for d in [lab.dir().to_path_buf(), node_dir] {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711)).expect("chmod");
     }
+    // The test users run a copy: the build tree may be where they cannot reach it (a
+    // checkout under /root, which is 0700, as on a fresh machine set up as root).
+    let tandemctl = lab.dir().join("tandemctl");
+    support::script::copy_executable(&lab.spec().tandemctl, &tandemctl);
 
-    let out = as_user(&lab, &member, &["status", "--json"]);
+    let out = as_user(&lab, &tandemctl, &member, &["status", "--json"]);
     assert!(out.status.success(), "member status: {}", text(&out.stderr));
-    let out = as_user(&lab, &member, &["events"]);
+    let out = as_user(&lab, &tandemctl, &member, &["events"]);
     assert!(out.status.success(), "member events: {}", text(&out.stderr));
-    let out = as_user(&lab, &member, &["move", "www"]);
+    let out = as_user(&lab, &tandemctl, &member, &["move", "www"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("permission denied: `move` needs root"),
         "{}",
         text(&out.stderr)
     );
-    let out = as_user(&lab, &member, &["maintenance", "on"]);
+    let out = as_user(&lab, &tandemctl, &member, &["maintenance", "on"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 
     // A stranger is stopped by the socket's mode...
-    let out = as_user(&lab, &stranger, &["status"]);
+    let out = as_user(&lab, &tandemctl, &stranger, &["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("Permission denied"),
@@ -507,7 +514,7 @@ fn the_tandem_group_may_read_but_not_act_and_strangers_are_refused() {
     // ...and, should the mode be opened up, by the daemon's own check.
     std::fs::set_permissions(lab.socket_path(1), std::fs::Permissions::from_mode(0o666))
         .expect("chmod socket");
-    let out = as_user(&lab, &stranger, &["status"]);
+    let out = as_user(&lab, &tandemctl, &stranger, &["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("only root and members of group `tandem`"),

@@ -78,9 +78,7 @@ fn build() -> Lab {
     });
     let dir = lab.dir().to_str().expect("UTF-8 lab dir").to_string();
     let script = lab.dir().join("svc.sh");
-    std::fs::write(&script, SERVICE.replace(LABDIR, &dir)).expect("write svc.sh");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    support::script::write_executable(&script, &SERVICE.replace(LABDIR, &dir));
     for node in 1..=3 {
         let path = lab.config_path(node);
         let yaml = std::fs::read_to_string(&path).expect("read config");

@@ -11,7 +11,7 @@ use tandem::lab::bench::{self, BenchConfig, Fault};
 
 #[test]
 fn two_power_losses_move_the_vip_and_the_client_follows() {
-    if !support::root_or_skip("lab_bench") {
+    if !support::lab::lab_or_skip("lab_bench") {
         return;
     }
     let cfg = BenchConfig {
@@ -76,7 +76,7 @@ fn two_power_losses_move_the_vip_and_the_client_follows() {
 /// and each daemon's memory and CPU are measured (from /proc, so non-zero).
 #[test]
 fn a_healthy_loaded_cluster_has_no_false_positives_and_its_footprint_is_measured() {
-    if !support::root_or_skip("lab_bench") {
+    if !support::lab::lab_or_skip("lab_bench") {
         return;
     }
     use tandem::lab::steady::{self, SteadyConfig};

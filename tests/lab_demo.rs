@@ -1,7 +1,7 @@
 //! End-to-end tests of `tandem-lab demo`: the real binary against real daemons in
-//! network namespaces. They need root (skipped with a message without it, failed under
-//! CI: `support::root_or_skip`), iproute2 and nftables (they fail when those are
-//! missing; CI installs them). Besides the narrated takeover, they check the promise that
+//! network namespaces. They need root, iproute2 and nftables (without them they are
+//! skipped with one line saying what is missing, and fail under CI:
+//! `support::lab::lab_or_skip`). Besides the narrated takeover, they check the promise that
 //! matters most to someone trying tandem on their machine: nothing is left behind, also
 //! when the demo is interrupted.
 
@@ -21,24 +21,9 @@ const RUN_BOUND: Duration = Duration::from_secs(150);
 /// How long an interrupted demo may take to tear down and exit.
 const INTERRUPT_BOUND: Duration = Duration::from_secs(30);
 
-/// Root (see `support::root_or_skip`), then `ip` and `nft`, which must be there.
+/// Root, `ip` and `nft` (see `support::lab::lab_or_skip`).
 fn require_lab_tools() -> bool {
-    if !support::root_or_skip("lab_demo") {
-        return false;
-    }
-    for tool in ["ip", "nft"] {
-        let ok = Command::new(tool)
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "`{tool}` is missing: apt-get install -y iproute2 nftables"
-        );
-    }
-    true
+    support::lab::lab_or_skip("lab_demo")
 }
 
 fn spawn_demo() -> Child {

@@ -256,10 +256,8 @@ esac
 "#;
 
 fn lsb_lab(dir: &std::path::Path) -> Lab {
-    use std::os::unix::fs::PermissionsExt;
     let script = dir.join("lsbsvc");
-    std::fs::write(&script, LSB_SCRIPT).expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    support::script::write_executable(&script, LSB_SCRIPT);
     let spec = LabSpec {
         nodes: 3,
         witnesses: vec![3],

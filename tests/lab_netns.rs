@@ -1,6 +1,6 @@
 //! Integration tests of the network-namespace lab itself. They need root, iproute2,
-//! nftables and ping; when those are missing they FAIL (CI installs them) rather than
-//! silently pass. tandemd is replaced by a shell stand-in, so these tests do not depend
+//! nftables and ping; when those are missing they are skipped with one line naming the
+//! package (under CI they fail: .ci/run installs them). tandemd is replaced by a shell stand-in, so these tests do not depend
 //! on the daemon.
 
 mod support;
@@ -28,12 +28,10 @@ fn standin(tag: &str) -> TempScript {
         "tandem-lab-standin-{}-{tag}.sh",
         std::process::id()
     ));
-    fs::write(
+    support::script::write_executable(
         &path,
         "#!/bin/sh\necho \"standin args: $*\"\nip -o addr show\ntrap 'echo got-term; exit 0' TERM\nsleep 600 &\nwait $!\n",
-    )
-    .expect("write stand-in script");
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod stand-in");
+    );
     TempScript(path)
 }
 
@@ -47,21 +45,20 @@ fn spec(script: &TempScript) -> LabSpec {
     }
 }
 
+/// Root, the lab's tools and ping (see the module comment); false: skip.
+fn ready(test: &str) -> bool {
+    support::lab::lab_or_skip(test) && support::require_tool(test, "ping", "iputils-ping")
+}
+
 fn build(spec: LabSpec) -> Lab {
-    Lab::build(spec).unwrap_or_else(|e| {
-        panic!("cannot build the lab: {e}\n(these tests need root, iproute2, nftables and iputils-ping; .ci/run installs them)")
-    })
+    Lab::build(spec).unwrap_or_else(|e| panic!("cannot build the lab: {e}"))
 }
 
 fn can_ping(lab: &Lab, from: Ns, to: std::net::IpAddr) -> bool {
     let to = to.to_string();
     let out = lab
         .exec(from, &["ping", "-c1", "-W1", &to])
-        .unwrap_or_else(|e| panic!("running ping: {e} (is iputils-ping installed?)"));
-    if out.status.code() == Some(127) || String::from_utf8_lossy(&out.stderr).contains("not found")
-    {
-        panic!("ping is not installed: apt-get install -y iputils-ping");
-    }
+        .unwrap_or_else(|e| panic!("running ping: {e}"));
     out.status.success()
 }
 
@@ -114,7 +111,7 @@ fn host_network() -> Vec<String> {
 
 #[test]
 fn links_cut_heal_and_partition() {
-    if !support::root_or_skip("links_cut_heal_and_partition") {
+    if !ready("links_cut_heal_and_partition") {
         return;
     }
     let script = standin("links");
@@ -227,7 +224,7 @@ fn links_cut_heal_and_partition() {
 
 #[test]
 fn daemons_run_inside_their_namespace_and_obey_signals() {
-    if !support::root_or_skip("daemons_run_inside_their_namespace_and_obey_signals") {
+    if !ready("daemons_run_inside_their_namespace_and_obey_signals") {
         return;
     }
     let script = standin("daemons");
@@ -343,7 +340,7 @@ fn daemons_run_inside_their_namespace_and_obey_signals() {
 
 #[test]
 fn concurrent_labs_do_not_collide() {
-    if !support::root_or_skip("concurrent_labs_do_not_collide") {
+    if !ready("concurrent_labs_do_not_collide") {
         return;
     }
     let script = standin("concurrent");
@@ -367,7 +364,7 @@ fn concurrent_labs_do_not_collide() {
 
 #[test]
 fn drop_on_panic_removes_everything() {
-    if !support::root_or_skip("drop_on_panic_removes_everything") {
+    if !ready("drop_on_panic_removes_everything") {
         return;
     }
     let script = standin("panic");
@@ -411,7 +408,7 @@ fn drop_on_panic_removes_everything() {
 
 #[test]
 fn teardown_is_idempotent_and_cleanup_stale_spares_live_labs() {
-    if !support::root_or_skip("teardown_is_idempotent_and_cleanup_stale_spares_live_labs") {
+    if !ready("teardown_is_idempotent_and_cleanup_stale_spares_live_labs") {
         return;
     }
     let script = standin("idem");
@@ -444,7 +441,7 @@ fn teardown_is_idempotent_and_cleanup_stale_spares_live_labs() {
 
 #[test]
 fn ipv6_lab_links_work() {
-    if !support::root_or_skip("ipv6_lab_links_work") {
+    if !ready("ipv6_lab_links_work") {
         return;
     }
     let script = standin("v6");

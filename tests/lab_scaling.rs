@@ -63,7 +63,7 @@ fn keepalived_and_tandem_fail_over_side_by_side() {
     let Some(_serial) = support::lab::serial_lab_test("lab_scaling") else {
         return;
     };
-    if !support::require(keepalived::KEEPALIVED, "keepalived") {
+    if !support::require("lab_scaling", keepalived::KEEPALIVED, "keepalived") {
         return;
     }
     let cfg = VsConfig {

@@ -107,7 +107,7 @@ fn lab_with_service(extra: &str) -> (Lab, u32, u32) {
 
 #[test]
 fn only_the_heartbeat_thread_runs_realtime_and_memory_is_locked() {
-    if !support::root_or_skip("only_the_heartbeat_thread_runs_realtime_and_memory_is_locked") {
+    if !support::lab::lab_or_skip("only_the_heartbeat_thread_runs_realtime_and_memory_is_locked") {
         return;
     }
     let (lab, daemon, svc) = lab_with_service("");
@@ -162,7 +162,7 @@ fn assert_guard_outranks_worker(mut lab: Lab, worker: u32) {
 
 #[test]
 fn realtime_and_mlockall_can_be_switched_off() {
-    if !support::root_or_skip("realtime_and_mlockall_can_be_switched_off") {
+    if !support::lab::lab_or_skip("realtime_and_mlockall_can_be_switched_off") {
         return;
     }
     let (lab, daemon, _svc) = lab_with_service(

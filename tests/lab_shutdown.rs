@@ -32,7 +32,7 @@ fn owner(lab: &Lab, node: usize) -> Option<String> {
 
 #[test]
 fn sigterm_hands_the_vip_over_before_the_daemon_exits() {
-    if !support::root_or_skip("sigterm_hands_the_vip_over_before_the_daemon_exits") {
+    if !support::lab::lab_or_skip("sigterm_hands_the_vip_over_before_the_daemon_exits") {
         return;
     }
     let spec = LabSpec {

@@ -49,7 +49,7 @@ fn fake_watchdog(dir: &std::path::Path) -> (std::path::PathBuf, Arc<Fed>) {
 
 #[test]
 fn guards_feed_the_watchdog_peers_wait_for_it_and_a_clean_stop_disarms_it() {
-    if !support::root_or_skip("lab_watchdog") {
+    if !support::lab::lab_or_skip("lab_watchdog") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("tandem-wd-{}", std::process::id()));

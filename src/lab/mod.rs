@@ -21,6 +21,7 @@ mod render;
 pub mod service;
 pub mod stall;
 pub mod steady;
+pub mod tools;
 pub mod topology;
 
 use std::collections::BTreeSet;
@@ -69,7 +70,7 @@ pub enum LabError {
         "the tandem lab must run as root (it creates network namespaces); effective uid is {0}"
     )]
     NotRoot(u32),
-    #[error("`{tool}` is not installed or not runnable; install {package} (apt-get install -y {package})")]
+    #[error("`{tool}` is not installed or not runnable: apt-get install -y {package} (scripts/setup-test-host installs all the lab needs)")]
     ToolMissing { tool: String, package: String },
     #[error("invalid lab spec: {0}")]
     Spec(String),
@@ -217,11 +218,11 @@ pub fn preflight() -> Result<(), LabError> {
     if euid != 0 {
         return Err(LabError::NotRoot(euid));
     }
-    for (tool, package) in [("ip", "iproute2"), ("nft", "nftables")] {
+    for tool in ["ip", "nft"] {
         if !netns::tool_available(tool) {
             return Err(LabError::ToolMissing {
                 tool: tool.into(),
-                package: package.into(),
+                package: tools::package_of(tool).unwrap_or(tool).into(),
             });
         }
     }
@@ -652,9 +653,13 @@ impl Lab {
             .stdout(log)
             .stderr(log_err)
             .process_group(0);
-        let child = command
-            .spawn()
-            .map_err(io_err(format!("starting `{}` in {ns_name}", cmd.join(" "))))?;
+        let child = command.spawn().map_err(|e| {
+            tools::spawn_error(
+                program,
+                format!("starting `{}` in {ns_name}", cmd.join(" ")),
+                e,
+            )
+        })?;
         let spawned = Spawned {
             pid: child.id(),
             log: log_path,

@@ -68,11 +68,18 @@ fn output_with_stdin(
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(io_err)?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| spawn_error(&cmd, format!("running `{cmdline}`"), e))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes()).map_err(io_err)?;
     }
     child.wait_with_output().map_err(io_err)
+}
+
+/// `command`'s spawn failure, naming the package when its program is missing.
+fn spawn_error(command: &Command, context: String, e: io::Error) -> LabError {
+    super::tools::spawn_error(&command.get_program().to_string_lossy(), context, e)
 }
 
 /// A `Command` that joins the named network namespace between fork and exec, so the pid
@@ -140,7 +147,9 @@ pub fn output_with_timeout(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = command.spawn().map_err(io_err)?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| spawn_error(&command, format!("running `{cmdline}`"), e))?;
     // Drain before feeding stdin so a chatty child cannot fill a pipe and deadlock us.
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());

@@ -64,12 +64,10 @@ impl TempDir {
         self.0.join(name)
     }
 
-    /// Writes an executable script.
+    /// Writes an executable script, safe to run at once (see `support::script`).
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
         let p = self.join(name);
-        std::fs::write(&p, body).expect("write script");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        super::script::write_executable(&p, body);
         p
     }
 }

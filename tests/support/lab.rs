@@ -9,11 +9,29 @@ use tandem::lab::{wait_until, Lab};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// The root rule, then the tools the lab itself runs (`ip`, `nft`; `lab::preflight`):
+/// true to go ahead, false to skip with one line naming the package (under CI: fail).
+pub fn lab_or_skip(test: &str) -> bool {
+    if !super::root_or_skip(test) {
+        return false;
+    }
+    match tandem::lab::preflight() {
+        Ok(()) => true,
+        Err(e) => super::skip_or_fail(test, &e.to_string()),
+    }
+}
+
 /// Begins a lab test that must not overlap the others of its binary (the box has two
-/// cores and the tests measure timing): the root rule, then the binary's lock, held
+/// cores and the tests measure timing): `lab_or_skip`, then the binary's lock, held
 /// until the guard drops. None: skip the test.
 pub fn serial_lab_test(test: &str) -> Option<MutexGuard<'static, ()>> {
-    super::root_or_skip(test).then(|| SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
+    lab_or_skip(test).then(|| SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// `serial_lab_test` for a test that also runs `ping` inside the lab.
+pub fn serial_ping_lab_test(test: &str) -> Option<MutexGuard<'static, ()>> {
+    let guard = serial_lab_test(test)?;
+    super::require_tool(test, "ping", "iputils-ping").then_some(guard)
 }
 
 /// How often a status is polled.
