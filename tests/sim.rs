@@ -16,7 +16,22 @@ fn seeds() -> u64 {
 
 #[test]
 fn sweep() {
-    let total = seeds();
+    sweep_family("sim sweep", seeds(), sim::run_seed);
+}
+
+/// Every cluster with an external arbiter (etcd's lease semantics: expiry on its own
+/// clock, leader changes that extend leases, outages, slowness, nodes cut off from it);
+/// two-node clusters count on it instead of `two_node`. A quarter of `TANDEM_SIM_SEEDS`.
+#[test]
+fn arbiter_sweep() {
+    sweep_family("arbiter sweep", seeds().div_ceil(4), sim::run_arbiter_seed);
+}
+
+fn sweep_family(
+    label: &str,
+    total: u64,
+    run: fn(u64) -> Result<sim::Outcome, Box<sim::Violation>>,
+) {
     let next = Arc::new(AtomicU64::new(0));
     let failures: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let steps = Arc::new(AtomicU64::new(0));
@@ -34,7 +49,7 @@ fn sweep() {
                 if seed >= total {
                     return;
                 }
-                match sim::run_seed(seed) {
+                match run(seed) {
                     Ok(o) => {
                         steps.fetch_add(o.steps, Ordering::Relaxed);
                     }
@@ -54,7 +69,7 @@ fn sweep() {
     }
     let failures = failures.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!(
-        "sim sweep: {total} seeds, {} steps, {:.1} s, {} failures",
+        "{label}: {total} seeds, {} steps, {:.1} s, {} failures",
         steps.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
         failures.len()
@@ -106,6 +121,24 @@ fn the_sweep_catches_a_lease_guard_that_acts_after_the_lease_ended() {
     });
     let v = found.expect("a late guard was not caught in 500 seeds");
     assert!(v.invariant.contains("lease"), "{}", v.invariant);
+}
+
+#[test]
+fn the_sweep_catches_an_arbiter_vote_counted_from_its_answer() {
+    // The arbiter's vote lasts `ttl` from when etcd received the request; a node can
+    // only bound that by the time it asked. Counting from the answer's arrival instead
+    // outlives the arbiter's lease whenever the answer was slow.
+    let found = (0..500u64).find_map(|seed| {
+        let mut s = sim::Scenario::random_with_arbiter(seed);
+        s.bug = tandem::core::node::PlantedBug::ArbiterAnswerTime;
+        sim::Sim::new(s).run().err()
+    });
+    let v = found.expect("an arbiter vote counted from its answer was not caught in 500 seeds");
+    assert!(
+        v.invariant.contains("lease") || v.invariant.contains("one node"),
+        "{}",
+        v.invariant
+    );
 }
 
 /// FNV-1a: a digest that does not depend on the standard library's hasher keys.

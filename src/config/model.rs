@@ -370,6 +370,7 @@ impl Config {
                 two_node: self.quorum.two_node,
                 wait_for_all: self.quorum.wait_for_all,
                 no_quorum_policy: self.quorum.no_quorum_policy,
+                arbiter: None,
             },
             fencing: FencingSpec {
                 mode,

@@ -197,6 +197,9 @@ impl<E: Executor> HeartbeatLoop<E> {
             Action::Send(hb) => self.send(&hb),
             // Synchronous on purpose: the contract is "durable before any later action".
             Action::Persist(state) => self.state.save(&state)?,
+            // The config builds no arbiter into the core's spec until the daemon has an
+            // arbiter client: a core without one never asks.
+            Action::Arbiter(_) => {}
             Action::Event(event) => {
                 let record = events::record(&self.spec, &event, clock::realtime_ns() / 1_000_000);
                 // The fields are the shared contract with log readers (the lab): they

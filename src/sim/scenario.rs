@@ -5,7 +5,7 @@
 use crate::core::ids::{GroupId, NodeId};
 use crate::core::node::PlantedBug;
 use crate::core::spec::{
-    ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail, QuorumSpec,
+    ArbiterSpec, ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail, QuorumSpec,
     Timing,
 };
 use rand::{Rng, SeedableRng};
@@ -129,6 +129,16 @@ pub enum ScriptedFault {
 impl Scenario {
     /// The random scenario family that the seeded test sweeps.
     pub fn random(seed: u64) -> Scenario {
+        Scenario::random_family(seed, false)
+    }
+
+    /// The random family with an arbiter in every cluster (a two-node cluster then
+    /// relies on it instead of `two_node`): the arbiter's own sweep.
+    pub fn random_with_arbiter(seed: u64) -> Scenario {
+        Scenario::random_family(seed, true)
+    }
+
+    fn random_family(seed: u64, force_arbiter: bool) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a6e_6465_6d5f_7369);
         let (nodes, two_node) = random_nodes(&mut rng);
         let (fencing, policy) = random_policies(&mut rng);
@@ -157,6 +167,7 @@ impl Scenario {
                 two_node,
                 wait_for_all: two_node,
                 no_quorum_policy: policy,
+                arbiter: None,
             },
             fencing: FencingSpec {
                 mode: fencing,
@@ -175,6 +186,7 @@ impl Scenario {
         let mut script = rolling_reload(&mut rng, &spec, chaos);
         guard_faults(&mut rng, &mut faults, fence_always);
         watchdog(&mut rng, &mut spec, &mut script);
+        arbiter(&mut rng, &mut spec, &mut script, force_arbiter);
         Scenario {
             seed,
             drift_ppm,
@@ -340,6 +352,34 @@ fn watchdog(
     }
 }
 
+/// One scenario in four (every one when `force`) has an external arbiter with a TTL
+/// of one to one and a half deadtimes; a two-node cluster then counts on it instead of
+/// `two_node` (the layout it exists for). Drawn last, so older seeds keep their
+/// clusters; the reloads carry it too (a quorum change would be refused).
+fn arbiter(
+    rng: &mut ChaCha8Rng,
+    spec: &mut ClusterSpec,
+    script: &mut [(Duration, ScriptedFault)],
+    force: bool,
+) {
+    if !force && !rng.random_bool(0.25) {
+        return;
+    }
+    let deadtime = spec.timing.deadtime;
+    let extra = rng.random_range(0..=deadtime.as_nanos() as u64 / 2);
+    let ttl = deadtime + Duration::from_nanos(extra);
+    let apply = |spec: &mut ClusterSpec| {
+        spec.quorum.two_node = false;
+        spec.quorum.arbiter = Some(ArbiterSpec { ttl });
+    };
+    apply(spec);
+    for (_, f) in script.iter_mut() {
+        if let ScriptedFault::Reload(_, new) = f {
+            apply(new);
+        }
+    }
+}
+
 /// Sometimes (one scenario in four) an admin edits the config during the chaos and
 /// reloads it node by node: a resource added, priorities changed, a group added or
 /// removed. Drawn after everything else so that adding it kept every older seed's
@@ -422,6 +462,7 @@ impl ScenarioBuilder {
                 two_node: false,
                 wait_for_all: false,
                 no_quorum_policy: NoQuorumPolicy::Stop,
+                arbiter: None,
             },
             fencing: FencingSpec {
                 mode: FenceMode::Off,

@@ -57,6 +57,7 @@ impl Spec {
                 two_node: false,
                 wait_for_all: false,
                 no_quorum_policy: NoQuorumPolicy::Stop,
+                arbiter: None,
             },
             fencing: FencingSpec {
                 mode: FenceMode::WhenNeeded,
