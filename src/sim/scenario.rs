@@ -5,8 +5,8 @@
 use crate::core::ids::{GroupId, NodeId};
 use crate::core::node::PlantedBug;
 use crate::core::spec::{
-    ArbiterSpec, ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail, QuorumSpec,
-    Timing,
+    ArbiterSpec, ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail,
+    QuorumSpec, Timing,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -124,6 +124,10 @@ pub enum ScriptedFault {
     CarrierLoss(usize),
     /// `tandemctl reload` on this node with this config.
     Reload(usize, Box<crate::core::ClusterSpec>),
+    /// The arbiter's requests and answers are slow (up to two deadtimes each way).
+    ArbiterSlow(Duration),
+    /// This node cannot reach the arbiter for this long.
+    ArbiterCut(usize, Duration),
 }
 
 impl Scenario {
@@ -578,6 +582,13 @@ impl ScenarioBuilder {
         t.warntime = deadtime / 2;
         t.initdead = deadtime * 2;
         t.stop_before_lease_end = Timing::default_stop_before_lease_end(interval, deadtime);
+        self
+    }
+
+    /// An external arbiter with this TTL (instead of `two_node`).
+    pub fn arbiter(mut self, ttl: Duration) -> Self {
+        self.scenario.spec.quorum.two_node = false;
+        self.scenario.spec.quorum.arbiter = Some(ArbiterSpec { ttl });
         self
     }
 

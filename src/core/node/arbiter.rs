@@ -25,16 +25,6 @@ pub(super) struct ArbiterView {
     pub(super) failed: Option<Instant>,
 }
 
-/// The arbiter's vote as `tandemctl status` shows it, per group, from this node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArbiterVoteStatus {
-    /// Who the arbiter gives the vote to, as far as this node knows (`None`: nobody
-    /// it heard of).
-    pub holder: Option<NodeId>,
-    /// When this node holds it: how long the vote still counts here.
-    pub left: Option<Duration>,
-}
-
 impl Node {
     fn arbiter_spec(&self) -> Option<ArbiterSpec> {
         self.spec.quorum.arbiter
@@ -174,7 +164,9 @@ impl Node {
             };
             let held = self.arbiter.held.get(&g.id).map(|(t, _)| *t);
             match (claimed, held) {
-                (Some(term), Some(t)) if t == term => asks.push(ArbiterAsk::Keep { group: g.id, term }),
+                (Some(term), Some(t)) if t == term => {
+                    asks.push(ArbiterAsk::Keep { group: g.id, term })
+                }
                 (Some(term), _) => asks.push(ArbiterAsk::Claim { group: g.id, term }),
                 (None, Some(term)) => asks.push(ArbiterAsk::Release { group: g.id, term }),
                 (None, None) => {}
@@ -193,33 +185,5 @@ impl Node {
             asks.into_iter()
                 .map(|ask| Action::Arbiter(ArbiterRequest { asked_at: now, ask })),
         );
-    }
-
-    /// The arbiter's vote for each group, for status.
-    pub(super) fn arbiter_votes(&self, now: Instant) -> BTreeMap<GroupId, ArbiterVoteStatus> {
-        let mut votes = BTreeMap::new();
-        if self.arbiter_spec().is_none() {
-            return votes;
-        }
-        for g in &self.groups {
-            let mine = self
-                .arbiter
-                .held
-                .get(&g.id)
-                .and_then(|(t, _)| self.arbiter_vote_until(g.id, *t))
-                .filter(|until| now < *until);
-            let status = match mine {
-                Some(until) => ArbiterVoteStatus {
-                    holder: Some(self.me),
-                    left: Some(until.saturating_since(now)),
-                },
-                None => ArbiterVoteStatus {
-                    holder: self.arbiter.held_by.get(&g.id).map(|(n, _)| *n),
-                    left: None,
-                },
-            };
-            votes.insert(g.id, status);
-        }
-        votes
     }
 }

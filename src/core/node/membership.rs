@@ -287,11 +287,11 @@ impl Node {
         };
         mine + arbiter
             + self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.up)
-            .map(|(id, _)| self.spec.node(*id).map(|n| n.votes).unwrap_or(0))
-            .sum::<u32>()
+                .peers
+                .iter()
+                .filter(|(_, p)| p.up)
+                .map(|(id, _)| self.spec.node(*id).map(|n| n.votes).unwrap_or(0))
+                .sum::<u32>()
     }
 
     /// A node that just started may have forgotten promises it made before: it grants

@@ -66,7 +66,6 @@ mod status;
 mod tests;
 
 use arbiter::ArbiterView;
-pub use arbiter::ArbiterVoteStatus;
 use fencing::{FenceJob, FenceNeed, FenceWhy, Fences};
 use group::{AfterStop, Goal, GroupState, Known, Promise, Res, Role};
 use membership::Peer;

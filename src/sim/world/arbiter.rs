@@ -168,14 +168,7 @@ impl Sim {
             );
             return;
         }
-        self.push(
-            self.now + delay,
-            Ev::ArbiterArrive {
-                node: i,
-                inc,
-                req,
-            },
-        );
+        self.push(self.now + delay, Ev::ArbiterArrive { node: i, inc, req });
     }
 
     fn arbiter_delay(&mut self, slow: bool) -> u64 {
@@ -292,6 +285,28 @@ impl Sim {
             }
         }
         self.note(format!("  the arbiter is cut from nodes {now_cut:?}"));
+    }
+
+    /// Scripted: the arbiter is slow for `d`.
+    pub(super) fn arbiter_slow(&mut self, d: u64) {
+        let until = self.now + d;
+        if let Some(arb) = self.arbiter.as_mut() {
+            arb.slow_until = arb.slow_until.max(until);
+        }
+        self.note(format!("SCRIPT arbiter slow for {:.0} ms", ms(d)));
+    }
+
+    /// Scripted: node `i` cannot reach the arbiter for `d`.
+    pub(super) fn arbiter_cut(&mut self, i: usize, d: u64) {
+        let until = self.now + d;
+        if let Some(arb) = self.arbiter.as_mut() {
+            arb.cut_until.insert(i, until);
+        }
+        self.note(format!(
+            "SCRIPT {} cut from the arbiter for {:.0} ms",
+            self.name(i),
+            ms(d)
+        ));
     }
 
     pub(super) fn heal_arbiter(&mut self) {

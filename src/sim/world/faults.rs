@@ -378,6 +378,8 @@ impl Sim {
                     }
                 }
             }
+            ScriptedFault::ArbiterSlow(d) => self.arbiter_slow(dur(d)),
+            ScriptedFault::ArbiterCut(i, d) => self.arbiter_cut(i, dur(d)),
         }
         Ok(())
     }
