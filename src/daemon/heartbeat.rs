@@ -197,9 +197,16 @@ impl<E: Executor> HeartbeatLoop<E> {
             Action::Send(hb) => self.send(&hb),
             // Synchronous on purpose: the contract is "durable before any later action".
             Action::Persist(state) => self.state.save(&state)?,
-            // The config builds no arbiter into the core's spec until the daemon has an
-            // arbiter client: a core without one never asks.
-            Action::Arbiter(_) => {}
+            // No etcd client in the daemon yet: an arbiter that never answers is one
+            // that is down, which costs its vote and nothing else (docs/design.md).
+            Action::Arbiter(_) => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(
+                        "quorum.arbiter: this build has no etcd client yet; the arbiter's vote counts as unreachable"
+                    );
+                });
+            }
             Action::Event(event) => {
                 let record = events::record(&self.spec, &event, clock::realtime_ns() / 1_000_000);
                 // The fields are the shared contract with log readers (the lab): they
