@@ -104,6 +104,33 @@ fn write_headline(out: &mut String, r: &StatusReport) {
         v.quorum_votes,
         if v.quorate { "quorate" } else { "NOT QUORATE" },
     );
+    if let Some(a) = &v.arbiter {
+        write_arbiter(out, a);
+    }
+}
+
+/// The arbiter's line: reachable or not, and who holds each group's vote.
+fn write_arbiter(out: &mut String, a: &crate::core::status::ArbiterStatus) {
+    let reach = match (a.reachable, a.last_answer_ms) {
+        (true, _) => "reachable".to_string(),
+        (false, Some(ms)) => format!("UNREACHABLE (last answer {ms} ms ago)"),
+        (false, None) => "UNREACHABLE (never answered)".to_string(),
+    };
+    let votes: Vec<String> = a
+        .votes
+        .iter()
+        .map(|v| match (&v.holder, v.lease_left_ms) {
+            (Some(h), Some(ms)) => format!("{}: {h} ({ms} ms left)", v.group),
+            (Some(h), None) => format!("{}: {h}", v.group),
+            (None, _) => format!("{}: nobody known", v.group),
+        })
+        .collect();
+    let line = if votes.is_empty() {
+        format!("arbiter: {reach}")
+    } else {
+        format!("arbiter: {reach}; vote {}", votes.join(", "))
+    };
+    let _ = writeln!(out, "{}", clip(&line, WIDTH));
 }
 
 /// The node table: name (marked local or witness), state, links.

@@ -54,6 +54,8 @@ pub struct HeartbeatLoop<E: Executor> {
     pub guard: super::guarded::GuardReports,
     /// The guard could not be told something: leave as on shutdown.
     pub guard_lost: bool,
+    /// The etcd arbiter's request queue, when `quorum.arbiter` is configured.
+    pub arbiter: Option<super::arbiter::ArbiterLink>,
 }
 
 /// How long a shutdown waits for groups to stop before exiting anyway (below the
@@ -197,15 +199,11 @@ impl<E: Executor> HeartbeatLoop<E> {
             Action::Send(hb) => self.send(&hb),
             // Synchronous on purpose: the contract is "durable before any later action".
             Action::Persist(state) => self.state.save(&state)?,
-            // No etcd client in the daemon yet: an arbiter that never answers is one
-            // that is down, which costs its vote and nothing else (docs/design.md).
-            Action::Arbiter(_) => {
-                static WARNED: std::sync::Once = std::sync::Once::new();
-                WARNED.call_once(|| {
-                    tracing::warn!(
-                        "quorum.arbiter: this build has no etcd client yet; the arbiter's vote counts as unreachable"
-                    );
-                });
+            // Queued for the arbiter thread, never awaited here.
+            Action::Arbiter(request) => {
+                if let Some(link) = &self.arbiter {
+                    link.ask(request);
+                }
             }
             Action::Event(event) => {
                 let record = events::record(&self.spec, &event, clock::realtime_ns() / 1_000_000);

@@ -10,6 +10,7 @@
 use super::*;
 use crate::core::io::{ArbiterAnswer, ArbiterAsk, ArbiterRequest};
 use crate::core::spec::ArbiterSpec;
+use crate::core::status::{ArbiterStatus, ArbiterVote};
 
 /// What this node knows of the arbiter.
 #[derive(Clone, Debug, Default)]
@@ -186,4 +187,40 @@ impl Node {
                 .map(|ask| Action::Arbiter(ArbiterRequest { asked_at: now, ask })),
         );
     }
+
+    /// The arbiter for `tandemctl status`.
+    pub(super) fn arbiter_status(&self, now: Instant) -> Option<ArbiterStatus> {
+        self.arbiter_spec()?;
+        let votes = self
+            .groups
+            .iter()
+            .zip(&self.spec.groups)
+            .map(|(g, gs)| {
+                let mine = self
+                    .arbiter
+                    .held
+                    .get(&g.id)
+                    .and_then(|(t, _)| self.arbiter_vote_until(g.id, *t))
+                    .filter(|until| now < *until);
+                let held_by = self.arbiter.held_by.get(&g.id).map(|(n, _)| self.name(*n));
+                ArbiterVote {
+                    group: gs.name.clone(),
+                    holder: mine.map(|_| self.name(self.me)).or(held_by),
+                    lease_left_ms: mine.map(|u| millis(u.saturating_since(now))),
+                }
+            })
+            .collect();
+        Some(ArbiterStatus {
+            reachable: self.arbiter_reachable(now),
+            last_answer_ms: self
+                .arbiter
+                .heard
+                .map(|at| millis(now.saturating_since(at))),
+            votes,
+        })
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
