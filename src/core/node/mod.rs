@@ -21,8 +21,9 @@
 //!   `freeze` policy) a candidate first fences the previous owner.
 //!
 //! The parts, one file each: `membership` (peers, detectors, quorum), `grants` (the
-//! voter's side), `ownership` (eligibility, ranking, the dispatch by role and the
-//! recorded decision), `owner`, `candidate` and `campaign` (what an owner, a candidate
+//! voter's side), `arbiter` (an external voter: etcd's vote and its lease),
+//! `ownership` (eligibility, ranking, the dispatch by role and the recorded decision),
+//! `owner`, `candidate` and `campaign` (what an owner, a candidate
 //! and an idle node decide), `fencing`, `resources`, `admin` (commands, reloads,
 //! shutdown), `report` (the heartbeat sent) and `status`; `group` is the per-group
 //! state. This file holds the `Node`, its inputs, deadlines and persistence.
