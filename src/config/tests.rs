@@ -1148,7 +1148,7 @@ fn with_arbiter(deadtime: &str, etcd: &str) -> String {
 fn an_etcd_arbiter_defaults_validates_and_adds_a_vote() {
     let c = ok(&with_arbiter(
         "2500ms",
-        "      endpoints: [http://192.0.2.10:2379, https://192.0.2.11:2379]\n",
+        "      endpoints: [http://192.0.2.10:2379, http://192.0.2.11:2379]\n",
     ));
     let etcd = c.quorum.arbiter.clone().expect("arbiter").etcd;
     assert_eq!(etcd.prefix, "/tandem");
@@ -1194,4 +1194,11 @@ fn an_etcd_arbiter_refuses_what_etcd_cannot_honour() {
         &format!("{endpoints}      tls:\n        cert: /etc/tandem/etcd.crt\n"),
     ));
     has(&e, "quorum.arbiter.etcd.tls", "`cert` and `key` together");
+    let https = "      endpoints: [https://192.0.2.10:2379]\n";
+    let e = errs(&with_arbiter("2s", https));
+    has(&e, "quorum.arbiter.etcd", "need `tls.ca`");
+    ok(&with_arbiter(
+        "2s",
+        &format!("{https}      tls:\n        ca: /etc/tandem/etcd-ca.pem\n"),
+    ));
 }

@@ -36,6 +36,7 @@ fn etcd_section(ctx: &mut Ctx, e: raw::RawEtcd, deadtime: Duration) -> Option<Et
         .tls
         .and_then(|t| ctx.lenient("quorum.arbiter.etcd.tls", t));
     let tls = tls.map(|t| tls_section(ctx, t));
+    check_scheme(ctx, &endpoints, tls.as_ref());
     let user = ctx.field(P, "user", e.user);
     let password_file = ctx
         .field(P, "password_file", e.password_file)
@@ -92,6 +93,32 @@ fn endpoints(ctx: &mut Ctx, list: Vec<String>) -> Option<Vec<String>> {
         }
     }
     ok.then_some(list)
+}
+
+/// TLS is all or nothing: `https://` endpoints need the CA that signed etcd's
+/// certificate (no system roots are used), and `tls` with `http://` endpoints would be
+/// ignored silently.
+fn check_scheme(ctx: &mut Ctx, endpoints: &[String], tls: Option<&EtcdTls>) {
+    let https = endpoints
+        .iter()
+        .filter(|e| e.starts_with("https://"))
+        .count();
+    if https != 0 && https != endpoints.len() {
+        ctx.at_value(
+            "quorum.arbiter.etcd.endpoints",
+            "mix of http:// and https:// endpoints: use one scheme for every member",
+        );
+    } else if https != 0 && tls.is_none_or(|t| t.ca.is_none()) {
+        ctx.at_key(
+            "quorum.arbiter.etcd",
+            "https:// endpoints need `tls.ca`, the CA that signed etcd's certificate",
+        );
+    } else if https == 0 && tls.is_some() {
+        ctx.at_key(
+            "quorum.arbiter.etcd.tls",
+            "`tls` is set but the endpoints are http://: use https:// endpoints",
+        );
+    }
 }
 
 fn tls_section(ctx: &mut Ctx, t: raw::RawEtcdTls) -> EtcdTls {
