@@ -47,6 +47,8 @@ pub enum ArbiterError {
     },
     #[error("etcd closed the lease keepalive stream")]
     KeepAliveClosed,
+    #[error("not connected to etcd")]
+    NotConnected,
     #[error("no answer within {0:?}")]
     Timeout(Duration),
 }
@@ -231,10 +233,7 @@ impl Session {
             let client = Client::connect(&self.cfg.endpoints, Some(options)).await?;
             self.client = Some(client);
         }
-        match self.client.as_mut() {
-            Some(c) => Ok(c),
-            None => Err(ArbiterError::KeepAliveClosed),
-        }
+        self.client.as_mut().ok_or(ArbiterError::NotConnected)
     }
 
     fn connect_options(&self) -> Result<ConnectOptions, ArbiterError> {
