@@ -129,6 +129,7 @@ fn spec(n: u16) -> ClusterSpec {
             two_node: false,
             wait_for_all: false,
             no_quorum_policy: NoQuorumPolicy::Stop,
+            arbiter: None,
         },
         fencing: FencingSpec {
             mode: FenceMode::Off,

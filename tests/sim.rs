@@ -16,7 +16,22 @@ fn seeds() -> u64 {
 
 #[test]
 fn sweep() {
-    let total = seeds();
+    sweep_family("sim sweep", seeds(), sim::run_seed);
+}
+
+/// Every cluster with an external arbiter (etcd's lease semantics: expiry on its own
+/// clock, leader changes that extend leases, outages, slowness, nodes cut off from it);
+/// two-node clusters count on it instead of `two_node`. A quarter of `TANDEM_SIM_SEEDS`.
+#[test]
+fn arbiter_sweep() {
+    sweep_family("arbiter sweep", seeds().div_ceil(4), sim::run_arbiter_seed);
+}
+
+fn sweep_family(
+    label: &str,
+    total: u64,
+    run: fn(u64) -> Result<sim::Outcome, Box<sim::Violation>>,
+) {
     let next = Arc::new(AtomicU64::new(0));
     let failures: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let steps = Arc::new(AtomicU64::new(0));
@@ -34,7 +49,7 @@ fn sweep() {
                 if seed >= total {
                     return;
                 }
-                match sim::run_seed(seed) {
+                match run(seed) {
                     Ok(o) => {
                         steps.fetch_add(o.steps, Ordering::Relaxed);
                     }
@@ -54,7 +69,7 @@ fn sweep() {
     }
     let failures = failures.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!(
-        "sim sweep: {total} seeds, {} steps, {:.1} s, {} failures",
+        "{label}: {total} seeds, {} steps, {:.1} s, {} failures",
         steps.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
         failures.len()
@@ -106,6 +121,54 @@ fn the_sweep_catches_a_lease_guard_that_acts_after_the_lease_ended() {
     });
     let v = found.expect("a late guard was not caught in 500 seeds");
     assert!(v.invariant.contains("lease"), "{}", v.invariant);
+}
+
+/// Two nodes and an arbiter; the arbiter is slow for a while, then n1 (the owner) is
+/// cut from n2 and from the arbiter. n1's arbiter vote lasts `ttl` from when etcd
+/// received its last keepalive; n2 gets the vote once the key is gone.
+fn slow_arbiter_then_owner_cut(bug: tandem::core::node::PlantedBug) -> sim::Scenario {
+    use sim::ScriptedFault::{ArbiterCut, ArbiterSlow, Partition};
+    use std::time::Duration;
+    let s = |secs: f64| Duration::from_secs_f64(secs);
+    sim::ScenarioBuilder::new(2)
+        .arbiter(s(1.0))
+        .at(s(5.0), ArbiterSlow(s(3.2)))
+        .at(s(8.0), Partition(vec![0], vec![1]))
+        .at(s(8.0), ArbiterCut(0, s(60.0)))
+        .duration(s(30.0))
+        .bug(bug)
+        .build()
+}
+
+#[test]
+fn two_nodes_and_an_arbiter_hand_over_safely_when_the_owner_is_cut_off() {
+    use tandem::core::node::PlantedBug;
+    let o = sim::Sim::new(slow_arbiter_then_owner_cut(PlantedBug::None))
+        .run()
+        .unwrap_or_else(|v| panic!("{v}"));
+    assert_eq!(
+        o.final_owner.get("www"),
+        Some(&Some(1)),
+        "n2 (with the arbiter) owns the group in the end"
+    );
+}
+
+#[test]
+fn an_arbiter_vote_counted_from_its_answer_is_caught() {
+    // The arbiter's vote lasts `ttl` from when etcd received the request; a node can
+    // only bound that by the time it asked. Counting from the answer's arrival instead
+    // outlives the arbiter's lease when the answer was slow: n2 starts while n1 runs.
+    let found = (1..=20u64).find_map(|seed| {
+        let mut s = slow_arbiter_then_owner_cut(tandem::core::node::PlantedBug::ArbiterAnswerTime);
+        s.seed = seed;
+        sim::Sim::new(s).run().err()
+    });
+    let v = found.expect("an arbiter vote counted from its answer was not caught in 20 seeds");
+    assert!(
+        v.invariant.contains("lease") || v.invariant.contains("one node"),
+        "{}",
+        v.invariant
+    );
 }
 
 /// FNV-1a: a digest that does not depend on the standard library's hasher keys.

@@ -56,6 +56,19 @@ pub fn stop_before_lease_end(interval: Duration, deadtime: Duration) -> Duration
     Timing::default_stop_before_lease_end(interval, deadtime)
 }
 
+// quorum.arbiter.etcd
+pub const ETCD_PREFIX: &str = "/tandem";
+/// etcd's minimum lease TTL at its default election timeout (1000 ms):
+/// ceil(1.5 × election timeout) in whole seconds (etcdserver's `minTTL`).
+pub const ETCD_MIN_TTL: Duration = Duration::from_secs(2);
+pub const ETCD_TTL_RULE: &str = "deadtime rounded up to whole seconds";
+
+/// [`ETCD_TTL_RULE`]: etcd counts lease TTLs in whole seconds.
+pub fn etcd_ttl(deadtime: Duration) -> Duration {
+    let whole = deadtime.as_secs() + u64::from(deadtime.subsec_nanos() > 0);
+    Duration::from_secs(whole.max(1))
+}
+
 // quorum
 pub const NO_QUORUM_POLICY: NoQuorumPolicy = NoQuorumPolicy::Stop;
 pub const TWO_NODE: bool = false;
@@ -168,6 +181,14 @@ fn heartbeat_and_quorum() -> Vec<(&'static str, String)> {
         ("quorum.two_node", code(TWO_NODE)),
         ("quorum.wait_for_all", text(WAIT_FOR_ALL_RULE)),
         ("quorum.expected_votes", text(EXPECTED_VOTES_RULE)),
+        ("quorum.arbiter", text(NONE)),
+        ("quorum.arbiter.etcd.endpoints", text(REQUIRED)),
+        ("quorum.arbiter.etcd.prefix", code(ETCD_PREFIX)),
+        ("quorum.arbiter.etcd.tls", text(NONE)),
+        ("quorum.arbiter.etcd.user", text(NONE)),
+        ("quorum.arbiter.etcd.password_file", text(NONE)),
+        ("quorum.arbiter.etcd.ttl", text(ETCD_TTL_RULE)),
+        ("quorum.arbiter.etcd.min_ttl", dur(ETCD_MIN_TTL)),
     ]
 }
 

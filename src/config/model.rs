@@ -105,6 +105,39 @@ pub struct QuorumConfig {
     pub two_node: bool,
     pub wait_for_all: bool,
     pub expected_votes: Option<u32>,
+    /// An external arbiter that gives one more vote (`quorum.arbiter`).
+    pub arbiter: Option<ArbiterConfig>,
+}
+
+/// `quorum.arbiter`: where the arbiter's votes live (docs/design.md, "The arbiter").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArbiterConfig {
+    pub etcd: EtcdConfig,
+}
+
+/// An existing etcd v3 cluster that holds one key per group under
+/// `<prefix>/<cluster>/groups/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdConfig {
+    /// `http://host:port` or `https://host:port`, one per etcd member.
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    pub tls: Option<EtcdTls>,
+    /// User and the file holding its password (etcd authentication), both or neither.
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// TTL of the daemon's etcd lease: a vote lasts this long after etcd received the
+    /// last keepalive. Whole seconds, at least `deadtime` and `min_ttl`.
+    pub ttl: Duration,
+    /// The shortest TTL the etcd cluster grants as asked (it raises shorter ones).
+    pub min_ttl: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -370,6 +403,11 @@ impl Config {
                 two_node: self.quorum.two_node,
                 wait_for_all: self.quorum.wait_for_all,
                 no_quorum_policy: self.quorum.no_quorum_policy,
+                arbiter: self
+                    .quorum
+                    .arbiter
+                    .as_ref()
+                    .map(|a| crate::core::spec::ArbiterSpec { ttl: a.etcd.ttl }),
             },
             fencing: FencingSpec {
                 mode,

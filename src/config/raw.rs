@@ -242,6 +242,7 @@ pub struct RawQuorum {
     pub two_node: Field<bool>,
     pub wait_for_all: Field<bool>,
     pub expected_votes: Field<u32>,
+    pub arbiter: Field<RawArbiter>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -252,7 +253,57 @@ impl RawQuorum {
         "two_node",
         "wait_for_all",
         "expected_votes",
+        "arbiter",
     ];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawArbiter {
+    pub etcd: Field<RawEtcd>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawArbiter {
+    pub const KEYS: &'static [&'static str] = &["etcd"];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawEtcd {
+    pub endpoints: Field<Vec<String>>,
+    pub prefix: Field<String>,
+    pub tls: Field<RawEtcdTls>,
+    pub user: Field<String>,
+    pub password_file: Field<String>,
+    pub ttl: Field<RawDuration>,
+    pub min_ttl: Field<RawDuration>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawEtcd {
+    pub const KEYS: &'static [&'static str] = &[
+        "endpoints",
+        "prefix",
+        "tls",
+        "user",
+        "password_file",
+        "ttl",
+        "min_ttl",
+    ];
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawEtcdTls {
+    pub ca: Field<String>,
+    pub cert: Field<String>,
+    pub key: Field<String>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl RawEtcdTls {
+    pub const KEYS: &'static [&'static str] = &["ca", "cert", "key"];
 }
 
 #[derive(Debug, Deserialize)]

@@ -1132,3 +1132,73 @@ fn watchdog_section_defaults_validates_and_feeds_the_promise() {
         "device",
     );
 }
+
+/// The example with an etcd arbiter section appended to its `quorum:` and the given
+/// `deadtime`.
+fn with_arbiter(deadtime: &str, etcd: &str) -> String {
+    let text = replace(&example(), "deadtime: 1s", &format!("deadtime: {deadtime}"));
+    replace(
+        &text,
+        "quorum:\n",
+        &format!("quorum:\n  arbiter:\n    etcd:\n{etcd}"),
+    )
+}
+
+#[test]
+fn an_etcd_arbiter_defaults_validates_and_adds_a_vote() {
+    let c = ok(&with_arbiter(
+        "2500ms",
+        "      endpoints: [http://192.0.2.10:2379, http://192.0.2.11:2379]\n",
+    ));
+    let etcd = c.quorum.arbiter.clone().expect("arbiter").etcd;
+    assert_eq!(etcd.prefix, "/tandem");
+    assert_eq!(etcd.ttl, Duration::from_secs(3), "deadtime rounded up");
+    let spec = c.cluster_spec();
+    assert_eq!(
+        spec.quorum.arbiter.map(|a| a.ttl),
+        Some(Duration::from_secs(3))
+    );
+    let nodes: u32 = spec.nodes.iter().map(|n| n.votes).sum();
+    assert_eq!(spec.expected_votes(), nodes + 1);
+    assert_eq!(ok(&example()).cluster_spec().quorum.arbiter, None);
+}
+
+#[test]
+fn an_etcd_arbiter_refuses_what_etcd_cannot_honour() {
+    let endpoints = "      endpoints: [http://192.0.2.10:2379]\n";
+    // deadtime 1s: the default ttl (1s) is below etcd's 2 s minimum lease.
+    let e = errs(&with_arbiter("1s", endpoints));
+    has(&e, "quorum.arbiter.etcd.ttl", "below what etcd grants");
+    let e = errs(&with_arbiter("3s", &format!("{endpoints}      ttl: 2s\n")));
+    has(&e, "quorum.arbiter.etcd.ttl", "shorter than deadtime");
+    let e = errs(&with_arbiter(
+        "2s",
+        &format!("{endpoints}      ttl: 2500ms\n"),
+    ));
+    has(&e, "quorum.arbiter.etcd.ttl", "whole seconds");
+    // A longer election timeout on the etcd side: the admin raises min_ttl.
+    let e = errs(&with_arbiter(
+        "2s",
+        &format!("{endpoints}      min_ttl: 3s\n"),
+    ));
+    has(&e, "quorum.arbiter.etcd.ttl", "below what etcd grants");
+    let e = errs(&with_arbiter("2s", "      endpoints: [192.0.2.10:2379]\n"));
+    has(&e, "quorum.arbiter.etcd.endpoints[0]", "http://host:port");
+    let e = errs(&with_arbiter(
+        "2s",
+        &format!("{endpoints}      user: tandem\n"),
+    ));
+    has(&e, "quorum.arbiter.etcd", "both `user` and `password_file`");
+    let e = errs(&with_arbiter(
+        "2s",
+        &format!("{endpoints}      tls:\n        cert: /etc/tandem/etcd.crt\n"),
+    ));
+    has(&e, "quorum.arbiter.etcd.tls", "`cert` and `key` together");
+    let https = "      endpoints: [https://192.0.2.10:2379]\n";
+    let e = errs(&with_arbiter("2s", https));
+    has(&e, "quorum.arbiter.etcd", "need `tls.ca`");
+    ok(&with_arbiter(
+        "2s",
+        &format!("{https}      tls:\n        ca: /etc/tandem/etcd-ca.pem\n"),
+    ));
+}

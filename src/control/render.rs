@@ -105,6 +105,33 @@ fn write_headline(out: &mut String, r: &StatusReport) {
         v.quorum_votes,
         if v.quorate { "quorate" } else { "NOT QUORATE" },
     );
+    if let Some(a) = &v.arbiter {
+        write_arbiter(out, a);
+    }
+}
+
+/// The arbiter's line: reachable or not, and who holds each group's vote.
+fn write_arbiter(out: &mut String, a: &crate::core::status::ArbiterStatus) {
+    let reach = match (a.reachable, a.last_answer_ms) {
+        (true, _) => "reachable".to_string(),
+        (false, Some(ms)) => format!("UNREACHABLE (last answer {ms} ms ago)"),
+        (false, None) => "UNREACHABLE (never answered)".to_string(),
+    };
+    let votes: Vec<String> = a
+        .votes
+        .iter()
+        .map(|v| match (&v.holder, v.lease_left_ms) {
+            (Some(h), Some(ms)) => format!("{}: {h} ({ms} ms left)", v.group),
+            (Some(h), None) => format!("{}: {h}", v.group),
+            (None, _) => format!("{}: nobody known", v.group),
+        })
+        .collect();
+    let line = if votes.is_empty() {
+        format!("arbiter: {reach}")
+    } else {
+        format!("arbiter: {reach}; vote {}", votes.join(", "))
+    };
+    let _ = writeln!(out, "{}", clip(&line, WIDTH));
 }
 
 /// The node table: name (marked local or witness), state, links.
@@ -362,6 +389,7 @@ mod tests {
                     }],
                 }],
                 maintenance: false,
+                arbiter: None,
             },
             recent_events: vec![EventRecord {
                 unix_ms: 1_700_000_000_123,
@@ -481,6 +509,38 @@ mod tests {
     /// `tandemctl status` byte for byte, in three shapes (group in maintenance, whole
     /// cluster in maintenance without groups, plain group without owner). The event
     /// time is local, so it is spliced in.
+    #[test]
+    fn status_shows_the_arbiter_only_when_there_is_one() {
+        use crate::core::status::{ArbiterStatus, ArbiterVote};
+        let mut r = report();
+        assert!(!status_text(&r).contains("arbiter"));
+        r.view.arbiter = Some(ArbiterStatus {
+            reachable: true,
+            last_answer_ms: Some(40),
+            votes: vec![ArbiterVote {
+                group: "web".into(),
+                holder: Some("alpha".into()),
+                lease_left_ms: Some(1830),
+            }],
+        });
+        assert!(
+            status_text(&r).contains("arbiter: reachable; vote web: alpha (1830 ms left)\n"),
+            "{}",
+            status_text(&r)
+        );
+        r.view.arbiter = Some(ArbiterStatus {
+            reachable: false,
+            last_answer_ms: Some(5200),
+            votes: vec![ArbiterVote {
+                group: "web".into(),
+                holder: None,
+                lease_left_ms: None,
+            }],
+        });
+        assert!(status_text(&r)
+            .contains("arbiter: UNREACHABLE (last answer 5200 ms ago); vote web: nobody known\n"));
+    }
+
     #[test]
     fn status_text_is_byte_identical_to_the_golden_text() {
         let clock = clock_time(1_700_000_000_123);

@@ -120,6 +120,12 @@ pub enum Decision {
         have: u32,
         needed: u32,
     },
+    /// A candidate short of a quorum: the arbiter gives its vote to `holder` (at
+    /// `term`) until that one releases it or its arbiter lease runs out.
+    ArbiterHeldBy {
+        holder: String,
+        term: Term,
+    },
     HeldBy {
         owner: String,
         state: ClaimState,
@@ -186,6 +192,7 @@ impl Decision {
             Decision::Starting { .. } => "starting",
             Decision::LeaseWait { .. } => "lease-wait",
             Decision::Candidate { .. } => "candidate",
+            Decision::ArbiterHeldBy { .. } => "arbiter-held-elsewhere",
             Decision::HeldBy { .. } => "held-elsewhere",
             Decision::NotEligible { .. } => "not-eligible",
             Decision::StateLost => "state-lost",
@@ -235,6 +242,10 @@ impl Decision {
                 term: Term(0),
                 have: 0,
                 needed: 0,
+            },
+            Decision::ArbiterHeldBy { holder, .. } => Decision::ArbiterHeldBy {
+                holder,
+                term: Term(0),
             },
             Decision::QuorumSettling { target, .. } => Decision::QuorumSettling {
                 target,
@@ -296,6 +307,10 @@ impl fmt::Display for Decision {
             Decision::NoGrantsInTime => f.write_str("no quorum of grants in time: withdrawing"),
             Decision::NoLongerEligible => f.write_str("no longer eligible or quorate: withdrawing"),
             Decision::Starting { me, term } => write!(f, "starting on {me} (term {term})"),
+            Decision::ArbiterHeldBy { holder, term } => write!(
+                f,
+                "waiting for the arbiter: its vote is held by {holder} (term {term}) until released or its lease runs out"
+            ),
             Decision::LeaseWait { holder, remaining } => write!(
                 f,
                 "waiting for lease of {holder} to expire ({} ms)",

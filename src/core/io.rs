@@ -9,6 +9,7 @@
 use super::ids::{GroupId, NodeId, Term};
 use super::message::Heartbeat;
 use super::reason::Reason;
+use super::time::Instant;
 use std::time::Duration;
 
 // A heartbeat is moved in and out exactly once per event; boxing it would only add an
@@ -40,6 +41,56 @@ pub enum Input {
         resource: String,
         fault: Fault,
     },
+    /// The arbiter answered (or failed to answer) a request the core made with
+    /// [`Action::Arbiter`]; `asked_at` is that request's, echoed unchanged.
+    Arbiter {
+        asked_at: Instant,
+        answer: ArbiterAnswer,
+    },
+}
+
+/// A request for the external arbiter (docs/design.md, "The arbiter"). The driver must
+/// send it *after* it got the action, so that everything the arbiter does for it
+/// happens after `asked_at` on every clock: the vote it grants or keeps lasts at least
+/// `ttl` from then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArbiterRequest {
+    pub asked_at: Instant,
+    pub ask: ArbiterAsk,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArbiterAsk {
+    /// Give this node the group's vote at `term` if nobody else holds it (or it is
+    /// already this node's): refresh this node's arbiter lease, then attach the vote
+    /// to it.
+    Claim { group: GroupId, term: Term },
+    /// Keep the vote this node holds: refresh its arbiter lease.
+    Keep { group: GroupId, term: Term },
+    /// Give the vote up: this node has stopped the group (or never started it).
+    Release { group: GroupId, term: Term },
+    /// Only say whether the arbiter is reachable (it counts towards quorum).
+    Probe,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArbiterAnswer {
+    /// The vote for `group` at `term` is this node's, for at least the arbiter's TTL
+    /// after the request's `asked_at`.
+    Granted { group: GroupId, term: Term },
+    /// Someone else holds the vote; nobody gets it before that one's lease is gone.
+    HeldBy {
+        group: GroupId,
+        holder: NodeId,
+        term: Term,
+    },
+    /// The vote this node held for `group` is gone (its arbiter lease expired).
+    Lost { group: GroupId },
+    /// The arbiter answered a probe or a release.
+    Reachable,
+    /// No answer: an error, a timeout, an unreachable arbiter. It costs the vote,
+    /// nothing else.
+    Unreachable,
 }
 
 /// Why a resource failed outside of an operation.
@@ -147,6 +198,9 @@ pub enum Action {
     /// Announce the group's addresses again (gratuitous ARP / unsolicited NA): the owner
     /// reconfirmed ownership after a partition healed or a peer rejoined.
     Announce { group: GroupId },
+    /// Send this request to the arbiter (off the heartbeat thread) and answer with
+    /// `Input::Arbiter`; never block on it.
+    Arbiter(ArbiterRequest),
     /// Something an admin wants to read in `tandemctl events` and the log.
     Event(Event),
 }

@@ -30,9 +30,10 @@ impl ClusterSpec {
     }
 
     pub fn expected_votes(&self) -> u32 {
-        self.quorum
-            .expected_votes
-            .unwrap_or_else(|| self.nodes.iter().map(|n| n.votes).sum())
+        self.quorum.expected_votes.unwrap_or_else(|| {
+            let arbiter = self.quorum.arbiter.map_or(0, |_| ArbiterSpec::VOTES);
+            self.nodes.iter().map(|n| n.votes).sum::<u32>() + arbiter
+        })
     }
 }
 
@@ -173,6 +174,23 @@ pub struct QuorumSpec {
     /// A freshly started node takes no group until it has seen every node once.
     pub wait_for_all: bool,
     pub no_quorum_policy: NoQuorumPolicy,
+    /// An external arbiter (an etcd cluster) that gives one more vote per group.
+    pub arbiter: Option<ArbiterSpec>,
+}
+
+/// The arbiter as the core sees it: one vote whose promise is a lease of `ttl` the
+/// arbiter keeps on its own clock, from the moment it received the request that last
+/// claimed or kept the vote (docs/design.md, "The arbiter").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArbiterSpec {
+    /// Time-to-live of the arbiter's lease: a vote lasts this long after the arbiter
+    /// received the last request that claimed or kept it, unless released.
+    pub ttl: Duration,
+}
+
+impl ArbiterSpec {
+    /// The arbiter weighs as much as one ordinary node.
+    pub const VOTES: u32 = 1;
 }
 
 impl Default for QuorumSpec {
@@ -182,6 +200,7 @@ impl Default for QuorumSpec {
             two_node: false,
             wait_for_all: false,
             no_quorum_policy: NoQuorumPolicy::Stop,
+            arbiter: None,
         }
     }
 }

@@ -16,6 +16,30 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeStatus>,
     pub groups: Vec<GroupStatus>,
     pub maintenance: bool,
+    /// The external arbiter (`quorum.arbiter`), when the cluster has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arbiter: Option<ArbiterStatus>,
+}
+
+/// The arbiter as this node sees it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArbiterStatus {
+    /// It answered a request asked within the last `deadtime` (its vote counts
+    /// towards quorum).
+    pub reachable: bool,
+    /// Milliseconds since the ask of the newest request it answered.
+    pub last_answer_ms: Option<u64>,
+    pub votes: Vec<ArbiterVote>,
+}
+
+/// Who the arbiter gives its vote for one group to, as far as this node knows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArbiterVote {
+    pub group: String,
+    /// This node, another node the arbiter named, or nobody known.
+    pub holder: Option<String>,
+    /// When this node holds the vote: how long it still counts here (ms).
+    pub lease_left_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -54,6 +54,8 @@ pub struct HeartbeatLoop<E: Executor> {
     pub guard: super::guarded::GuardReports,
     /// The guard could not be told something: leave as on shutdown.
     pub guard_lost: bool,
+    /// The etcd arbiter's request queue, when `quorum.arbiter` is configured.
+    pub arbiter: Option<super::arbiter::ArbiterLink>,
 }
 
 /// How long a shutdown waits for groups to stop before exiting anyway (below the
@@ -197,6 +199,12 @@ impl<E: Executor> HeartbeatLoop<E> {
             Action::Send(hb) => self.send(&hb),
             // Synchronous on purpose: the contract is "durable before any later action".
             Action::Persist(state) => self.state.save(&state)?,
+            // Queued for the arbiter thread, never awaited here.
+            Action::Arbiter(request) => {
+                if let Some(link) = &self.arbiter {
+                    link.ask(request);
+                }
+            }
             Action::Event(event) => {
                 let record = events::record(&self.spec, &event, clock::realtime_ns() / 1_000_000);
                 // The fields are the shared contract with log readers (the lab): they

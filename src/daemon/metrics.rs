@@ -264,6 +264,37 @@ fn render_membership(out: &mut String, status: &StatusReport) {
         "1 if the whole cluster is in maintenance.",
     );
     sample(out, name, "", bool_value(v.maintenance));
+    if let Some(a) = &v.arbiter {
+        render_arbiter(out, a, &v.node);
+    }
+}
+
+/// The arbiter: reachable, and which group votes this node holds.
+fn render_arbiter(out: &mut String, a: &crate::core::status::ArbiterStatus, me: &str) {
+    let name = "tandem_arbiter_reachable";
+    header(
+        out,
+        name,
+        "gauge",
+        "1 if the arbiter (etcd) answered within deadtime: its vote counts.",
+    );
+    sample(out, name, "", bool_value(a.reachable));
+    let name = "tandem_arbiter_vote_held";
+    header(
+        out,
+        name,
+        "gauge",
+        "1 if this node holds the arbiter's vote for the group.",
+    );
+    for v in &a.votes {
+        let mine = v.holder.as_deref() == Some(me) && v.lease_left_ms.is_some();
+        sample(
+            out,
+            name,
+            &format!("group=\"{}\"", label(&v.group)),
+            bool_value(mine),
+        );
+    }
 }
 
 /// Per group: who owns it, its term, how often it came here; and fence requests.

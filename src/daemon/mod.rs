@@ -6,6 +6,7 @@
 //! talk only through channels, so no slow script or client can delay a heartbeat.
 
 mod admin;
+pub mod arbiter;
 pub mod carrier;
 pub mod clock;
 pub mod control;
@@ -251,6 +252,7 @@ fn heartbeat_thread(
             }
         }
         let (answers_tx, answers) = mpsc::unbounded_channel();
+        let arbiter = spawn_arbiter(&s, &node, &answers_tx);
         let executor: Result<Box<dyn Executor>, _> = if s.agents {
             let me = s
                 .spec
@@ -295,6 +297,7 @@ fn heartbeat_thread(
             previous: None,
             guard: guarded::GuardReports::new(),
             guard_lost: false,
+            arbiter,
         };
         let _ = ready.send(Ok(()));
         hb.run(answers, calls, shutdown).await
@@ -323,6 +326,33 @@ fn restore_events(state_dir: &std::path::Path, incarnation: u64) -> events::Even
         }
     };
     events::EventRing::restored(history, incarnation, log)
+}
+
+/// The etcd arbiter's thread, when `quorum.arbiter` is configured. Not starting it
+/// costs the arbiter's vote (as an unreachable etcd would), never the daemon.
+fn spawn_arbiter(
+    s: &Settings,
+    node: &Node,
+    answers: &mpsc::UnboundedSender<crate::core::io::Input>,
+) -> Option<arbiter::ArbiterLink> {
+    let etcd = &s.config.quorum.arbiter.as_ref()?.etcd;
+    let who = arbiter::Identity {
+        cluster: s.cluster_name.clone(),
+        me: s.me,
+        name: s
+            .spec
+            .node(s.me)
+            .map(|n| n.name.clone())
+            .unwrap_or_default(),
+        incarnation: node.incarnation(),
+    };
+    match arbiter::spawn(etcd, &s.spec, who, answers.clone()) {
+        Ok(link) => Some(link),
+        Err(e) => {
+            tracing::error!("arbiter: cannot start its thread ({e}); its vote stays missing");
+            None
+        }
+    }
 }
 
 /// A started daemon: heartbeat thread running, control socket listening.

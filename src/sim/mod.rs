@@ -27,3 +27,8 @@ pub fn run_seed(seed: u64) -> Result<Outcome, Box<Violation>> {
     let scenario = Scenario::random(seed);
     Sim::new(scenario).run()
 }
+
+/// Run one seed of the random family with an arbiter in every cluster.
+pub fn run_arbiter_seed(seed: u64) -> Result<Outcome, Box<Violation>> {
+    Sim::new(Scenario::random_with_arbiter(seed)).run()
+}

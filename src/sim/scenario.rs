@@ -5,8 +5,8 @@
 use crate::core::ids::{GroupId, NodeId};
 use crate::core::node::PlantedBug;
 use crate::core::spec::{
-    ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail, QuorumSpec,
-    Timing,
+    ArbiterSpec, ClusterSpec, FenceMode, FencingSpec, GroupSpec, NoQuorumPolicy, NodeSpec, OnFail,
+    QuorumSpec, Timing,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -124,11 +124,25 @@ pub enum ScriptedFault {
     CarrierLoss(usize),
     /// `tandemctl reload` on this node with this config.
     Reload(usize, Box<crate::core::ClusterSpec>),
+    /// The arbiter's requests and answers are slow (up to two deadtimes each way).
+    ArbiterSlow(Duration),
+    /// This node cannot reach the arbiter for this long.
+    ArbiterCut(usize, Duration),
 }
 
 impl Scenario {
     /// The random scenario family that the seeded test sweeps.
     pub fn random(seed: u64) -> Scenario {
+        Scenario::random_family(seed, false)
+    }
+
+    /// The random family with an arbiter in every cluster (a two-node cluster then
+    /// relies on it instead of `two_node`): the arbiter's own sweep.
+    pub fn random_with_arbiter(seed: u64) -> Scenario {
+        Scenario::random_family(seed, true)
+    }
+
+    fn random_family(seed: u64, force_arbiter: bool) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a6e_6465_6d5f_7369);
         let (nodes, two_node) = random_nodes(&mut rng);
         let (fencing, policy) = random_policies(&mut rng);
@@ -157,6 +171,7 @@ impl Scenario {
                 two_node,
                 wait_for_all: two_node,
                 no_quorum_policy: policy,
+                arbiter: None,
             },
             fencing: FencingSpec {
                 mode: fencing,
@@ -175,6 +190,7 @@ impl Scenario {
         let mut script = rolling_reload(&mut rng, &spec, chaos);
         guard_faults(&mut rng, &mut faults, fence_always);
         watchdog(&mut rng, &mut spec, &mut script);
+        arbiter(&mut rng, &mut spec, &mut script, force_arbiter);
         Scenario {
             seed,
             drift_ppm,
@@ -336,6 +352,34 @@ fn watchdog(
     for (_, f) in script.iter_mut() {
         if let ScriptedFault::Reload(_, new) = f {
             new.timing.watchdog_timeout = Some(timeout);
+        }
+    }
+}
+
+/// One scenario in four (every one when `force`) has an external arbiter with a TTL
+/// of one to one and a half deadtimes; a two-node cluster then counts on it instead of
+/// `two_node` (the layout it exists for). Drawn last, so older seeds keep their
+/// clusters; the reloads carry it too (a quorum change would be refused).
+fn arbiter(
+    rng: &mut ChaCha8Rng,
+    spec: &mut ClusterSpec,
+    script: &mut [(Duration, ScriptedFault)],
+    force: bool,
+) {
+    if !force && !rng.random_bool(0.25) {
+        return;
+    }
+    let deadtime = spec.timing.deadtime;
+    let extra = rng.random_range(0..=deadtime.as_nanos() as u64 / 2);
+    let ttl = deadtime + Duration::from_nanos(extra);
+    let apply = |spec: &mut ClusterSpec| {
+        spec.quorum.two_node = false;
+        spec.quorum.arbiter = Some(ArbiterSpec { ttl });
+    };
+    apply(spec);
+    for (_, f) in script.iter_mut() {
+        if let ScriptedFault::Reload(_, new) = f {
+            apply(new);
         }
     }
 }
@@ -525,6 +569,13 @@ impl ScenarioBuilder {
         t.warntime = deadtime / 2;
         t.initdead = deadtime * 2;
         t.stop_before_lease_end = Timing::default_stop_before_lease_end(interval, deadtime);
+        self
+    }
+
+    /// An external arbiter with this TTL (instead of `two_node`).
+    pub fn arbiter(mut self, ttl: Duration) -> Self {
+        self.scenario.spec.quorum.two_node = false;
+        self.scenario.spec.quorum.arbiter = Some(ArbiterSpec { ttl });
         self
     }
 

@@ -7,6 +7,7 @@
 //! to nodes are only checked when every node parsed, to avoid reporting the echo of an
 //! error as a second one. One submodule per section of the file.
 
+mod arbiter;
 mod checks;
 mod cluster;
 mod ctx;
@@ -51,7 +52,7 @@ pub(super) fn validate(
     let cluster = cluster::cluster(&mut ctx, raw.cluster, &base_dir);
     let (nodes, index) = nodes::nodes(&mut ctx, raw.nodes);
     let heartbeat = heartbeat::heartbeat(&mut ctx, raw.heartbeat);
-    let quorum = quorum::quorum(&mut ctx, raw.quorum, &nodes, &index);
+    let quorum = quorum::quorum(&mut ctx, raw.quorum, &nodes, &index, heartbeat.deadtime);
     let fencing = fencing::fencing(&mut ctx, raw.fencing, &nodes, &index);
     let groups = groups::groups(&mut ctx, raw.groups, &nodes, &index);
     let checks = checks::checks(&mut ctx, raw.checks, &index);

@@ -12,6 +12,7 @@ pub(super) fn quorum(
     raw: Field<raw::RawQuorum>,
     nodes: &[NodeConfig],
     index: &NodeIndex,
+    deadtime: std::time::Duration,
 ) -> QuorumConfig {
     const P: &str = "quorum";
     let mut q = QuorumConfig {
@@ -20,6 +21,7 @@ pub(super) fn quorum(
         // WAIT_FOR_ALL_RULE: the same as two_node.
         wait_for_all: defaults::TWO_NODE,
         expected_votes: None,
+        arbiter: None,
     };
     let Some(raw) = raw.and_then(|r| ctx.lenient(P, r)) else {
         return q;
@@ -56,6 +58,13 @@ pub(super) fn quorum(
     q.expected_votes = ctx.field(P, "expected_votes", raw.expected_votes);
     if q.expected_votes == Some(0) {
         ctx.at_value("quorum.expected_votes", "expected_votes must be at least 1");
+    }
+    q.arbiter = super::arbiter::arbiter(ctx, raw.arbiter, deadtime);
+    if q.two_node && q.arbiter.is_some() {
+        ctx.at_value(
+            "quorum.two_node",
+            "two_node and an arbiter exclude each other: with the arbiter's vote two nodes have a real majority; drop two_node",
+        );
     }
     q
 }

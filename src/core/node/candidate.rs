@@ -18,15 +18,16 @@ impl Node {
             return;
         }
         let needed = self.votes_needed();
-        let weighted: Vec<(u32, Instant)> = grants
-            .iter()
-            .map(|(n, at)| (self.spec.node(*n).map(|s| s.votes).unwrap_or(0), *at))
-            .collect();
-        let have: u32 = weighted.iter().map(|(w, _)| *w).sum();
+        let gid = self.groups[gi].id;
+        let have: u32 = grants
+            .keys()
+            .map(|n| self.spec.node(*n).map(|s| s.votes).unwrap_or(0))
+            .sum::<u32>()
+            + self.arbiter_votes_for(now, gid, term);
         // Grants collected over a long candidacy may be stale: only a quorum whose
         // lease still has more than the step-down margin left makes an owner.
-        let fresh = quorum::quorum_acknowledged(&weighted, needed)
-            .map(|acked| acked + self.spec.timing.deadtime - self.drift_margin())
+        let fresh = self
+            .lease_from_votes(gid, term, grants)
             .filter(|until| *until > now + self.spec.timing.stop_before_lease_end);
         match fresh {
             Some(lease_until) => {
@@ -84,12 +85,18 @@ impl Node {
         let blocker = self.groups[gi]
             .promise
             .filter(|p| p.to != self.me && now < p.until);
-        match blocker {
-            Some(p) => Decision::LeaseWait {
+        if let Some(p) = blocker {
+            return Decision::LeaseWait {
                 holder: self.name(p.to),
                 remaining: p.until.saturating_since(now),
+            };
+        }
+        match self.arbiter_held_by(self.groups[gi].id) {
+            Some((holder, held_term)) if have < needed => Decision::ArbiterHeldBy {
+                holder,
+                term: held_term,
             },
-            None => Decision::Candidate { term, have, needed },
+            _ => Decision::Candidate { term, have, needed },
         }
     }
 

@@ -274,12 +274,18 @@ impl Node {
 
     pub(super) fn votes_present(&self) -> u32 {
         let mine = self.spec.node(self.me).map(|n| n.votes).unwrap_or(0);
-        mine + self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.up)
-            .map(|(id, _)| self.spec.node(*id).map(|n| n.votes).unwrap_or(0))
-            .sum::<u32>()
+        let arbiter = if self.arbiter_reachable(self.last_now) {
+            crate::core::spec::ArbiterSpec::VOTES
+        } else {
+            0
+        };
+        mine + arbiter
+            + self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.up)
+                .map(|(id, _)| self.spec.node(*id).map(|n| n.votes).unwrap_or(0))
+                .sum::<u32>()
     }
 
     /// A node that just started may have forgotten promises it made before: it grants
@@ -311,7 +317,12 @@ impl Node {
     }
 
     pub(super) fn drift_margin(&self) -> Duration {
-        let d = self.spec.timing.deadtime;
+        self.drift_margin_over(self.spec.timing.deadtime)
+    }
+
+    /// How much two clocks within `max_drift_ppm` of the true rate can disagree about a
+    /// span `d` long (plus a floor).
+    pub(super) fn drift_margin_over(&self, d: Duration) -> Duration {
         let ppm = u128::from(self.spec.timing.max_drift_ppm);
         let nanos = d.as_nanos() * 2 * ppm / 1_000_000;
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)) + Duration::from_micros(100)
@@ -326,30 +337,17 @@ impl Node {
     }
 
     pub(super) fn refresh_leases(&mut self) {
-        let needed = self.votes_needed();
-        let span = self
-            .spec
-            .timing
-            .deadtime
-            .saturating_sub(self.drift_margin());
-        let votes: BTreeMap<NodeId, u32> =
-            self.spec.nodes.iter().map(|n| (n.id, n.votes)).collect();
-        for g in &mut self.groups {
-            if let Role::Owner {
-                grants,
-                lease_until,
-                ..
-            } = &mut g.role
-            {
-                let weighted: Vec<(u32, Instant)> = grants
-                    .iter()
-                    .map(|(n, at)| (votes.get(n).copied().unwrap_or(0), *at))
-                    .collect();
-                if let Some(acked) = quorum::quorum_acknowledged(&weighted, needed) {
-                    let until = acked + span;
-                    if until > *lease_until {
-                        *lease_until = until;
-                    }
+        for gi in 0..self.groups.len() {
+            let g = &self.groups[gi];
+            let Role::Owner { term, grants, .. } = &g.role else {
+                continue;
+            };
+            let Some(until) = self.lease_from_votes(g.id, *term, grants) else {
+                continue;
+            };
+            if let Role::Owner { lease_until, .. } = &mut self.groups[gi].role {
+                if until > *lease_until {
+                    *lease_until = until;
                 }
             }
         }

@@ -21,8 +21,9 @@
 //!   `freeze` policy) a candidate first fences the previous owner.
 //!
 //! The parts, one file each: `membership` (peers, detectors, quorum), `grants` (the
-//! voter's side), `ownership` (eligibility, ranking, the dispatch by role and the
-//! recorded decision), `owner`, `candidate` and `campaign` (what an owner, a candidate
+//! voter's side), `arbiter` (an external voter: etcd's vote and its lease),
+//! `ownership` (eligibility, ranking, the dispatch by role and the recorded decision),
+//! `owner`, `candidate` and `campaign` (what an owner, a candidate
 //! and an idle node decide), `fencing`, `resources`, `admin` (commands, reloads,
 //! shutdown), `report` (the heartbeat sent) and `status`; `group` is the per-group
 //! state. This file holds the `Node`, its inputs, deadlines and persistence.
@@ -50,6 +51,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 mod admin;
+mod arbiter;
 mod campaign;
 mod candidate;
 mod fencing;
@@ -64,6 +66,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
+use arbiter::ArbiterView;
 use fencing::{FenceJob, FenceNeed, FenceWhy, Fences};
 use group::{AfterStop, Goal, GroupState, Known, Promise, Res, Role};
 use membership::Peer;
@@ -121,6 +124,9 @@ pub enum PlantedBug {
     /// Not a rule of the core: the simulator's lease guard acts 1 ms after a silent
     /// worker's lease ended instead of `Timing::guard_lead` before it.
     LateGuard,
+    /// The arbiter's vote counts from the arrival of its answer instead of from the
+    /// request's ask time (the arbiter may have received it long before).
+    ArbiterAnswerTime,
 }
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ReconfigureError {
@@ -147,6 +153,7 @@ pub struct Node {
     leaving: bool,
     admin: AdminState,
     fencing: Fences,
+    arbiter: ArbiterView,
     next_id: u64,
     persisted: PersistentState,
     self_fenced: bool,
@@ -222,6 +229,7 @@ impl Node {
             healthy: true,
             leaving: false,
             fencing: Fences::default(),
+            arbiter: ArbiterView::default(),
             next_id: 1,
             persisted,
             self_fenced: false,
@@ -271,6 +279,7 @@ impl Node {
                 resource,
                 fault,
             } => self.on_resource_fault(now, group, &resource, fault, &mut out),
+            Input::Arbiter { asked_at, answer } => self.on_arbiter(now, asked_at, answer),
             Input::Health { ok } => {
                 if self.healthy != ok {
                     self.healthy = ok;
@@ -341,6 +350,9 @@ impl Node {
             if let (Some(first), Some(gs)) = (g.failures.first(), self.spec.groups.get(gi)) {
                 consider(*first + gs.failure_timeout, "failure expires");
             }
+        }
+        if let Some(at) = self.arbiter_silent_at() {
+            consider(at, "arbiter silent");
         }
         if let Some(at) = self.quorum_settles_at() {
             consider(at, "quorum settled");

@@ -42,6 +42,7 @@ impl Node {
         self.refresh_leases();
         let hb = self.build_heartbeat(now);
         out.push(Action::Send(hb));
+        self.ask_arbiter(now, out);
     }
 
     /// Our own vote is a promise like any other: for every group this node claims

@@ -129,6 +129,7 @@ impl Node {
             nodes,
             groups,
             maintenance: self.admin.maintenance,
+            arbiter: self.arbiter_status(now),
         }
     }
 

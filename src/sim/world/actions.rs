@@ -67,6 +67,7 @@ impl Sim {
                     );
                 }
                 Action::Fence { request, target } => self.fence(i, request, target)?,
+                Action::Arbiter(req) => self.ask_arbiter(i, req),
                 Action::SelfFence { reason } => {
                     self.note(format!("{} fences itself: {reason}", self.name(i)));
                     self.outcome.self_fences.push((i, ms(self.now)));

@@ -14,6 +14,7 @@ enum FaultKind {
     Admin,
     DaemonCrash,
     Hang,
+    Arbiter,
 }
 
 impl Sim {
@@ -34,6 +35,7 @@ impl Sim {
             FaultKind::Admin => self.fault_admin(node),
             FaultKind::DaemonCrash => self.fault_daemon_crash(node),
             FaultKind::Hang => self.fault_hang(node),
+            FaultKind::Arbiter => self.fault_arbiter(node),
         }
     }
 
@@ -51,6 +53,8 @@ impl Sim {
             (f.admin, FaultKind::Admin),
             (f.daemon_crash, FaultKind::DaemonCrash),
             (f.hang, FaultKind::Hang),
+            (self.arbiter.is_some(), FaultKind::Arbiter),
+            (self.arbiter.is_some(), FaultKind::Arbiter),
         ]
         .into_iter()
         .filter_map(|(enabled, kind)| enabled.then_some(kind))
@@ -115,6 +119,9 @@ impl Sim {
         }
         self.block(link, &pairs);
         let d = self.rng.random_range(deadtime..6 * deadtime);
+        if link.is_none() {
+            self.partition_arbiter(&side, self.now + d);
+        }
         let a: Vec<String> = (0..n).filter(|i| side[*i]).map(|i| self.name(i)).collect();
         self.note(format!(
             "FAULT {}partition {:?} | rest, link {:?}, for {:.0} ms",
@@ -206,6 +213,7 @@ impl Sim {
             l.clear();
         }
         self.loss = 0.0;
+        self.heal_arbiter();
         for i in 0..self.nodes.len() {
             self.nodes[i].fail_stops = false;
             self.nodes[i].fail_starts = false;
@@ -358,6 +366,8 @@ impl Sim {
                     }
                 }
             }
+            ScriptedFault::ArbiterSlow(d) => self.arbiter_slow(dur(d)),
+            ScriptedFault::ArbiterCut(i, d) => self.arbiter_cut(i, dur(d)),
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! what happens to it.
 
 mod actions;
+mod arbiter;
 mod faults;
 mod invariants;
 mod lease_guard;
@@ -92,6 +93,19 @@ enum Ev {
     Unblock {
         link: Option<usize>,
         pairs: Vec<(usize, usize)>,
+    },
+    /// A request reaches the arbiter.
+    ArbiterArrive {
+        node: usize,
+        inc: u64,
+        req: crate::core::io::ArbiterRequest,
+    },
+    /// The arbiter's answer (or the driver's timeout) reaches a node.
+    ArbiterAnswer {
+        node: usize,
+        inc: u64,
+        asked_at: Instant,
+        answer: crate::core::io::ArbiterAnswer,
     },
     HealAll,
     AdminCleanup,
@@ -185,6 +199,8 @@ pub struct Sim {
     /// Every group any config ever had: safety is checked for all of them, also for
     /// groups a reload removed (they may still be running somewhere).
     ever_groups: Vec<GroupSpec>,
+    /// The external arbiter, when the cluster has one.
+    arbiter: Option<arbiter::SimArbiter>,
 }
 
 impl Sim {
@@ -218,6 +234,12 @@ impl Sim {
             .collect();
         let links = sc.spec.links.max(1);
         let loss = sc.faults.loss;
+        let max_ppm = i64::from(sc.spec.timing.max_drift_ppm);
+        let arbiter = sc
+            .spec
+            .quorum
+            .arbiter
+            .map(|a| arbiter::SimArbiter::new(a.ttl, rng.random_range(-max_ppm..=max_ppm)));
         Sim {
             rng,
             now: 0,
@@ -235,6 +257,7 @@ impl Sim {
             run_since: BTreeMap::new(),
             steps: 0,
             ever_groups: sc.spec.groups.clone(),
+            arbiter,
             sc,
         }
     }

@@ -55,6 +55,13 @@ impl Sim {
                 }
             }
             Ev::Unblock { link, pairs } => self.unblock(link, &pairs),
+            Ev::ArbiterArrive { node, inc, req } => self.arbiter_arrive(node, inc, req),
+            Ev::ArbiterAnswer {
+                node,
+                inc,
+                asked_at,
+                answer,
+            } => self.arbiter_answer(node, inc, asked_at, answer)?,
             Ev::HealAll => self.heal_all()?,
             Ev::AdminCleanup => self.admin_cleanup()?,
             Ev::Script(f) => self.scripted(f)?,
