@@ -16,7 +16,43 @@ fn seeds() -> u64 {
 
 #[test]
 fn sweep() {
-    let total = seeds();
+    run_sweep("sim sweep", seeds(), sim::run_seed);
+}
+
+/// The family with every witness on link 0 only of two links (issue 14): a quarter of
+/// the sweep's seeds. A failure replays with `TANDEM_SIM_WITNESS_SEED=N cargo test
+/// --release --test sim replay_witness_on_link0 -- --nocapture`.
+#[test]
+fn sweep_witness_on_link0() {
+    run_sweep(
+        "sim sweep (witness on link 0 only)",
+        seeds().div_ceil(4),
+        sim::run_seed_witness_on_link0,
+    );
+}
+
+#[test]
+fn replay_witness_on_link0() {
+    let Some(seed) = std::env::var("TANDEM_SIM_WITNESS_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let scenario = sim::Scenario::random_witness_on_link0(seed);
+    eprintln!("{scenario:#?}");
+    match sim::Sim::new(scenario).run() {
+        Ok(o) => eprintln!("seed {seed} passes: {} steps, {} faults", o.steps, o.faults),
+        Err(v) => panic!("{v}"),
+    }
+}
+
+/// Runs seeds `0..total` of one family on every core; panics with the first violation.
+fn run_sweep(
+    label: &str,
+    total: u64,
+    run: fn(u64) -> Result<sim::Outcome, Box<sim::Violation>>,
+) {
     let next = Arc::new(AtomicU64::new(0));
     let failures: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let steps = Arc::new(AtomicU64::new(0));
@@ -34,7 +70,7 @@ fn sweep() {
                 if seed >= total {
                     return;
                 }
-                match sim::run_seed(seed) {
+                match run(seed) {
                     Ok(o) => {
                         steps.fetch_add(o.steps, Ordering::Relaxed);
                     }
@@ -54,7 +90,7 @@ fn sweep() {
     }
     let failures = failures.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!(
-        "sim sweep: {total} seeds, {} steps, {:.1} s, {} failures",
+        "{label}: {total} seeds, {} steps, {:.1} s, {} failures",
         steps.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
         failures.len()

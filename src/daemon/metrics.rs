@@ -9,7 +9,7 @@
 use super::control::{accept_next, Backend, ControlCall};
 use super::events::EventTotals;
 use crate::control::StatusReport;
-use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
+use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus, LINK_ABSENT};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -119,7 +119,8 @@ fn render_peers(out: &mut String, v: &ClusterStatus) {
     let name = "tandem_peer_link_up";
     header(out, name, "gauge", "1 if the link to a peer is up.");
     for n in &peers {
-        for l in &n.links {
+        // A link the peer is not on is no link at all, not one that is down.
+        for l in n.links.iter().filter(|l| l.state != LINK_ABSENT) {
             sample(out, name, &link_labels(n, l), bool_value(l.state == "up"));
         }
     }

@@ -121,6 +121,13 @@ pub fn validate(spec: &LabSpec) -> Result<(), LabError> {
             ));
         }
     }
+    for &(node, link) in &spec.absent_links {
+        if node == 0 || node > spec.nodes || link >= spec.links {
+            return bad(format!(
+                "absent link ({node}, {link}) is not a (node, link) of this lab"
+            ));
+        }
+    }
     if spec.interval.is_zero() || spec.deadtime <= spec.interval {
         return bad(format!(
             "need 0 < interval < deadtime, got interval {:?}, deadtime {:?}",
@@ -236,14 +243,24 @@ pub fn render_config(spec: &LabSpec, authkey: &Path) -> Result<String, LabError>
         let addrs: Vec<String> = (0..spec.links)
             .map(|l| {
                 let a = node_address(spec.ipv6, node, l).to_string();
-                if spec.ipv6 {
+                if !spec.on_link(node, l) {
+                    "null".to_string()
+                } else if spec.ipv6 {
                     format!("\"{a}\"")
                 } else {
                     a
                 }
             })
             .collect();
-        let ifaces: Vec<String> = (0..spec.links).map(|l| format!("eth{l}")).collect();
+        let ifaces: Vec<String> = (0..spec.links)
+            .map(|l| {
+                if spec.on_link(node, l) {
+                    format!("eth{l}")
+                } else {
+                    "null".to_string()
+                }
+            })
+            .collect();
         let _ = writeln!(y, "  - name: {}", node_name(node));
         let _ = writeln!(y, "    addresses: [{}]", addrs.join(", "));
         let _ = writeln!(y, "    interfaces: [{}]", ifaces.join(", "));

@@ -27,3 +27,9 @@ pub fn run_seed(seed: u64) -> Result<Outcome, Box<Violation>> {
     let scenario = Scenario::random(seed);
     Sim::new(scenario).run()
 }
+
+/// Run one seed of the family with every witness on link 0 only
+/// ([`Scenario::random_witness_on_link0`]).
+pub fn run_seed_witness_on_link0(seed: u64) -> Result<Outcome, Box<Violation>> {
+    Sim::new(Scenario::random_witness_on_link0(seed)).run()
+}
