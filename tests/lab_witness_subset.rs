@@ -26,7 +26,9 @@ fn link_state(s: &Value, peer: &str, link: usize) -> Option<String> {
 }
 
 fn term(s: &Value) -> u64 {
-    group(s, "www").and_then(|g| g["term"].as_u64()).unwrap_or(0)
+    group(s, "www")
+        .and_then(|g| g["term"].as_u64())
+        .unwrap_or(0)
 }
 
 fn votes(s: &Value) -> u64 {
@@ -88,10 +90,18 @@ fn a_witness_on_link_0_only_votes_and_its_missing_link_is_absent_not_down() {
         let s = eventually(&lab, observer, "www still on n1", FORM, |s| {
             runs_on(s, "www").is_some()
         });
-        assert_eq!(runs_on(&s, "www").as_deref(), Some("n1"), "n{observer}: {s}");
+        assert_eq!(
+            runs_on(&s, "www").as_deref(),
+            Some("n1"),
+            "n{observer}: {s}"
+        );
         assert_eq!(term(&s), term_before, "n{observer}: the term moved: {s}");
         assert_eq!(votes(&s), 3, "n{observer}: {s}");
-        assert_eq!(link_state(&s, "n3", 1).as_deref(), Some("absent"), "n{observer}: {s}");
+        assert_eq!(
+            link_state(&s, "n3", 1).as_deref(),
+            Some("absent"),
+            "n{observer}: {s}"
+        );
     }
     lab.heal_all().expect("heal");
 

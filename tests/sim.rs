@@ -48,11 +48,7 @@ fn replay_witness_on_link0() {
 }
 
 /// Runs seeds `0..total` of one family on every core; panics with the first violation.
-fn run_sweep(
-    label: &str,
-    total: u64,
-    run: fn(u64) -> Result<sim::Outcome, Box<sim::Violation>>,
-) {
+fn run_sweep(label: &str, total: u64, run: fn(u64) -> Result<sim::Outcome, Box<sim::Violation>>) {
     let next = Arc::new(AtomicU64::new(0));
     let failures: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let steps = Arc::new(AtomicU64::new(0));

@@ -400,7 +400,11 @@ fn a_node_may_sit_on_a_subset_of_the_links() {
         .contains("addresses=[192.0.2.1, 198.51.100.1] "));
     assert!(c.canonical().contains("addresses=[192.0.2.3, null] "));
     // An owner node on one link is allowed too (it only loses the redundancy).
-    let text = replace(&example(), "[192.0.2.2, 198.51.100.2]", "[null, 198.51.100.2]");
+    let text = replace(
+        &example(),
+        "[192.0.2.2, 198.51.100.2]",
+        "[null, 198.51.100.2]",
+    );
     assert_eq!(ok(&text).cluster_spec().nodes[1].absent_links, vec![0]);
 }
 
@@ -411,7 +415,11 @@ fn absent_links_are_checked() {
     // Two nodes without a common link could never hear each other.
     let text = replace(&example(), "[192.0.2.3, 198.51.100.3]", "[192.0.2.3, null]")
         .replace("[192.0.2.2, 198.51.100.2]", "[null, 198.51.100.2]");
-    has(&errs(&text), "nodes", "beta and gamma share no heartbeat link");
+    has(
+        &errs(&text),
+        "nodes",
+        "beta and gamma share no heartbeat link",
+    );
     // A link with one node on it is a typo.
     let text = replace(&example(), "[192.0.2.3, 198.51.100.3]", "[192.0.2.3, null]")
         .replace("[192.0.2.2, 198.51.100.2]", "[192.0.2.2, null]");
@@ -426,7 +434,11 @@ fn absent_links_are_checked() {
     // The family rule skips the absent entry and checks against the next node.
     let text = replace(&example(), "[192.0.2.1, 198.51.100.1]", "[192.0.2.1, null]")
         .replace("[192.0.2.3, 198.51.100.3]", "[192.0.2.3, \"2001:db8::3\"]");
-    has(&errs(&text), "nodes[2].addresses[1]", "link 1 is IPv4 on nodes[1] (beta)");
+    has(
+        &errs(&text),
+        "nodes[2].addresses[1]",
+        "link 1 is IPv4 on nodes[1] (beta)",
+    );
 }
 
 #[test]

@@ -59,7 +59,10 @@ impl Outbound {
         // fewer sockets than the cluster has links.
         for (plan, out) in links.plans().zip(&mut self.datagrams[..count]) {
             let Ok(link) = u8::try_from(plan.index) else {
-                tracing::error!("cannot build heartbeat: link index {} too large", plan.index);
+                tracing::error!(
+                    "cannot build heartbeat: link index {} too large",
+                    plan.index
+                );
                 return;
             };
             let mut nonce = [0u8; 24];

@@ -59,7 +59,9 @@ pub fn link_plans(nodes: &[NodeLinks], me: usize) -> Vec<LinkPlan> {
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| *i != me)
-                    .filter_map(|(_, n)| n.addresses.get(index).copied().flatten().map(|a| (n.id, a)))
+                    .filter_map(|(_, n)| {
+                        n.addresses.get(index).copied().flatten().map(|a| (n.id, a))
+                    })
                     .collect(),
             })
         })

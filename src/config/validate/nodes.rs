@@ -365,7 +365,11 @@ fn whole_list_rules(ctx: &mut Ctx, out: &[NodeConfig], complete: bool) {
 /// could never hear each other otherwise: each would count the other down for good),
 /// and every link must join at least two nodes (a link with one node is a typo).
 fn every_link_shared(ctx: &mut Ctx, out: &[NodeConfig]) {
-    if out.len() < 2 || out.iter().any(|n| n.addresses.len() != out[0].addresses.len()) {
+    if out.len() < 2
+        || out
+            .iter()
+            .any(|n| n.addresses.len() != out[0].addresses.len())
+    {
         return;
     }
     for (i, a) in out.iter().enumerate() {
@@ -397,7 +401,11 @@ fn every_link_shared(ctx: &mut Ctx, out: &[NodeConfig]) {
                 "nodes",
                 format!(
                     "link {link} joins only {}: a heartbeat link needs at least two nodes on it",
-                    if on.is_empty() { "no node".to_string() } else { on.join(", ") }
+                    if on.is_empty() {
+                        "no node".to_string()
+                    } else {
+                        on.join(", ")
+                    }
                 ),
             );
         }

@@ -192,13 +192,13 @@ impl Node {
                         };
                     }
                     LinkStatus {
-                    index: k,
-                    state: d.state(now).as_str().into(),
-                    rtt_ms: p.rtt[k].map(|r| r.as_secs_f64() * 1000.0),
-                    last_heard_ms: d
-                        .last_heard()
-                        .map(|l| now.saturating_since(l).as_millis() as u64),
-                    phi: d.last_heard().map(|_| d.phi(now)).filter(|v| v.is_finite()),
+                        index: k,
+                        state: d.state(now).as_str().into(),
+                        rtt_ms: p.rtt[k].map(|r| r.as_secs_f64() * 1000.0),
+                        last_heard_ms: d
+                            .last_heard()
+                            .map(|l| now.saturating_since(l).as_millis() as u64),
+                        phi: d.last_heard().map(|_| d.phi(now)).filter(|v| v.is_finite()),
                     }
                 })
                 .collect(),

@@ -163,7 +163,8 @@ fn a_link_a_peer_is_not_on_is_absent_and_never_goes_up_or_down() {
     spec.0.nodes[2].absent_links = vec![1];
     let mut c = spec.boot();
     c.run_until(ms(2500));
-    let state = |s: &ClusterStatus, node: usize, link: usize| s.nodes[node].links[link].state.clone();
+    let state =
+        |s: &ClusterStatus, node: usize, link: usize| s.nodes[node].links[link].state.clone();
     let alpha = c.nodes[0].status(c.now);
     assert_eq!(alpha.votes_present, 3);
     assert_eq!(state(&alpha, 2, 1), "absent");
