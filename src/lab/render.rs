@@ -467,6 +467,26 @@ mod tests {
     }
 
     #[test]
+    fn a_node_absent_from_a_link_has_null_address_and_interface_there() {
+        let partial = LabSpec {
+            absent_links: vec![(3, 1)],
+            ..spec()
+        };
+        let y = render_config(&partial, Path::new("/tmp/lab/authkey")).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&y).unwrap();
+        let w = &v["nodes"][2];
+        assert_eq!(w["addresses"][0].as_str(), Some("192.0.2.3"));
+        assert!(w["addresses"][1].is_null(), "{y}");
+        assert!(w["interfaces"][1].is_null(), "{y}");
+        assert!(v["nodes"][0]["addresses"][1].as_str().is_some());
+        let bad = LabSpec {
+            absent_links: vec![(4, 0)],
+            ..spec()
+        };
+        assert!(validate(&bad).is_err());
+    }
+
+    #[test]
     fn a_fencing_section_that_would_reboot_the_machine_is_refused() {
         let mut s = spec();
         for fencing in ["fencing: {}\n", "fencing:\n  self_fence: reboot\n"] {
