@@ -566,6 +566,18 @@ impl Config {
         if self.links() == 1 {
             w.push("only one heartbeat link: a single cable or switch failure looks like a node failure".into());
         }
+        // A witness on one link is the point of `null` addresses; a node that may own
+        // groups there loses the link redundancy the cluster was built with.
+        for n in self.nodes.iter().filter(|n| !n.witness) {
+            let on = n.addresses.iter().flatten().count();
+            if self.links() > 1 && on == 1 {
+                w.push(format!(
+                    "node {} is on one of the {} heartbeat links: a single cable or switch failure separates it from the others",
+                    n.name,
+                    self.links()
+                ));
+            }
+        }
         if self.fencing.self_fence == SelfFence::None {
             w.push("fencing.self_fence is `none`: a node that cannot stop its groups keeps running them".into());
         }

@@ -399,13 +399,23 @@ fn a_node_may_sit_on_a_subset_of_the_links() {
         .canonical()
         .contains("addresses=[192.0.2.1, 198.51.100.1] "));
     assert!(c.canonical().contains("addresses=[192.0.2.3, null] "));
-    // An owner node on one link is allowed too (it only loses the redundancy).
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // An owner node on one link is allowed too; it loses the redundancy, which the
+    // check points out.
     let text = replace(
         &example(),
         "[192.0.2.2, 198.51.100.2]",
         "[null, 198.51.100.2]",
     );
-    assert_eq!(ok(&text).cluster_spec().nodes[1].absent_links, vec![0]);
+    let c = ok(&text);
+    assert_eq!(c.cluster_spec().nodes[1].absent_links, vec![0]);
+    assert!(
+        c.warnings()
+            .iter()
+            .any(|w| w.starts_with("node beta is on one of the 2 heartbeat links")),
+        "{:?}",
+        c.warnings()
+    );
 }
 
 #[test]
