@@ -145,6 +145,7 @@ required_common=(
 )
 required_deb=(
     /usr/lib/systemd/system/tandem.service
+    /usr/lib/systemd/system/tandem@.service
     /usr/share/man/man8/tandemd.8.gz
     /usr/share/man/man8/tandemctl.8.gz
     /usr/share/man/man5/tandem.yaml.5.gz
@@ -153,6 +154,7 @@ required_deb=(
 )
 required_rpm=(
     /usr/lib/systemd/system/tandem.service
+    /usr/lib/systemd/system/tandem@.service
     /usr/share/man/man8/tandemd.8
     /usr/share/man/man8/tandemctl.8
     /usr/share/man/man5/tandem.yaml.5
@@ -221,6 +223,11 @@ sed -e "s|/usr/sbin/tandemd|$PWD/target/release/tandemd|" \
     -e "s|/usr/bin/tandemctl|$PWD/target/release/tandemctl|" \
     packaging/tandem.service >"$work/tandem.service"
 systemd-analyze verify --man=no "$work/tandem.service"
+# A template verifies as one of its instances.
+sed -e "s|/usr/sbin/tandemd|$PWD/target/release/tandemd|" \
+    -e "s|/usr/bin/tandemctl|$PWD/target/release/tandemctl|" \
+    "packaging/tandem@.service" >"$work/tandem@ci.service"
+systemd-analyze verify --man=no "$work/tandem@ci.service"
 echo "ok"
 
 # --- install, use, upgrade, purge ---------------------------------------------------
@@ -233,6 +240,8 @@ getent group tandem || fail "postinst did not create group tandem"
 [ ! -e /etc/systemd/system/multi-user.target.wants/tandem.service ] ||
     fail "the package enabled tandem.service"
 systemd-analyze verify --man=no /usr/lib/systemd/system/tandem.service
+[ ! -e /etc/systemd/system/multi-user.target.wants/tandem@.service ] ||
+    fail "the package enabled tandem@.service"
 echo "installed unit verifies"
 
 step "tandemctl from the installed paths"
@@ -252,7 +261,8 @@ echo "ok"
 step "dpkg --purge tandem"
 dpkg --purge tandem
 for p in /usr/sbin/tandemd /usr/bin/tandemctl /etc/tandem/tandem.yaml /etc/tandem/authkey \
-    /usr/lib/systemd/system/tandem.service /var/lib/tandem /usr/lib/tandem; do
+    /usr/lib/systemd/system/tandem.service /usr/lib/systemd/system/tandem@.service \
+    /var/lib/tandem /usr/lib/tandem; do
     [ ! -e "$p" ] || fail "$p is still there after purge"
 done
 # The group is kept on purge on purpose (Debian practice for system groups); it must

@@ -112,6 +112,7 @@ fn spec(n: u16) -> ClusterSpec {
                 witness: false,
                 priority: 0,
                 fence_delay: Duration::ZERO,
+                absent_links: Vec::new(),
             })
             .collect(),
         links: 2,

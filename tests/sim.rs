@@ -27,6 +27,35 @@ fn arbiter_sweep() {
     sweep_family("arbiter sweep", seeds().div_ceil(4), sim::run_arbiter_seed);
 }
 
+/// The family with every witness on link 0 only of two links (issue 14): a quarter of
+/// the sweep's seeds. A failure replays with `TANDEM_SIM_WITNESS_SEED=N cargo test
+/// --release --test sim replay_witness_on_link0 -- --nocapture`.
+#[test]
+fn sweep_witness_on_link0() {
+    sweep_family(
+        "sim sweep (witness on link 0 only)",
+        seeds().div_ceil(4),
+        sim::run_seed_witness_on_link0,
+    );
+}
+
+#[test]
+fn replay_witness_on_link0() {
+    let Some(seed) = std::env::var("TANDEM_SIM_WITNESS_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let scenario = sim::Scenario::random_witness_on_link0(seed);
+    eprintln!("{scenario:#?}");
+    match sim::Sim::new(scenario).run() {
+        Ok(o) => eprintln!("seed {seed} passes: {} steps, {} faults", o.steps, o.faults),
+        Err(v) => panic!("{v}"),
+    }
+}
+
+/// Runs seeds `0..total` of one family on every core; panics with the first violation.
 fn sweep_family(
     label: &str,
     total: u64,

@@ -75,8 +75,9 @@ impl fmt::Debug for AuthKeys {
 pub struct NodeConfig {
     pub id: NodeId,
     pub name: String,
-    /// One address per heartbeat link, in link order.
-    pub addresses: Vec<IpAddr>,
+    /// One entry per heartbeat link, in link order; `None` where the node is not on
+    /// that link (`null` in the YAML, e.g. a witness reached only through link 0).
+    pub addresses: Vec<Option<IpAddr>>,
     /// Device to bind each link's socket to; same length as `addresses`.
     pub interfaces: Vec<Option<String>>,
     pub priority: i32,
@@ -342,6 +343,29 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
+impl NodeConfig {
+    /// The links this node has no address on.
+    pub fn absent_links(&self) -> Vec<usize> {
+        self.addresses
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.is_none())
+            .map(|(k, _)| k)
+            .collect()
+    }
+}
+
+/// The addresses as the digest has always seen them (`[192.0.2.1, 198.51.100.1]`), so
+/// a config without absent links keeps its digest across the upgrade that added them;
+/// an absent link is `null`.
+fn canonical_addresses(addresses: &[Option<IpAddr>]) -> String {
+    let parts: Vec<String> = addresses
+        .iter()
+        .map(|a| a.map_or_else(|| "null".to_string(), |a| format!("{a:?}")))
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
 impl Config {
     pub fn node_by_name(&self, name: &str) -> Option<&NodeConfig> {
         self.nodes.iter().find(|n| n.name == name)
@@ -355,7 +379,7 @@ impl Config {
         self.groups.iter().find(|g| g.name == name)
     }
 
-    /// Number of heartbeat links (every node has one address per link).
+    /// Number of heartbeat links (every node has one entry per link, maybe `null`).
     pub fn links(&self) -> usize {
         self.nodes.first().map_or(0, |n| n.addresses.len())
     }
@@ -386,6 +410,7 @@ impl Config {
                     witness: n.witness,
                     priority: n.priority,
                     fence_delay: n.fence_delay,
+                    absent_links: n.absent_links(),
                 })
                 .collect(),
             links: self.links(),
@@ -464,8 +489,8 @@ impl Config {
         for n in &self.nodes {
             let _ = writeln!(
                 s,
-                "node id={} name={:?} addresses={:?} interfaces={:?} priority={} votes={} witness={} fence_delay={}",
-                n.id.0, n.name, n.addresses, n.interfaces, n.priority, n.votes, n.witness, ns(n.fence_delay)
+                "node id={} name={:?} addresses={} interfaces={:?} priority={} votes={} witness={} fence_delay={}",
+                n.id.0, n.name, canonical_addresses(&n.addresses), n.interfaces, n.priority, n.votes, n.witness, ns(n.fence_delay)
             );
         }
         let h = &self.heartbeat;
@@ -579,6 +604,18 @@ impl Config {
         if self.links() == 1 {
             w.push("only one heartbeat link: a single cable or switch failure looks like a node failure".into());
         }
+        // A witness on one link is the point of `null` addresses; a node that may own
+        // groups there loses the link redundancy the cluster was built with.
+        for n in self.nodes.iter().filter(|n| !n.witness) {
+            let on = n.addresses.iter().flatten().count();
+            if self.links() > 1 && on == 1 {
+                w.push(format!(
+                    "node {} is on one of the {} heartbeat links: a single cable or switch failure separates it from the others",
+                    n.name,
+                    self.links()
+                ));
+            }
+        }
         if self.fencing.self_fence == SelfFence::None {
             w.push("fencing.self_fence is `none`: a node that cannot stop its groups keeps running them".into());
         }
@@ -648,9 +685,10 @@ impl Config {
                 .addresses
                 .iter()
                 .zip(&n.interfaces)
-                .map(|(a, i)| match i {
-                    Some(i) => format!("{a}%{i}"),
-                    None => a.to_string(),
+                .map(|(a, i)| match (a, i) {
+                    (None, _) => "-".to_string(),
+                    (Some(a), Some(i)) => format!("{a}%{i}"),
+                    (Some(a), None) => a.to_string(),
                 })
                 .collect();
             let _ = writeln!(

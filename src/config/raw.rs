@@ -184,7 +184,7 @@ impl RawCluster {
 pub struct RawNode {
     pub name: Field<String>,
     pub id: Field<u16>,
-    pub addresses: Field<Vec<Lenient<String>>>,
+    pub addresses: Field<Vec<Lenient<Option<String>>>>,
     pub interfaces: Field<Vec<Option<String>>>,
     pub priority: Field<i32>,
     pub votes: Field<u32>,

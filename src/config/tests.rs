@@ -346,7 +346,7 @@ fn addresses_are_checked() {
     has(
         &errs(&text),
         "nodes[1].addresses",
-        "one address per heartbeat link",
+        "one entry per heartbeat link (null for a link it is not on)",
     );
     let text = replace(
         &example(),
@@ -377,7 +377,78 @@ fn addresses_are_checked() {
         .replace("198.51.100.1]", "\"2001:db8::1\"]")
         .replace("198.51.100.2]", "\"2001:db8::2\"]")
         .replace("198.51.100.3]", "\"2001:db8::3\"]");
-    assert!(ok(&text).nodes[2].addresses[1].is_ipv6());
+    assert!(ok(&text).nodes[2].addresses[1].is_some_and(|a| a.is_ipv6()));
+}
+
+#[test]
+fn a_node_may_sit_on_a_subset_of_the_links() {
+    // The witness behind a router, on link 0 only.
+    let text = replace(&example(), "[192.0.2.3, 198.51.100.3]", "[192.0.2.3, null]");
+    let c = ok(&text);
+    assert_eq!(c.links(), 2);
+    assert_eq!(c.nodes[2].addresses[1], None);
+    let spec = c.cluster_spec();
+    assert_eq!(spec.nodes[2].absent_links, vec![1]);
+    assert!(spec.nodes[0].absent_links.is_empty());
+    assert!(spec.shared_link(NodeId(1), NodeId(2), 1));
+    assert!(!spec.shared_link(NodeId(1), NodeId(3), 1));
+    assert!(spec.shared_link(NodeId(1), NodeId(3), 0));
+    assert_ne!(c.digest(), ok(&example()).digest());
+    // A config on every link reads as it always did, so its digest did not change.
+    assert!(ok(&example())
+        .canonical()
+        .contains("addresses=[192.0.2.1, 198.51.100.1] "));
+    assert!(c.canonical().contains("addresses=[192.0.2.3, null] "));
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // An owner node on one link is allowed too; it loses the redundancy, which the
+    // check points out.
+    let text = replace(
+        &example(),
+        "[192.0.2.2, 198.51.100.2]",
+        "[null, 198.51.100.2]",
+    );
+    let c = ok(&text);
+    assert_eq!(c.cluster_spec().nodes[1].absent_links, vec![0]);
+    assert!(
+        c.warnings()
+            .iter()
+            .any(|w| w.starts_with("node beta is on one of the 2 heartbeat links")),
+        "{:?}",
+        c.warnings()
+    );
+}
+
+#[test]
+fn absent_links_are_checked() {
+    let text = replace(&example(), "[192.0.2.3, 198.51.100.3]", "[null, null]");
+    has(&errs(&text), "nodes[2].addresses", "on no heartbeat link");
+    // Two nodes without a common link could never hear each other.
+    let text = replace(&example(), "[192.0.2.3, 198.51.100.3]", "[192.0.2.3, null]")
+        .replace("[192.0.2.2, 198.51.100.2]", "[null, 198.51.100.2]");
+    has(
+        &errs(&text),
+        "nodes",
+        "beta and gamma share no heartbeat link",
+    );
+    // A link with one node on it is a typo.
+    let text = replace(&example(), "[192.0.2.3, 198.51.100.3]", "[192.0.2.3, null]")
+        .replace("[192.0.2.2, 198.51.100.2]", "[192.0.2.2, null]");
+    has(&errs(&text), "nodes", "link 1 joins only alpha");
+    // No interface where there is no address.
+    let text = replace(
+        &example(),
+        "[192.0.2.3, 198.51.100.3]",
+        "[192.0.2.3, null]\n    interfaces: [eth0, eth1]",
+    );
+    has(&errs(&text), "nodes[2].interfaces[1]", "give null here too");
+    // The family rule skips the absent entry and checks against the next node.
+    let text = replace(&example(), "[192.0.2.1, 198.51.100.1]", "[192.0.2.1, null]")
+        .replace("[192.0.2.3, 198.51.100.3]", "[192.0.2.3, \"2001:db8::3\"]");
+    has(
+        &errs(&text),
+        "nodes[2].addresses[1]",
+        "link 1 is IPv4 on nodes[1] (beta)",
+    );
 }
 
 #[test]

@@ -10,7 +10,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterSpec {
     pub nodes: Vec<NodeSpec>,
-    /// Number of heartbeat links (every node has one address per link).
+    /// Number of heartbeat links. A node may sit on a subset of them
+    /// ([`NodeSpec::absent_links`]).
     pub links: usize,
     pub timing: Timing,
     pub quorum: QuorumSpec,
@@ -27,6 +28,15 @@ impl ClusterSpec {
 
     pub fn group(&self, id: GroupId) -> Option<&GroupSpec> {
         self.groups.iter().find(|g| g.id == id)
+    }
+
+    /// Whether nodes `a` and `b` can hear each other on link `link`: both have an
+    /// address there. A link one of them is not on is absent between them, never "down".
+    pub fn shared_link(&self, a: NodeId, b: NodeId, link: usize) -> bool {
+        link < self.links
+            && [a, b]
+                .iter()
+                .all(|n| self.node(*n).is_some_and(|n| n.on_link(link)))
     }
 
     pub fn expected_votes(&self) -> u32 {
@@ -48,6 +58,17 @@ pub struct NodeSpec {
     /// How long others wait before fencing this node, to break fence races in two-node
     /// clusters (Pacemaker's `pcmk_delay_base`).
     pub fence_delay: Duration,
+    /// Links this node has no address on (a witness reached only through link 0 behind
+    /// a router): nothing is sent to it or heard from it there. Membership needs no
+    /// special case for it, a peer is up while any link delivers; status shows such a
+    /// link as `absent`, so that it never reads as a link that failed.
+    pub absent_links: Vec<usize>,
+}
+
+impl NodeSpec {
+    pub fn on_link(&self, link: usize) -> bool {
+        !self.absent_links.contains(&link)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -59,10 +59,15 @@ pub struct NodeStatus {
     pub checks_failing: Option<bool>,
 }
 
+/// Link state of a link that does not exist between two nodes: one of them has no
+/// address on it (`null` in `addresses`). Never "down": nothing is expected there.
+pub const LINK_ABSENT: &str = "absent";
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkStatus {
     pub index: usize,
-    /// `up`, `suspect`, `down` (or `local` for the answering node's own entry).
+    /// `up`, `suspect`, `down`, `unknown` (nothing heard yet), `local` for the
+    /// answering node's own entry, or [`LINK_ABSENT`].
     pub state: String,
     pub rtt_ms: Option<f64>,
     /// Milliseconds since a heartbeat last arrived on this link.

@@ -11,7 +11,7 @@ use super::events::EventTotals;
 use crate::agents::check_state::CheckBoard;
 use crate::control::StatusReport;
 use crate::control::{CheckState, CheckStatus};
-use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus};
+use crate::core::status::{ClusterStatus, GroupStatus, LinkStatus, NodeStatus, LINK_ABSENT};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -188,7 +188,8 @@ fn render_peers(out: &mut String, v: &ClusterStatus) {
     let name = "tandem_peer_link_up";
     header(out, name, "gauge", "1 if the link to a peer is up.");
     for n in &peers {
-        for l in &n.links {
+        // A link the peer is not on is no link at all, not one that is down.
+        for l in n.links.iter().filter(|l| l.state != LINK_ABSENT) {
             sample(out, name, &link_labels(n, l), bool_value(l.state == "up"));
         }
     }

@@ -55,7 +55,16 @@ impl Outbound {
         if self.datagrams.len() < count {
             self.datagrams.resize_with(count, Vec::new);
         }
-        for (link, out) in (0..=u8::MAX).zip(&mut self.datagrams[..count]) {
+        // Sealed for each link's configured index: a node absent from some link has
+        // fewer sockets than the cluster has links.
+        for (plan, out) in links.plans().zip(&mut self.datagrams[..count]) {
+            let Ok(link) = u8::try_from(plan.index) else {
+                tracing::error!(
+                    "cannot build heartbeat: link index {} too large",
+                    plan.index
+                );
+                return;
+            };
             let mut nonce = [0u8; 24];
             nonces.fill_bytes(&mut nonce);
             if let Err(e) = wire::seal_into(&self.body, params, link, nonce, out) {

@@ -22,8 +22,8 @@ pub enum SettingsError {
 pub struct NodeLinks {
     pub id: NodeId,
     pub name: String,
-    /// One address per link.
-    pub addresses: Vec<IpAddr>,
+    /// One entry per link; `None` where the node is not on the link.
+    pub addresses: Vec<Option<IpAddr>>,
     /// One optional interface per link.
     pub interfaces: Vec<Option<String>>,
 }
@@ -39,8 +39,9 @@ pub fn find_node(nodes: &[NodeLinks], name: &str) -> Result<usize, SettingsError
         })
 }
 
-/// One plan per link of node `me`: its own address and interface on that link, and
-/// every other node's address on the same link.
+/// One plan per link node `me` is on: its own address and interface on that link, and
+/// the address of every other node on the same link (a node absent from a link is not
+/// sent to there).
 pub fn link_plans(nodes: &[NodeLinks], me: usize) -> Vec<LinkPlan> {
     let Some(local) = nodes.get(me) else {
         return Vec::new();
@@ -49,16 +50,20 @@ pub fn link_plans(nodes: &[NodeLinks], me: usize) -> Vec<LinkPlan> {
         .addresses
         .iter()
         .enumerate()
-        .map(|(index, addr)| LinkPlan {
-            index,
-            local: *addr,
-            interface: local.interfaces.get(index).cloned().flatten(),
-            peers: nodes
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != me)
-                .filter_map(|(_, n)| n.addresses.get(index).map(|a| (n.id, *a)))
-                .collect(),
+        .filter_map(|(index, addr)| {
+            Some(LinkPlan {
+                index,
+                local: (*addr)?,
+                interface: local.interfaces.get(index).cloned().flatten(),
+                peers: nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != me)
+                    .filter_map(|(_, n)| {
+                        n.addresses.get(index).copied().flatten().map(|a| (n.id, a))
+                    })
+                    .collect(),
+            })
         })
         .collect()
 }
@@ -133,8 +138,8 @@ mod tests {
                 id: NodeId(u16::from(i)),
                 name: format!("n{i}"),
                 addresses: vec![
-                    IpAddr::from([192, 0, 2, i]),
-                    IpAddr::from([198, 51, 100, i]),
+                    Some(IpAddr::from([192, 0, 2, i])),
+                    Some(IpAddr::from([198, 51, 100, i])),
                 ],
                 interfaces: vec![Some("eth0".into()), None],
             })
@@ -155,6 +160,29 @@ mod tests {
                 (NodeId(3), IpAddr::from([198, 51, 100, 3]))
             ]
         );
+    }
+
+    #[test]
+    fn a_node_absent_from_a_link_has_no_plan_there_and_is_no_peer_there() {
+        let mut nodes = nodes();
+        nodes[2].addresses[1] = None;
+        nodes[2].interfaces[1] = None;
+        let witness = link_plans(&nodes, 2);
+        assert_eq!(witness.len(), 1, "the witness opens link 0 only");
+        assert_eq!(witness[0].index, 0);
+        let owner = link_plans(&nodes, 0);
+        assert_eq!(owner.len(), 2);
+        assert_eq!(owner[0].peers.len(), 2);
+        assert_eq!(
+            owner[1].peers,
+            vec![(NodeId(2), IpAddr::from([198, 51, 100, 2]))],
+            "nothing is sent to the witness on link 1"
+        );
+        // A node on link 1 only keeps the link's real index.
+        nodes[2].addresses = vec![None, Some(IpAddr::from([198, 51, 100, 3]))];
+        let plans = link_plans(&nodes, 2);
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].index, 1);
     }
 
     #[test]

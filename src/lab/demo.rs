@@ -430,6 +430,7 @@ fn prepare(cfg: &DemoConfig, d: &mut Demo) -> Result<LabSpec, Abort> {
         nodes: 3,
         witnesses: vec![3],
         links: 2,
+        absent_links: Vec::new(),
         ipv6: false,
         interval: Duration::from_millis(100),
         deadtime: Duration::from_secs(1),

@@ -114,6 +114,10 @@ pub struct LabSpec {
     /// 1-based indexes of the nodes that are witnesses (vote, never own).
     pub witnesses: Vec<usize>,
     pub links: usize,
+    /// `(node, link)` pairs (1-based node, 0-based link) where the node has no
+    /// interface and no address: `null` in its config's `addresses` (a witness reached
+    /// only through link 0). Every other pair is wired as usual.
+    pub absent_links: Vec<(usize, usize)>,
     /// Node addresses are 2001:db8:{link}::{node}/64 instead of IPv4.
     pub ipv6: bool,
     pub interval: Duration,
@@ -128,12 +132,25 @@ pub struct LabSpec {
     pub tandemctl: PathBuf,
 }
 
+impl LabSpec {
+    /// Whether `node` (1-based) has an interface on `link`.
+    pub fn on_link(&self, node: usize, link: usize) -> bool {
+        !self.absent_links.contains(&(node, link))
+    }
+
+    /// The links `node` has an interface on.
+    pub fn links_of(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.links).filter(move |l| self.on_link(node, *l))
+    }
+}
+
 impl Default for LabSpec {
     fn default() -> Self {
         LabSpec {
             nodes: 3,
             witnesses: Vec::new(),
             links: 2,
+            absent_links: Vec::new(),
             ipv6: false,
             interval: Duration::from_millis(100),
             deadtime: Duration::from_secs(1),
@@ -344,7 +361,7 @@ impl Lab {
         for (idx, node) in self.nodes.iter().enumerate() {
             let i = idx + 1;
             let mut b = String::from("link set lo up\n");
-            for link in 0..self.spec.links {
+            for link in self.spec.links_of(i) {
                 let addr = render::node_address(ipv6, i, link);
                 b.push_str(&format!(
                     "link add eth{link} type veth peer name {port} netns {sw}\n\
@@ -369,7 +386,7 @@ impl Lab {
 
         let mut ports = String::new();
         for link in 0..self.spec.links {
-            for i in 1..=self.spec.nodes {
+            for i in (1..=self.spec.nodes).filter(|i| self.spec.on_link(*i, link)) {
                 let port = render::switch_port(link, i);
                 ports.push_str(&format!(
                     "link set {port} master br{link}\nlink set {port} up\n"
@@ -747,6 +764,11 @@ impl Lab {
     pub fn cut_link(&mut self, node: usize, link: usize) -> Result<(), LabError> {
         self.node_state(node)?;
         self.check_link(link)?;
+        if !self.spec.on_link(node, link) {
+            return Err(LabError::Spec(format!(
+                "node {node} is not on link {link}: there is nothing to cut"
+            )));
+        }
         self.cuts.insert((node, link));
         self.apply_rules()
     }
@@ -808,7 +830,9 @@ impl Lab {
     fn set_links(&mut self, node: usize, state: &str) -> Result<(), LabError> {
         self.check_live()?;
         let ns = self.node_state(node)?.ns.clone();
-        let script: String = (0..self.spec.links)
+        let script: String = self
+            .spec
+            .links_of(node)
             .map(|l| format!("link set eth{l} {state}\n"))
             .collect();
         self.ip_batch(&ns, &script)
@@ -824,7 +848,7 @@ impl Lab {
         self.set_links(node, "up")?;
         if self.spec.ipv6 {
             let ns = self.node_state(node)?.ns.clone();
-            for l in 0..self.spec.links {
+            for l in self.spec.links_of(node) {
                 let addr = format!("{}/64", render::node_address(true, node, l));
                 let dev = format!("eth{l}");
                 // Ignore "exists": the kernel keeps addresses on some kernels.
@@ -866,7 +890,7 @@ impl Lab {
         let plen = render::prefix_len(ipv6);
         let nodad = if ipv6 { " nodad" } else { "" };
         let mut script = String::from("link set lo up\n");
-        for l in 0..self.spec.links {
+        for l in self.spec.links_of(node) {
             let addr = render::node_address(ipv6, node, l);
             script.push_str(&format!(
                 "addr flush dev eth{l} scope global\n\

@@ -25,12 +25,17 @@ impl Lab {
         n * n.saturating_sub(1) * self.spec.links > SHARED_NEIGH_BUDGET
     }
 
-    /// Every node's MAC on every link, `[node - 1][link]`.
-    fn link_macs(&self) -> Result<Vec<Vec<[u8; 6]>>, LabError> {
+    /// Every node's MAC on every link, `[node - 1][link]` (`None` where it is absent).
+    fn link_macs(&self) -> Result<Vec<Vec<Option<[u8; 6]>>>, LabError> {
         (1..=self.spec.nodes)
             .map(|node| {
                 (0..self.spec.links)
-                    .map(|link| link_mac(self, Ns::Node(node), &format!("eth{link}")))
+                    .map(|link| {
+                        if !self.spec.on_link(node, link) {
+                            return Ok(None);
+                        }
+                        link_mac(self, Ns::Node(node), &format!("eth{link}")).map(Some)
+                    })
                     .collect()
             })
             .collect()
@@ -49,10 +54,13 @@ impl Lab {
                     continue;
                 }
                 for (link, mac) in peer_macs.iter().enumerate() {
+                    let Some(mac) = mac.filter(|_| self.spec.on_link(node, link)) else {
+                        continue;
+                    };
                     script.push_str(&format!(
                         "neigh replace {} lladdr {} dev eth{link} nud permanent\n",
                         render::node_address(self.spec.ipv6, peer, link),
-                        super::observe::mac_string(mac),
+                        super::observe::mac_string(&mac),
                     ));
                 }
             }

@@ -121,6 +121,13 @@ pub fn validate(spec: &LabSpec) -> Result<(), LabError> {
             ));
         }
     }
+    for &(node, link) in &spec.absent_links {
+        if node == 0 || node > spec.nodes || link >= spec.links {
+            return bad(format!(
+                "absent link ({node}, {link}) is not a (node, link) of this lab"
+            ));
+        }
+    }
     if spec.interval.is_zero() || spec.deadtime <= spec.interval {
         return bad(format!(
             "need 0 < interval < deadtime, got interval {:?}, deadtime {:?}",
@@ -236,14 +243,24 @@ pub fn render_config(spec: &LabSpec, authkey: &Path) -> Result<String, LabError>
         let addrs: Vec<String> = (0..spec.links)
             .map(|l| {
                 let a = node_address(spec.ipv6, node, l).to_string();
-                if spec.ipv6 {
+                if !spec.on_link(node, l) {
+                    "null".to_string()
+                } else if spec.ipv6 {
                     format!("\"{a}\"")
                 } else {
                     a
                 }
             })
             .collect();
-        let ifaces: Vec<String> = (0..spec.links).map(|l| format!("eth{l}")).collect();
+        let ifaces: Vec<String> = (0..spec.links)
+            .map(|l| {
+                if spec.on_link(node, l) {
+                    format!("eth{l}")
+                } else {
+                    "null".to_string()
+                }
+            })
+            .collect();
         let _ = writeln!(y, "  - name: {}", node_name(node));
         let _ = writeln!(y, "    addresses: [{}]", addrs.join(", "));
         let _ = writeln!(y, "    interfaces: [{}]", ifaces.join(", "));
@@ -447,6 +464,26 @@ mod tests {
             self_fence.ends_with("resources/lab_self_fence"),
             "{self_fence}"
         );
+    }
+
+    #[test]
+    fn a_node_absent_from_a_link_has_null_address_and_interface_there() {
+        let partial = LabSpec {
+            absent_links: vec![(3, 1)],
+            ..spec()
+        };
+        let y = render_config(&partial, Path::new("/tmp/lab/authkey")).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&y).unwrap();
+        let w = &v["nodes"][2];
+        assert_eq!(w["addresses"][0].as_str(), Some("192.0.2.3"));
+        assert!(w["addresses"][1].is_null(), "{y}");
+        assert!(w["interfaces"][1].is_null(), "{y}");
+        assert!(v["nodes"][0]["addresses"][1].as_str().is_some());
+        let bad = LabSpec {
+            absent_links: vec![(4, 0)],
+            ..spec()
+        };
+        assert!(validate(&bad).is_err());
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub fn scaled(
         nodes,
         witnesses: (3..=nodes).collect(),
         links: 2,
+        absent_links: Vec::new(),
         ipv6: false,
         interval,
         deadtime,

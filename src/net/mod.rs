@@ -71,6 +71,7 @@ pub enum NetError {
 /// One datagram of the batch [`Links::receive`] read.
 #[derive(Debug)]
 pub struct Received<'a> {
+    /// The configured link index ([`LinkPlan::index`]).
     pub link: usize,
     pub from: Option<SocketAddr>,
     /// The datagram, or `None` if it was larger than `wire::MAX_DATAGRAM`. Mutable so
@@ -88,7 +89,7 @@ struct Link {
 pub struct Links {
     links: Vec<Link>,
     batch: RecvBatch,
-    /// Link of the datagrams in `batch`.
+    /// Position in `links` of the socket the datagrams in `batch` came from.
     batch_link: usize,
     /// Where the next wait starts looking, so a busy link cannot starve the others.
     next: usize,
@@ -181,9 +182,11 @@ impl Links {
         std::future::poll_fn(|cx| self.poll_receive(cx)).await
     }
 
-    /// Datagram `i` of the last [`receive`](Self::receive).
+    /// Datagram `i` of the last [`receive`](Self::receive), with the configured index
+    /// of its link (not the socket's position: a node absent from link 0 has its link 1
+    /// socket first).
     pub fn received(&mut self, i: usize) -> Option<Received<'_>> {
-        let link = self.batch_link;
+        let link = self.links.get(self.batch_link)?.plan.index;
         let (from, datagram) = self.batch.get_mut(i)?;
         Some(Received {
             link,

@@ -72,6 +72,19 @@ fn one_send_reaches_every_peer_and_one_wait_serves_every_link() {
     });
 }
 
+/// A node absent from link 0 has its link 1 socket first: what it receives there is
+/// reported as link 1, the configured index, not as its socket's position.
+#[test]
+fn a_node_on_link_1_only_receives_with_the_configured_index() {
+    on_port(5, |port| async move {
+        let tx = Links::open(&[plan(0, 21, &[]), plan(1, 22, &[23])], port).expect("tx");
+        let mut rx = Links::open(&[plan(1, 23, &[])], port).expect("rx");
+        let report = tx.send_to_all(&[b"zero".to_vec(), b"one".to_vec()]);
+        assert_eq!(report, SendReport { sent: 1, failed: 0 });
+        assert_eq!(next_batch(&mut rx).await, vec![(1, Some(b"one".to_vec()))]);
+    });
+}
+
 #[test]
 fn a_backlog_is_read_in_batches_and_a_short_batch_loses_no_later_datagram() {
     on_port(1, |port| async move {

@@ -32,3 +32,9 @@ pub fn run_seed(seed: u64) -> Result<Outcome, Box<Violation>> {
 pub fn run_arbiter_seed(seed: u64) -> Result<Outcome, Box<Violation>> {
     Sim::new(Scenario::random_with_arbiter(seed)).run()
 }
+
+/// Run one seed of the family with every witness on link 0 only
+/// ([`Scenario::random_witness_on_link0`]).
+pub fn run_seed_witness_on_link0(seed: u64) -> Result<Outcome, Box<Violation>> {
+    Sim::new(Scenario::random_witness_on_link0(seed)).run()
+}

@@ -205,6 +205,50 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// The random family again, on two links with every witness on link 0 only (a
+    /// witness behind a router): a cluster without a witness gets one (and gives up
+    /// `two_node`, which a witness replaces). Link cuts, partitions and loss then hit a
+    /// node that has one path where the others have two. Derived from
+    /// [`Scenario::random`] after the fact, so that family's seeds stay as they were.
+    pub fn random_witness_on_link0(seed: u64) -> Scenario {
+        let mut s = Scenario::random(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7769_746e_6573_7330);
+        witness_on_link0(&mut s.spec);
+        for (_, f) in &mut s.script {
+            if let ScriptedFault::Reload(_, new) = f {
+                witness_on_link0(new);
+            }
+        }
+        let max = i64::from(s.spec.timing.max_drift_ppm);
+        s.drift_ppm
+            .resize_with(s.spec.nodes.len(), || rng.random_range(-max..=max));
+        s
+    }
+}
+
+/// Two links; every witness absent from link 1; a witness added if there was none.
+fn witness_on_link0(spec: &mut ClusterSpec) {
+    spec.links = 2;
+    if !spec.nodes.iter().any(|n| n.witness) {
+        let id = spec.nodes.iter().map(|n| n.id.0).max().unwrap_or(0) + 1;
+        spec.nodes.push(NodeSpec {
+            id: NodeId(id),
+            name: format!("w{id}"),
+            votes: 1,
+            witness: true,
+            priority: 0,
+            fence_delay: Duration::ZERO,
+            absent_links: Vec::new(),
+        });
+        spec.quorum.two_node = false;
+        spec.quorum.wait_for_all = false;
+    }
+    for n in spec.nodes.iter_mut().filter(|n| n.witness) {
+        n.absent_links = vec![1];
+    }
+}
+
 /// 2 to 7 nodes; with two, either `two_node` or a witness; otherwise maybe a witness.
 fn random_nodes(rng: &mut ChaCha8Rng) -> (Vec<NodeSpec>, bool) {
     let n: usize = rng.random_range(2..=7);
@@ -216,6 +260,7 @@ fn random_nodes(rng: &mut ChaCha8Rng) -> (Vec<NodeSpec>, bool) {
             witness: false,
             priority: rng.random_range(0..3) * 10,
             fence_delay: Duration::ZERO,
+            absent_links: Vec::new(),
         })
         .collect();
     let mut two_node = false;
@@ -231,6 +276,7 @@ fn random_nodes(rng: &mut ChaCha8Rng) -> (Vec<NodeSpec>, bool) {
                 witness: true,
                 priority: 0,
                 fence_delay: Duration::ZERO,
+                absent_links: Vec::new(),
             });
         }
     } else if rng.random_bool(0.3) {
@@ -446,6 +492,7 @@ impl ScenarioBuilder {
                 witness: false,
                 priority: 0,
                 fence_delay: Duration::ZERO,
+                absent_links: Vec::new(),
             })
             .collect();
         let deadtime = Duration::from_secs(1);

@@ -44,8 +44,10 @@ impl NodeIndex {
 struct Seen {
     ids: HashMap<u16, usize>,
     addresses: HashMap<IpAddr, String>,
-    /// Link count and per-link families, taken from the first node with clean addresses.
-    reference: Option<(usize, String, Vec<IpAddr>)>,
+    /// Link count, taken from the first node whose addresses all converted.
+    reference: Option<(usize, String, usize)>,
+    /// Per link, the first node with an address there: (index, name, is IPv4).
+    families: Vec<Option<(usize, String, bool)>>,
 }
 
 pub(super) fn nodes(
@@ -81,6 +83,7 @@ pub(super) fn nodes(
         ids: HashMap::new(),
         addresses: HashMap::new(),
         reference: None,
+        families: Vec::new(),
     };
     for (i, node) in raw.into_iter().enumerate() {
         let p = format!("nodes[{i}]");
@@ -125,7 +128,7 @@ fn one_node(
     if addresses_clean {
         same_links_as_reference(ctx, p, i, name.as_deref(), &addresses, seen);
     }
-    let interfaces = interfaces(ctx, p, node.interfaces, addresses.len(), addresses_clean);
+    let interfaces = interfaces(ctx, p, node.interfaces, &addresses, addresses_clean);
     let priority = ctx.field_or(p, "priority", node.priority, defaults::NODE_PRIORITY);
     let votes = ctx.field_or(p, "votes", node.votes, defaults::NODE_VOTES);
     let witness = ctx.field_or(p, "witness", node.witness, defaults::NODE_WITNESS);
@@ -170,13 +173,14 @@ fn node_id(ctx: &mut Ctx, p: &str, i: usize, f: Field<u16>, seen: &mut Seen) -> 
     id
 }
 
-/// The converted addresses, and whether every one of them converted.
+/// The converted addresses (`None` for a `null` entry: the node is not on that link),
+/// and whether every one of them converted.
 fn addresses(
     ctx: &mut Ctx,
     p: &str,
-    f: Field<Vec<Lenient<String>>>,
+    f: Field<Vec<Lenient<Option<String>>>>,
     seen: &mut Seen,
-) -> (Vec<IpAddr>, bool) {
+) -> (Vec<Option<IpAddr>>, bool) {
     let mut addresses = Vec::new();
     let mut clean = true;
     match ctx.required(p, "addresses", f) {
@@ -195,10 +199,21 @@ fn addresses(
                     clean = false;
                     continue;
                 };
+                let Some(a) = a else {
+                    addresses.push(None);
+                    continue;
+                };
                 match one_address(ctx, &ap, &a, seen) {
-                    Some(ip) => addresses.push(ip),
+                    Some(ip) => addresses.push(Some(ip)),
                     None => clean = false,
                 }
+            }
+            if clean && addresses.iter().all(Option::is_none) {
+                ctx.at_value(
+                    &join(p, "addresses"),
+                    "every entry is null: the node would be on no heartbeat link",
+                );
+                clean = false;
             }
         }
     }
@@ -237,37 +252,46 @@ fn one_address(ctx: &mut Ctx, ap: &str, a: &str, seen: &mut Seen) -> Option<IpAd
     }
 }
 
-/// Every node has one address per link, and each link one address family: checked
-/// against the first node whose addresses all converted.
+/// Every node has one entry per link (an address, or `null` where it is not on the
+/// link), checked against the first node whose addresses all converted; each link has
+/// one address family, checked against the first node with an address on it.
 fn same_links_as_reference(
     ctx: &mut Ctx,
     p: &str,
     i: usize,
     name: Option<&str>,
-    addresses: &[IpAddr],
+    addresses: &[Option<IpAddr>],
     seen: &mut Seen,
 ) {
-    let Some((ri, rname, raddrs)) = &seen.reference else {
-        seen.reference = Some((i, name.unwrap_or_default().to_string(), addresses.to_vec()));
-        return;
-    };
-    if raddrs.len() != addresses.len() {
-        ctx.at_value(
-            &join(p, "addresses"),
-            format!(
-                "{} address(es) but nodes[{ri}] ({rname}) has {}: every node needs one address per heartbeat link",
-                addresses.len(),
-                raddrs.len()
-            ),
-        );
-        return;
-    }
-    for (j, (a, r)) in addresses.iter().zip(raddrs).enumerate() {
-        if a.is_ipv4() != r.is_ipv4() {
+    let name = name.unwrap_or_default();
+    match &seen.reference {
+        None => seen.reference = Some((i, name.to_string(), addresses.len())),
+        Some((ri, rname, count)) if *count != addresses.len() => {
             ctx.at_value(
-                &format!("{p}.addresses[{j}]"),
-                format!("link {j} is {} on nodes[{ri}] ({rname}) but {a} is not: every link uses one address family", if r.is_ipv4() { "IPv4" } else { "IPv6" }),
+                &join(p, "addresses"),
+                format!(
+                    "{} entries but nodes[{ri}] ({rname}) has {count}: every node needs one entry per heartbeat link (null for a link it is not on)",
+                    addresses.len(),
+                ),
             );
+            return;
+        }
+        Some(_) => {}
+    }
+    if seen.families.len() < addresses.len() {
+        seen.families.resize(addresses.len(), None);
+    }
+    for (j, a) in addresses.iter().enumerate() {
+        let Some(a) = a else { continue };
+        match &seen.families[j] {
+            None => seen.families[j] = Some((i, name.to_string(), a.is_ipv4())),
+            Some((ri, rname, v4)) if *v4 != a.is_ipv4() => {
+                ctx.at_value(
+                    &format!("{p}.addresses[{j}]"),
+                    format!("link {j} is {} on nodes[{ri}] ({rname}) but {a} is not: every link uses one address family", if *v4 { "IPv4" } else { "IPv6" }),
+                );
+            }
+            Some(_) => {}
         }
     }
 }
@@ -276,9 +300,10 @@ fn interfaces(
     ctx: &mut Ctx,
     p: &str,
     f: Field<Vec<Option<String>>>,
-    links: usize,
+    addresses: &[Option<IpAddr>],
     addresses_clean: bool,
 ) -> Vec<Option<String>> {
+    let links = addresses.len();
     let mut interfaces = vec![None; links];
     let Some(list) = ctx.field(p, "interfaces", f) else {
         return interfaces;
@@ -298,6 +323,13 @@ fn interfaces(
         let Some(ifname) = ifname else {
             continue;
         };
+        if addresses_clean && addresses.get(j).is_some_and(Option::is_none) {
+            ctx.at_value(
+                &format!("{ip}[{j}]"),
+                format!("the node has no address on link {j} (null): give null here too"),
+            );
+            continue;
+        }
         match check_ifname(&ifname) {
             Ok(()) => {
                 if let Some(slot) = interfaces.get_mut(j) {
@@ -323,5 +355,59 @@ fn whole_list_rules(ctx: &mut Ctx, out: &[NodeConfig], complete: bool) {
             "nodes",
             "the nodes have no votes at all: quorum could never be reached",
         );
+    }
+    if complete {
+        every_link_shared(ctx, out);
+    }
+}
+
+/// A node may sit on a subset of the links, but every two nodes must share one (they
+/// could never hear each other otherwise: each would count the other down for good),
+/// and every link must join at least two nodes (a link with one node is a typo).
+fn every_link_shared(ctx: &mut Ctx, out: &[NodeConfig]) {
+    if out.len() < 2
+        || out
+            .iter()
+            .any(|n| n.addresses.len() != out[0].addresses.len())
+    {
+        return;
+    }
+    for (i, a) in out.iter().enumerate() {
+        for b in &out[i + 1..] {
+            let shared = a
+                .addresses
+                .iter()
+                .zip(&b.addresses)
+                .any(|(x, y)| x.is_some() && y.is_some());
+            if !shared {
+                ctx.at_key(
+                    "nodes",
+                    format!(
+                        "{} and {} share no heartbeat link (each has null where the other has an address): they could never hear each other",
+                        a.name, b.name
+                    ),
+                );
+            }
+        }
+    }
+    for link in 0..out[0].addresses.len() {
+        let on: Vec<&str> = out
+            .iter()
+            .filter(|n| n.addresses[link].is_some())
+            .map(|n| n.name.as_str())
+            .collect();
+        if on.len() < 2 {
+            ctx.at_key(
+                "nodes",
+                format!(
+                    "link {link} joins only {}: a heartbeat link needs at least two nodes on it",
+                    if on.is_empty() {
+                        "no node".to_string()
+                    } else {
+                        on.join(", ")
+                    }
+                ),
+            );
+        }
     }
 }

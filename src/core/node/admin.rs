@@ -279,6 +279,9 @@ pub(super) fn restart_needed(old: &ClusterSpec, new: &ClusterSpec) -> Option<Str
         if a.votes != b.votes || a.witness != b.witness {
             return Some(format!("votes or witness of node {} changed", a.name));
         }
+        if a.absent_links != b.absent_links {
+            return Some(format!("the links node {} is on changed", a.name));
+        }
     }
     if old.timing != new.timing {
         return Some("heartbeat timing changed".into());

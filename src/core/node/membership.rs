@@ -156,6 +156,7 @@ impl Node {
         }
         let from_name = self.name(from);
         let (me, my_seq, my_digest) = (self.me, self.sending.seq, self.spec.digest);
+        let shared = self.spec.shared_link(me, from, link);
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
@@ -165,7 +166,15 @@ impl Node {
         if hb.incarnation > peer.incarnation {
             peer.restarted(hb.incarnation);
         }
-        if let Some(gap) = peer.heard_on(now, link, &self.spec.timing) {
+        // A link the config says one of us is not on carries nothing for membership
+        // (a peer whose config disagrees says so through the digest warning): status
+        // keeps showing it absent, never up and later down.
+        let late = if shared {
+            peer.heard_on(now, link, &self.spec.timing)
+        } else {
+            None
+        };
+        if let Some(gap) = late {
             let reason = Reason::LateHeartbeat { link, gap };
             out.push(event(EventKind::LateHeartbeat, Some(from), None, reason));
         }

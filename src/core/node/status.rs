@@ -1,6 +1,7 @@
 //! Read-only queries of a node's state: `tandemctl status` and the simulator's probes.
 
 use super::*;
+use crate::core::status::LINK_ABSENT as ABSENT;
 
 impl Node {
     /// Whether this node has this group's resources possibly running (for the
@@ -145,7 +146,7 @@ impl Node {
                 links: (0..self.spec.links)
                     .map(|k| LinkStatus {
                         index: k,
-                        state: "local".into(),
+                        state: if n.on_link(k) { "local" } else { ABSENT }.into(),
                         rtt_ms: None,
                         last_heard_ms: None,
                         phi: None,
@@ -184,14 +185,23 @@ impl Node {
                 .links
                 .iter()
                 .enumerate()
-                .map(|(k, d)| LinkStatus {
-                    index: k,
-                    state: d.state(now).as_str().into(),
-                    rtt_ms: p.rtt[k].map(|r| r.as_secs_f64() * 1000.0),
-                    last_heard_ms: d
-                        .last_heard()
-                        .map(|l| now.saturating_since(l).as_millis() as u64),
-                    phi: d.last_heard().map(|_| d.phi(now)).filter(|v| v.is_finite()),
+                .map(|(k, d)| {
+                    if !self.spec.shared_link(self.me, n.id, k) {
+                        return LinkStatus {
+                            index: k,
+                            state: ABSENT.into(),
+                            ..LinkStatus::default()
+                        };
+                    }
+                    LinkStatus {
+                        index: k,
+                        state: d.state(now).as_str().into(),
+                        rtt_ms: p.rtt[k].map(|r| r.as_secs_f64() * 1000.0),
+                        last_heard_ms: d
+                            .last_heard()
+                            .map(|l| now.saturating_since(l).as_millis() as u64),
+                        phi: d.last_heard().map(|_| d.phi(now)).filter(|v| v.is_finite()),
+                    }
                 })
                 .collect(),
             incarnation: p.incarnation,

@@ -135,6 +135,7 @@ pub fn run(
         nodes: cfg.nodes,
         witnesses: Vec::new(),
         links,
+        absent_links: Vec::new(),
         ipv6: false,
         interval: cfg.interval,
         deadtime: cfg.deadtime,

@@ -152,3 +152,52 @@ fn a_survivor_claims_from_an_unresponsive_owner_before_declaring_it_down() {
         c.nodes[1].groups[0].role
     );
 }
+
+/// Issue 14: a witness on link 0 only of two. Its link 1 is absent in every view (not
+/// unknown, not down), and even a heartbeat of it that turns up on link 1 (a peer
+/// whose config disagrees) never makes that link come up and later go down.
+#[test]
+fn a_link_a_peer_is_not_on_is_absent_and_never_goes_up_or_down() {
+    let mut spec = Spec::new(3).witness(2);
+    spec.0.links = 2;
+    spec.0.nodes[2].absent_links = vec![1];
+    let mut c = spec.boot();
+    c.run_until(ms(2500));
+    let state =
+        |s: &ClusterStatus, node: usize, link: usize| s.nodes[node].links[link].state.clone();
+    let alpha = c.nodes[0].status(c.now);
+    assert_eq!(alpha.votes_present, 3);
+    assert_eq!(state(&alpha, 2, 1), "absent");
+    assert_eq!(state(&alpha, 2, 0), "up");
+    // The fixture delivers on link 0 only: beta's link 1 was simply never heard.
+    assert_eq!(state(&alpha, 1, 1), "unknown");
+    let gamma = c.nodes[2].status(c.now);
+    assert_eq!(state(&gamma, 2, 1), "absent", "its own entry");
+    assert_eq!(state(&gamma, 2, 0), "local");
+    assert_eq!(state(&gamma, 0, 1), "absent");
+
+    let stray = c.actions[2]
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::Send(hb) => Some(hb.clone()),
+            _ => None,
+        })
+        .expect("gamma sent heartbeats");
+    let from = c.mark(0);
+    c.input(
+        0,
+        Input::Heartbeat {
+            link: 1,
+            heartbeat: stray,
+        },
+    );
+    c.run_until(ms(6000));
+    let about_links: Vec<_> = c
+        .reasons(0, from)
+        .into_iter()
+        .filter(|(k, _)| matches!(k, EventKind::LinkDown | EventKind::LinkUp))
+        .collect();
+    assert!(about_links.is_empty(), "{about_links:?}");
+    assert_eq!(state(&c.nodes[0].status(c.now), 2, 1), "absent");
+}

@@ -36,6 +36,7 @@ impl Spec {
                 witness: false,
                 priority: 0,
                 fence_delay: Duration::ZERO,
+                absent_links: Vec::new(),
             })
             .collect();
         Spec(ClusterSpec {
