@@ -138,6 +138,11 @@ pub enum Action {
         resource: usize,
         kind: OpKind,
         timeout: Option<Duration>,
+        /// The term the operation serves, decided with it: the term this node owns
+        /// the group in, else (a stop of what may run from before) the newest term it
+        /// knows. The driver hands it to the agent as the fencing token
+        /// (`TANDEM_TERM`, docs/agents.md).
+        term: Term,
     },
     /// Power `target` off through the fence agents; answer with `Input::FenceDone`.
     Fence { request: FenceId, target: NodeId },
