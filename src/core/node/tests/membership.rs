@@ -185,13 +185,19 @@ fn an_owner_announces_again_when_a_peer_comes_back() {
         }]
     );
     assert!(c.nodes[0].owns_running(GroupId(1)), "alpha kept www");
-    assert!(announced(&c.actions[0][alpha..]).is_empty(), "nothing healed yet");
+    assert!(
+        announced(&c.actions[0][alpha..]).is_empty(),
+        "nothing healed yet"
+    );
     let healed = c.mark(0);
     c.up[1] = true;
     let t = at(&c, 300);
     c.run_until(t);
     assert_eq!(announced(&c.actions[0][healed..]), [GroupId(1)]);
-    assert!(announced(&c.actions[1][beta..]).is_empty(), "beta runs nothing");
+    assert!(
+        announced(&c.actions[1][beta..]).is_empty(),
+        "beta runs nothing"
+    );
     // Steady again: no more announcements.
     let settled = c.mark(0);
     let t = at(&c, 3000);
