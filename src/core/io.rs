@@ -149,8 +149,12 @@ pub enum Action {
     /// This node must stop running anything at once and cannot prove it has: reboot or
     /// power off now (the configured self-fence action).
     SelfFence { reason: String },
-    /// Announce the group's addresses again (gratuitous ARP / unsolicited NA): the owner
-    /// reconfirmed ownership after a partition healed or a peer rejoined.
+    /// Announce the group's addresses (gratuitous ARP / unsolicited NA). The owner
+    /// sends it when its start finishes, and again, for every group it runs and holds
+    /// the lease of, when a peer comes back (heard again after being down, never heard
+    /// before, or silent on every link): a partition healed or a node (re)joined. At
+    /// most one such re-announcement per `deadtime`; more returns within it are
+    /// folded into one at its end (`core::node::membership`).
     Announce { group: GroupId },
     /// Something an admin wants to read in `tandemctl events` and the log.
     Event(Event),
