@@ -2,15 +2,20 @@
 //! announces the VIP again when the partition heals, so a client whose neighbour entry
 //! for the VIP points at a wrong MAC is corrected at once instead of after its cache
 //! times out (15–45 s in REACHABLE, then ~8 s of probing).
+//! The same run checks issue 16 point 6 end to end: the group's `exec` resource sees
+//! the owner's fencing token (node, term, incarnation) that `status` shows.
 //! Needs root (skipped without it, failed under CI), iproute2 and nftables.
 #![cfg(feature = "lab")]
 
 mod support;
 
+use serde_json::Value;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use support::lab::{eventually, node_state, runs_on, serial_lab_test};
+use support::agents::TempDir;
+use support::lab::{eventually, group, node_state, runs_on, serial_lab_test};
 use tandem::lab::observe::mac_string;
-use tandem::lab::topology::{eth0_mac, group_yaml, VIP};
+use tandem::lab::topology::{eth0_mac, VIP};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
 
 /// A MAC no lab interface has (locally administered).
@@ -49,16 +54,40 @@ fn vip_entry(lab: &Lab) -> Option<(String, String)> {
     Some((mac.to_lowercase(), state.to_lowercase()))
 }
 
+/// `www`: the VIP, and an `exec` resource whose start writes its fencing token to
+/// `token`.
+fn groups_yaml(token: &Path) -> String {
+    format!(
+        "groups:\n  - name: www\n    prefer: n1\n    failback: false\n    resources:\n      \
+         - vip: {{ name: vip, address: {VIP}/24, interface: eth0 }}\n      \
+         - exec: {{ name: token, start: 'echo \"$TANDEM_NODE $TANDEM_TERM \
+         $TANDEM_INCARNATION\" > {}', stop: 'true' }}\n",
+        token.display()
+    )
+}
+
+/// What the owner's token should be, from a status: `n1 TERM INCARNATION`.
+fn expected_token(s: &Value) -> String {
+    let term = group(s, "www").map(|g| g["term"].clone());
+    let n1 = s["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == "n1"))
+        .map(|n| n["incarnation"].clone());
+    format!("n1 {} {}", term.unwrap_or_default(), n1.unwrap_or_default())
+}
+
 #[test]
 fn a_heal_corrects_a_client_that_has_the_vip_at_a_wrong_mac() {
     let Some(_serial) = serial_lab_test("lab_reannounce") else {
         return;
     };
     // n3 is a witness: with it, n1 keeps quorum (and so the group) while n2 is cut off.
+    let dir = TempDir::new("reannounce");
+    let token = dir.join("token");
     let spec = LabSpec {
         nodes: 3,
         witnesses: vec![3],
-        extra_yaml: group_yaml(),
+        extra_yaml: groups_yaml(&token),
         ..LabSpec::default()
     };
     let mut lab = Lab::build(spec).expect("lab (needs root, iproute2, nftables)");
@@ -74,9 +103,11 @@ fn a_heal_corrects_a_client_that_has_the_vip_at_a_wrong_mac() {
     );
     lab.start_all().expect("start");
     let limit = Duration::from_secs(60);
-    eventually(&lab, 2, "n1 runs www", limit, |s| {
+    let formed = eventually(&lab, 1, "n1 runs www", limit, |s| {
         runs_on(s, "www").as_deref() == Some("n1")
     });
+    let written = std::fs::read_to_string(&token).unwrap_or_default();
+    assert_eq!(written.trim(), expected_token(&formed), "the start's token");
     let owner_mac = mac_string(&eth0_mac(&lab, Ns::Node(1)).expect("n1's MAC"));
 
     // n2 is cut off from n1 and n3 until n1 declares it down; n1 keeps www.

@@ -129,8 +129,8 @@ pub async fn run(ctx: &OpContext<'_>) -> OpResult {
 /// Announces the address again (`garp_count` times every `garp_interval`) if this node
 /// has it: the daemon calls this when the core asks an owner to (a peer came back: a
 /// partition healed or a node rejoined), because neighbours on the far side may have
-/// learnt another MAC for it meanwhile and would keep sending there. The first announcement is sent
-/// before returning, the rest from a spawned task.
+/// learnt another MAC for it meanwhile and would keep sending there. The first
+/// announcement is sent before returning, the rest from a spawned task.
 pub async fn announce_again(resource: &ResourceConfig) {
     let Ok(vip) = Vip::of(resource) else {
         return;
