@@ -297,6 +297,7 @@ fn event(kind: HookKind) -> HookEvent {
         cluster: "lab".into(),
         node: "n2".into(),
         local_node: "n1".into(),
+        local_incarnation: 3,
         group: Some("www".into()),
         term: Some(7),
         reason: "n2 won".into(),
@@ -310,7 +311,7 @@ async fn hooks_get_the_event_in_argv_and_environment() {
     let hook = dir.script(
         "hook.sh",
         &format!(
-            "#!/bin/sh\necho \"$1|$TANDEM_EVENT|$TANDEM_CLUSTER|$TANDEM_NODE|$TANDEM_LOCAL_NODE|$TANDEM_GROUP|$TANDEM_TERM|$TANDEM_REASON\" >> {}\n",
+            "#!/bin/sh\necho \"$1|$TANDEM_EVENT|$TANDEM_CLUSTER|$TANDEM_NODE|$TANDEM_LOCAL_NODE|$TANDEM_GROUP|$TANDEM_TERM|$TANDEM_INCARNATION|$TANDEM_REASON\" >> {}\n",
             out.display()
         ),
     );
@@ -325,7 +326,7 @@ async fn hooks_get_the_event_in_argv_and_environment() {
     assert_eq!(results[0].exit, Exit::Code(0));
     assert_eq!(
         std::fs::read_to_string(&out).unwrap_or_default(),
-        "lost-ownership|lost-ownership|lab|n2|n1|www|7|n2 won\n"
+        "lost-ownership|lost-ownership|lab|n2|n1|www|7|3|n2 won\n"
     );
     // No hooks: nothing to run.
     assert!(hooks::notify(&[], &event(HookKind::NodeUp), Duration::from_secs(1)).is_none());

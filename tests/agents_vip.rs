@@ -143,6 +143,7 @@ async fn op(resource: &ResourceConfig, kind: OpKind) -> OpResult {
         kind,
         timeout: Duration::from_secs(10),
         interval: Duration::ZERO,
+        token: None,
     };
     run_op(&ctx).await
 }

@@ -34,10 +34,7 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
             None => return OpResult::Ok,
         },
     };
-    let mut spec = Spec::shell(ctx.resource.name.clone(), script, ctx.timeout)
-        .env("TANDEM_GROUP", ctx.group)
-        .env("TANDEM_RESOURCE", &ctx.resource.name)
-        .env("TANDEM_ACTION", what);
+    let mut spec = Spec::shell(ctx.resource.name.clone(), script, ctx.timeout).envs(ctx.env());
     if ctx.kind == OpKind::Start {
         // What the start leaves running stays in its process group: the lease guard
         // kills that group if it must act.

@@ -72,6 +72,9 @@ pub struct HookEvent {
     pub node: String,
     /// This node (`TANDEM_LOCAL_NODE`).
     pub local_node: String,
+    /// This node's incarnation (`TANDEM_INCARNATION`): with `TANDEM_TERM`, the
+    /// fencing token of a `became-owner`.
+    pub local_incarnation: u64,
     pub group: Option<String>,
     pub term: Option<u64>,
     pub reason: String,
@@ -85,6 +88,7 @@ impl HookEvent {
             ("TANDEM_CLUSTER", self.cluster.clone()),
             ("TANDEM_NODE", self.node.clone()),
             ("TANDEM_LOCAL_NODE", self.local_node.clone()),
+            ("TANDEM_INCARNATION", self.local_incarnation.to_string()),
             ("TANDEM_GROUP", self.group.clone().unwrap_or_default()),
             (
                 "TANDEM_TERM",
@@ -97,7 +101,12 @@ impl HookEvent {
 
 /// The hook event for a core event, with names from `config`; `None` for events hooks
 /// are not told about.
-pub fn from_core(event: &Event, config: &Config, local: NodeId) -> Option<HookEvent> {
+pub fn from_core(
+    event: &Event,
+    config: &Config,
+    local: NodeId,
+    local_incarnation: u64,
+) -> Option<HookEvent> {
     let kind = HookKind::of(event.kind)?;
     let name_of = |id: NodeId| {
         config
@@ -109,6 +118,7 @@ pub fn from_core(event: &Event, config: &Config, local: NodeId) -> Option<HookEv
         cluster: config.cluster.name.clone(),
         node: name_of(event.node.unwrap_or(local)),
         local_node: name_of(local),
+        local_incarnation,
         group: event.group.map(|g| {
             config
                 .groups

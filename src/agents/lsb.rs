@@ -31,6 +31,9 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     // answer within ctx.timeout.
     let deadline = tokio::time::Instant::now() + ctx.timeout;
     let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    // The operation's environment (fencing token included) rides on the launch: every
+    // call of the script for this operation, the follow-up `status` too, gets it.
+    let launch = &launch.clone().with_env(ctx.env());
     match ctx.kind {
         OpKind::Monitor => status(launch, name, script, ctx.timeout).await,
         OpKind::Start | OpKind::Stop => {

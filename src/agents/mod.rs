@@ -35,6 +35,40 @@ pub struct OpContext<'a> {
     /// How often the operation recurs: the group's `monitor_interval` for monitors, zero
     /// for start and stop (OCF agents see it as `OCF_RESKEY_CRM_meta_interval`).
     pub interval: Duration,
+    /// Which ownership the operation serves; `None` only where no core decided it (the
+    /// lease guard's emergency stop).
+    pub token: Option<FencingToken>,
+}
+
+/// The fencing token of one operation (docs/agents.md, "Fencing token"): the term the
+/// core decided it in and the incarnation of the node that runs it. Terms only grow, so
+/// a service that remembers the highest term it has seen can refuse a write from a
+/// lower one: that writer is an owner that has been replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FencingToken {
+    /// This node's name (the group's owner while it runs the group).
+    pub node: String,
+    pub incarnation: u64,
+    pub term: u64,
+}
+
+impl OpContext<'_> {
+    /// `(name, value)` pairs every process an operation runs gets in its environment:
+    /// what it is (`TANDEM_GROUP`, `TANDEM_RESOURCE`, `TANDEM_ACTION`) and, when known,
+    /// the fencing token (`TANDEM_NODE`, `TANDEM_TERM`, `TANDEM_INCARNATION`).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("TANDEM_GROUP", self.group.to_string()),
+            ("TANDEM_RESOURCE", self.resource.name.clone()),
+            ("TANDEM_ACTION", op_name(self.kind).to_string()),
+        ];
+        if let Some(t) = &self.token {
+            env.push(("TANDEM_NODE", t.node.clone()));
+            env.push(("TANDEM_TERM", t.term.to_string()));
+            env.push(("TANDEM_INCARNATION", t.incarnation.to_string()));
+        }
+        env
+    }
 }
 
 /// Timeout of an operation when the config gives none (OCF agents may refine it from

@@ -284,11 +284,8 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     }
     let timeout = op_timeout(ctx.resource, ctx.kind, launch, ctx.timeout).await;
     let action = super::op_name(ctx.kind);
-    let done = process::run(
-        launch,
-        &spec(ctx.resource, action, timeout, ctx.interval, launch),
-    )
-    .await;
+    let spec = spec(ctx.resource, action, timeout, ctx.interval, launch).envs(ctx.env());
+    let done = process::run(launch, &spec).await;
     map(ctx.kind, &done)
 }
 

@@ -47,6 +47,18 @@ pub struct Launch {
     pub ocf_root: Option<PathBuf>,
 }
 
+impl Launch {
+    /// Adds `(name, value)` pairs to every child's environment.
+    pub fn with_env<K: Into<OsString>, V: Into<OsString>>(
+        mut self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.env
+            .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+}
+
 /// One child process to run.
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -94,6 +106,17 @@ impl Spec {
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.env
             .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
+        self
+    }
+
+    /// Adds every `(name, value)` pair to the environment.
+    pub fn envs<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+        mut self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        for (k, v) in pairs {
+            self = self.env(k, v);
+        }
         self
     }
 

@@ -127,10 +127,10 @@ pub async fn run(ctx: &OpContext<'_>) -> OpResult {
 }
 
 /// Announces the address again (`garp_count` times every `garp_interval`) if this node
-/// has it: the daemon calls this when an owner reconfirms ownership after a partition
-/// healed or a peer rejoined, because the other side may have announced it meanwhile
-/// and neighbours would keep sending to the wrong MAC. The first announcement is sent
-/// before returning, the rest from a spawned task.
+/// has it: the daemon calls this when the core asks an owner to (a peer came back: a
+/// partition healed or a node rejoined), because neighbours on the far side may have
+/// learnt another MAC for it meanwhile and would keep sending there. The first
+/// announcement is sent before returning, the rest from a spawned task.
 pub async fn announce_again(resource: &ResourceConfig) {
     let Ok(vip) = Vip::of(resource) else {
         return;

@@ -189,14 +189,23 @@ pub enum Action {
         resource: usize,
         kind: OpKind,
         timeout: Option<Duration>,
+        /// The term the operation serves, decided with it: the term this node owns
+        /// the group in, else (a stop of what may run from before) the newest term it
+        /// knows. The driver hands it to the agent as the fencing token
+        /// (`TANDEM_TERM`, docs/agents.md).
+        term: Term,
     },
     /// Power `target` off through the fence agents; answer with `Input::FenceDone`.
     Fence { request: FenceId, target: NodeId },
     /// This node must stop running anything at once and cannot prove it has: reboot or
     /// power off now (the configured self-fence action).
     SelfFence { reason: Reason },
-    /// Announce the group's addresses again (gratuitous ARP / unsolicited NA): the owner
-    /// reconfirmed ownership after a partition healed or a peer rejoined.
+    /// Announce the group's addresses (gratuitous ARP / unsolicited NA). The owner
+    /// sends it when its start finishes, and again, for every group it runs and holds
+    /// the lease of, when a peer comes back (heard again after being down, never heard
+    /// before, or silent on every link): a partition healed or a node (re)joined. At
+    /// most one such re-announcement per `deadtime`; more returns within it are
+    /// folded into one at its end (`core::node::membership`).
     Announce { group: GroupId },
     /// Send this request to the arbiter (off the heartbeat thread) and answer with
     /// `Input::Arbiter`; never block on it.

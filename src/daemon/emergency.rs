@@ -43,6 +43,8 @@ pub fn stop_groups(config: &Config, ids: &str) -> bool {
                         .timeout
                         .unwrap_or_else(|| agents::default_timeout(&resource.kind)),
                     interval: std::time::Duration::ZERO,
+                    // The guard acts without the core: no decision, no term to give.
+                    token: None,
                 };
                 let result = agents::run_op(&ctx).await;
                 let ok = matches!(result, OpResult::Ok | OpResult::NotRunning);

@@ -9,7 +9,7 @@
 
 use super::metrics::Metrics;
 use crate::agents::hooks::HookEvent;
-use crate::agents::{self, OpContext};
+use crate::agents::{self, FencingToken, OpContext};
 use crate::config::CheckConfig;
 use crate::config::{FenceAgentConfig, ResourceConfig, SelfFence};
 use crate::core::{FenceId, FenceResult, GroupId, Input, NodeId, OpId, OpKind, OpResult};
@@ -35,6 +35,8 @@ pub enum Work {
         timeout: Option<Duration>,
         /// How often this operation recurs (monitors), zero for one-shot operations.
         interval: Duration,
+        /// The term of the core's decision and this node's name and incarnation.
+        token: FencingToken,
     },
     Fence {
         request: FenceId,
@@ -138,6 +140,7 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
             kind,
             timeout,
             interval,
+            token,
             ..
         } => {
             let Some(resource) = resource else {
@@ -157,6 +160,7 @@ pub async fn carry_out(work: Work, metrics: &Metrics) -> Option<Input> {
                 kind,
                 timeout: op_timeout(&resource, kind, timeout).await,
                 interval,
+                token: Some(token),
             };
             let result = run_op_recorded(&ctx, metrics).await;
             Some(Input::OpDone { op, result })

@@ -220,9 +220,12 @@ impl<E: Executor> HeartbeatLoop<E> {
                     record.reason
                 );
                 self.events.push(event.kind, record);
-                if let Some(hook_event) =
-                    crate::agents::hooks::from_core(&event, &self.config, self.node.id())
-                {
+                if let Some(hook_event) = crate::agents::hooks::from_core(
+                    &event,
+                    &self.config,
+                    self.node.id(),
+                    self.node.incarnation(),
+                ) {
                     let hooks = crate::agents::hooks::hooks_for(&self.config, &hook_event);
                     if !hooks.is_empty() {
                         self.executor.submit(Work::Notify {
@@ -238,6 +241,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                 resource,
                 kind,
                 timeout,
+                term,
             } => {
                 let interval = match kind {
                     OpKind::Monitor => self
@@ -256,6 +260,11 @@ impl<E: Executor> HeartbeatLoop<E> {
                     kind,
                     timeout,
                     interval,
+                    token: crate::agents::FencingToken {
+                        node: self.node_name(self.node.id()),
+                        incarnation: self.node.incarnation(),
+                        term: term.0,
+                    },
                 };
                 self.executor.submit(work)
             }

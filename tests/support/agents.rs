@@ -26,6 +26,7 @@ pub fn ctx(resource: &ResourceConfig, kind: OpKind, timeout: Duration) -> OpCont
             OpKind::Monitor => Duration::from_secs(10),
             OpKind::Start | OpKind::Stop => Duration::ZERO,
         },
+        token: None,
     }
 }
 

@@ -158,6 +158,16 @@ impl GroupState {
             || self.op.is_some_and(|(_, _, k)| k == OpKind::Start)
     }
 
+    /// The term an operation of this group serves (its fencing token): the term this
+    /// node owns the group in, else the newest term it knows (a stop of what may run
+    /// from before, or after stepping down to a newer owner).
+    pub(super) fn op_term(&self) -> Term {
+        match self.role {
+            Role::Owner { term, .. } => term,
+            Role::Idle | Role::Candidate { .. } => self.known.term,
+        }
+    }
+
     /// A start or monitor of resource `idx` failed at `now`: it may be running, and the
     /// failure counts towards the group's threshold.
     pub(super) fn failed_at(&mut self, now: Instant, idx: usize, what: String) {

@@ -1,7 +1,28 @@
 //! Membership: what this node knows of each peer (liveness per link, incarnation,
-//! claims, round-trip times), and the quorum that follows from who is up.
+//! claims, round-trip times), the quorum that follows from who is up, and the
+//! re-announcement of running groups' addresses when a peer comes back.
 
 use super::*;
+
+/// Re-announcing addresses when a peer comes back (issue 16). A peer that was
+/// unreachable — declared down, never heard yet, or silent on every link — and is heard
+/// again means the network between us changed: a partition healed, a switch came back,
+/// a node (re)joined. Neighbours on the far side may have learnt another MAC for our
+/// addresses meanwhile (a failed-over address moved back, a switch flooded its tables),
+/// so every group this node runs and holds the lease of is announced again
+/// (gratuitous ARP / unsolicited NA), without waiting for their caches to expire.
+///
+/// Rate limit: at most one heal announcement per `deadtime`. The first return
+/// announces at once; returns within `deadtime` of that announcement (a flapping link
+/// or peer) are folded into a single one when that `deadtime` ends, so a heal is never
+/// left unannounced and a flap costs one announcement per `deadtime`, not one per flap.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Reannounce {
+    /// A peer came back and no announcement has covered it yet.
+    due: bool,
+    /// When the last heal announcement went out.
+    last: Option<Instant>,
+}
 
 #[derive(Clone, Debug)]
 pub(super) struct Peer {
@@ -240,8 +261,12 @@ impl Node {
                 spec.node(id)
                     .map_or_else(|| id.to_string(), |n| n.name.clone())
             };
+            let was_reachable = peer.responsive();
             for (kind, reason) in peer.observe(now, name) {
                 out.push(event(kind, Some(id), None, reason));
+            }
+            if !was_reachable && peer.responsive() {
+                self.reannounce.due = true;
             }
         }
         if !self.seen_all && self.peers.values().all(|p| p.ever_seen) {
@@ -257,6 +282,55 @@ impl Node {
             out.push(self.node_decision(Reason::StateRebuilt));
             self.persist(out);
         }
+    }
+
+    /// Announces again the addresses of every group this node runs and holds the lease
+    /// of, once a peer came back (see [`Reannounce`] for the rule and the rate limit).
+    /// Runs after the groups were evaluated: a group that stops or lost its lease in
+    /// the same step is not announced.
+    pub(super) fn announce_after_heal(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !self.reannounce.due || self.reannounce_deferred_until(now).is_some() {
+            return;
+        }
+        self.reannounce.due = false;
+        let groups: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|g| self.holds_running(now, g))
+            .map(|g| g.id)
+            .collect();
+        if groups.is_empty() {
+            return;
+        }
+        self.reannounce.last = Some(now);
+        out.extend(groups.into_iter().map(|group| Action::Announce { group }));
+    }
+
+    /// When a due heal announcement held back by the rate limit may go out.
+    pub(super) fn reannounce_deferred_until(&self, now: Instant) -> Option<Instant> {
+        let at = self.reannounce.last? + self.spec.timing.deadtime;
+        (self.reannounce.due && now < at).then_some(at)
+    }
+
+    /// Whether this node runs `g` as its owner with everything started, not on its way
+    /// out, and (where leases count) within its lease: it may speak for the addresses.
+    /// What the peers said meanwhile does not matter: a peer back from the other side
+    /// of a partition may still claim a newer term as a candidate, which an owner within
+    /// its lease does not yield to.
+    fn holds_running(&self, now: Instant, g: &GroupState) -> bool {
+        let Role::Owner {
+            lease_until,
+            after_stop: None,
+            failed: false,
+            recovering: false,
+            ..
+        } = g.role
+        else {
+            return false;
+        };
+        let started = g.res.iter().all(|r| *r == Res::Running);
+        let leased = !self.lease_enforced() || now < lease_until;
+        started && leased && !self.maintenance(g.id)
     }
 
     fn update_quorum(&mut self, now: Instant, out: &mut Vec<Action>) {

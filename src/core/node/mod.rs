@@ -162,6 +162,8 @@ pub struct Node {
     last_now: Instant,
     /// Something that must be durable changed; persist before the next send.
     persist_due: bool,
+    /// Addresses to announce again because a peer came back (membership.rs).
+    reannounce: membership::Reannounce,
 }
 
 /// A triggered heartbeat (something changed: a release, a claim, a grant) goes out at
@@ -236,6 +238,7 @@ impl Node {
             bug: PlantedBug::None,
             last_now: now,
             persist_due: false,
+            reannounce: membership::Reannounce::default(),
             spec,
         }
     }
@@ -357,6 +360,9 @@ impl Node {
         if let Some(at) = self.quorum_settles_at() {
             consider(at, "quorum settled");
         }
+        if let Some(at) = self.reannounce_deferred_until(self.last_now) {
+            consider(at, "re-announce after a peer came back");
+        }
         for job in self.fencing.jobs.values() {
             match job {
                 FenceJob::Delayed { until, .. } => consider(*until, "fence delay"),
@@ -381,6 +387,7 @@ impl Node {
             self.evaluate_group(now, gi, out);
             self.drive_resources(now, gi, out);
         }
+        self.announce_after_heal(now, out);
         self.maybe_send(now, out);
     }
 

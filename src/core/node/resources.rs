@@ -255,13 +255,15 @@ impl Node {
             return;
         };
         let op = OpId(self.fresh_id());
-        self.groups[gi].op = Some((op, idx, kind));
+        let g = &mut self.groups[gi];
+        g.op = Some((op, idx, kind));
         out.push(Action::RunOp {
             op,
             group: gid,
             resource: idx,
             kind,
             timeout: None,
+            term: g.op_term(),
         });
     }
 

@@ -76,15 +76,19 @@ impl Sim {
                     self.push(self.now + delay, Ev::Restart { node: i });
                     break;
                 }
+                // An owner announces when its start finishes and again when a peer
+                // comes back: only the first is an ownership change (GroupStarted).
                 Action::Announce { group } => {
                     let name = self.group_name(group);
-                    self.outcome.takeovers.push((name.clone(), i, ms(self.now)));
                     self.note(format!("{} announces {name}", self.name(i)));
                 }
                 Action::Event(e) => {
                     let g = e.group.map(|g| self.group_name(g)).unwrap_or_default();
                     if e.kind == crate::core::EventKind::BecameOwner {
                         self.outcome.became_owner.push((g.clone(), i, ms(self.now)));
+                    }
+                    if e.kind == crate::core::EventKind::GroupStarted {
+                        self.outcome.takeovers.push((g.clone(), i, ms(self.now)));
                     }
                     let line = format!("{} [{}] {} {}", self.name(i), e.kind.as_str(), g, e.reason);
                     if self.outcome.events.len() < 10_000 {

@@ -201,3 +201,107 @@ fn a_link_a_peer_is_not_on_is_absent_and_never_goes_up_or_down() {
     assert!(about_links.is_empty(), "{about_links:?}");
     assert_eq!(state(&c.nodes[0].status(c.now), 2, 1), "absent");
 }
+
+/// The groups a node announced again among `actions`.
+fn announced(actions: &[Action]) -> Vec<GroupId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Announce { group } => Some(*group),
+            _ => None,
+        })
+        .collect()
+}
+
+fn at(c: &Cluster, later: u64) -> Duration {
+    c.now.saturating_since(Instant::ZERO) + ms(later)
+}
+
+/// Issue 16 (2): an owner that kept its group through a partition announces its
+/// addresses again when the partition heals, once; the peer that came back, which
+/// runs nothing, announces nothing.
+#[test]
+fn an_owner_announces_again_when_a_peer_comes_back() {
+    let mut c = settled();
+    let (alpha, beta) = (c.mark(0), c.mark(1));
+    c.up[1] = false;
+    let t = at(&c, 1500);
+    c.run_until(t);
+    assert_eq!(
+        events(&c.actions[0][alpha..], EventKind::NodeDown),
+        [Reason::NodeDown {
+            peer: "beta".into()
+        }]
+    );
+    assert!(c.nodes[0].owns_running(GroupId(1)), "alpha kept www");
+    assert!(
+        announced(&c.actions[0][alpha..]).is_empty(),
+        "nothing healed yet"
+    );
+    let healed = c.mark(0);
+    c.up[1] = true;
+    let t = at(&c, 300);
+    c.run_until(t);
+    assert_eq!(announced(&c.actions[0][healed..]), [GroupId(1)]);
+    assert!(
+        announced(&c.actions[1][beta..]).is_empty(),
+        "beta runs nothing"
+    );
+    // Steady again: no more announcements.
+    let settled = c.mark(0);
+    let t = at(&c, 3000);
+    c.run_until(t);
+    assert!(announced(&c.actions[0][settled..]).is_empty());
+}
+
+/// A peer silent on every link for a few intervals (phi), short of deadtime, is a
+/// heal too when it is heard again: a switch that dropped everything for a moment may
+/// have flooded or relearnt its tables.
+#[test]
+fn a_link_back_after_all_were_silent_announces_again() {
+    let mut c = settled();
+    c.up[2] = false;
+    let from = c.mark(0);
+    let t = at(&c, 500);
+    c.run_until(t);
+    assert!(events(&c.actions[0][from..], EventKind::NodeDown).is_empty());
+    c.up[2] = true;
+    let t = at(&c, 200);
+    c.run_until(t);
+    assert_eq!(announced(&c.actions[0][from..]), [GroupId(1)]);
+}
+
+/// Rate limit: a peer flapping faster than deadtime gets one announcement when it
+/// first comes back and one when deadtime has passed since, not one per flap.
+#[test]
+fn a_flapping_peer_costs_one_announcement_per_deadtime() {
+    let mut c = settled();
+    let from = c.mark(0);
+    let flap = |c: &mut Cluster, silent: u64| {
+        c.up[2] = false;
+        let t = at(c, silent);
+        c.run_until(t);
+        c.up[2] = true;
+        let t = at(c, 50);
+        c.run_until(t);
+    };
+    flap(&mut c, 500);
+    assert_eq!(
+        announced(&c.actions[0][from..]),
+        [GroupId(1)],
+        "the first return announces at once"
+    );
+    // Back again within the same deadtime (1 s): held back...
+    let again = c.mark(0);
+    flap(&mut c, 600);
+    assert_eq!(
+        events(&c.actions[0][from..], EventKind::LinkUp).len(),
+        2,
+        "gamma came back twice"
+    );
+    assert!(announced(&c.actions[0][again..]).is_empty(), "held back");
+    // ... and announced once when the deadtime since the first ends.
+    let t = at(&c, 1000);
+    c.run_until(t);
+    assert_eq!(announced(&c.actions[0][again..]), [GroupId(1)]);
+}

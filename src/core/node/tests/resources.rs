@@ -179,3 +179,60 @@ fn the_carrier_ban_lifts_with_failure_timeout() {
     c.run_until(ms(2500) + ms(3100));
     assert!(!c.nodes[0].groups[0].banned, "the failure expired");
 }
+
+/// Operations and the term each carries (its fencing token).
+fn op_terms(actions: &[Action]) -> Vec<(OpKind, usize, Term)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RunOp {
+                kind,
+                resource,
+                term,
+                ..
+            } => Some((*kind, *resource, *term)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 16 (6): every operation carries the term it was decided in: the boot-time
+/// clean-up the newest term known (none yet), the owner's starts and monitors the term
+/// it owns, and a new owner after a failover its new, higher term.
+#[test]
+fn every_operation_carries_the_term_it_serves() {
+    let mut c = settled();
+    let alpha = op_terms(&c.actions[0]);
+    let owned = c.nodes[0].known_term(GroupId(1));
+    assert_eq!(owned, Term(1));
+    assert_eq!(
+        alpha[..4],
+        [
+            (OpKind::Stop, 1, Term(0)),
+            (OpKind::Stop, 0, Term(0)),
+            (OpKind::Start, 0, owned),
+            (OpKind::Start, 1, owned)
+        ]
+    );
+    let from = c.mark(0);
+    let _ = fail_monitor(&mut c, OpResult::Ok);
+    let monitors = op_terms(&c.actions[0][from..]);
+    assert!(!monitors.is_empty());
+    assert!(monitors.iter().all(|(_, _, t)| *t == owned), "{monitors:?}");
+    // Alpha vanishes; beta takes over in a newer term and starts in it.
+    let from = c.mark(1);
+    c.up[0] = false;
+    let later = c.now.saturating_since(Instant::ZERO) + ms(3000);
+    c.run_until(later);
+    assert!(c.nodes[1].owns_running(GroupId(1)), "beta took over");
+    let newer = c.nodes[1].known_term(GroupId(1));
+    assert!(newer > owned, "{newer:?}");
+    let starts: Vec<_> = op_terms(&c.actions[1][from..])
+        .into_iter()
+        .filter(|(k, _, _)| *k == OpKind::Start)
+        .collect();
+    assert_eq!(
+        starts,
+        [(OpKind::Start, 0, newer), (OpKind::Start, 1, newer)]
+    );
+}
