@@ -4,6 +4,7 @@
 //! `Display` gives the sentence of `tandemctl events` and the log; [`Reason::tag`] the
 //! stable kebab-case name readers key on (never the sentence).
 
+use super::admin_state::{AdminFull, AdminKey};
 use super::decision::Decision;
 use super::ids::{NodeId, Term};
 use super::io::{Fault, OpResult};
@@ -13,9 +14,19 @@ use std::time::Duration;
 /// Why a `move` was refused: the target can never own the group as things stand.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    Witness { node: String },
-    NotInGroup { node: String },
-    Standby { node: String },
+    Witness {
+        node: String,
+    },
+    NotInGroup {
+        node: String,
+    },
+    Standby {
+        node: String,
+    },
+    /// `tandemctl ban` keeps the node from owning the group.
+    Banned {
+        node: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -24,6 +35,7 @@ impl fmt::Display for Refusal {
             Refusal::Witness { node } => write!(f, "{node} is a witness"),
             Refusal::NotInGroup { node } => write!(f, "{node} is not in the group's nodes"),
             Refusal::Standby { node } => write!(f, "{node} is in standby"),
+            Refusal::Banned { node } => write!(f, "{node} is banned from the group"),
         }
     }
 }
@@ -31,11 +43,26 @@ impl fmt::Display for Refusal {
 /// An admin command the core accepted and spread as the new admin state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminChange {
-    Standby { node: String, on: bool },
-    MoveTo { target: NodeId },
+    Standby {
+        node: String,
+        on: bool,
+    },
+    MoveTo {
+        target: NodeId,
+    },
     MoveCleared,
     Cleanup,
-    Maintenance { on: bool },
+    Maintenance {
+        on: bool,
+    },
+    Ban {
+        node: String,
+        on: bool,
+    },
+    /// An entry given a `--lifetime` ran out (the event names the node and group).
+    Expired {
+        key: AdminKey,
+    },
 }
 
 impl fmt::Display for AdminChange {
@@ -49,6 +76,17 @@ impl fmt::Display for AdminChange {
             AdminChange::MoveCleared => f.write_str("move cleared"),
             AdminChange::Cleanup => f.write_str("cleanup"),
             AdminChange::Maintenance { on } => write!(f, "maintenance {}", on_off(*on)),
+            AdminChange::Ban { node, on: true } => write!(f, "ban {node}"),
+            AdminChange::Ban { node, on: false } => write!(f, "ban of {node} cleared"),
+            AdminChange::Expired { key } => {
+                let what = match key {
+                    AdminKey::Maintenance | AdminKey::GroupMaintenance(_) => "maintenance",
+                    AdminKey::Standby(_) => "standby",
+                    AdminKey::Move(_) => "move",
+                    AdminKey::Ban(..) => "ban",
+                };
+                write!(f, "{what} expired (its lifetime ran out)")
+            }
         }
     }
 }
@@ -160,6 +198,8 @@ pub enum Reason {
     },
     MoveNoTarget,
     MoveRefused(Refusal),
+    /// The admin state is full (see `MAX_ADMIN_ENTRIES`): the command was not recorded.
+    AdminFull(AdminFull),
     Admin(AdminChange),
 }
 
@@ -202,6 +242,7 @@ impl Reason {
             Reason::AdminFence { .. } => "admin-fence",
             Reason::MoveNoTarget => "move-no-target",
             Reason::MoveRefused(_) => "move-refused",
+            Reason::AdminFull(_) => "admin-full",
             Reason::Admin(_) => "admin",
         }
     }
@@ -214,10 +255,13 @@ impl Reason {
         }
     }
 
-    /// Whether this refuses an admin `move` (no target, or a target that can never own
-    /// the group).
+    /// Whether this refuses an admin command: a `move` with no target or one that can
+    /// never own the group, or any command when the admin state is full.
     pub fn refuses_move(&self) -> bool {
-        matches!(self, Reason::MoveNoTarget | Reason::MoveRefused(_))
+        matches!(
+            self,
+            Reason::MoveNoTarget | Reason::MoveRefused(_) | Reason::AdminFull(_)
+        )
     }
 }
 
@@ -329,6 +373,7 @@ impl fmt::Display for Reason {
             Reason::AdminFence { target } => write!(f, "fence {target} requested by admin"),
             Reason::MoveNoTarget => f.write_str("move: no other eligible node"),
             Reason::MoveRefused(why) => write!(f, "move refused: {why}"),
+            Reason::AdminFull(full) => full.fmt(f),
             Reason::Admin(change) => change.fmt(f),
         }
     }

@@ -81,7 +81,7 @@ pub use replay::{ReplayGuard, ReplayWindow, REPLAY_WINDOW};
 /// First bytes of every tandem heartbeat datagram.
 pub const MAGIC: [u8; 4] = *b"TNDM";
 /// The only datagram version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes of the cleartext header.
 pub const HEADER_LEN: usize = 44;
 /// Bytes of the Poly1305 tag that follows the ciphertext.

@@ -12,6 +12,7 @@ fn a_move_to_a_witness_is_refused_and_records_nothing() {
         Input::Admin(AdminCommand::Move {
             group: GroupId(1),
             to: Some(NodeId(3)),
+            lifetime: None,
         }),
     );
     let admin = events(&out, EventKind::Admin);
@@ -33,6 +34,7 @@ fn a_move_without_another_eligible_node_says_so() {
         Input::Admin(AdminCommand::Move {
             group: GroupId(1),
             to: None,
+            lifetime: None,
         }),
     );
     assert_eq!(events(&out, EventKind::Admin), [Reason::MoveNoTarget]);
@@ -47,6 +49,7 @@ fn a_move_hands_the_group_over_to_its_target() {
         Input::Admin(AdminCommand::Move {
             group: GroupId(1),
             to: Some(NodeId(2)),
+            lifetime: None,
         }),
     );
     assert_eq!(
