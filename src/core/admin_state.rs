@@ -293,14 +293,36 @@ impl AdminState {
         gone
     }
 
-    /// Whether `other` holds the same entries and values, expiries aside.
-    pub fn same_but_expiries(&self, other: &AdminState) -> bool {
-        let strip = |s: &AdminState| {
-            let mut e = s.entries.clone();
-            e.iter_mut().for_each(|e| e.expires = None);
-            e
-        };
-        self.cleanups == other.cleanups && strip(self) == strip(other)
+    /// Whether merging `other` in would change no entry's version or value and no
+    /// cleanup counter (expiries aside): the steady state, checked without copying.
+    pub fn covers(&self, other: &AdminState) -> bool {
+        let entries = other.entries.iter().all(|t| {
+            self.get(t.key).is_some_and(|o| {
+                o.stamp > t.stamp || (o.stamp == t.stamp && (o.value == t.value || !o.in_force()))
+            })
+        });
+        entries
+            && other
+                .cleanups
+                .iter()
+                .all(|&(g, c)| self.cleanup_count(g) >= c)
+    }
+
+    /// Takes the earlier expiry of every entry `other` (received stamped `sent_at`, now
+    /// `now`) holds in the same version: what [`AdminState::merge`] does to expiries.
+    pub fn lower_expiries(&mut self, other: &AdminState, sent_at: Instant, now: Instant) {
+        for t in &other.entries {
+            let Some(x) = t.expires else { continue };
+            let Ok(i) = self.entries.binary_search_by(|e| e.key.cmp(&t.key)) else {
+                continue;
+            };
+            let mine = &mut self.entries[i];
+            let lifetime = x.at.saturating_since(sent_at);
+            let at = now + lifetime;
+            if mine.stamp == t.stamp && mine.expires.is_some_and(|m| at < m.at) {
+                mine.expires = Some(Expiry { at, lifetime });
+            }
+        }
     }
 
     /// When the next entry in force expires.

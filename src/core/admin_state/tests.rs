@@ -167,6 +167,35 @@ fn an_entry_expires_into_a_tombstone_and_copies_keep_the_earlier_expiry() {
 }
 
 #[test]
+fn a_state_covers_what_it_already_merged_and_only_lowers_expiries_from_it() {
+    let life = Duration::from_secs(60);
+    let mut a = some_history();
+    let expires = Expiry {
+        at: at(10) + life,
+        lifetime: life,
+    };
+    a.set(AdminKey::Ban(G, N3), AdminValue::On, Some(expires), N1)
+        .unwrap();
+    let mut b = AdminState::default();
+    assert!(!b.covers(&a));
+    b.merge(&a.rebased(at(10), at(1000)));
+    assert!(b.covers(&a) && a.covers(&b) && b.covers(&AdminState::default()));
+    // a's copy says 60 s from its send; b counted from a later arrival: lowered.
+    b.lower_expiries(&a, at(10), at(990));
+    assert_eq!(b.next_expiry(), Some(at(1050)));
+    b.lower_expiries(&a, at(10), at(2000));
+    assert_eq!(b.next_expiry(), Some(at(1050)), "never raised");
+    let mut newer = a.clone();
+    newer
+        .set(AdminKey::Ban(G, N3), AdminValue::Cleared, None, N2)
+        .unwrap();
+    assert!(!b.covers(&newer));
+    newer.cleanups = vec![(G, 9)];
+    b.merge(&newer);
+    assert!(b.covers(&newer));
+}
+
+#[test]
 fn an_expiry_stored_before_a_reboot_gets_at_most_its_lifetime_again() {
     let life = Duration::from_secs(60);
     let mut s = AdminState::default();

@@ -167,14 +167,27 @@ impl Node {
         sent_at: Instant,
         out: &mut Vec<Action>,
     ) {
+        if self.admin.covers(theirs) {
+            // Nothing new but maybe an earlier end of a copy (clocks drift): no news
+            // to persist at once or spread.
+            self.admin.lower_expiries(theirs, sent_at, now);
+            return;
+        }
         let mut merged = self.admin.clone();
         merged.merge(&theirs.rebased(sent_at, now));
-        if merged.same_but_expiries(&self.admin) {
-            // Only a copy's expiry moved (clocks drift): no news to persist or spread.
-            self.admin = merged;
-        } else {
-            self.adopt_admin(merged, out);
+        // A copy that lapsed on a faster clock first: this node says so too.
+        for e in merged.entries.iter().filter(|e| !e.in_force()) {
+            let lapsed = self
+                .admin
+                .get(e.key)
+                .is_some_and(|mine| mine.in_force() && mine.stamp == e.stamp);
+            if lapsed {
+                let (node, group) = subjects(e.key);
+                let reason = Reason::Admin(AdminChange::Expired { key: e.key });
+                out.push(event(EventKind::Admin, node, group, reason));
+            }
         }
+        self.adopt_admin(merged, out);
     }
 
     /// Lets entries whose lifetime ran out lapse, saying so.
