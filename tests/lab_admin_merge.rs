@@ -13,8 +13,19 @@ use support::lab::{eventually, node_state, ok, runs_on, text};
 
 const LONG: Duration = Duration::from_secs(40);
 
-/// A group with nothing to run: admin constraints act on ownership alone.
-const GROUP: &str = "groups:\n  - name: www\n    prefer: n1\n    resources: []\n";
+/// A group whose service is a file in the node's private directory, and that stays
+/// where it is unless moved (`failback: false`), so every move is the test's doing.
+const GROUP: &str = r#"groups:
+  - name: www
+    prefer: n1
+    failback: false
+    resources:
+      - exec:
+          name: svc
+          start: 'touch "$TANDEM_LAB_NODE_DIR/www.up"'
+          stop: 'rm -f "$TANDEM_LAB_NODE_DIR/www.up"'
+          monitor: '[ -f "$TANDEM_LAB_NODE_DIR/www.up" ] || exit 7'
+"#;
 
 fn start() -> Lab {
     let spec = LabSpec {
