@@ -313,6 +313,15 @@ pub enum ConfigCommand {
     },
 }
 
+/// A `--lifetime`: a duration as the config writes them, at least a millisecond.
+fn lifetime(text: &str) -> Result<Duration, String> {
+    let d = crate::config::parse_duration(text)?;
+    if d < Duration::from_millis(1) {
+        return Err("a lifetime must be at least 1ms (to keep it, leave --lifetime out)".into());
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,13 +339,4 @@ mod tests {
         let ok = TandemctlArgs::try_parse_from(["tandemctl", "move", "--clear", "www"]);
         assert!(ok.is_ok());
     }
-}
-
-/// A `--lifetime`: a duration as the config writes them, at least a millisecond.
-fn lifetime(text: &str) -> Result<Duration, String> {
-    let d = crate::config::parse_duration(text)?;
-    if d < Duration::from_millis(1) {
-        return Err("a lifetime must be at least 1ms (to keep it, leave --lifetime out)".into());
-    }
-    Ok(d)
 }

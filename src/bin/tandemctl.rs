@@ -86,24 +86,8 @@ fn main() -> ExitCode {
             group,
             node,
             lifetime,
-        } => act(
-            socket,
-            Command::Ban {
-                group: group.clone(),
-                node: node.clone(),
-                on: true,
-                lifetime_ms: (*lifetime).map(millis),
-            },
-        ),
-        CtlCommand::Unban { group, node } => act(
-            socket,
-            Command::Ban {
-                group: group.clone(),
-                node: node.clone(),
-                on: false,
-                lifetime_ms: None,
-            },
-        ),
+        } => ban(socket, group, node, true, *lifetime),
+        CtlCommand::Unban { group, node } => ban(socket, group, node, false, None),
         CtlCommand::Cleanup { group, resource } => act(
             socket,
             Command::Cleanup {
@@ -294,6 +278,19 @@ fn watch_status(socket: &Path) -> Outcome {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// `ban GROUP NODE [--lifetime D]` (`on`) or `unban GROUP NODE`.
+fn ban(socket: &Path, group: &str, node: &str, on: bool, lifetime: Option<Duration>) -> Outcome {
+    act(
+        socket,
+        Command::Ban {
+            group: group.to_string(),
+            node: node.to_string(),
+            on,
+            lifetime_ms: lifetime.map(millis),
+        },
+    )
 }
 
 /// A `--lifetime` in the control protocol's milliseconds (at least 1, as clap checked).

@@ -353,11 +353,7 @@ impl fmt::Display for Reason {
                 target,
                 error,
                 retry,
-            } => write!(
-                f,
-                "fencing {target} failed: {error}; retrying in {} ms; its groups stay stopped",
-                retry.as_millis()
-            ),
+            } => fence_failed(f, target, error, *retry),
             Reason::FenceFirstIn { target, delay } => {
                 write!(f, "fencing {target} first (in {} ms)", delay.as_millis())
             }
@@ -377,6 +373,20 @@ impl fmt::Display for Reason {
             Reason::Admin(change) => change.fmt(f),
         }
     }
+}
+
+/// The sentence of [`Reason::FenceFailed`].
+fn fence_failed(
+    f: &mut fmt::Formatter<'_>,
+    target: &str,
+    error: &str,
+    retry: Duration,
+) -> fmt::Result {
+    write!(
+        f,
+        "fencing {target} failed: {error}; retrying in {} ms; its groups stay stopped",
+        retry.as_millis()
+    )
 }
 
 /// The sentence of [`Reason::ResourceFault`].
