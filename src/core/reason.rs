@@ -11,22 +11,14 @@ use super::io::{Fault, OpResult};
 use std::fmt;
 use std::time::Duration;
 
-/// Why a `move` was refused: the target can never own the group as things stand.
+/// Why a `move` was refused: the target can never own the group as things stand
+/// (`Banned`: `tandemctl ban` keeps it from owning the group).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    Witness {
-        node: String,
-    },
-    NotInGroup {
-        node: String,
-    },
-    Standby {
-        node: String,
-    },
-    /// `tandemctl ban` keeps the node from owning the group.
-    Banned {
-        node: String,
-    },
+    Witness { node: String },
+    NotInGroup { node: String },
+    Standby { node: String },
+    Banned { node: String },
 }
 
 impl fmt::Display for Refusal {
@@ -40,29 +32,17 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// An admin command the core accepted and spread as the new admin state.
+/// An admin command the core accepted and spread as the new admin state, or an entry
+/// given a `--lifetime` that ran out (`Expired`; the event names the node and group).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminChange {
-    Standby {
-        node: String,
-        on: bool,
-    },
-    MoveTo {
-        target: NodeId,
-    },
+    Standby { node: String, on: bool },
+    MoveTo { target: NodeId },
     MoveCleared,
     Cleanup,
-    Maintenance {
-        on: bool,
-    },
-    Ban {
-        node: String,
-        on: bool,
-    },
-    /// An entry given a `--lifetime` ran out (the event names the node and group).
-    Expired {
-        key: AdminKey,
-    },
+    Maintenance { on: bool },
+    Ban { node: String, on: bool },
+    Expired { key: AdminKey },
 }
 
 impl fmt::Display for AdminChange {
