@@ -8,6 +8,7 @@ use crate::config;
 use crate::control;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Arguments of `tandemd`.
 #[derive(Parser, Debug)]
@@ -174,9 +175,10 @@ the owner stops the group cleanly, then the new node starts it, without waiting 
 timeout. The command waits until the group runs on its new node and prints how long the \
 switchover took.\n\n\
 A move leaves a preference behind (the group stays on its new node even when its \
-preferred node could take it back). `tandemctl move --clear GROUP` removes it and says \
-where the group stays.",
-        after_long_help = "Examples:\n  tandemctl move www beta     # www to beta\n  tandemctl move www          # www to the best node other than its owner\n  tandemctl move --clear www  # forget the preference the move left"
+preferred node could take it back), and says so. `--lifetime` makes that preference lapse \
+by itself (like `pcs resource move --lifetime`); `tandemctl move --clear GROUP` removes it \
+now and says where the group stays. `tandemctl status` lists it with the time it has left.",
+        after_long_help = "Examples:\n  tandemctl move www beta               # www to beta, pinned there until cleared\n  tandemctl move www beta --lifetime 1h # pinned to beta for an hour\n  tandemctl move www                    # www to the best node other than its owner\n  tandemctl move --clear www            # forget the preference the move left"
     )]
     Move {
         /// The group, by its name in the config.
@@ -187,12 +189,43 @@ where the group stays.",
         /// Remove the preference a previous move left behind instead of moving.
         #[arg(long)]
         clear: bool,
+        /// The preference the move leaves behind lapses after this long (`30s`, `10m`,
+        /// `2h`); without it, it stays until `move --clear`.
+        #[arg(long, value_name = "DURATION", conflicts_with = "clear", value_parser = lifetime)]
+        lifetime: Option<Duration>,
         /// Give up waiting after this many seconds (the move itself goes on).
         #[arg(long, value_name = "SECONDS", default_value_t = 120)]
         timeout: u64,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
+    },
+
+    /// Keep a node from owning a group (it moves away if it runs there), until `unban`
+    /// or for `--lifetime`.
+    #[command(
+        long_about = "Keep NODE from ever owning GROUP: if the group runs there it moves to the \
+best other node; if no other node can take it, it stops. The ban stays until `tandemctl \
+unban GROUP NODE`, or lapses by itself after `--lifetime` (like `pcs resource ban \
+--lifetime`). `tandemctl status` lists it with the time it has left.",
+        after_long_help = "Examples:\n  tandemctl ban www alpha                  # www never on alpha, until unbanned\n  tandemctl ban www alpha --lifetime 30m   # for half an hour\n  tandemctl unban www alpha"
+    )]
+    Ban {
+        /// The group, by its name in the config.
+        group: String,
+        /// The node, by its name in the config.
+        node: String,
+        /// The ban lapses after this long (`30s`, `10m`, `2h`).
+        #[arg(long, value_name = "DURATION", value_parser = lifetime)]
+        lifetime: Option<Duration>,
+    },
+
+    /// Lift a ban: the node may own the group again.
+    Unban {
+        /// The group, by its name in the config.
+        group: String,
+        /// The node, by its name in the config.
+        node: String,
     },
 
     /// Reset the fail counts and failed state of a group so tandem tries it again.
@@ -307,6 +340,15 @@ pub enum ConfigCommand {
         #[arg(long)]
         agents: bool,
     },
+}
+
+/// A `--lifetime`: a duration as the config writes them, at least a millisecond.
+fn lifetime(text: &str) -> Result<Duration, String> {
+    let d = crate::config::parse_duration(text)?;
+    if d < Duration::from_millis(1) {
+        return Err("a lifetime must be at least 1ms (to keep it, leave --lifetime out)".into());
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

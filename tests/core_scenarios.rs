@@ -138,6 +138,7 @@ fn a_failed_stop_fences_the_node_itself_then_the_group_moves() {
                 AdminCommand::Move {
                     group: GroupId::of_name("www"),
                     to: Some(NodeId(2)),
+                    lifetime: None,
                 },
             ),
         );
@@ -163,6 +164,7 @@ fn a_failed_stop_with_block_is_fenced_by_the_next_owner() {
                 AdminCommand::Move {
                     group: GroupId::of_name("www"),
                     to: Some(NodeId(2)),
+                    lifetime: None,
                 },
             ),
         );
@@ -527,6 +529,7 @@ fn a_move_to_a_node_that_can_never_own_the_group_is_refused_not_remembered() {
         Input::Admin(AdminCommand::Move {
             group: www,
             to: Some(NodeId(3)),
+            lifetime: None,
         }),
     );
     let witness = tandem::core::reason::Refusal::Witness { node: "n3".into() };
@@ -537,9 +540,9 @@ fn a_move_to_a_node_that_can_never_own_the_group_is_refused_not_remembered() {
                 && e.reason.to_string() == "move refused: n3 is a witness")
     });
     assert!(refused, "{out:?}");
-    let persisted = out
-        .iter()
-        .any(|a| matches!(a, tandem::core::Action::Persist(p) if !p.admin.moves.is_empty()));
+    let persisted = out.iter().any(
+        |a| matches!(a, tandem::core::Action::Persist(p) if p.admin.in_force().next().is_some()),
+    );
     assert!(!persisted, "no move preference was recorded: {out:?}");
 }
 
@@ -582,6 +585,7 @@ fn a_node_back_from_isolation_hears_everyone_before_fencing_anyone() {
     let move_to = |n: u16| AdminCommand::Move {
         group: GroupId::of_name("www"),
         to: Some(NodeId(n)),
+        lifetime: None,
     };
     for seed in 0..40 {
         let o = run(three_always()

@@ -336,6 +336,7 @@ fn admin_commands_have_a_documented_shape_and_need_root() {
             Command::Move {
                 group: "www".into(),
                 to: Some("beta".into()),
+                lifetime_ms: None,
             },
             r#"{"version":1,"cmd":"move","group":"www","to":"beta"}"#,
         ),
@@ -343,8 +344,18 @@ fn admin_commands_have_a_documented_shape_and_need_root() {
             Command::Move {
                 group: "www".into(),
                 to: None,
+                lifetime_ms: Some(600_000),
             },
-            r#"{"version":1,"cmd":"move","group":"www"}"#,
+            r#"{"version":1,"cmd":"move","group":"www","lifetime_ms":600000}"#,
+        ),
+        (
+            Command::Ban {
+                group: "www".into(),
+                node: "alpha".into(),
+                on: true,
+                lifetime_ms: None,
+            },
+            r#"{"version":1,"cmd":"ban","group":"www","node":"alpha","on":true}"#,
         ),
         (
             Command::Standby {

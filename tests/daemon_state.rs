@@ -1,7 +1,7 @@
 //! The state directory: atomic writes, persisted core state, incarnation monotonicity.
 
 use std::path::PathBuf;
-use tandem::core::{GroupId, PersistentState, Term};
+use tandem::core::{GroupId, NodeId, PersistentState, Term};
 use tandem::daemon::state::{atomic_write, IncarnationSource, StateDir};
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -60,6 +60,35 @@ fn persisted_state_round_trips_and_missing_or_corrupt_is_reported() {
     assert!(err.contains("corrupt"), "{err}");
     // Saving again repairs it.
     sd.save(&state).expect("save");
+    assert_eq!(sd.load(), Ok(Some(state)));
+}
+
+#[test]
+fn a_state_file_with_the_old_single_admin_record_loads_as_entries() {
+    let dir = temp_dir("state-legacy");
+    let _c = Cleanup(dir.clone());
+    let sd = StateDir::open(&dir).expect("open");
+    let web = GroupId::of_name("web").0;
+    let legacy = format!(
+        r#"{{"terms":[[{web},3]],"owned":[],"admin":{{"version":4,"origin":2,"maintenance":true,
+        "standby":[3],"group_maintenance":[],"moves":[[{web},1]],"cleanups":[]}}}}"#
+    );
+    std::fs::write(sd.state_path(), legacy).expect("write legacy state");
+    let state = sd
+        .load()
+        .expect("a legacy file is not corrupt")
+        .expect("present");
+    let admin = &state.admin;
+    assert!(admin.maintenance() && admin.standby(NodeId(3)), "{admin:?}");
+    assert_eq!(admin.move_target(GroupId(web)), Some(NodeId(1)));
+    assert_eq!(state.terms, vec![(GroupId(web), Term(3))]);
+    // Saved again, it is in the current form, and reads back the same.
+    sd.save(&state).expect("save");
+    let text = std::fs::read_to_string(sd.state_path()).expect("read");
+    assert!(
+        text.contains("\"entries\"") && !text.contains("\"version\""),
+        "{text}"
+    );
     assert_eq!(sd.load(), Ok(Some(state)));
 }
 

@@ -1,6 +1,7 @@
 //! Golden bytes for the heartbeat datagram: a fixed heartbeat, key and nonce must seal
 //! to exactly these bytes, forever (a change here is a wire-format change: bump VERSION).
 
+use tandem::core::admin_state::{AdminEntry, AdminKey, AdminValue, Expiry, Stamp};
 use tandem::core::message::{
     AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
 };
@@ -26,12 +27,13 @@ const GOLDEN_KEY_ID: u32 = 0xae40_d7ab;
 /// independent implementation written from the module doc (Python: HChaCha20 by hand +
 /// `cryptography`'s ChaCha20Poly1305), not merely captured from this crate's output.
 const GOLDEN_HEX: &str = "
-    544e444d010001020304050607080002ae40d7aba0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7
+    544e444d020001020304050607080002ae40d7aba0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7
     45ec0a1db75da4ab616f2d897130a7123baa9f2d800338d90c62b8a3b2c589bedb86aa2e46467ccca5eb6e35
     9b34af2f813637f9da68d0a7fab4d17a2b2173826671e67cade4b181086c4a6c785d3c7fc867d8481602bb02
     5ff32105975e16315d4e68a7d94ddb497c51d3c6108524a89918a80d91ed9699d1c46a08e30372f35b2b622d
-    c069d03f33395d9692d2cefb68e8828b6592ab82318578753c0b0a1258be43a92490165dba3f9580d96215e6
-    a5c56d02be459007b732dfcb22
+    c069d03f37385d9592d2cdfb69e883886693abd77a5f7db63d04d3aec9be41ab259dcee224e62911db68c076
+    4a70a873337de554f49c5540e6359c4e7d6a11b61eddab88f7f2319cb40574a1e20f5adeeb53f92cbc80f60e
+    c71ff2723fc590c917712e21974436c583
 ";
 
 fn golden_heartbeat() -> Heartbeat {
@@ -81,14 +83,51 @@ fn golden_heartbeat() -> Heartbeat {
         }],
         refuses: vec![GroupId::of_name("db")],
         admin: AdminState {
-            version: 3,
-            origin: NodeId(1),
-            maintenance: false,
-            standby: vec![NodeId(3)],
-            group_maintenance: vec![GroupId::of_name("db")],
-            moves: vec![(GroupId::of_name("web"), NodeId(2))],
+            entries: vec![
+                entry(AdminKey::Standby(NodeId(3)), (3, 1), AdminValue::On, None),
+                entry(
+                    AdminKey::GroupMaintenance(GroupId::of_name("db")),
+                    (2, 2),
+                    AdminValue::On,
+                    None,
+                ),
+                entry(
+                    AdminKey::Move(GroupId::of_name("web")),
+                    (4, 1),
+                    AdminValue::MoveTo(NodeId(2)),
+                    Some(9_000_000_000),
+                ),
+                entry(
+                    AdminKey::Ban(GroupId::of_name("web"), NodeId(1)),
+                    (5, 3),
+                    AdminValue::Cleared,
+                    None,
+                ),
+            ],
             cleanups: vec![(GroupId::of_name("web"), 2)],
         },
+    }
+}
+
+/// An admin entry as it arrives: the lifetime does not travel (zero until the core
+/// rebases the expiry).
+fn entry(
+    key: AdminKey,
+    (counter, origin): (u64, u16),
+    value: AdminValue,
+    at: Option<u64>,
+) -> AdminEntry {
+    AdminEntry {
+        key,
+        stamp: Stamp {
+            counter,
+            origin: NodeId(origin),
+        },
+        value,
+        expires: at.map(|ns| Expiry {
+            at: Instant::from_nanos(ns),
+            lifetime: std::time::Duration::ZERO,
+        }),
     }
 }
 
@@ -135,15 +174,16 @@ fn golden_datagram() {
 fn golden_header_layout_matches_the_docs() {
     let golden = unhex(GOLDEN_HEX);
     assert_eq!(&golden[0..4], b"TNDM");
-    assert_eq!(golden[4], 1, "version");
+    assert_eq!(golden[4], 2, "version");
     assert_eq!(golden[5], 0, "header flags");
     assert_eq!(&golden[6..14], &CLUSTER.to_be_bytes());
     assert_eq!(&golden[14..16], &2u16.to_be_bytes(), "sender");
     assert_eq!(&golden[16..20], &GOLDEN_KEY_ID.to_be_bytes());
     assert_eq!(&golden[20..44], &NONCE);
     assert_eq!(HEADER_LEN, 44);
-    // Body of the golden heartbeat: 60 fixed bytes + 26 + 2*3 + 25 + 22 + 10 + 4 + 2 + 4 + 6 + 8.
-    assert_eq!(golden.len(), HEADER_LEN + 173 + TAG_LEN);
+    // Body of the golden heartbeat: 46 fixed bytes + 26 + 2*3 + 25 + 22 + 10 + 4, the admin
+    // entries (standby 14, group maintenance 16, move with expiry 26, ban 18), cleanup 8.
+    assert_eq!(golden.len(), HEADER_LEN + 221 + TAG_LEN);
     assert_eq!(peek_sender(&golden), Some(NodeId(2)));
 }
 

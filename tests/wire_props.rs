@@ -2,6 +2,8 @@
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use std::collections::BTreeMap;
+use tandem::core::admin_state::{AdminEntry, AdminKey, AdminValue, Expiry, Stamp};
 use tandem::core::message::{
     AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
     MAX_GROUPS, MAX_NODES,
@@ -39,29 +41,55 @@ fn phase() -> impl Strategy<Value = Phase> {
     ]
 }
 
+/// One admin entry of any kind, as the codec can carry it (the lifetime does not travel).
+fn admin_entry() -> impl Strategy<Value = AdminEntry> {
+    (
+        0u8..5,
+        group(),
+        (1u16..).prop_map(NodeId),
+        (any::<u64>(), node()),
+        any::<bool>(),
+        prop::option::of(instant()),
+    )
+        .prop_map(|(kind, g, n, (counter, origin), on, at)| {
+            let key = match kind {
+                0 => AdminKey::Maintenance,
+                1 => AdminKey::Standby(n),
+                2 => AdminKey::GroupMaintenance(g),
+                3 => AdminKey::Move(g),
+                _ => AdminKey::Ban(g, n),
+            };
+            let value = match (key, on) {
+                (_, false) => AdminValue::Cleared,
+                (AdminKey::Move(_), true) => AdminValue::MoveTo(n),
+                (_, true) => AdminValue::On,
+            };
+            AdminEntry {
+                key,
+                stamp: Stamp { counter, origin },
+                value,
+                expires: at.map(|at| Expiry {
+                    at,
+                    lifetime: std::time::Duration::ZERO,
+                }),
+            }
+        })
+}
+
 fn admin() -> impl Strategy<Value = AdminState> {
     (
-        any::<u64>(),
-        node(),
-        any::<bool>(),
-        prop::collection::vec(node(), 0..6),
-        prop::collection::vec(group(), 0..6),
-        prop::collection::vec((group(), node()), 0..6),
+        prop::collection::vec(admin_entry(), 0..8),
         prop::collection::vec((group(), any::<u32>()), 0..6),
     )
-        .prop_map(
-            |(version, origin, maintenance, standby, group_maintenance, moves, cleanups)| {
-                AdminState {
-                    version,
-                    origin,
-                    maintenance,
-                    standby,
-                    group_maintenance,
-                    moves,
-                    cleanups,
-                }
-            },
-        )
+        .prop_map(|(entries, cleanups)| {
+            // One entry per key, in key order, as the core keeps them.
+            let entries: BTreeMap<AdminKey, AdminEntry> =
+                entries.into_iter().map(|e| (e.key, e)).collect();
+            AdminState {
+                entries: entries.into_values().collect(),
+                cleanups,
+            }
+        })
 }
 
 /// Heartbeats within the limits and small enough to fit a datagram.
@@ -353,7 +381,7 @@ fn full_heartbeat() -> Heartbeat {
 #[test]
 fn largest_heartbeat_that_fits_roundtrips_and_one_more_entry_is_refused() {
     // Every node and group reported and granted, every node fenced and in standby: that
-    // alone is over 16 KiB, so drop cleanups until it fits, then add 4-byte entries
+    // alone is over 16 KiB, so drop cleanups until it fits, then add 16-byte entries
     // (groups in maintenance) until one more would not fit.
     let key = Key::new([5; 32]);
     let mut hb = full_heartbeat();
@@ -363,7 +391,14 @@ fn largest_heartbeat_that_fits_roundtrips_and_one_more_entry_is_refused() {
             incarnation: 1,
         })
         .collect();
-    hb.admin.standby = (1..=MAX_NODES as u16).map(NodeId).collect();
+    hb.admin.entries = (1..=MAX_NODES as u16)
+        .map(|n| AdminEntry {
+            key: AdminKey::Standby(NodeId(n)),
+            stamp: Stamp::default(),
+            value: AdminValue::On,
+            expires: None,
+        })
+        .collect();
     hb.admin.cleanups = (0..MAX_GROUPS as u32).map(|g| (GroupId(g), 1)).collect();
     while matches!(
         seal(&hb, 9, 0, &key, [0; 24]),
@@ -374,7 +409,12 @@ fn largest_heartbeat_that_fits_roundtrips_and_one_more_entry_is_refused() {
     let mut next = 0u32;
     loop {
         let mut bigger = hb.clone();
-        bigger.admin.group_maintenance.push(GroupId(next));
+        bigger.admin.entries.push(AdminEntry {
+            key: AdminKey::GroupMaintenance(GroupId(next)),
+            stamp: Stamp::default(),
+            value: AdminValue::On,
+            expires: None,
+        });
         match seal(&bigger, 9, 0, &key, [0; 24]) {
             Ok(_) => {
                 hb = bigger;
@@ -382,7 +422,7 @@ fn largest_heartbeat_that_fits_roundtrips_and_one_more_entry_is_refused() {
             }
             Err(EncodeError::TooLarge { size, max }) => {
                 assert_eq!(max, MAX_DATAGRAM);
-                assert!(size > MAX_DATAGRAM && size <= MAX_DATAGRAM + 4, "{size}");
+                assert!(size > MAX_DATAGRAM && size <= MAX_DATAGRAM + 16, "{size}");
                 break;
             }
             Err(e) => panic!("unexpected {e:?}"),
@@ -390,7 +430,7 @@ fn largest_heartbeat_that_fits_roundtrips_and_one_more_entry_is_refused() {
     }
     let dg = seal(&hb, 9, 0, &key, [0; 24]).unwrap();
     assert!(
-        dg.len() <= MAX_DATAGRAM && dg.len() > MAX_DATAGRAM - 4,
+        dg.len() <= MAX_DATAGRAM && dg.len() > MAX_DATAGRAM - 16,
         "{}",
         dg.len()
     );
@@ -435,7 +475,9 @@ fn short_garbage_is_classified() {
     assert_eq!(open(b"", 1, 0, &r), Err(DropReason::Truncated));
     assert_eq!(open(b"TN", 1, 0, &r), Err(DropReason::Truncated));
     assert_eq!(open(b"GET / HTTP/1.1", 1, 0, &r), Err(DropReason::BadMagic));
-    assert_eq!(open(b"TNDM\x02", 1, 0, &r), Err(DropReason::BadVersion));
-    assert_eq!(open(b"TNDM\x01\x00", 1, 0, &r), Err(DropReason::Truncated));
-    assert_eq!(peek_sender(b"TNDM\x01\x00"), None);
+    // Version 1 (before per-entry admin state) and 3 are not this build's.
+    assert_eq!(open(b"TNDM\x01", 1, 0, &r), Err(DropReason::BadVersion));
+    assert_eq!(open(b"TNDM\x03", 1, 0, &r), Err(DropReason::BadVersion));
+    assert_eq!(open(b"TNDM\x02\x00", 1, 0, &r), Err(DropReason::Truncated));
+    assert_eq!(peek_sender(b"TNDM\x02\x00"), None);
 }

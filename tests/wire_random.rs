@@ -78,7 +78,8 @@ fn random_bytes_never_open() {
         // Half the inputs get a valid-looking header so they reach the key and AEAD
         // checks instead of stopping at the magic.
         if i % 2 == 0 && buf.len() >= HEADER_LEN {
-            buf[..5].copy_from_slice(b"TNDM\x01");
+            buf[..4].copy_from_slice(b"TNDM");
+            buf[4] = tandem::wire::VERSION;
             buf[5] = 0;
             buf[6..14].copy_from_slice(&CLUSTER.to_be_bytes());
             let key = match (i % 4, &ring.next) {

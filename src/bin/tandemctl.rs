@@ -74,8 +74,21 @@ fn main() -> ExitCode {
             node,
             timeout,
             json,
+            lifetime,
             ..
-        } => move_group(socket, group, node.as_deref(), *timeout, *json),
+        } => move_group(
+            socket,
+            group,
+            node.as_deref(),
+            (*lifetime).map(millis),
+            (*timeout, *json),
+        ),
+        CtlCommand::Ban {
+            group,
+            node,
+            lifetime,
+        } => ban(socket, group, node, true, *lifetime),
+        CtlCommand::Unban { group, node } => ban(socket, group, node, false, None),
         CtlCommand::Cleanup { group, resource } => act(
             socket,
             Command::Cleanup {
@@ -280,6 +293,24 @@ fn watch_status(socket: &Path) -> Outcome {
     }
 }
 
+/// `ban GROUP NODE [--lifetime D]` (`on`) or `unban GROUP NODE`.
+fn ban(socket: &Path, group: &str, node: &str, on: bool, lifetime: Option<Duration>) -> Outcome {
+    act(
+        socket,
+        Command::Ban {
+            group: group.to_string(),
+            node: node.to_string(),
+            on,
+            lifetime_ms: lifetime.map(millis),
+        },
+    )
+}
+
+/// A `--lifetime` in the control protocol's milliseconds (at least 1, as clap checked).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 /// A command whose answer is one line saying what happened.
 fn act(socket: &Path, command: Command) -> Outcome {
     let response = ask(socket, command)?;
@@ -300,7 +331,13 @@ fn owner_of(report: &StatusReport, group: &str) -> Option<(Option<String>, Strin
 
 /// `move GROUP [NODE]`: asks for the move, then polls until the group runs on its new
 /// node, and reports how long the switchover took.
-fn move_group(socket: &Path, group: &str, to: Option<&str>, timeout: u64, json: bool) -> Outcome {
+fn move_group(
+    socket: &Path,
+    group: &str,
+    to: Option<&str>,
+    lifetime_ms: Option<u64>,
+    (timeout, json): (u64, bool),
+) -> Outcome {
     let before = fetch_status(socket)?;
     // An unknown group is refused by the daemon, with the known names.
     let from = owner_of(&before, group).and_then(|(owner, _, _)| owner);
@@ -331,6 +368,7 @@ fn move_group(socket: &Path, group: &str, to: Option<&str>, timeout: u64, json: 
         Command::Move {
             group: group.to_string(),
             to: to.map(str::to_string),
+            lifetime_ms,
         },
     )?;
     if !json {

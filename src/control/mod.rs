@@ -61,11 +61,22 @@ pub enum Command {
     EventsFollow,
     /// Put a node in standby (`on`) or bring it back online.
     Standby { node: String, on: bool },
-    /// Move a group to `to`, or to the best other node.
+    /// Move a group to `to`, or to the best other node; the preference left behind
+    /// lapses after `lifetime_ms` if given.
     Move {
         group: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lifetime_ms: Option<u64>,
+    },
+    /// Keep `node` from owning `group` (`on`), for `lifetime_ms` if given, or lift that.
+    Ban {
+        group: String,
+        node: String,
+        on: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lifetime_ms: Option<u64>,
     },
     /// Forget the location a move left behind.
     ClearMove { group: String },
@@ -100,6 +111,7 @@ impl Command {
         "events-follow",
         "standby",
         "move",
+        "ban",
         "clear-move",
         "cleanup",
         "maintenance",
@@ -126,6 +138,7 @@ impl Command {
             Command::EventsFollow => ("events-follow", true),
             Command::Standby { .. } => ("standby", false),
             Command::Move { .. } => ("move", false),
+            Command::Ban { .. } => ("ban", false),
             Command::ClearMove { .. } => ("clear-move", false),
             Command::Cleanup { .. } => ("cleanup", false),
             Command::Maintenance { .. } => ("maintenance", false),
@@ -415,6 +428,13 @@ mod tests {
             Command::Move {
                 group: "g".into(),
                 to: None,
+                lifetime_ms: None,
+            },
+            Command::Ban {
+                group: "g".into(),
+                node: "a".into(),
+                on: true,
+                lifetime_ms: Some(1000),
             },
             Command::ClearMove { group: "g".into() },
             Command::Cleanup {

@@ -2,7 +2,7 @@
 //! be tested against fixed reports). Everything fits in 100 columns.
 
 use super::{CheckStatus, EventRecord, ProbeOutcome, ProbeRecord, StatusReport};
-use crate::core::status::{GroupStatus, LinkStatus, NodeStatus};
+use crate::core::status::{ConstraintStatus, GroupStatus, LinkStatus, NodeStatus};
 use std::fmt::Write as _;
 
 /// Total width the tables are laid out for.
@@ -65,6 +65,7 @@ pub fn status_text(r: &StatusReport) -> String {
     out.push('\n');
     write_groups(&mut out, &r.view.groups);
     write_checks(&mut out, &r.checks);
+    write_constraints(&mut out, &r.view.constraints);
     write_drops(&mut out, r);
     write_recent_events(&mut out, &r.recent_events);
     out
@@ -234,6 +235,51 @@ fn write_checks(out: &mut String, checks: &[CheckStatus]) {
     }
 }
 
+/// Every admin constraint in force, with the time it has left and the command that
+/// ends it, so nothing a `move` or `ban` left behind is a surprise later.
+fn write_constraints(out: &mut String, constraints: &[ConstraintStatus]) {
+    if constraints.is_empty() {
+        return;
+    }
+    out.push_str("\nadmin constraints in force:\n");
+    for c in constraints {
+        let group = c.group.as_deref().unwrap_or("-");
+        let node = c.node.as_deref().unwrap_or("-");
+        let (what, clear) = match c.kind.as_str() {
+            "move" => (
+                format!("{group} pinned to {node}"),
+                format!("tandemctl move --clear {group}"),
+            ),
+            "ban" => (
+                format!("{group} never on {node}"),
+                format!("tandemctl unban {group} {node}"),
+            ),
+            "standby" => (node.to_string(), format!("tandemctl online {node}")),
+            _ if c.group.is_some() => (
+                group.to_string(),
+                format!("tandemctl maintenance off {group}"),
+            ),
+            _ => ("whole cluster".into(), "tandemctl maintenance off".into()),
+        };
+        let left = match c.left_ms {
+            // Whole seconds, rounded up: "0s left" would read as already gone.
+            Some(ms) => format!(
+                "{} left",
+                crate::config::format_duration(std::time::Duration::from_secs(ms.div_ceil(1000)))
+            ),
+            None => "until cleared".into(),
+        };
+        let line = format!(
+            "  {:<11} {:<26} {:<13} {clear}   (set on {})",
+            c.kind,
+            clip(&what, 26),
+            left,
+            c.set_on
+        );
+        let _ = writeln!(out, "{}", clip(&line, WIDTH));
+    }
+}
+
 /// `12:01:02.345 exit 1 (12ms): no route to host`.
 fn probe_cell(p: &ProbeRecord) -> String {
     let what = match (p.outcome, p.exit_code, p.signal) {
@@ -390,6 +436,7 @@ mod tests {
                 }],
                 maintenance: false,
                 arbiter: None,
+                constraints: Vec::new(),
             },
             recent_events: vec![EventRecord {
                 unix_ms: 1_700_000_000_123,
@@ -504,6 +551,35 @@ mod tests {
         for line in text.lines() {
             assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
         }
+    }
+
+    #[test]
+    fn status_lists_every_admin_constraint_with_time_left_and_how_to_end_it() {
+        let mut r = report();
+        let c = |kind: &str, node: Option<&str>, group: Option<&str>, left_ms| ConstraintStatus {
+            kind: kind.into(),
+            node: node.map(Into::into),
+            group: group.map(Into::into),
+            left_ms,
+            set_on: "beta".into(),
+        };
+        r.view.constraints = vec![
+            c("move", Some("alpha"), Some("web"), Some(125_001)),
+            c("ban", Some("gamma"), Some("web"), None),
+            c("standby", Some("gamma"), None, None),
+            c("maintenance", None, None, Some(400)),
+        ];
+        let text = status_text(&r);
+        let expected = "
+admin constraints in force:
+  move        web pinned to alpha        2m6s left     tandemctl move --clear web   (set on beta)
+  ban         web never on gamma         until cleared tandemctl unban web gamma   (set on beta)
+  standby     gamma                      until cleared tandemctl online gamma   (set on beta)
+  maintenance whole cluster              1s left       tandemctl maintenance off   (set on beta)
+";
+        assert!(text.contains(expected), "{text}");
+        r.view.constraints.clear();
+        assert!(!status_text(&r).contains("constraints"));
     }
 
     /// `tandemctl status` byte for byte, in three shapes (group in maintenance, whole

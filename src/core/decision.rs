@@ -19,6 +19,8 @@ pub enum Ineligible {
     HealthCheckFailing,
     FailedTooOften,
     NotAllowed,
+    /// `tandemctl ban` keeps this node from owning the group.
+    Banned,
 }
 
 impl Ineligible {
@@ -30,6 +32,7 @@ impl Ineligible {
             Ineligible::HealthCheckFailing => "health check failing",
             Ineligible::FailedTooOften => "failed too often here",
             Ineligible::NotAllowed => "not allowed here",
+            Ineligible::Banned => "banned here (tandemctl ban)",
         }
     }
 }

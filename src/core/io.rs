@@ -150,10 +150,19 @@ pub enum AdminCommand {
         node: NodeId,
         on: bool,
     },
-    /// Move a group to `to`, or to the best other node when `None`.
+    /// Move a group to `to`, or to the best other node when `None`; the preference
+    /// this leaves behind lapses after `lifetime`, if given.
     Move {
         group: GroupId,
         to: Option<NodeId>,
+        lifetime: Option<Duration>,
+    },
+    /// Keep `node` from owning `group` (`on`), for `lifetime` if given, or lift that.
+    Ban {
+        group: GroupId,
+        node: NodeId,
+        on: bool,
+        lifetime: Option<Duration>,
     },
     /// Forget the location a `Move` left behind.
     ClearMove {

@@ -9,6 +9,8 @@
 use super::ids::{GroupId, NodeId, Term};
 use super::time::Instant;
 
+pub use super::admin_state::AdminState;
+
 /// Upper bounds that `wire` enforces when decoding, so a forged length can never make
 /// a receiver allocate without limit.
 pub const MAX_NODES: usize = 64;
@@ -157,27 +159,4 @@ pub struct Grant {
 pub struct FenceRecord {
     pub node: NodeId,
     pub incarnation: u64,
-}
-
-/// Cluster-wide administrative intent (standby, maintenance, moves, cleanups), spread by
-/// gossip: the state with the higher `version` wins, ties broken by `origin`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AdminState {
-    pub version: u64,
-    pub origin: NodeId,
-    pub maintenance: bool,
-    pub standby: Vec<NodeId>,
-    pub group_maintenance: Vec<GroupId>,
-    /// Admin-requested location of a group (`tandemctl move`), until `move --clear`.
-    pub moves: Vec<(GroupId, NodeId)>,
-    /// Per group, a counter bumped by `tandemctl cleanup`: every node resets its fail
-    /// counts for the group when it sees a higher value.
-    pub cleanups: Vec<(GroupId, u32)>,
-}
-
-impl AdminState {
-    /// Whether `other` should replace `self`.
-    pub fn is_older_than(&self, other: &AdminState) -> bool {
-        (other.version, other.origin) > (self.version, self.origin)
-    }
 }

@@ -7,6 +7,7 @@
 //! here touches the world, the simulator in `crate::sim` can run thousands of seeded
 //! clusters and check the safety invariants after every step.
 
+pub mod admin_state;
 pub mod decision;
 pub mod detector;
 pub mod holders;

@@ -4,18 +4,21 @@
 //! `Display` gives the sentence of `tandemctl events` and the log; [`Reason::tag`] the
 //! stable kebab-case name readers key on (never the sentence).
 
+use super::admin_state::{AdminFull, AdminKey};
 use super::decision::Decision;
 use super::ids::{NodeId, Term};
 use super::io::{Fault, OpResult};
 use std::fmt;
 use std::time::Duration;
 
-/// Why a `move` was refused: the target can never own the group as things stand.
+/// Why a `move` was refused: the target can never own the group as things stand
+/// (`Banned`: `tandemctl ban` keeps it from owning the group).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
     Witness { node: String },
     NotInGroup { node: String },
     Standby { node: String },
+    Banned { node: String },
 }
 
 impl fmt::Display for Refusal {
@@ -24,11 +27,13 @@ impl fmt::Display for Refusal {
             Refusal::Witness { node } => write!(f, "{node} is a witness"),
             Refusal::NotInGroup { node } => write!(f, "{node} is not in the group's nodes"),
             Refusal::Standby { node } => write!(f, "{node} is in standby"),
+            Refusal::Banned { node } => write!(f, "{node} is banned from the group"),
         }
     }
 }
 
-/// An admin command the core accepted and spread as the new admin state.
+/// An admin command the core accepted and spread as the new admin state, or an entry
+/// given a `--lifetime` that ran out (`Expired`; the event names the node and group).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminChange {
     Standby { node: String, on: bool },
@@ -36,6 +41,8 @@ pub enum AdminChange {
     MoveCleared,
     Cleanup,
     Maintenance { on: bool },
+    Ban { node: String, on: bool },
+    Expired { key: AdminKey },
 }
 
 impl fmt::Display for AdminChange {
@@ -49,6 +56,17 @@ impl fmt::Display for AdminChange {
             AdminChange::MoveCleared => f.write_str("move cleared"),
             AdminChange::Cleanup => f.write_str("cleanup"),
             AdminChange::Maintenance { on } => write!(f, "maintenance {}", on_off(*on)),
+            AdminChange::Ban { node, on: true } => write!(f, "ban {node}"),
+            AdminChange::Ban { node, on: false } => write!(f, "ban of {node} cleared"),
+            AdminChange::Expired { key } => {
+                let what = match key {
+                    AdminKey::Maintenance | AdminKey::GroupMaintenance(_) => "maintenance",
+                    AdminKey::Standby(_) => "standby",
+                    AdminKey::Move(_) => "move",
+                    AdminKey::Ban(..) => "ban",
+                };
+                write!(f, "{what} expired (its lifetime ran out)")
+            }
         }
     }
 }
@@ -160,6 +178,8 @@ pub enum Reason {
     },
     MoveNoTarget,
     MoveRefused(Refusal),
+    /// The admin state is full (see `MAX_ADMIN_ENTRIES`): the command was not recorded.
+    AdminFull(AdminFull),
     Admin(AdminChange),
 }
 
@@ -202,6 +222,7 @@ impl Reason {
             Reason::AdminFence { .. } => "admin-fence",
             Reason::MoveNoTarget => "move-no-target",
             Reason::MoveRefused(_) => "move-refused",
+            Reason::AdminFull(_) => "admin-full",
             Reason::Admin(_) => "admin",
         }
     }
@@ -214,10 +235,13 @@ impl Reason {
         }
     }
 
-    /// Whether this refuses an admin `move` (no target, or a target that can never own
-    /// the group).
+    /// Whether this refuses an admin command: a `move` with no target or one that can
+    /// never own the group, or any command when the admin state is full.
     pub fn refuses_move(&self) -> bool {
-        matches!(self, Reason::MoveNoTarget | Reason::MoveRefused(_))
+        matches!(
+            self,
+            Reason::MoveNoTarget | Reason::MoveRefused(_) | Reason::AdminFull(_)
+        )
     }
 }
 
@@ -309,11 +333,7 @@ impl fmt::Display for Reason {
                 target,
                 error,
                 retry,
-            } => write!(
-                f,
-                "fencing {target} failed: {error}; retrying in {} ms; its groups stay stopped",
-                retry.as_millis()
-            ),
+            } => fence_failed(f, target, error, *retry),
             Reason::FenceFirstIn { target, delay } => {
                 write!(f, "fencing {target} first (in {} ms)", delay.as_millis())
             }
@@ -329,9 +349,24 @@ impl fmt::Display for Reason {
             Reason::AdminFence { target } => write!(f, "fence {target} requested by admin"),
             Reason::MoveNoTarget => f.write_str("move: no other eligible node"),
             Reason::MoveRefused(why) => write!(f, "move refused: {why}"),
+            Reason::AdminFull(full) => full.fmt(f),
             Reason::Admin(change) => change.fmt(f),
         }
     }
+}
+
+/// The sentence of [`Reason::FenceFailed`].
+fn fence_failed(
+    f: &mut fmt::Formatter<'_>,
+    target: &str,
+    error: &str,
+    retry: Duration,
+) -> fmt::Result {
+    write!(
+        f,
+        "fencing {target} failed: {error}; retrying in {} ms; its groups stay stopped",
+        retry.as_millis()
+    )
 }
 
 /// The sentence of [`Reason::ResourceFault`].

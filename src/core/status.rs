@@ -19,6 +19,10 @@ pub struct ClusterStatus {
     /// The external arbiter (`quorum.arbiter`), when the cluster has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arbiter: Option<ArbiterStatus>,
+    /// Every admin constraint in force (standby, maintenance, move, ban), in a stable
+    /// order. Absent from daemons that predate it.
+    #[serde(default)]
+    pub constraints: Vec<ConstraintStatus>,
 }
 
 /// The arbiter as this node sees it.
@@ -40,6 +44,24 @@ pub struct ArbiterVote {
     pub holder: Option<String>,
     /// When this node holds the vote: how long it still counts here (ms).
     pub lease_left_ms: Option<u64>,
+}
+
+/// One admin constraint in force.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConstraintStatus {
+    /// `standby`, `maintenance`, `move` or `ban`.
+    pub kind: String,
+    /// The node in standby, a move's target, the banned node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The group in maintenance, moved or banned from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Milliseconds until it lapses by itself; absent: until cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_ms: Option<u64>,
+    /// The node the command was issued on.
+    pub set_on: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

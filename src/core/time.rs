@@ -14,7 +14,10 @@ use std::time::Duration;
 /// Instants from two different nodes are not comparable; the protocol only ever
 /// compares a node's instants with its own (an echoed `sent_at` comes back to the node
 /// that stamped it).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Instant(u64);
 
 impl Instant {

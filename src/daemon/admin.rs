@@ -12,6 +12,7 @@ use super::heartbeat::{HeartbeatLoop, LoopError, STATUS_EVENTS};
 use crate::control::{Command, Response, StatusReport};
 use crate::core::{Action, AdminCommand, EventKind, GroupId, Input, Instant, NodeId};
 use std::sync::Arc;
+use std::time::Duration;
 
 impl<E: Executor> HeartbeatLoop<E> {
     /// Answers one call from the control runtime with the state this thread owns.
@@ -62,7 +63,11 @@ impl<E: Executor> HeartbeatLoop<E> {
         if let Some(refusal) = notes.iter().find(|r| r.refuses_move()) {
             return Ok(Response::error(refusal.to_string()));
         }
-        Ok(Response::done(self.summary(&command, &admin, owner_before)))
+        let mut message = self.summary(&command, &admin, owner_before);
+        if let Some(left) = self.left_behind(&command, &notes) {
+            message.push_str(&left);
+        }
+        Ok(Response::done(message))
     }
 
     /// The core command for an admin request, with names resolved (`Ok(None)` for the
@@ -78,9 +83,25 @@ impl<E: Executor> HeartbeatLoop<E> {
                 node: self.node_id(node)?,
                 on: *on,
             },
-            Command::Move { group, to } => AdminCommand::Move {
+            Command::Move {
+                group,
+                to,
+                lifetime_ms,
+            } => AdminCommand::Move {
                 group: self.group_id(group)?,
                 to: to.as_deref().map(|n| self.node_id(n)).transpose()?,
+                lifetime: lifetime_of(*lifetime_ms)?,
+            },
+            Command::Ban {
+                group,
+                node,
+                on,
+                lifetime_ms,
+            } => AdminCommand::Ban {
+                group: self.group_id(group)?,
+                node: self.node_id(node)?,
+                on: *on,
+                lifetime: lifetime_of(*lifetime_ms)?,
             },
             Command::ClearMove { group } => AdminCommand::ClearMove {
                 group: self.group_id(group)?,
@@ -143,6 +164,7 @@ impl<E: Executor> HeartbeatLoop<E> {
     fn group_of(&self, admin: &AdminCommand) -> Option<GroupId> {
         match admin {
             AdminCommand::Move { group, .. }
+            | AdminCommand::Ban { group, .. }
             | AdminCommand::ClearMove { group }
             | AdminCommand::Cleanup { group }
             | AdminCommand::Maintenance {
@@ -201,7 +223,13 @@ impl<E: Executor> HeartbeatLoop<E> {
             Command::Standby { node, on: false } => {
                 format!("{node} is online: it may own groups again")
             }
-            Command::Move { group, to } => {
+            Command::Ban { group, node, on: true, .. } => {
+                format!("{group}: {node} is banned from it{reason}")
+            }
+            Command::Ban { group, node, on: false, .. } => {
+                format!("{group}: ban of {node} lifted, it may own the group again{reason}")
+            }
+            Command::Move { group, to, .. } => {
                 let from = owner_before.unwrap_or_else(|| "no owner".into());
                 match to {
                     Some(to) => format!("{group}: moving from {from} to {to}"),
@@ -233,6 +261,48 @@ impl<E: Executor> HeartbeatLoop<E> {
             | Command::EventsFollow
             | Command::Reload
             | Command::Report => String::new(),
+        }
+    }
+
+    /// What a `move` or `ban` leaves behind and how to clear it, as a second sentence
+    /// (pcs moved to auto-clearing moves because a silent one surprised people later).
+    fn left_behind(&self, command: &Command, notes: &[crate::core::Reason]) -> Option<String> {
+        use crate::core::reason::AdminChange;
+        let lasts = |ms: Option<u64>, clear: String| match ms {
+            Some(ms) => format!(
+                "for {} (it lapses by itself; `{clear}` ends it sooner)",
+                crate::config::format_duration(Duration::from_millis(ms))
+            ),
+            None => format!("until cleared with `{clear}`"),
+        };
+        match command {
+            Command::Move {
+                group, lifetime_ms, ..
+            } => {
+                let target = notes.iter().find_map(|r| match r {
+                    crate::core::Reason::Admin(AdminChange::MoveTo { target }) => Some(*target),
+                    _ => None,
+                })?;
+                let target = self.spec.node(target).map(|n| n.name.clone())?;
+                let clear = format!("tandemctl move --clear {group}");
+                Some(format!(
+                    "\n{group} is now pinned to {target} {}; `tandemctl status` lists it",
+                    lasts(*lifetime_ms, clear)
+                ))
+            }
+            Command::Ban {
+                group,
+                node,
+                on: true,
+                lifetime_ms,
+            } => {
+                let clear = format!("tandemctl unban {group} {node}");
+                Some(format!(
+                    "\n{node} stays banned from {group} {}; `tandemctl status` lists it",
+                    lasts(*lifetime_ms, clear)
+                ))
+            }
+            _ => None,
         }
     }
 
@@ -299,6 +369,14 @@ fn id_named<'a, Id>(
         "unknown {kind} {name:?} (known {kind}s: {})",
         list(&known)
     ))
+}
+
+/// A lifetime as the client sent it; zero would expire at once (a client bug).
+fn lifetime_of(ms: Option<u64>) -> Result<Option<Duration>, String> {
+    match ms {
+        Some(0) => Err("a lifetime must be at least 1 ms".into()),
+        ms => Ok(ms.map(Duration::from_millis)),
+    }
 }
 
 /// `a, b, c`, or `none` for an empty list.

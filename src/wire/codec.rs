@@ -6,6 +6,9 @@
 
 use super::drop::DropReason;
 use super::{HEADER_LEN, MAX_DATAGRAM, TAG_LEN};
+use crate::core::admin_state::{
+    AdminEntry, AdminKey, AdminValue, Expiry, Stamp, MAX_ADMIN_ENTRIES,
+};
 use crate::core::ids::{GroupId, NodeId, Term};
 use crate::core::message::{
     AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
@@ -52,13 +55,7 @@ pub fn encode_body_into(hb: &Heartbeat, w: &mut Vec<u8>) -> Result<(), EncodeErr
     check_count("fenced", hb.fenced.len(), MAX_NODES)?;
     check_count("refuses", hb.refuses.len(), MAX_GROUPS)?;
     let admin = &hb.admin;
-    check_count("admin.standby", admin.standby.len(), MAX_NODES)?;
-    check_count(
-        "admin.group_maintenance",
-        admin.group_maintenance.len(),
-        MAX_GROUPS,
-    )?;
-    check_count("admin.moves", admin.moves.len(), MAX_GROUPS)?;
+    check_count("admin.entries", admin.entries.len(), MAX_ADMIN_ENTRIES)?;
     check_count("admin.cleanups", admin.cleanups.len(), MAX_GROUPS)?;
 
     let size = body_len(hb);
@@ -114,21 +111,9 @@ pub fn encode_body_into(hb: &Heartbeat, w: &mut Vec<u8>) -> Result<(), EncodeErr
         put_u32(w, g.0);
     }
 
-    put_u64(w, admin.version);
-    put_u16(w, admin.origin.0);
-    w.push(u8::from(admin.maintenance));
-    put_count8(w, admin.standby.len());
-    for n in &admin.standby {
-        put_u16(w, n.0);
-    }
-    put_count16(w, admin.group_maintenance.len());
-    for g in &admin.group_maintenance {
-        put_u32(w, g.0);
-    }
-    put_count16(w, admin.moves.len());
-    for (g, n) in &admin.moves {
-        put_u32(w, g.0);
-        put_u16(w, n.0);
+    put_count16(w, admin.entries.len());
+    for e in &admin.entries {
+        put_admin_entry(w, e);
     }
     put_count16(w, admin.cleanups.len());
     for (g, c) in &admin.cleanups {
@@ -139,13 +124,14 @@ pub fn encode_body_into(hb: &Heartbeat, w: &mut Vec<u8>) -> Result<(), EncodeErr
     Ok(())
 }
 
-const FIXED_LEN: usize = 8 * 4 + 1 + 1 + 1 + 2 + 2 + 1 + 2 + (8 + 2 + 1) + 1 + 2 + 2 + 2;
+const FIXED_LEN: usize = 8 * 4 + 1 + 1 + 1 + 2 + 2 + 1 + 2 + 2 + 2;
 const ECHO_LEN: usize = 2 + 8 + 8 + 8;
 const VIEW_LEN: usize = 2 + 1;
 const GROUP_LEN: usize = 4 + 8 + 2 + 8 + 1 + 2;
 const GRANT_LEN: usize = 4 + 8 + 2 + 8;
 const FENCE_LEN: usize = 2 + 8;
-const MOVE_LEN: usize = 4 + 2;
+/// The shortest admin entry: kind u8, stamp (u64, u16), state u8.
+const MIN_ADMIN_ENTRY_LEN: usize = 1 + 8 + 2 + 1;
 const CLEANUP_LEN: usize = 4 + 4;
 
 fn body_len(hb: &Heartbeat) -> usize {
@@ -156,10 +142,56 @@ fn body_len(hb: &Heartbeat) -> usize {
         + hb.grants.len() * GRANT_LEN
         + hb.fenced.len() * FENCE_LEN
         + hb.refuses.len() * 4
-        + hb.admin.standby.len() * 2
-        + hb.admin.group_maintenance.len() * 4
-        + hb.admin.moves.len() * MOVE_LEN
+        + hb.admin.entries.iter().map(admin_entry_len).sum::<usize>()
         + hb.admin.cleanups.len() * CLEANUP_LEN
+}
+
+/// One admin entry: the kind, then only what that kind has (group u32, node u16; a
+/// move's node is its target, 0 when cleared), the stamp, the state (bit 0: in force,
+/// bit 1: expires) and, only if it expires, the expiry on the sender's clock.
+fn put_admin_entry(w: &mut Vec<u8>, e: &AdminEntry) {
+    let target = match e.value {
+        AdminValue::MoveTo(n) => n.0,
+        _ => 0,
+    };
+    match e.key {
+        AdminKey::Maintenance => w.push(0),
+        AdminKey::Standby(n) => {
+            w.push(1);
+            put_u16(w, n.0);
+        }
+        AdminKey::GroupMaintenance(g) => {
+            w.push(2);
+            put_u32(w, g.0);
+        }
+        AdminKey::Move(g) => {
+            w.push(3);
+            put_u32(w, g.0);
+            put_u16(w, target);
+        }
+        AdminKey::Ban(g, n) => {
+            w.push(4);
+            put_u32(w, g.0);
+            put_u16(w, n.0);
+        }
+    }
+    put_u64(w, e.stamp.counter);
+    put_u16(w, e.stamp.origin.0);
+    w.push(u8::from(e.in_force()) | (u8::from(e.expires.is_some()) << 1));
+    if let Some(x) = e.expires {
+        put_u64(w, x.at.as_nanos());
+    }
+}
+
+/// Encoded length of one admin entry.
+fn admin_entry_len(e: &AdminEntry) -> usize {
+    let key = match e.key {
+        AdminKey::Maintenance => 0,
+        AdminKey::Standby(_) => 2,
+        AdminKey::GroupMaintenance(_) => 4,
+        AdminKey::Move(_) | AdminKey::Ban(..) => 6,
+    };
+    MIN_ADMIN_ENTRY_LEN + key + if e.expires.is_some() { 8 } else { 0 }
 }
 
 fn check_count(list: &'static str, count: usize, max: usize) -> Result<(), EncodeError> {
@@ -246,6 +278,14 @@ pub fn decode_body(from: NodeId, body: &[u8]) -> Result<Heartbeat, DropReason> {
         refuses,
         admin,
     })
+}
+
+fn on_or_cleared(on: bool) -> AdminValue {
+    if on {
+        AdminValue::On
+    } else {
+        AdminValue::Cleared
+    }
 }
 
 /// A cursor over untrusted bytes: every read is bounds-checked and fails as `Malformed`.
@@ -386,27 +426,73 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// The admin section, the last part of a body.
+    /// The admin section, the last part of a body. Entries must come in strictly
+    /// increasing key order (one per key), as the sender keeps them.
     fn admin_state(&mut self) -> Result<AdminState, DropReason> {
-        let version = self.u64()?;
-        let origin = self.node()?;
-        let maintenance = self.bool()?;
-        let n = self.count8(MAX_NODES, 2)?;
-        let standby = self.items(n, Reader::node)?;
-        let n = self.count16(MAX_GROUPS, 4)?;
-        let group_maintenance = self.items(n, Reader::group)?;
-        let n = self.count16(MAX_GROUPS, MOVE_LEN)?;
-        let moves = self.items(n, |r| Ok((r.group()?, r.node()?)))?;
+        let n = self.count16(MAX_ADMIN_ENTRIES, MIN_ADMIN_ENTRY_LEN)?;
+        let entries = self.items(n, Reader::admin_entry)?;
+        if entries.windows(2).any(|w| w[0].key >= w[1].key) {
+            return Err(DropReason::Malformed);
+        }
         let n = self.count16(MAX_GROUPS, CLEANUP_LEN)?;
         let cleanups = self.items(n, |r| Ok((r.group()?, r.u32()?)))?;
-        Ok(AdminState {
-            version,
-            origin,
-            maintenance,
-            standby,
-            group_maintenance,
-            moves,
-            cleanups,
+        Ok(AdminState { entries, cleanups })
+    }
+
+    /// One entry as `put_admin_entry` wrote it; any other combination is `Malformed`.
+    /// The lifetime does not travel: the receiver's core sets it when it rebases the
+    /// expiry onto its clock.
+    fn admin_entry(&mut self) -> Result<AdminEntry, DropReason> {
+        enum Parts {
+            None,
+            Node,
+            Group,
+            Both,
+        }
+        let kind = self.u8()?;
+        let parts = match kind {
+            0 => Parts::None,
+            1 => Parts::Node,
+            2 => Parts::Group,
+            3 | 4 => Parts::Both,
+            _ => return Err(DropReason::Malformed),
+        };
+        let group = match parts {
+            Parts::Group | Parts::Both => self.group()?,
+            _ => GroupId(0),
+        };
+        let node = match parts {
+            Parts::Node | Parts::Both => self.node()?,
+            _ => NodeId(0),
+        };
+        let stamp = Stamp {
+            counter: self.u64()?,
+            origin: self.node()?,
+        };
+        let state = self.u8()?;
+        let on = state & 1 != 0;
+        let (key, value) = match (kind, node.0, on) {
+            (0, _, _) => (AdminKey::Maintenance, on_or_cleared(on)),
+            (1, n, _) if n != 0 => (AdminKey::Standby(node), on_or_cleared(on)),
+            (2, _, _) => (AdminKey::GroupMaintenance(group), on_or_cleared(on)),
+            (3, 0, false) => (AdminKey::Move(group), AdminValue::Cleared),
+            (3, n, true) if n != 0 => (AdminKey::Move(group), AdminValue::MoveTo(node)),
+            (4, n, _) if n != 0 => (AdminKey::Ban(group, node), on_or_cleared(on)),
+            _ => return Err(DropReason::Malformed),
+        };
+        let expires = match state >> 1 {
+            0 => None,
+            1 => Some(Expiry {
+                at: self.instant()?,
+                lifetime: std::time::Duration::ZERO,
+            }),
+            _ => return Err(DropReason::Malformed),
+        };
+        Ok(AdminEntry {
+            key,
+            stamp,
+            value,
+            expires,
         })
     }
 }

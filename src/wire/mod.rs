@@ -5,14 +5,14 @@
 //! random by the sender so that a restart can never reuse one). That keeps the encoding
 //! deterministic (golden-byte tests) and lets the decoder be fuzzed in isolation.
 //!
-//! # Datagram layout (version 1, all integers big-endian)
+//! # Datagram layout (version 2, all integers big-endian)
 //!
 //! Cleartext header, 44 bytes:
 //!
 //! | offset | size | field                                                            |
 //! |-------:|-----:|------------------------------------------------------------------|
 //! |      0 |    4 | magic `b"TNDM"`                                                  |
-//! |      4 |    1 | version, `1`                                                     |
+//! |      4 |    1 | version, `2`                                                     |
 //! |      5 |    1 | header flags, `0` (anything else is `Malformed` after auth)      |
 //! |      6 |    8 | cluster id                                                       |
 //! |     14 |    2 | sender `NodeId`                                                  |
@@ -37,12 +37,16 @@
 //! grants:  u16 count (<= MAX_GROUPS) x { group u32, term u64, to u16, echo_sent_at u64 } 22 B
 //! fenced:  u8  count (<= MAX_NODES)  x { node u16, incarnation u64 }                     10 B
 //! refuses: u16 count (<= MAX_GROUPS) x { group u32 }                                      4 B
-//! admin:   version u64 | origin u16 | maintenance bool
-//!          standby:           u8  count (<= MAX_NODES)  x node u16
-//!          group_maintenance: u16 count (<= MAX_GROUPS) x group u32
-//!          moves:             u16 count (<= MAX_GROUPS) x { group u32, node u16 }
-//!          cleanups:          u16 count (<= MAX_GROUPS) x { group u32, counter u32 }
+//! admin:   entries:  u16 count (<= MAX_ADMIN_ENTRIES), strictly increasing keys, x
+//!                    { kind u8, key, counter u64, origin u16, state u8, [expires_at u64] }
+//!          cleanups: u16 count (<= MAX_GROUPS) x { group u32, counter u32 }
 //! ```
+//!
+//! An admin entry's key depends on its kind: 0 cluster maintenance (nothing), 1 standby
+//! (node u16, not 0), 2 group maintenance (group u32), 3 move (group u32, target u16: 0
+//! exactly when cleared), 4 ban (group u32, node u16, not 0). `state` bit 0 is "in
+//! force", bit 1 "expires", in which case `expires_at` (sender's clock) follows; any
+//! other bit is `Malformed`. Version 1 had a single last-writer-wins admin record.
 //!
 //! The body must end exactly after the cleanups; trailing bytes are `Malformed`. The
 //! encoding is canonical (decode then encode gives back the same bytes), which the fuzz
@@ -81,7 +85,7 @@ pub use replay::{ReplayGuard, ReplayWindow, REPLAY_WINDOW};
 /// First bytes of every tandem heartbeat datagram.
 pub const MAGIC: [u8; 4] = *b"TNDM";
 /// The only datagram version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes of the cleartext header.
 pub const HEADER_LEN: usize = 44;
 /// Bytes of the Poly1305 tag that follows the ciphertext.

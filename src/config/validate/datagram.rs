@@ -13,6 +13,7 @@
 
 use super::super::model::{Config, GroupConfig, NodeConfig};
 use super::ctx::Ctx;
+use crate::core::admin_state::{AdminEntry, AdminKey, AdminValue, Expiry, Stamp};
 use crate::core::ids::{GroupId, NodeId, Term};
 use crate::core::message::{
     AdminState, Echo, FenceRecord, Grant, GroupReport, Heartbeat, NodeFlags, PeerView, Phase,
@@ -77,6 +78,26 @@ fn empty_heartbeat() -> Heartbeat {
     }
 }
 
+/// Adds an admin entry for `key` at its largest: a move in force with a lifetime.
+fn admin_entry(hb: &mut Heartbeat, key: AdminKey) {
+    let (value, expires) = match key {
+        AdminKey::Move(_) => (
+            AdminValue::MoveTo(NodeId(2)),
+            Some(Expiry {
+                at: Instant::ZERO,
+                lifetime: std::time::Duration::ZERO,
+            }),
+        ),
+        _ => (AdminValue::On, None),
+    };
+    hb.admin.entries.push(AdminEntry {
+        key,
+        stamp: Stamp::default(),
+        value,
+        expires,
+    });
+}
+
 /// Encoded body length of `hb`; the heartbeats built here have one entry per list at
 /// most, far below every codec limit, so an error is a broken codec.
 fn body_len(hb: &Heartbeat) -> usize {
@@ -114,7 +135,7 @@ impl EntrySizes {
                     incarnation: 0,
                 })
             }),
-            standby: with(|hb| hb.admin.standby.push(NodeId(2))),
+            standby: with(|hb| admin_entry(hb, AdminKey::Standby(NodeId(2)))),
             report: with(|hb| {
                 hb.groups.push(GroupReport {
                     group: GroupId(0),
@@ -134,8 +155,8 @@ impl EntrySizes {
                 })
             }),
             refuse: with(|hb| hb.refuses.push(GroupId(0))),
-            group_maintenance: with(|hb| hb.admin.group_maintenance.push(GroupId(0))),
-            moves: with(|hb| hb.admin.moves.push((GroupId(0), NodeId(2)))),
+            group_maintenance: with(|hb| admin_entry(hb, AdminKey::GroupMaintenance(GroupId(0)))),
+            moves: with(|hb| admin_entry(hb, AdminKey::Move(GroupId(0)))),
             cleanup: with(|hb| hb.admin.cleanups.push((GroupId(0), 1))),
         }
     }
@@ -150,7 +171,8 @@ impl EntrySizes {
 ///   and one holder report per node that may own the group (an idle node gossips every
 ///   holder that has not let go yet), one grant (a node promises a group to one node at
 ///   a time), one `refuses` entry, and the admin `group_maintenance`, `moves` and
-///   `cleanups` entries.
+///   `cleanups` entries. (`tandemctl ban` adds an entry per banned node and group on
+///   top: 26 bytes each, a few in practice.)
 ///
 /// A steady cluster sends much less (one report and one grant per group); the bound is
 /// what a handover after fences and admin commands can reach, and it is the one that
@@ -296,11 +318,12 @@ mod tests {
 
     #[test]
     fn the_sizes_are_the_codecs() {
-        // By the layout in wire/mod.rs: echo 26, view 3, fence record 10, standby 2;
-        // report 25, grant 22, refuse 4, group_maintenance 4, move 6, cleanup 8.
+        // By the layout in wire/mod.rs: echo 26, view 3, fence record 10, standby 14;
+        // report 25, grant 22, refuse 4, group_maintenance 16, move with a lifetime 26,
+        // cleanup 8.
         let s = EntrySizes::from_codec();
         let per_node = (s.echo, s.view, s.fenced, s.standby);
-        assert_eq!(per_node, (26, 3, 10, 2));
+        assert_eq!(per_node, (26, 3, 10, 14));
         let per_group = (
             s.report,
             s.grant,
@@ -309,12 +332,12 @@ mod tests {
             s.moves,
             s.cleanup,
         );
-        assert_eq!(per_group, (25, 22, 4, 4, 6, 8));
+        assert_eq!(per_group, (25, 22, 4, 16, 26, 8));
         let config = load(3, 1).expect("3 nodes, 1 group load");
         let size = largest_heartbeat(&config);
-        // Two peers x 39, three standby x 2; one group owned by n1 or n2: 4 reports.
-        assert_eq!(size.nodes_bytes, 2 * 39 + 3 * 2);
-        assert_eq!(size.groups_bytes, 4 * 25 + 22 + 4 + 4 + 6 + 8);
+        // Two peers x 39, three standby x 14; one group owned by n1 or n2: 4 reports.
+        assert_eq!(size.nodes_bytes, 2 * 39 + 3 * 14);
+        assert_eq!(size.groups_bytes, 4 * 25 + 22 + 4 + 16 + 26 + 8);
         assert_eq!(size.fixed, HEADER_LEN + TAG_LEN + s.empty);
         assert_eq!(
             size.bytes,
@@ -324,19 +347,19 @@ mod tests {
 
     #[test]
     fn a_heartbeat_above_one_datagram_is_a_warning_not_an_error() {
-        // 3 nodes: 204 bytes before the groups, 144 per group: 8 fit, 9 do not.
-        let eight = load(3, 8).expect("8 groups load");
-        assert!(largest_heartbeat(&eight).bytes <= HEARTBEAT_BUDGET);
-        assert_eq!(fragmentation_warning(&eight), None);
-        let nine = load(3, 9).expect("9 groups load, with a warning");
-        let warning = fragmentation_warning(&nine).expect("a warning");
-        assert_eq!(warning.size.bytes, 1500);
-        assert_eq!((warning.nodes, warning.groups), (3, 9));
-        assert_eq!(warning.groups_that_fit, 8);
+        // 3 nodes: 226 bytes before the groups, 176 per group: 6 fit, 7 do not.
+        let six = load(3, 6).expect("6 groups load");
+        assert!(largest_heartbeat(&six).bytes <= HEARTBEAT_BUDGET);
+        assert_eq!(fragmentation_warning(&six), None);
+        let seven = load(3, 7).expect("7 groups load, with a warning");
+        let warning = fragmentation_warning(&seven).expect("a warning");
+        assert_eq!(warning.size.bytes, 1458);
+        assert_eq!((warning.nodes, warning.groups), (3, 7));
+        assert_eq!(warning.groups_that_fit, 6);
         assert!(
-            nine.warnings().contains(&warning.to_string()),
+            seven.warnings().contains(&warning.to_string()),
             "{:?}",
-            nine.warnings()
+            seven.warnings()
         );
         // Nodes alone can exceed it: 32 nodes leave no room for any group.
         let many = load(32, 1).expect("32 nodes load, with a warning");

@@ -2,13 +2,37 @@
 //! maintenance, fence), the cluster-wide admin state, config reloads and shutdown.
 
 use super::*;
+use crate::core::admin_state::{AdminKey, AdminValue, Expiry};
+
+/// One entry an admin command records, and how its event reads.
+struct Record {
+    key: AdminKey,
+    value: AdminValue,
+    lifetime: Option<Duration>,
+    change: AdminChange,
+}
 
 impl Node {
     pub(super) fn on_admin(&mut self, now: Instant, cmd: AdminCommand, out: &mut Vec<Action>) {
-        let mut admin = self.admin.clone();
-        let what = match cmd {
-            AdminCommand::Move { group, to } => match self.admin_move(now, group, to, &mut admin) {
-                Ok(what) => what,
+        let on_off = |on: bool| {
+            if on {
+                AdminValue::On
+            } else {
+                AdminValue::Cleared
+            }
+        };
+        let record = match cmd {
+            AdminCommand::Move {
+                group,
+                to,
+                lifetime,
+            } => match self.admin_move(now, group, to) {
+                Ok(target) => Record {
+                    key: AdminKey::Move(group),
+                    value: AdminValue::MoveTo(target),
+                    lifetime,
+                    change: AdminChange::MoveTo { target },
+                },
                 Err(refused) => {
                     out.push(event(EventKind::Admin, None, Some(group), refused));
                     return;
@@ -18,37 +42,85 @@ impl Node {
                 self.admin_fence(now, node, out);
                 return;
             }
-            AdminCommand::Standby { node, on } => {
-                set_member(&mut admin.standby, node, on);
-                let node = self.name(node);
-                AdminChange::Standby { node, on }
-            }
-            AdminCommand::ClearMove { group } => {
-                admin.moves.retain(|(g, _)| *g != group);
-                AdminChange::MoveCleared
-            }
             AdminCommand::Cleanup { group } => {
-                match admin.cleanups.iter_mut().find(|(g, _)| *g == group) {
-                    Some((_, c)) => *c += 1,
-                    None => admin.cleanups.push((group, 1)),
-                }
-                AdminChange::Cleanup
+                self.admin_cleanup(group, out);
+                return;
             }
-            AdminCommand::Maintenance { group: None, on } => {
-                admin.maintenance = on;
-                AdminChange::Maintenance { on }
-            }
-            AdminCommand::Maintenance {
-                group: Some(group),
+            AdminCommand::Standby { node, on } => Record {
+                key: AdminKey::Standby(node),
+                value: on_off(on),
+                lifetime: None,
+                change: AdminChange::Standby {
+                    node: self.name(node),
+                    on,
+                },
+            },
+            AdminCommand::Ban {
+                group,
+                node,
                 on,
-            } => {
-                set_member(&mut admin.group_maintenance, group, on);
-                AdminChange::Maintenance { on }
-            }
+                lifetime,
+            } => Record {
+                key: AdminKey::Ban(group, node),
+                value: on_off(on),
+                lifetime,
+                change: AdminChange::Ban {
+                    node: self.name(node),
+                    on,
+                },
+            },
+            AdminCommand::ClearMove { group } => Record {
+                key: AdminKey::Move(group),
+                value: AdminValue::Cleared,
+                lifetime: None,
+                change: AdminChange::MoveCleared,
+            },
+            AdminCommand::Maintenance { group, on } => Record {
+                key: group.map_or(AdminKey::Maintenance, AdminKey::GroupMaintenance),
+                value: on_off(on),
+                lifetime: None,
+                change: AdminChange::Maintenance { on },
+            },
         };
-        admin.version = self.admin.version.max(admin.version) + 1;
-        admin.origin = self.me;
-        out.push(event(EventKind::Admin, None, None, Reason::Admin(what)));
+        self.admin_record(now, record, out);
+    }
+
+    /// Records one admin entry, newer than any this node knows, and spreads it.
+    fn admin_record(&mut self, now: Instant, record: Record, out: &mut Vec<Action>) {
+        let (node, group) = subjects(record.key);
+        let expires = record.lifetime.map(|life| {
+            // Whole milliseconds: what the heartbeat carries.
+            let lifetime =
+                Duration::from_millis(u64::try_from(life.as_millis()).unwrap_or(u64::MAX));
+            Expiry {
+                at: now + lifetime,
+                lifetime,
+            }
+        });
+        let mut admin = self.admin.clone();
+        if let Err(full) = admin.set(record.key, record.value, expires, self.me) {
+            out.push(event(
+                EventKind::Admin,
+                node,
+                group,
+                Reason::AdminFull(full),
+            ));
+            return;
+        }
+        let reason = Reason::Admin(record.change);
+        out.push(event(EventKind::Admin, node, group, reason));
+        self.adopt_admin(admin, out);
+    }
+
+    fn admin_cleanup(&mut self, group: GroupId, out: &mut Vec<Action>) {
+        let mut admin = self.admin.clone();
+        match admin.cleanups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, c)) => *c += 1,
+            None => admin.cleanups.push((group, 1)),
+        }
+        admin.cleanups.sort_unstable();
+        let reason = Reason::Admin(AdminChange::Cleanup);
+        out.push(event(EventKind::Admin, None, Some(group), reason));
         self.adopt_admin(admin, out);
     }
 
@@ -76,8 +148,7 @@ impl Node {
         now: Instant,
         group: GroupId,
         to: Option<NodeId>,
-        admin: &mut AdminState,
-    ) -> Result<AdminChange, Reason> {
+    ) -> Result<NodeId, Reason> {
         let owner = self.group_owner(group);
         let target = to
             .or_else(|| self.best_node(now, group, owner))
@@ -85,21 +156,58 @@ impl Node {
         if let Some(why) = self.cannot_own(group, target) {
             return Err(Reason::MoveRefused(why));
         }
-        admin.moves.retain(|(g, _)| *g != group);
-        admin.moves.push((group, target));
-        Ok(AdminChange::MoveTo { target })
+        Ok(target)
+    }
+
+    /// Merges the admin state a peer sent (stamped `sent_at` on its clock) into ours.
+    pub(super) fn merge_admin(
+        &mut self,
+        now: Instant,
+        theirs: &AdminState,
+        sent_at: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if self.admin.covers(theirs) {
+            // Nothing new but maybe an earlier end of a copy (clocks drift): no news
+            // to persist at once or spread.
+            self.admin.lower_expiries(theirs, sent_at, now);
+            return;
+        }
+        let mut merged = self.admin.clone();
+        merged.merge(&theirs.rebased(sent_at, now));
+        // A copy that lapsed on a faster clock first: this node says so too.
+        for e in merged.entries.iter().filter(|e| !e.in_force()) {
+            let lapsed = self
+                .admin
+                .get(e.key)
+                .is_some_and(|mine| mine.in_force() && mine.stamp == e.stamp);
+            if lapsed {
+                let (node, group) = subjects(e.key);
+                let reason = Reason::Admin(AdminChange::Expired { key: e.key });
+                out.push(event(EventKind::Admin, node, group, reason));
+            }
+        }
+        self.adopt_admin(merged, out);
+    }
+
+    /// Lets entries whose lifetime ran out lapse, saying so.
+    pub(super) fn expire_admin(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.admin.next_expiry().is_none_or(|at| at > now) {
+            return;
+        }
+        let mut admin = self.admin.clone();
+        for gone in admin.expire(now) {
+            let (node, group) = subjects(gone.key);
+            let reason = Reason::Admin(AdminChange::Expired { key: gone.key });
+            out.push(event(EventKind::Admin, node, group, reason));
+        }
+        self.adopt_admin(admin, out);
     }
 
     pub(super) fn adopt_admin(&mut self, admin: AdminState, out: &mut Vec<Action>) {
         self.admin = admin;
         for g in &mut self.groups {
-            let c = self
-                .admin
-                .cleanups
-                .iter()
-                .find(|(id, _)| *id == g.id)
-                .map(|(_, c)| *c)
-                .unwrap_or(0);
+            let c = self.admin.cleanup_count(g.id);
             if c > g.cleanup_seen {
                 g.cleanup_seen = c;
                 g.failures.clear();
@@ -238,8 +346,11 @@ impl Node {
         if self.spec.group(group).is_some_and(|g| !g.allowed(node)) {
             return Some(Refusal::NotInGroup { node: node_name });
         }
-        if self.admin.standby.contains(&node) {
+        if self.admin.standby(node) {
             return Some(Refusal::Standby { node: node_name });
+        }
+        if self.admin.banned(group, node) {
+            return Some(Refusal::Banned { node: node_name });
         }
         None
     }
@@ -296,11 +407,13 @@ pub(super) fn restart_needed(old: &ClusterSpec, new: &ClusterSpec) -> Option<Str
     None
 }
 
-/// Puts `item` in `list` (once) or takes it out.
-fn set_member<T: PartialEq>(list: &mut Vec<T>, item: T, on: bool) {
-    list.retain(|x| *x != item);
-    if on {
-        list.push(item);
+/// The node and group an admin entry is about, for its event.
+fn subjects(key: AdminKey) -> (Option<NodeId>, Option<GroupId>) {
+    match key {
+        AdminKey::Maintenance => (None, None),
+        AdminKey::Standby(n) => (Some(n), None),
+        AdminKey::GroupMaintenance(g) | AdminKey::Move(g) => (None, Some(g)),
+        AdminKey::Ban(g, n) => (Some(n), Some(g)),
     }
 }
 

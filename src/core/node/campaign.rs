@@ -99,12 +99,14 @@ impl Node {
             Ineligible::Witness
         } else if self.leaving {
             Ineligible::ShuttingDown
-        } else if self.admin.standby.contains(&self.me) {
+        } else if self.admin.standby(self.me) {
             Ineligible::Standby
         } else if !self.healthy {
             Ineligible::HealthCheckFailing
         } else if self.groups[gi].banned {
             Ineligible::FailedTooOften
+        } else if self.admin.banned(self.groups[gi].id, self.me) {
+            Ineligible::Banned
         } else {
             Ineligible::NotAllowed
         }

@@ -135,13 +135,7 @@ impl GroupState {
             failures: Vec::new(),
             banned: false,
             last_failure: None,
-            cleanup_seen: persisted
-                .admin
-                .cleanups
-                .iter()
-                .find(|(id, _)| *id == g.id)
-                .map(|(_, c)| *c)
-                .unwrap_or(0),
+            cleanup_seen: persisted.admin.cleanup_count(g.id),
             reason: Decision::StartingUp,
             noticed: None,
             pending: None,

@@ -229,9 +229,7 @@ impl Node {
         for f in &hb.fenced {
             self.learn_fence(f.node, f.incarnation);
         }
-        if self.admin.is_older_than(&hb.admin) {
-            self.adopt_admin(hb.admin.clone(), out);
-        }
+        self.merge_admin(now, &hb.admin, hb.sent_at, out);
         let mut term_grew = false;
         for r in &hb.groups {
             term_grew |= self.merge_report(from, from_inc, r);

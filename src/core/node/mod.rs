@@ -211,8 +211,10 @@ impl Node {
                 GroupState::at_boot(g, &persisted, now, !witness && g.allowed(me))
             })
             .collect();
+        let mut admin = persisted.admin.clone();
+        admin.after_boot(now);
         Node {
-            admin: persisted.admin.clone(),
+            admin,
             me,
             incarnation: boot.incarnation,
             started_at: now,
@@ -357,6 +359,9 @@ impl Node {
         if let Some(at) = self.arbiter_silent_at() {
             consider(at, "arbiter silent");
         }
+        if let Some(at) = self.admin.next_expiry() {
+            consider(at, "admin constraint expires");
+        }
         if let Some(at) = self.quorum_settles_at() {
             consider(at, "quorum settled");
         }
@@ -374,6 +379,7 @@ impl Node {
     }
 
     fn evaluate(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.expire_admin(now, out);
         self.update_membership(now, out);
         self.refresh_leases();
         self.two_node_owner_fencing(now, out);

@@ -70,12 +70,12 @@ impl Node {
             let to = self.best_node(now, self.groups[gi].id, Some(self.me));
             let why = Decision::GivingUp {
                 me: self.name(self.me),
-                why: self.owner_ineligible(),
+                why: self.owner_ineligible(gi),
             };
             return Verdict::Stop(AfterStop::Release { handoff_to: to }, why);
         }
         let gid = self.groups[gi].id;
-        if let Some(&(_, target)) = self.admin.moves.iter().find(|(g, _)| *g == gid) {
+        if let Some(target) = self.admin.move_target(gid) {
             if target != self.me && self.node_eligible(target, gi) {
                 let why = Decision::MovingTo {
                     target: self.name(target),
@@ -120,13 +120,15 @@ impl Node {
     }
 
     /// Why this node, owning a group, is no longer eligible for it.
-    fn owner_ineligible(&self) -> Ineligible {
+    fn owner_ineligible(&self, gi: usize) -> Ineligible {
         if self.leaving {
             Ineligible::ShuttingDown
-        } else if self.admin.standby.contains(&self.me) {
+        } else if self.admin.standby(self.me) {
             Ineligible::Standby
         } else if !self.healthy {
             Ineligible::HealthCheckFailing
+        } else if self.admin.banned(self.groups[gi].id, self.me) {
+            Ineligible::Banned
         } else {
             Ineligible::FailedTooOften
         }
@@ -137,11 +139,7 @@ impl Node {
     fn placement(&self, now: Instant, gi: usize) -> Verdict {
         let gs = &self.spec.groups[gi];
         let gid = gs.id;
-        let moved_here = self
-            .admin
-            .moves
-            .iter()
-            .any(|(g, n)| *g == gid && *n == self.me);
+        let moved_here = self.admin.move_target(gid) == Some(self.me);
         if let Some(p) = gs.prefer.filter(|p| *p != self.me && !moved_here) {
             if self.node_eligible(p, gi) {
                 if !gs.failback {

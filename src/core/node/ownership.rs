@@ -15,7 +15,7 @@ impl Node {
     }
 
     pub(super) fn maintenance(&self, g: GroupId) -> bool {
-        self.admin.maintenance || self.admin.group_maintenance.contains(&g)
+        self.admin.maintenance() || self.admin.group_maintenance(g)
     }
 
     pub(super) fn node_eligible(&self, node: NodeId, gi: usize) -> bool {
@@ -23,7 +23,7 @@ impl Node {
         let Some(n) = self.spec.node(node) else {
             return false;
         };
-        if n.witness || self.admin.standby.contains(&node) {
+        if n.witness || self.admin.standby(node) || self.admin.banned(gs.id, node) {
             return false;
         }
         if !gs.allowed(node) {
@@ -54,11 +54,7 @@ impl Node {
         gi: usize,
     ) -> (bool, bool, i32, std::cmp::Reverse<NodeId>) {
         let gs = &self.spec.groups[gi];
-        let moved = self
-            .admin
-            .moves
-            .iter()
-            .any(|(g, n)| *g == gs.id && *n == node);
+        let moved = self.admin.move_target(gs.id) == Some(node);
         let preferred = gs.prefer == Some(node);
         let prio = self.spec.node(node).map(|n| n.priority).unwrap_or(i32::MIN);
         (moved, preferred, prio, std::cmp::Reverse(node))

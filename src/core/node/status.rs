@@ -1,6 +1,8 @@
 //! Read-only queries of a node's state: `tandemctl status` and the simulator's probes.
 
 use super::*;
+use crate::core::admin_state::{AdminKey, AdminValue};
+use crate::core::status::ConstraintStatus;
 use crate::core::status::LINK_ABSENT as ABSENT;
 
 impl Node {
@@ -129,13 +131,46 @@ impl Node {
             },
             nodes,
             groups,
-            maintenance: self.admin.maintenance,
+            maintenance: self.admin.maintenance(),
             arbiter: self.arbiter_status(now),
+            constraints: self.constraints(now),
         }
     }
 
+    fn constraints(&self, now: Instant) -> Vec<ConstraintStatus> {
+        let group = |g: GroupId| {
+            Some(
+                self.spec
+                    .group(g)
+                    .map_or_else(|| format!("{g:?}"), |s| s.name.clone()),
+            )
+        };
+        self.admin
+            .in_force()
+            .map(|e| {
+                let (kind, node, group) = match (e.key, e.value) {
+                    (AdminKey::Maintenance, _) => ("maintenance", None, None),
+                    (AdminKey::GroupMaintenance(g), _) => ("maintenance", None, group(g)),
+                    (AdminKey::Standby(n), _) => ("standby", Some(n), None),
+                    (AdminKey::Move(g), AdminValue::MoveTo(n)) => ("move", Some(n), group(g)),
+                    (AdminKey::Move(g), _) => ("move", None, group(g)),
+                    (AdminKey::Ban(g, n), _) => ("ban", Some(n), group(g)),
+                };
+                ConstraintStatus {
+                    kind: kind.into(),
+                    node: node.map(|n| self.name(n)),
+                    group,
+                    left_ms: e.expires.map(|x| {
+                        u64::try_from(x.at.saturating_since(now).as_millis()).unwrap_or(u64::MAX)
+                    }),
+                    set_on: self.name(e.stamp.origin),
+                }
+            })
+            .collect()
+    }
+
     fn node_status(&self, n: &NodeSpec, now: Instant, initdead_over: bool) -> NodeStatus {
-        let standby = self.admin.standby.contains(&n.id);
+        let standby = self.admin.standby(n.id);
         if n.id == self.me {
             return NodeStatus {
                 name: n.name.clone(),

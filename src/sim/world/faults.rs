@@ -181,7 +181,11 @@ impl Sim {
             return;
         };
         let target = self.sc.spec.nodes[self.rng.random_range(0..n)].id;
-        let cmd = match self.rng.random_range(0..4) {
+        let lifetime = self
+            .rng
+            .random_bool(0.5)
+            .then(|| Duration::from_millis(self.rng.random_range(100..20_000)));
+        let cmd = match self.rng.random_range(0..6) {
             0 => AdminCommand::Standby {
                 node: target,
                 on: true,
@@ -193,6 +197,19 @@ impl Sim {
             2 => AdminCommand::Move {
                 group: g,
                 to: Some(target),
+                lifetime,
+            },
+            3 => AdminCommand::Ban {
+                group: g,
+                node: target,
+                on: true,
+                lifetime,
+            },
+            4 => AdminCommand::Ban {
+                group: g,
+                node: target,
+                on: false,
+                lifetime: None,
             },
             _ => AdminCommand::ClearMove { group: g },
         };
@@ -224,9 +241,9 @@ impl Sim {
                 self.push(self.now, Ev::Resume { node: i });
             }
         }
-        // An admin cleans up what the chaos left (fail counts, moves, standby) once the
-        // healed cluster's views have converged: a command issued on a node whose admin
-        // view is stale loses to a newer state (last writer wins; see the notes).
+        // An admin cleans up what the chaos left (fail counts, moves, bans, standby) once
+        // the healed cluster's views have converged: a command issued on a node whose
+        // admin view is stale could lose to a newer entry for the same key.
         let later = self.now + 3 * dur(self.sc.spec.timing.deadtime);
         self.push(later, Ev::AdminCleanup);
         Ok(())
@@ -248,6 +265,14 @@ impl Sim {
                     node: n.id,
                     on: false,
                 });
+                for g in &self.sc.spec.groups {
+                    cmds.push(AdminCommand::Ban {
+                        group: g.id,
+                        node: n.id,
+                        on: false,
+                        lifetime: None,
+                    });
+                }
             }
             for c in cmds {
                 let now = self.local(i);

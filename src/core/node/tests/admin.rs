@@ -1,6 +1,7 @@
 //! Admin commands and reconfiguration.
 
 use super::*;
+use crate::core::admin_state::AdminKey;
 use crate::core::reason::Refusal;
 
 #[test]
@@ -12,6 +13,7 @@ fn a_move_to_a_witness_is_refused_and_records_nothing() {
         Input::Admin(AdminCommand::Move {
             group: GroupId(1),
             to: Some(NodeId(3)),
+            lifetime: None,
         }),
     );
     let admin = events(&out, EventKind::Admin);
@@ -33,6 +35,7 @@ fn a_move_without_another_eligible_node_says_so() {
         Input::Admin(AdminCommand::Move {
             group: GroupId(1),
             to: None,
+            lifetime: None,
         }),
     );
     assert_eq!(events(&out, EventKind::Admin), [Reason::MoveNoTarget]);
@@ -47,6 +50,7 @@ fn a_move_hands_the_group_over_to_its_target() {
         Input::Admin(AdminCommand::Move {
             group: GroupId(1),
             to: Some(NodeId(2)),
+            lifetime: None,
         }),
     );
     assert_eq!(
@@ -63,6 +67,93 @@ fn a_move_hands_the_group_over_to_its_target() {
     c.run_until(ms(4000));
     assert!(c.nodes[1].owns_running(GroupId(1)), "beta owns www");
     assert!(!c.nodes[0].runs(GroupId(1)));
+}
+
+#[test]
+fn a_ban_moves_the_group_off_its_owner_and_a_move_there_is_refused() {
+    let mut c = settled();
+    let ban = AdminCommand::Ban {
+        group: GroupId(1),
+        node: NodeId(1),
+        on: true,
+        lifetime: None,
+    };
+    let out = c.input(1, Input::Admin(ban));
+    assert_eq!(
+        events(&out, EventKind::Admin),
+        [Reason::Admin(AdminChange::Ban {
+            node: "alpha".into(),
+            on: true
+        })]
+    );
+    c.run_until(ms(5000));
+    assert!(!c.nodes[0].runs(GroupId(1)), "alpha no longer runs www");
+    assert!(
+        c.nodes[1].owns_running(GroupId(1)),
+        "beta, next in rank, owns www"
+    );
+    let status = c.nodes[2].status(c.now);
+    let bans: Vec<_> = status
+        .constraints
+        .iter()
+        .filter(|k| k.kind == "ban")
+        .collect();
+    assert_eq!(bans.len(), 1, "{status:?}");
+    assert_eq!(
+        (
+            bans[0].node.as_deref(),
+            bans[0].group.as_deref(),
+            bans[0].left_ms
+        ),
+        (Some("alpha"), Some("www"), None)
+    );
+    assert_eq!(bans[0].set_on, "beta");
+    let out = c.input(
+        2,
+        Input::Admin(AdminCommand::Move {
+            group: GroupId(1),
+            to: Some(NodeId(1)),
+            lifetime: None,
+        }),
+    );
+    assert_eq!(
+        events(&out, EventKind::Admin),
+        [Reason::MoveRefused(Refusal::Banned {
+            node: "alpha".into()
+        })]
+    );
+}
+
+#[test]
+fn a_move_with_a_lifetime_lapses_by_itself_on_every_node_and_says_so() {
+    let mut c = settled();
+    let from = c.mark(2);
+    c.input(
+        0,
+        Input::Admin(AdminCommand::Move {
+            group: GroupId(1),
+            to: Some(NodeId(2)),
+            lifetime: Some(ms(3000)),
+        }),
+    );
+    c.run_until(ms(4000));
+    assert!(c.nodes[1].owns_running(GroupId(1)), "beta owns www");
+    for n in &c.nodes {
+        let left = n.status(c.now).constraints.first().and_then(|k| k.left_ms);
+        assert!(left.is_some_and(|l| l > 0 && l <= 2000), "{left:?}");
+    }
+    c.run_until(ms(6000));
+    for n in &c.nodes {
+        assert!(n.status(c.now).constraints.is_empty(), "the move lapsed");
+    }
+    let expired = Reason::Admin(AdminChange::Expired {
+        key: AdminKey::Move(GroupId(1)),
+    });
+    assert!(
+        events(&c.actions[2][from..], EventKind::Admin).contains(&expired),
+        "gamma says so"
+    );
+    assert_eq!(expired.to_string(), "move expired (its lifetime ran out)");
 }
 
 #[test]
