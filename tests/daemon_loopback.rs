@@ -104,17 +104,7 @@ fn addr(node: u16, link: usize) -> IpAddr {
 fn spec(n: u16) -> ClusterSpec {
     let deadtime = Duration::from_millis(1500);
     ClusterSpec {
-        nodes: (1..=n)
-            .map(|i| NodeSpec {
-                id: NodeId(i),
-                name: format!("n{i}"),
-                votes: 1,
-                witness: false,
-                priority: 0,
-                fence_delay: Duration::ZERO,
-                absent_links: Vec::new(),
-            })
-            .collect(),
+        nodes: (1..=n).map(|i| NodeSpec::new(i, format!("n{i}"))).collect(),
         links: 2,
         timing: Timing {
             interval: Duration::from_millis(100),

@@ -47,35 +47,13 @@ fn main() -> ExitCode {
                 status(socket, *json)
             }
         }
-        CtlCommand::Standby { node } => act(
-            socket,
-            Command::Standby {
-                node: node.clone(),
-                on: true,
-            },
-        ),
-        CtlCommand::Online { node } => act(
-            socket,
-            Command::Standby {
-                node: node.clone(),
-                on: false,
-            },
-        ),
-        CtlCommand::Move {
-            group, clear: true, ..
-        } => act(
-            socket,
-            Command::ClearMove {
-                group: group.clone(),
-            },
-        ),
         CtlCommand::Move {
             group,
             node,
             timeout,
             json,
             lifetime,
-            ..
+            clear: false,
         } => move_group(
             socket,
             group,
@@ -89,20 +67,6 @@ fn main() -> ExitCode {
             lifetime,
         } => ban(socket, group, node, true, *lifetime),
         CtlCommand::Unban { group, node } => ban(socket, group, node, false, None),
-        CtlCommand::Cleanup { group, resource } => act(
-            socket,
-            Command::Cleanup {
-                group: group.clone(),
-                resource: resource.clone(),
-            },
-        ),
-        CtlCommand::Maintenance { state, group } => act(
-            socket,
-            Command::Maintenance {
-                group: group.clone(),
-                on: *state == OnOff::On,
-            },
-        ),
         CtlCommand::Events { follow, json } => {
             if *follow {
                 follow_events(socket, *json)
@@ -110,7 +74,6 @@ fn main() -> ExitCode {
                 events(socket, *json)
             }
         }
-        CtlCommand::Reload => act(socket, Command::Reload),
         CtlCommand::Fence { node, yes } => fence(socket, node, *yes),
         CtlCommand::Report {
             since,
@@ -124,7 +87,41 @@ fn main() -> ExitCode {
             config,
             log.as_deref(),
         ),
+        other => match plain_command(other) {
+            Some(command) => act(socket, command),
+            None => Err(Failure::Usage("this command is not handled".into())),
+        },
     };
+    exit_code(outcome)
+}
+
+/// The commands that are one control request and print the daemon's answer.
+fn plain_command(command: &CtlCommand) -> Option<Command> {
+    Some(match command {
+        CtlCommand::Standby { node } | CtlCommand::Online { node } => Command::Standby {
+            node: node.clone(),
+            on: matches!(command, CtlCommand::Standby { .. }),
+        },
+        CtlCommand::Move {
+            group, clear: true, ..
+        } => Command::ClearMove {
+            group: group.clone(),
+        },
+        CtlCommand::Cleanup { group, resource } => Command::Cleanup {
+            group: group.clone(),
+            resource: resource.clone(),
+        },
+        CtlCommand::Maintenance { state, group } => Command::Maintenance {
+            group: group.clone(),
+            on: *state == OnOff::On,
+        },
+        CtlCommand::Reload => Command::Reload,
+        _ => return None,
+    })
+}
+
+/// 0 done, 1 refused, 2 usage, 3 daemon unreachable (the client error's own code).
+fn exit_code(outcome: Outcome) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused(why)) => {

@@ -45,6 +45,16 @@ pub enum RunsHere {
     BestAvailable,
 }
 
+impl RunsHere {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunsHere::MovedByAdmin => "moved here by admin",
+            RunsHere::Preferred => "preferred node",
+            RunsHere::BestAvailable => "best available node",
+        }
+    }
+}
+
 /// What another node that holds the group is doing with it, as its claim says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClaimState {
@@ -53,6 +63,18 @@ pub enum ClaimState {
     Stopping,
     Failed,
     Running,
+}
+
+impl ClaimState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ClaimState::Claiming => "claiming",
+            ClaimState::Starting => "starting",
+            ClaimState::Stopping => "stopping",
+            ClaimState::Failed => "failed",
+            ClaimState::Running => "running",
+        }
+    }
 }
 
 /// Why a node waits or acts for a group. Node names are configured names; counters are
@@ -296,14 +318,7 @@ impl fmt::Display for Decision {
                 write!(f, "failback to {to} in {} ms", ms(wait))
             }
             Decision::FailbackOff { me } => write!(f, "failback off: staying on {me}"),
-            Decision::Running { me, why } => {
-                let why = match why {
-                    RunsHere::MovedByAdmin => "moved here by admin",
-                    RunsHere::Preferred => "preferred node",
-                    RunsHere::BestAvailable => "best available node",
-                };
-                write!(f, "running on {me} ({why})")
-            }
+            Decision::Running { me, why } => write!(f, "running on {me} ({})", why.as_str()),
             Decision::Outranked { rival } => {
                 write!(f, "{rival} claims the group: withdrawing")
             }
@@ -323,16 +338,7 @@ impl fmt::Display for Decision {
                 f,
                 "candidate for term {term}: {have} of {needed} votes granted"
             ),
-            Decision::HeldBy { owner, state } => {
-                let state = match state {
-                    ClaimState::Claiming => "claiming",
-                    ClaimState::Starting => "starting",
-                    ClaimState::Stopping => "stopping",
-                    ClaimState::Failed => "failed",
-                    ClaimState::Running => "running",
-                };
-                write!(f, "{state} on {owner}")
-            }
+            Decision::HeldBy { owner, state } => write!(f, "{} on {owner}", state.as_str()),
             Decision::NotEligible { owner, me, why } => {
                 match owner {
                     Some(o) => write!(f, "owned by {o}")?,

@@ -66,6 +66,28 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
+    /// A node with one vote, no priority, no fence delay, on every link: what a config
+    /// entry with only a name and addresses gives. Tests and the simulator adjust it.
+    pub fn new(id: u16, name: impl Into<String>) -> NodeSpec {
+        NodeSpec {
+            id: NodeId(id),
+            name: name.into(),
+            votes: 1,
+            witness: false,
+            priority: 0,
+            fence_delay: Duration::ZERO,
+            absent_links: Vec::new(),
+        }
+    }
+
+    /// [`NodeSpec::new`], as a witness.
+    pub fn witness(id: u16, name: impl Into<String>) -> NodeSpec {
+        NodeSpec {
+            witness: true,
+            ..NodeSpec::new(id, name)
+        }
+    }
+
     pub fn on_link(&self, link: usize) -> bool {
         !self.absent_links.contains(&link)
     }

@@ -18,7 +18,7 @@ use super::inbound::Inbound;
 use super::outbound::Outbound;
 use super::state::StateDir;
 use crate::config::{Config, ResourceConfig, ResourceKind};
-use crate::core::{Action, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind};
+use crate::core::{Action, Event, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind};
 use crate::net::{Links, Received};
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,36 +205,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                     link.ask(request);
                 }
             }
-            Action::Event(event) => {
-                let record = events::record(&self.spec, &event, clock::realtime_ns() / 1_000_000);
-                // The fields are the shared contract with log readers (the lab): they
-                // decide on `kind`, `decision` and `wait_ms`, never on the sentence.
-                tracing::info!(
-                    kind = record.kind.as_str(),
-                    node = record.node.as_deref().unwrap_or(""),
-                    group = record.group.as_deref().unwrap_or(""),
-                    term = record.term.unwrap_or(0),
-                    decision = record.decision.as_deref().unwrap_or(""),
-                    wait_ms = record.wait_ms,
-                    "{}",
-                    record.reason
-                );
-                self.events.push(event.kind, record);
-                if let Some(hook_event) = crate::agents::hooks::from_core(
-                    &event,
-                    &self.config,
-                    self.node.id(),
-                    self.node.incarnation(),
-                ) {
-                    let hooks = crate::agents::hooks::hooks_for(&self.config, &hook_event);
-                    if !hooks.is_empty() {
-                        self.executor.submit(Work::Notify {
-                            hooks,
-                            event: hook_event,
-                        });
-                    }
-                }
-            }
+            Action::Event(event) => self.record_event(event),
             Action::RunOp {
                 op,
                 group,
@@ -298,6 +269,39 @@ impl<E: Executor> HeartbeatLoop<E> {
             }
         }
         Ok(())
+    }
+
+    /// Logs an event with its typed fields, keeps it for `tandemctl events`, and runs
+    /// the notify hooks it concerns.
+    fn record_event(&mut self, event: Event) {
+        let record = events::record(&self.spec, &event, clock::realtime_ns() / 1_000_000);
+        // The fields are the shared contract with log readers (the lab): they
+        // decide on `kind`, `decision` and `wait_ms`, never on the sentence.
+        tracing::info!(
+            kind = record.kind.as_str(),
+            node = record.node.as_deref().unwrap_or(""),
+            group = record.group.as_deref().unwrap_or(""),
+            term = record.term.unwrap_or(0),
+            decision = record.decision.as_deref().unwrap_or(""),
+            wait_ms = record.wait_ms,
+            "{}",
+            record.reason
+        );
+        self.events.push(event.kind, record);
+        if let Some(hook_event) = crate::agents::hooks::from_core(
+            &event,
+            &self.config,
+            self.node.id(),
+            self.node.incarnation(),
+        ) {
+            let hooks = crate::agents::hooks::hooks_for(&self.config, &hook_event);
+            if !hooks.is_empty() {
+                self.executor.submit(Work::Notify {
+                    hooks,
+                    event: hook_event,
+                });
+            }
+        }
     }
 
     fn send(&mut self, hb: &Heartbeat) {

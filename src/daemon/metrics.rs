@@ -128,45 +128,37 @@ fn render_checks(out: &mut String, checks: &[CheckStatus]) {
             CheckState::Unknown => {}
         }
     }
-    let name = "tandem_check_consecutive_failures";
-    header(
-        out,
-        name,
-        "gauge",
-        "Probes of the health check that failed in a row.",
-    );
-    for c in checks {
-        sample(out, name, &labels(c), c.consecutive_failures);
-    }
-    let name = "tandem_check_consecutive_successes";
-    header(
-        out,
-        name,
-        "gauge",
-        "Probes of the health check that passed in a row.",
-    );
-    for c in checks {
-        sample(out, name, &labels(c), c.consecutive_successes);
-    }
-    let name = "tandem_check_probes_total";
-    header(
-        out,
-        name,
-        "counter",
-        "Probes of the health check run since tandemd started.",
-    );
-    for c in checks {
-        sample(out, name, &labels(c), c.probes_total);
-    }
-    let name = "tandem_check_failures_total";
-    header(
-        out,
-        name,
-        "counter",
-        "Probes of the health check that failed or timed out.",
-    );
-    for c in checks {
-        sample(out, name, &labels(c), c.failures_total);
+    let counts: [(&str, &str, &str, fn(&CheckStatus) -> u64); 4] = [
+        (
+            "tandem_check_consecutive_failures",
+            "gauge",
+            "Probes of the health check that failed in a row.",
+            |c| u64::from(c.consecutive_failures),
+        ),
+        (
+            "tandem_check_consecutive_successes",
+            "gauge",
+            "Probes of the health check that passed in a row.",
+            |c| u64::from(c.consecutive_successes),
+        ),
+        (
+            "tandem_check_probes_total",
+            "counter",
+            "Probes of the health check run since tandemd started.",
+            |c| c.probes_total,
+        ),
+        (
+            "tandem_check_failures_total",
+            "counter",
+            "Probes of the health check that failed or timed out.",
+            |c| c.failures_total,
+        ),
+    ];
+    for (name, kind, help, value) in counts {
+        header(out, name, kind, help);
+        for c in checks {
+            sample(out, name, &labels(c), value(c));
+        }
     }
 }
 

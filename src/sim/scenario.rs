@@ -232,15 +232,7 @@ fn witness_on_link0(spec: &mut ClusterSpec) {
     spec.links = 2;
     if !spec.nodes.iter().any(|n| n.witness) {
         let id = spec.nodes.iter().map(|n| n.id.0).max().unwrap_or(0) + 1;
-        spec.nodes.push(NodeSpec {
-            id: NodeId(id),
-            name: format!("w{id}"),
-            votes: 1,
-            witness: true,
-            priority: 0,
-            fence_delay: Duration::ZERO,
-            absent_links: Vec::new(),
-        });
+        spec.nodes.push(NodeSpec::witness(id, format!("w{id}")));
         spec.quorum.two_node = false;
         spec.quorum.wait_for_all = false;
     }
@@ -254,13 +246,8 @@ fn random_nodes(rng: &mut ChaCha8Rng) -> (Vec<NodeSpec>, bool) {
     let n: usize = rng.random_range(2..=7);
     let mut nodes: Vec<NodeSpec> = (0..n)
         .map(|i| NodeSpec {
-            id: NodeId(i as u16 + 1),
-            name: format!("n{}", i + 1),
-            votes: 1,
-            witness: false,
             priority: rng.random_range(0..3) * 10,
-            fence_delay: Duration::ZERO,
-            absent_links: Vec::new(),
+            ..NodeSpec::new(i as u16 + 1, format!("n{}", i + 1))
         })
         .collect();
     let mut two_node = false;
@@ -269,15 +256,7 @@ fn random_nodes(rng: &mut ChaCha8Rng) -> (Vec<NodeSpec>, bool) {
             two_node = true;
             nodes[0].fence_delay = Duration::from_millis(rng.random_range(0..3) * 500);
         } else {
-            nodes.push(NodeSpec {
-                id: NodeId(3),
-                name: "w3".into(),
-                votes: 1,
-                witness: true,
-                priority: 0,
-                fence_delay: Duration::ZERO,
-                absent_links: Vec::new(),
-            });
+            nodes.push(NodeSpec::witness(3, "w3"));
         }
     } else if rng.random_bool(0.3) {
         let w = nodes.len() - 1;
@@ -485,15 +464,7 @@ impl ScenarioBuilder {
     /// no random faults.
     pub fn new(n: usize) -> ScenarioBuilder {
         let nodes = (0..n)
-            .map(|i| NodeSpec {
-                id: NodeId(i as u16 + 1),
-                name: format!("n{}", i + 1),
-                votes: 1,
-                witness: false,
-                priority: 0,
-                fence_delay: Duration::ZERO,
-                absent_links: Vec::new(),
-            })
+            .map(|i| NodeSpec::new(i as u16 + 1, format!("n{}", i + 1)))
             .collect();
         let deadtime = Duration::from_secs(1);
         let spec = ClusterSpec {

@@ -29,15 +29,7 @@ pub(super) struct Spec(pub(super) ClusterSpec);
 impl Spec {
     pub(super) fn new(n: usize) -> Spec {
         let nodes = (0..n)
-            .map(|i| NodeSpec {
-                id: NodeId(i as u16 + 1),
-                name: NAMES[i].to_string(),
-                votes: 1,
-                witness: false,
-                priority: 0,
-                fence_delay: Duration::ZERO,
-                absent_links: Vec::new(),
-            })
+            .map(|i| NodeSpec::new(i as u16 + 1, NAMES[i]))
             .collect();
         Spec(ClusterSpec {
             nodes,
