@@ -106,6 +106,14 @@ pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) ->
     out
 }
 
+/// One per-check metric family: name, type, help, and the value of one check.
+type CheckCount = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&CheckStatus) -> u64,
+);
+
 /// Per health check of this node: verdict, streaks, probes. Left out entirely when no
 /// check runs here, so a cluster without checks exports no empty families.
 fn render_checks(out: &mut String, checks: &[CheckStatus]) {
@@ -128,7 +136,7 @@ fn render_checks(out: &mut String, checks: &[CheckStatus]) {
             CheckState::Unknown => {}
         }
     }
-    let counts: [(&str, &str, &str, fn(&CheckStatus) -> u64); 4] = [
+    let counts: [CheckCount; 4] = [
         (
             "tandem_check_consecutive_failures",
             "gauge",
