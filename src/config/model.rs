@@ -718,16 +718,18 @@ impl Config {
             h.port, d(h.interval), d(h.deadtime), d(h.warntime), d(h.initdead),
             h.max_drift_ppm, d(h.stop_before_lease_end), on_off(h.realtime), on_off(h.mlockall)
         );
-        let spec_votes: u32 = self
-            .quorum
-            .expected_votes
-            .unwrap_or_else(|| self.nodes.iter().map(|n| n.votes).sum());
+        // The core's count, so that the arbiter's vote is in it.
+        let expected = self.cluster_spec().expected_votes();
         let q = &self.quorum;
+        let arbiter = if q.arbiter.is_some() {
+            " (one of them the etcd arbiter's)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
-            "quorum: {} expected votes, quorum at {}, no_quorum_policy {}, two_node {}, wait_for_all {}",
-            spec_votes,
-            spec_votes / 2 + 1,
+            "quorum: {expected} expected votes{arbiter}, quorum at {}, no_quorum_policy {}, two_node {}, wait_for_all {}",
+            crate::core::quorum::quorum_votes(expected),
             policy_name(q.no_quorum_policy),
             on_off(q.two_node),
             on_off(q.wait_for_all)
