@@ -358,7 +358,7 @@ impl NodeConfig {
 /// The addresses as the digest has always seen them (`[192.0.2.1, 198.51.100.1]`), so
 /// a config without absent links keeps its digest across the upgrade that added them;
 /// an absent link is `null`.
-fn canonical_addresses(addresses: &[Option<IpAddr>]) -> String {
+pub(super) fn canonical_addresses(addresses: &[Option<IpAddr>]) -> String {
     let parts: Vec<String> = addresses
         .iter()
         .map(|a| a.map_or_else(|| "null".to_string(), |a| format!("{a:?}")))
