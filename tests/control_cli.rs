@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command as Proc, Output, Stdio};
 use std::time::Duration;
-use tandem::lab::{wait_until, Lab, LabSpec, Ns};
+use tandem::lab::{wait_until, Lab, LabSpec};
 
 mod support;
 
@@ -369,25 +369,7 @@ fn reload_hostile_input_and_metrics_on_a_real_daemon() {
     assert!(status(&lab, 1).is_some(), "daemon still serves");
 
     // Metrics, fetched from inside the node's namespace.
-    let ns = lab.ns_name(Ns::Node(1)).expect("ns");
-    let body = std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        let mut body = String::new();
-        let got = wait_until(Duration::from_secs(20), POLL, || {
-            let mut s = std::net::TcpStream::connect("127.0.0.1:9405").ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-                .ok()?;
-            body.clear();
-            s.read_to_string(&mut body).ok()?;
-            Some(())
-        });
-        assert!(got.is_some(), "metrics endpoint never answered");
-        body
-    })
-    .join()
-    .expect("metrics thread");
+    let body = support::lab::scrape_metrics(&lab, 1, 9405);
     assert!(body.starts_with("HTTP/1.1 200 OK\r\n"), "{body}");
     for name in [
         "tandem_node_up{node=\"n1\"} 1",

@@ -6,14 +6,14 @@
 //! Needs root, iproute2 and nftables.
 
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tandem::lab::{wait_until, Lab, LabSpec, Ns};
+use tandem::lab::{Lab, LabSpec};
 
 mod support;
 
-use support::lab::{eventually, ok, runs_on, POLL};
+use support::lab::{eventually, ok, runs_on};
 
 const LONG: Duration = Duration::from_secs(40);
 const SECRET: &str = "Planted-Secret-4c1d";
@@ -61,25 +61,7 @@ fn check<'a>(s: &'a Value, name: &str) -> Option<&'a Value> {
 
 /// `/metrics` from inside node 1's namespace.
 fn scrape(lab: &Lab) -> String {
-    let ns = lab.ns_name(Ns::Node(1)).expect("ns");
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        let mut body = String::new();
-        let got = wait_until(Duration::from_secs(20), POLL, || {
-            let mut s = std::net::TcpStream::connect("127.0.0.1:9406").ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-                .ok()?;
-            body.clear();
-            s.read_to_string(&mut body).ok()?;
-            Some(())
-        });
-        assert!(got.is_some(), "metrics endpoint never answered");
-        body
-    })
-    .join()
-    .expect("metrics thread")
+    support::lab::scrape_metrics(lab, 1, 9406)
 }
 
 fn has_line(body: &str, line: &str) -> bool {

@@ -113,3 +113,28 @@ pub fn eventually(
         )
     })
 }
+
+/// The body of `GET /metrics` on `127.0.0.1:port` inside node `node`'s namespace
+/// (status line and headers included), polled until the endpoint answers.
+pub fn scrape_metrics(lab: &Lab, node: usize, port: u16) -> String {
+    use std::io::{Read, Write};
+    let ns = lab.ns_name(tandem::lab::Ns::Node(node)).expect("ns");
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let mut body = String::new();
+        let got = wait_until(Duration::from_secs(20), POLL, || {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .ok()?;
+            body.clear();
+            s.read_to_string(&mut body).ok()?;
+            Some(())
+        });
+        assert!(got.is_some(), "metrics endpoint never answered");
+        body
+    })
+    .join()
+    .expect("metrics thread")
+}
