@@ -90,6 +90,31 @@ fn arbiter_reachable(s: &serde_json::Value) -> bool {
     s["arbiter"]["reachable"] == true
 }
 
+/// A settled lab (below), holding the lab tests' lock.
+struct EtcdLab {
+    _serial: std::sync::MutexGuard<'static, ()>,
+    lab: Lab,
+    etcd: Etcd,
+    observer: ClientObserver,
+    macs: BTreeMap<[u8; 6], String>,
+}
+
+/// The root rule, the lab lock and etcd's package, then [`settled_lab`]; `None`: skip.
+fn settled_lab_or_skip() -> Option<EtcdLab> {
+    let serial = serial_lab_test("lab_etcd")?;
+    if !support::require("lab_etcd", ETCD, "etcd-server") {
+        return None;
+    }
+    let (lab, etcd, observer, macs) = settled_lab();
+    Some(EtcdLab {
+        _serial: serial,
+        lab,
+        etcd,
+        observer,
+        macs,
+    })
+}
+
 /// Starts etcd and both nodes; waits until n1 serves the VIP alone and both see etcd.
 fn settled_lab() -> (Lab, Etcd, ClientObserver, BTreeMap<[u8; 6], String>) {
     let mut lab = arbiter_lab();
@@ -148,13 +173,16 @@ fn n1_keeps_serving(lab: &Lab, observer: &ClientObserver, what: &str, d: Duratio
 
 #[test]
 fn etcd_loss_and_a_partition_move_nothing_and_power_loss_hands_over() {
-    let Some(_serial) = serial_lab_test("lab_etcd") else {
+    let Some(EtcdLab {
+        _serial,
+        mut lab,
+        etcd,
+        observer,
+        macs,
+    }) = settled_lab_or_skip()
+    else {
         return;
     };
-    if !support::require("lab_etcd", ETCD, "etcd-server") {
-        return;
-    }
-    let (mut lab, etcd, observer, macs) = settled_lab();
 
     // etcd dies while both nodes are healthy: two votes of three remain.
     etcd.kill();
@@ -226,13 +254,16 @@ fn etcd_loss_and_a_partition_move_nothing_and_power_loss_hands_over() {
 
 #[test]
 fn etcd_down_then_the_owner_cut_off_leaves_no_second_owner() {
-    let Some(_serial) = serial_lab_test("lab_etcd") else {
+    let Some(EtcdLab {
+        _serial,
+        mut lab,
+        etcd,
+        observer,
+        macs,
+    }) = settled_lab_or_skip()
+    else {
         return;
     };
-    if !support::require("lab_etcd", ETCD, "etcd-server") {
-        return;
-    }
-    let (mut lab, etcd, observer, macs) = settled_lab();
     etcd.kill();
     std::thread::sleep(DEADTIME * 2);
     lab.links_down(1).expect("cut n1's links");
