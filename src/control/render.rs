@@ -153,7 +153,7 @@ fn write_nodes(out: &mut String, nodes: &[NodeStatus]) {
         };
         // First, so clipping a long link list cannot hide it.
         if n.checks_failing == Some(true) {
-            links = format!("HEALTH CHECK FAILING  {links}");
+            links = format!("{CHECKS_FAILING}  {links}");
         }
         let line = format!("{:<16} {:<8} {}", clip(&name, 16), clip(&n.state, 8), links);
         let _ = writeln!(out, "{}", clip(line.trim_end(), WIDTH));
@@ -206,12 +206,18 @@ fn write_groups(out: &mut String, groups: &[GroupStatus]) {
     }
 }
 
+/// Marks a node whose heartbeats say a health check fails (before its links, so
+/// clipping cannot hide it).
+const CHECKS_FAILING: &str = "HEALTH CHECK FAILING";
+/// Heads the table of this node's health checks.
+const CHECKS_HEADING: &str = "health checks on";
+
 /// This node's health checks, if any: verdict, streaks against fall/rise, last probe.
 fn write_checks(out: &mut String, checks: &[CheckStatus]) {
     let Some(first) = checks.first() else {
         return;
     };
-    let _ = writeln!(out, "\nhealth checks on {}:", first.node);
+    let _ = writeln!(out, "\n{CHECKS_HEADING} {}:", first.node);
     let _ = writeln!(
         out,
         "  {:<18} {:<8} {:<9} {:<9} LAST PROBE",
@@ -481,7 +487,7 @@ mod tests {
         let want = format!(
             "  gateway            failing  4/3       0/2       {clock} exit 2 (12ms): no route"
         );
-        assert!(text.contains("health checks on alpha:"), "{text}");
+        assert!(text.contains(&format!("{CHECKS_HEADING} alpha:")), "{text}");
         assert!(
             text.lines().any(|l| l.starts_with(&want)),
             "{want:?} in:\n{text}"
@@ -489,9 +495,9 @@ mod tests {
         for line in text.lines() {
             assert!(line.chars().count() <= WIDTH, "too wide: {line:?}");
         }
-        assert!(!text.contains("HEALTH CHECK FAILING"), "{text}");
+        assert!(!text.contains(CHECKS_FAILING), "{text}");
         r.checks.clear();
-        assert!(!status_text(&r).contains("health checks"));
+        assert!(!status_text(&r).contains(CHECKS_HEADING));
         r.view.nodes[1].checks_failing = Some(true);
         let peer = status_text(&r);
         let line = peer
@@ -499,7 +505,7 @@ mod tests {
             .find(|l| l.starts_with("a-node-with"))
             .expect("peer line");
         assert!(
-            line.contains("online   HEALTH CHECK FAILING  L0 up"),
+            line.contains(&format!("online   {CHECKS_FAILING}  L0 up")),
             "{peer}"
         );
     }
