@@ -283,16 +283,19 @@ unban GROUP NODE`, or lapses by itself after `--lifetime` (like `pcs resource ba
         yes: bool,
     },
 
-    /// Write one .tar.gz of evidence from this node for an incident: config (secrets
-    /// redacted), status, events, journal, versions.
+    /// Write one .tar.gz of evidence for an incident, from this node and every other
+    /// node it can reach: config (secrets redacted), status, events, journal, versions.
     #[command(
-        long_about = "Write one .tar.gz of evidence from this node (like crm_report): the config \
+        long_about = "Write one .tar.gz of evidence for an incident (like crm_report): the config \
 file with secrets redacted, `status` as JSON and text, the events since --since (earlier \
 incarnations of the daemon included), `journalctl -u tandem.service` for the same window \
 (or a note saying why there is none), the log file given with --log, and versions. When \
 tandemd does not answer, the archive says so and still holds the config and the journal.\n\n\
-It covers this node only: run it on every node (over ssh, like crm_report).",
-        after_long_help = "Examples:\n  tandemctl report\n  tandemctl report --since 2h --output /tmp/incident.tar.gz\n  for n in alpha beta; do ssh $n tandemctl report --since 2h --output - > $n.tar.gz; done"
+The same evidence from every other node of the config comes through the cluster: each \
+tandemd answers on its heartbeat addresses (TCP, the heartbeat port), sealed with the \
+cluster key, which is why this needs the config and its authkey (root). A node that does \
+not answer gets a file saying why, under peers/. --this-node skips the others.",
+        after_long_help = "Examples:\n  tandemctl report\n  tandemctl report --since 2h --output /tmp/incident.tar.gz\n  tandemctl report --this-node --output - > $(hostname).tar.gz"
     )]
     Report {
         /// Start of the window: 30m, 2h, 1d (ago), @UNIX-SECONDS or a local
@@ -303,13 +306,17 @@ It covers this node only: run it on every node (over ssh, like crm_report).",
         /// ./tandem-report-NODE-UNIXTIME.tar.gz).
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
-        /// The config file to include when tandemd does not answer (otherwise the daemon
-        /// sends the file it runs from).
-        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
+        /// The config file: the other nodes' addresses and the cluster key come from it,
+        /// and it is included when tandemd does not answer (default: the file tandemd
+        /// runs from, else /etc/tandem/tandem.yaml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Also include the newest 8 MiB of this log file (for tandemd run outside systemd).
         #[arg(long, value_name = "FILE")]
         log: Option<PathBuf>,
+        /// Only this node: do not ask the other nodes for theirs.
+        #[arg(long)]
+        this_node: bool,
     },
 
     /// Work with config files.

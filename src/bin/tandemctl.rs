@@ -80,12 +80,14 @@ fn main() -> ExitCode {
             output,
             config,
             log,
+            this_node,
         } => report(
             socket,
             since.as_deref(),
             output.as_deref(),
-            config,
+            config.as_deref(),
             log.as_deref(),
+            *this_node,
         ),
         other => match plain_command(other) {
             Some(command) => act(socket, command),
@@ -425,8 +427,9 @@ fn report(
     socket: &Path,
     since: Option<&str>,
     output: Option<&Path>,
-    config_path: &Path,
+    config_path: Option<&Path>,
     log: Option<&Path>,
+    this_node: bool,
 ) -> Outcome {
     use control::report as rep;
     let now = rep::unix_now();
@@ -449,9 +452,15 @@ fn report(
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into()),
     };
+    // The file named, else the one the daemon runs from, else the packaged path.
+    let daemons_file = daemon.as_ref().ok().and_then(|b| b.config_path.as_deref());
+    let config_path = config_path
+        .map(Path::to_path_buf)
+        .or_else(|| daemons_file.map(Into::into))
+        .unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
     let local_config = daemon
         .is_err()
-        .then(|| config::redact::redact_file(config_path));
+        .then(|| config::redact::redact_file(&config_path));
     let gathered = rep::Gathered {
         node,
         since,
@@ -464,7 +473,10 @@ fn report(
         eprintln!("tandemctl: tandemd did not answer ({why}); the report has no status or events");
     }
     let dir = rep::dir_name(&gathered.node, now);
-    let files = rep::members(&gathered);
+    let mut files = rep::members(&gathered);
+    if !this_node {
+        files.extend(other_nodes(&config_path, &gathered.node, since));
+    }
     let refused = |what: String| Failure::Refused(what);
     match output {
         Some(p) if p == Path::new("-") => {
@@ -491,6 +503,31 @@ fn report(
             Ok(())
         }
     }
+}
+
+/// The other nodes' parts of a report, through the cluster; each node that gave
+/// nothing is named on stderr too, so nobody has to unpack the archive to notice.
+fn other_nodes(config_path: &Path, me: &str, since: u64) -> Vec<(String, String)> {
+    use control::report as rep;
+    let cfg = match config::load(config_path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let why = format!(
+                "cannot load {} for the other nodes' addresses and the cluster key: {}",
+                config_path.display(),
+                e.to_string().lines().next().unwrap_or("invalid")
+            );
+            eprintln!("tandemctl: {why}; the report has this node only");
+            return vec![("peers-unavailable.txt".into(), format!("{why}\n"))];
+        }
+    };
+    let peers = rep::gather_peers(&cfg, me, since);
+    for peer in &peers {
+        if let Err(why) = &peer.archive {
+            eprintln!("tandemctl: no report from {}: {why}", peer.node);
+        }
+    }
+    rep::peer_members(&peers)
 }
 
 fn follow_events(socket: &Path, json: bool) -> Outcome {

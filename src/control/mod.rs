@@ -10,6 +10,7 @@
 pub mod client;
 pub mod render;
 pub mod report;
+pub mod report_channel;
 
 use crate::core::status::ClusterStatus;
 use serde::{Deserialize, Serialize};

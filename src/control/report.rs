@@ -1,5 +1,5 @@
-//! `tandemctl report`: one `.tar.gz` of evidence from this node, like Pacemaker's
-//! `crm_report` or sosreport, for an incident ticket.
+//! `tandemctl report`: one `.tar.gz` of evidence from this node and the others, like
+//! Pacemaker's `crm_report` or sosreport, for an incident ticket.
 //!
 //! The archive holds one directory, `tandem-report-NODE-STAMP/`, with: `README.txt`
 //! (what is in it and what is not), `versions.txt`, `config.yaml` (secrets redacted by
@@ -10,15 +10,19 @@
 //! when the daemon does not answer the archive says so and still carries the config
 //! and the journal, which is when they are needed most.
 //!
-//! Only this node: control sockets are local, and fetching from peers would need a new
-//! authenticated channel. Run it on every node (`docs/operations.md` shows the loop over
-//! ssh, like `crm_report` does).
+//! The other nodes' parts come through the cluster: each `tandemd` builds the same
+//! archive of its own node when asked over the report channel ([`super::report_channel`]),
+//! and [`gather_peers`] puts them under `peers/NODE/` (or `peers/NODE-unreachable.txt`
+//! saying why not), like `crm_report` collects every node's part into one tarball.
 //!
 //! Gzip over tar because that is what support tooling and people expect to unpack;
 //! `tar` and `flate2` are the mainstream pure-Rust crates for both.
 
+use super::report_channel::{fetch_from, ChannelKeys, PeerRequest};
 use super::{render, EventRecord, ReportBundle};
-use std::io::Write;
+use crate::config::Config;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -186,8 +190,13 @@ fn newest(text: &str) -> String {
 
 /// The archive's directory name: `tandem-report-NODE-UNIXSECONDS`.
 pub fn dir_name(node: &str, now: u64) -> String {
-    let safe: String = node
-        .chars()
+    format!("tandem-report-{}-{now}", safe_name(node))
+}
+
+/// `name` with everything but ASCII letters, digits, `-` and `_` replaced: usable as
+/// one path component whatever a config or a peer calls itself.
+fn safe_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -195,8 +204,7 @@ pub fn dir_name(node: &str, now: u64) -> String {
                 '_'
             }
         })
-        .collect();
-    format!("tandem-report-{safe}-{now}")
+        .collect()
 }
 
 /// The archive's members: name inside the directory, and contents.
@@ -266,8 +274,10 @@ fn readme(g: &Gathered) -> String {
          \x20                included (they survive restarts)\n\
          journal.txt      journalctl -u {UNIT} for the window (or journal-unavailable.txt)\n\
          log.txt          the log file named with --log, newest 8 MiB\n\n\
-         This archive covers this node only: run `tandemctl report` on every node\n\
-         (see docs/operations.md, \"Gathering evidence\").\n",
+         peers/NODE/      the same files from every other node that answered through the\n\
+         \x20                cluster, and peers/NODE-unreachable.txt saying why a node did not\n\
+         \x20                (only in the archive of the node where `tandemctl report` ran,\n\
+         \x20                and not with --this-node)\n",
         node = g.node,
         version = env!("CARGO_PKG_VERSION"),
         since = g.since,
@@ -307,6 +317,112 @@ pub fn write_archive<W: Write>(
         tar.append_data(&mut header, format!("{dir}/{name}"), text.as_bytes())?;
     }
     tar.into_inner()?.finish()
+}
+
+/// Most files kept from one node's archive.
+pub const MAX_PEER_FILES: usize = 64;
+/// Most bytes unpacked from one node's archive (its journal is at most 8 MiB).
+pub const MAX_PEER_UNPACKED: u64 = 64 * 1024 * 1024;
+
+/// Another node's part of the report: its archive as it sent it, or why there is none.
+#[derive(Debug)]
+pub struct PeerPart {
+    pub node: String,
+    pub archive: Result<Vec<u8>, String>,
+}
+
+/// Asks every node of `config` but `me` for its archive over the report channel, all
+/// at once (each fetch bounded by the channel's timeouts), in the config's order.
+pub fn gather_peers(config: &Config, me: &str, since: u64) -> Vec<PeerPart> {
+    let keys = ChannelKeys::new(&config.keys);
+    let port = config.heartbeat.port;
+    std::thread::scope(|scope| {
+        let fetches: Vec<_> = config
+            .nodes
+            .iter()
+            .filter(|n| n.name != me)
+            .map(|n| {
+                let addresses: Vec<SocketAddr> = n
+                    .addresses
+                    .iter()
+                    .flatten()
+                    .map(|ip| SocketAddr::new(*ip, port))
+                    .collect();
+                let request = PeerRequest {
+                    from: me.to_string(),
+                    to: n.name.clone(),
+                    since,
+                };
+                let keys = &keys;
+                let fetch = scope.spawn(move || fetch_from(&addresses, keys, &request));
+                (n.name.clone(), fetch)
+            })
+            .collect();
+        fetches
+            .into_iter()
+            .map(|(node, fetch)| PeerPart {
+                node,
+                archive: match fetch.join() {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err("the fetch failed unexpectedly".into()),
+                },
+            })
+            .collect()
+    })
+}
+
+/// The members for the other nodes: `peers/NODE/FILE` for each file of an archive that
+/// arrived, `peers/NODE-unreachable.txt` with the reason for one that did not.
+pub fn peer_members(peers: &[PeerPart]) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for peer in peers {
+        let dir = safe_name(&peer.node);
+        let unpacked = match &peer.archive {
+            Ok(bytes) => unpack(bytes).map_err(|e| format!("its archive is unreadable: {e}")),
+            Err(why) => Err(why.clone()),
+        };
+        match unpacked {
+            Ok(entries) => files.extend(
+                entries
+                    .into_iter()
+                    .map(|(name, text)| (format!("peers/{dir}/{name}"), text)),
+            ),
+            Err(why) => files.push((
+                format!("peers/{dir}-unreachable.txt"),
+                format!("no report from node {}: {why}\n", peer.node),
+            )),
+        }
+    }
+    files
+}
+
+/// The files of a node's archive by their own names (its top directory dropped),
+/// bounded in count and size; a name that is not a plain file name is skipped.
+fn unpack(archive: &[u8]) -> std::io::Result<Vec<(String, String)>> {
+    let gz = flate2::read::GzDecoder::new(archive).take(MAX_PEER_UNPACKED);
+    let mut tar = tar::Archive::new(gz);
+    let mut files = Vec::new();
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string);
+        let plain = name.filter(|n| {
+            n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                && !n.starts_with('.')
+        });
+        let Some(name) = plain else { continue };
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes)?;
+        files.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+        if files.len() == MAX_PEER_FILES {
+            break;
+        }
+    }
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -351,5 +467,47 @@ mod tests {
         let mut bytes = write_archive(Vec::new(), "d", &members(&g)).expect("archive");
         assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
         bytes.clear();
+    }
+
+    #[test]
+    fn peer_parts_land_under_their_node_and_a_missing_one_says_why() {
+        let files = [
+            ("README.txt".to_string(), "hello\n".to_string()),
+            ("status.json".into(), "{}\n".into()),
+            (".hidden".into(), "x".into()),
+            ("weird name!.txt".into(), "x".into()),
+        ];
+        let archive = write_archive(Vec::new(), "tandem-report-n2-9", &files).expect("archive");
+        let peers = [
+            PeerPart {
+                node: "n2".into(),
+                archive: Ok(archive),
+            },
+            PeerPart {
+                node: "n/3".into(),
+                archive: Err("no answer on any address (192.0.2.3:5405: refused)".into()),
+            },
+            PeerPart {
+                node: "n4".into(),
+                archive: Ok(b"not a gzip".to_vec()),
+            },
+        ];
+        let members = peer_members(&peers);
+        let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "peers/n2/README.txt",
+                "peers/n2/status.json",
+                "peers/n_3-unreachable.txt",
+                "peers/n4-unreachable.txt"
+            ]
+        );
+        assert_eq!(members[0].1, "hello\n");
+        assert_eq!(
+            members[2].1,
+            "no report from node n/3: no answer on any address (192.0.2.3:5405: refused)\n"
+        );
+        assert!(members[3].1.contains("unreadable"), "{}", members[3].1);
     }
 }

@@ -456,6 +456,7 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
         reloader: reloader.clone(),
         checks: op_metrics.checks.clone(),
     };
+    control::spawn_peer_listeners(&control, &settings, backend.clone());
     control.spawn(control::serve(listener, policy, backend));
     Ok(Running {
         hb,

@@ -10,6 +10,7 @@ mod access;
 mod report;
 
 pub use access::{authorize, Access, AccessPolicy, Peer};
+pub use report::spawn_peer_listeners;
 
 use super::events::EventTotals;
 use super::reload::Reloader;

@@ -1,0 +1,209 @@
+//! `tandemctl report` gathers the other nodes' evidence through the cluster, against
+//! three real daemons in the netns lab: every node's files arrive under `peers/NODE/`
+//! (secrets redacted there too), a node whose daemon is dead is named with the reason,
+//! a client holding another cluster's key gets nothing, and `--this-node` asks nobody.
+//! Needs root, iproute2 and nftables.
+
+use serde_json::Value;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+use tandem::lab::{Lab, LabSpec, Ns};
+
+mod support;
+
+use support::lab::{eventually, runs_on};
+
+const LONG: Duration = Duration::from_secs(40);
+const SECRET: &str = "Planted-Peer-Secret-77f0";
+
+/// A temp dir removed on drop (also on panic).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn extra_yaml() -> String {
+    format!(
+        "groups:
+  - name: www
+    prefer: n1
+    resources:
+      - exec: {{ name: app, start: /bin/true, stop: /bin/true, monitor: /bin/true, timeout: 5s }}
+fencing:
+  self_fence: none
+  agents:
+    - name: bmc
+      agent: /bin/false
+      params: {{ ip: 192.0.2.77, password: {SECRET} }}
+      nodes: [n1, n2, n3]
+"
+    )
+}
+
+/// `tandemctl report` run inside node 1's namespace (the peers' heartbeat addresses are
+/// reachable only there), with `args` after `report`.
+fn report(lab: &Lab, args: &[&str]) -> Output {
+    let tandemctl = lab.spec().tandemctl.display().to_string();
+    let socket = lab.socket_path(1).display().to_string();
+    let mut cmd = vec![tandemctl.as_str(), "--socket", &socket, "report"];
+    cmd.extend_from_slice(args);
+    let out = lab
+        .exec_timeout(Ns::Node(1), &cmd, Duration::from_secs(200))
+        .expect("tandemctl report");
+    assert!(
+        out.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every member of a .tar.gz, by its name below the archive's top directory.
+fn unpack(path: &Path) -> Vec<(String, String)> {
+    let file = std::fs::File::open(path).expect("archive");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut members = Vec::new();
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let name = entry.path().expect("path").display().to_string();
+        assert!(name.starts_with("tandem-report-n1-"), "{name}");
+        let inner = name.split_once('/').map(|(_, r)| r.to_string());
+        let mut text = String::new();
+        entry.read_to_string(&mut text).expect("member text");
+        members.push((inner.unwrap_or(name), text));
+    }
+    members
+}
+
+fn member<'a>(members: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    members
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t.as_str())
+}
+
+fn names(members: &[(String, String)]) -> Vec<&str> {
+    members.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+#[test]
+fn a_report_gathers_every_node_it_can_reach_through_the_cluster() {
+    let Some(_serial) = support::lab::serial_lab_test(
+        "a_report_gathers_every_node_it_can_reach_through_the_cluster",
+    ) else {
+        return;
+    };
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("tandem-peers-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0).expect("scratch");
+    let spec = LabSpec {
+        nodes: 3,
+        extra_yaml: extra_yaml(),
+        ..LabSpec::default()
+    };
+    let mut lab = Lab::build(spec).expect("lab (needs root, iproute2 and nftables)");
+    for n in 1..=3 {
+        // An inline secret needs a config only root can read.
+        std::fs::set_permissions(lab.config_path(n), PermissionsExt::from_mode(0o600))
+            .expect("chmod config");
+    }
+    lab.start_all().expect("start");
+    eventually(&lab, 1, "www running", LONG, |s| {
+        runs_on(s, "www").is_some()
+    });
+
+    // Every node answers: its own files under peers/NODE/, redacted like a local report.
+    let all = scratch.0.join("all.tar.gz");
+    let out = report(
+        &lab,
+        &["--since", "1h", "--output", all.to_str().expect("path")],
+    );
+    let members = unpack(&all);
+    for peer in ["n2", "n3"] {
+        let status = member(&members, &format!("peers/{peer}/status.json"))
+            .unwrap_or_else(|| panic!("{peer}'s status missing from {:?}", names(&members)));
+        let status: Value = serde_json::from_str(status).expect("status JSON");
+        assert_eq!(status["node"], peer, "the archive under {peer} is {peer}'s");
+        let config = member(&members, &format!("peers/{peer}/config.yaml")).expect("config");
+        assert!(config.contains("password: <redacted>"), "{config}");
+        for file in ["README.txt", "versions.txt", "events.jsonl", "status.txt"] {
+            let name = format!("peers/{peer}/{file}");
+            assert!(member(&members, &name).is_some(), "{name} missing");
+        }
+    }
+    assert!(
+        member(&members, "status.json").is_some(),
+        "this node's own part"
+    );
+    assert!(
+        !members.iter().any(|(n, _)| n.ends_with("-unreachable.txt")),
+        "{:?}\n{}",
+        names(&members),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, text) in &members {
+        assert!(!text.contains(SECRET), "the planted secret is in {name}");
+    }
+
+    // A dead daemon: that node is named with the reason, the others still come.
+    lab.kill(3).expect("kill n3's tandemd");
+    let partial = scratch.0.join("partial.tar.gz");
+    let out = report(&lab, &["--output", partial.to_str().expect("path")]);
+    let members = unpack(&partial);
+    let why = member(&members, "peers/n3-unreachable.txt")
+        .unwrap_or_else(|| panic!("no note for n3 in {:?}", names(&members)));
+    assert!(why.starts_with("no report from node n3: "), "{why}");
+    assert!(member(&members, "peers/n2/status.json").is_some());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no report from n3"),
+        "stderr names the node"
+    );
+
+    // Another cluster's key opens nothing: a copy of n1's config with a new authkey.
+    let other_key = scratch.0.join("other.key");
+    tandem::config::write_key(&other_key, &tandem::config::generate_key(), false).expect("key");
+    let text = std::fs::read_to_string(lab.config_path(1)).expect("config");
+    let forged: String = text
+        .lines()
+        .map(|l| match l.split_once("authkey:") {
+            Some((indent, _)) => format!("{indent}authkey: {}\n", other_key.display()),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    let forged_path = scratch.0.join("forged.yaml");
+    std::fs::write(&forged_path, forged).expect("forged config");
+    std::fs::set_permissions(&forged_path, PermissionsExt::from_mode(0o600)).expect("chmod");
+    let refused = scratch.0.join("refused.tar.gz");
+    let args = [
+        "--config",
+        forged_path.to_str().expect("path"),
+        "--output",
+        refused.to_str().expect("path"),
+    ];
+    report(&lab, &args);
+    let members = unpack(&refused);
+    let why = member(&members, "peers/n2-unreachable.txt")
+        .unwrap_or_else(|| panic!("no note for n2 in {:?}", names(&members)));
+    assert!(why.contains("not sealed with this cluster's key"), "{why}");
+    assert!(!members.iter().any(|(n, _)| n.starts_with("peers/n2/")));
+
+    // --this-node asks nobody.
+    let alone = scratch.0.join("alone.tar.gz");
+    report(
+        &lab,
+        &["--this-node", "--output", alone.to_str().expect("path")],
+    );
+    let members = unpack(&alone);
+    assert!(
+        !members.iter().any(|(n, _)| n.starts_with("peers")),
+        "{:?}",
+        names(&members)
+    );
+    lab.teardown();
+}
