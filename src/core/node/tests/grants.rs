@@ -42,6 +42,15 @@ fn hear(v: &mut Node, at: Instant, heartbeat: Heartbeat) {
     v.handle(at, Input::Heartbeat { link: 0, heartbeat });
 }
 
+/// A voter past its quiet period that has just granted alpha's claim (term 1), and
+/// when: 1.5 s after its start.
+fn promised_to_alpha() -> (Node, Instant) {
+    let mut v = voter();
+    let at = Instant::ZERO + ms(1500);
+    hear(&mut v, at, claim(1, 1, 1, at));
+    (v, at)
+}
+
 fn granted_to(node: &Node, now: Instant) -> Option<(NodeId, Term)> {
     let hb = node.build_heartbeat(now);
     hb.grants
@@ -60,17 +69,13 @@ fn a_voter_grants_nothing_in_its_quiet_period() {
 
 #[test]
 fn a_voter_grants_a_candidate_after_its_quiet_period() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
+    let (v, at) = promised_to_alpha();
     assert_eq!(granted_to(&v, at), Some((NodeId(1), Term(1))));
 }
 
 #[test]
 fn a_promise_keeps_a_second_candidate_waiting_until_it_runs_out() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
+    let (mut v, at) = promised_to_alpha();
     let later = at + ms(400);
     hear(&mut v, later, claim(2, 1, 2, later));
     assert_eq!(granted_to(&v, later), Some((NodeId(1), Term(1))));
@@ -85,9 +90,7 @@ fn a_promise_keeps_a_second_candidate_waiting_until_it_runs_out() {
 /// an interval later.
 #[test]
 fn a_refused_claim_is_granted_the_instant_the_promise_runs_out() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
+    let (mut v, at) = promised_to_alpha();
     // beta claims 30 ms before the promise to alpha ends: refused for now.
     let refused = at + ms(970);
     hear(&mut v, refused, claim(2, 1, 2, refused));
@@ -115,9 +118,7 @@ fn a_refused_claim_is_granted_the_instant_the_promise_runs_out() {
 /// A claim heard too long ago (its candidate may be gone) is not granted on its own.
 #[test]
 fn a_stale_refused_claim_waits_for_a_fresh_one() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
+    let (mut v, at) = promised_to_alpha();
     let refused = at + ms(500);
     hear(&mut v, refused, claim(2, 1, 2, refused));
     hear(&mut v, at + ms(700), claim(1, 2, 1, at + ms(700)));
@@ -131,9 +132,7 @@ fn a_stale_refused_claim_waits_for_a_fresh_one() {
 /// owner's lease counts from the claim the ack echoes.
 #[test]
 fn a_renewed_promise_is_acknowledged_at_once() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
+    let (mut v, at) = promised_to_alpha();
     let renewal = at + ms(50);
     let out = v.handle(
         renewal,
