@@ -59,12 +59,22 @@ fn granted_to(node: &Node, now: Instant) -> Option<(NodeId, Term)> {
         .map(|g| (g.to, g.term))
 }
 
+/// The voter hears `from`'s claim the instant it is sent, at `at`: whom it grants
+/// `www` to then.
+fn granted_after_claim(
+    v: &mut Node,
+    at: Instant,
+    (from, seq, term): (u16, u64, u64),
+) -> Option<(NodeId, Term)> {
+    hear(v, at, claim(from, seq, term, at));
+    granted_to(v, at)
+}
+
 #[test]
 fn a_voter_grants_nothing_in_its_quiet_period() {
     let mut v = voter();
     let at = Instant::ZERO + ms(500);
-    hear(&mut v, at, claim(1, 1, 1, at));
-    assert_eq!(granted_to(&v, at), None);
+    assert_eq!(granted_after_claim(&mut v, at, (1, 1, 1)), None);
 }
 
 #[test]
@@ -76,13 +86,11 @@ fn a_voter_grants_a_candidate_after_its_quiet_period() {
 #[test]
 fn a_promise_keeps_a_second_candidate_waiting_until_it_runs_out() {
     let (mut v, at) = promised_to_alpha();
-    let later = at + ms(400);
-    hear(&mut v, later, claim(2, 1, 2, later));
-    assert_eq!(granted_to(&v, later), Some((NodeId(1), Term(1))));
+    let granted = granted_after_claim(&mut v, at + ms(400), (2, 1, 2));
+    assert_eq!(granted, Some((NodeId(1), Term(1))));
     // alpha falls silent: once the promise (deadtime) ran out, beta gets the grant.
-    let after = at + ms(1001);
-    hear(&mut v, after, claim(2, 2, 2, after));
-    assert_eq!(granted_to(&v, after), Some((NodeId(2), Term(2))));
+    let granted = granted_after_claim(&mut v, at + ms(1001), (2, 2, 2));
+    assert_eq!(granted, Some((NodeId(2), Term(2))));
 }
 
 /// Issue 13: a claim refused because the promise to another node had a little time
@@ -93,8 +101,8 @@ fn a_refused_claim_is_granted_the_instant_the_promise_runs_out() {
     let (mut v, at) = promised_to_alpha();
     // beta claims 30 ms before the promise to alpha ends: refused for now.
     let refused = at + ms(970);
-    hear(&mut v, refused, claim(2, 1, 2, refused));
-    assert_eq!(granted_to(&v, refused), Some((NodeId(1), Term(1))));
+    let granted = granted_after_claim(&mut v, refused, (2, 1, 2));
+    assert_eq!(granted, Some((NodeId(1), Term(1))));
     let expiry = at + ms(1000);
     assert!(
         v.next_deadline().is_some_and(|(t, _)| t <= expiry),
