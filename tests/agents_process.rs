@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use support::agents::*;
 use tandem::agents::hooks::{self, HookEvent, HookKind};
 use tandem::agents::process::{self, Exit, Launch, Spec};
-use tandem::agents::{exec, systemd};
+use tandem::agents::{run_op, systemd};
 use tandem::config::ResourceKind;
 use tandem::core::{OpKind, OpResult};
 
@@ -31,7 +31,7 @@ async fn hung_exec_op_is_killed_with_its_children() {
     );
     let r = resource("hang", exec_kind(&start, "true", None), None);
     let began = Instant::now();
-    let result = exec::run(&ctx(&r, OpKind::Start, Duration::from_millis(800))).await;
+    let result = run_op(&ctx(&r, OpKind::Start, Duration::from_millis(800))).await;
     assert_eq!(result, OpResult::TimedOut);
     assert!(
         began.elapsed() < Duration::from_secs(15),
@@ -54,14 +54,14 @@ async fn exec_monitor_exit_codes() {
     let t = Duration::from_secs(20);
     let monitor = |m: Option<&str>| resource("m", exec_kind("true", "true", m), None);
     let r = monitor(Some("exit 0"));
-    assert_eq!(exec::run(&ctx(&r, OpKind::Monitor, t)).await, OpResult::Ok);
+    assert_eq!(run_op(&ctx(&r, OpKind::Monitor, t)).await, OpResult::Ok);
     let r = monitor(Some("exit 7"));
     assert_eq!(
-        exec::run(&ctx(&r, OpKind::Monitor, t)).await,
+        run_op(&ctx(&r, OpKind::Monitor, t)).await,
         OpResult::NotRunning
     );
     let r = monitor(Some("echo disk full >&2; exit 3"));
-    match exec::run(&ctx(&r, OpKind::Monitor, t)).await {
+    match run_op(&ctx(&r, OpKind::Monitor, t)).await {
         OpResult::Failed(why) => {
             assert!(why.contains("monitor: exit 3"), "{why}");
             assert!(why.contains("disk full"), "the reason quotes stderr: {why}");
@@ -69,18 +69,18 @@ async fn exec_monitor_exit_codes() {
         other => panic!("expected a failure, got {other:?}"),
     }
     let r = monitor(None);
-    assert_eq!(exec::run(&ctx(&r, OpKind::Monitor, t)).await, OpResult::Ok);
+    assert_eq!(run_op(&ctx(&r, OpKind::Monitor, t)).await, OpResult::Ok);
 
     let r = resource("s", exec_kind("exit 0", "exit 1", None), None);
-    assert_eq!(exec::run(&ctx(&r, OpKind::Start, t)).await, OpResult::Ok);
+    assert_eq!(run_op(&ctx(&r, OpKind::Start, t)).await, OpResult::Ok);
     assert!(matches!(
-        exec::run(&ctx(&r, OpKind::Stop, t)).await,
+        run_op(&ctx(&r, OpKind::Stop, t)).await,
         OpResult::Failed(w) if w.contains("stop: exit 1")
     ));
     // Exit 7 is "not running" only for a monitor.
     let r = resource("s7", exec_kind("exit 7", "true", None), None);
     assert!(matches!(
-        exec::run(&ctx(&r, OpKind::Start, t)).await,
+        run_op(&ctx(&r, OpKind::Start, t)).await,
         OpResult::Failed(_)
     ));
 }
@@ -94,7 +94,7 @@ async fn exec_gets_its_resource_in_the_environment() {
         out.display()
     );
     let r = resource("web", exec_kind(&start, "true", None), None);
-    let result = exec::run(&ctx(&r, OpKind::Start, Duration::from_secs(20))).await;
+    let result = run_op(&ctx(&r, OpKind::Start, Duration::from_secs(20))).await;
     assert_eq!(result, OpResult::Ok);
     assert_eq!(
         std::fs::read_to_string(&out).unwrap_or_default().trim(),
@@ -111,7 +111,7 @@ async fn a_daemon_left_by_a_start_script_keeps_running() {
     let start = format!("sleep 1000 & echo $! > {}", pidfile.display());
     let r = resource("d", exec_kind(&start, "true", None), None);
     let began = Instant::now();
-    let result = exec::run(&ctx(&r, OpKind::Start, Duration::from_secs(30))).await;
+    let result = run_op(&ctx(&r, OpKind::Start, Duration::from_secs(30))).await;
     assert_eq!(result, OpResult::Ok);
     assert!(
         began.elapsed() < Duration::from_secs(10),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 use support::agents::*;
 use tandem::agents::process::Launch;
-use tandem::agents::{exec, lsb, ocf, FencingToken, OpContext};
+use tandem::agents::{lsb, ocf, run_op, FencingToken, OpContext};
 use tandem::config::{ResourceConfig, ResourceKind};
 use tandem::core::{OpKind, OpResult};
 
@@ -54,7 +54,7 @@ async fn exec_operations_get_the_fencing_token() {
         None,
     );
     for (kind, term) in [(OpKind::Start, 7), (OpKind::Monitor, 7), (OpKind::Stop, 8)] {
-        assert_eq!(exec::run(&with_token(&r, kind, term)).await, OpResult::Ok);
+        assert_eq!(run_op(&with_token(&r, kind, term)).await, OpResult::Ok);
     }
     assert_eq!(
         lines(&out),
@@ -85,7 +85,7 @@ async fn without_a_decision_there_is_no_token() {
         None,
     );
     let stop = ctx(&r, OpKind::Stop, Duration::from_secs(20));
-    assert_eq!(exec::run(&stop).await, OpResult::Ok);
+    assert_eq!(run_op(&stop).await, OpResult::Ok);
     assert_eq!(lines(&out), ["unset|unset|stop"]);
 }
 

@@ -13,10 +13,6 @@ use crate::core::{OpKind, OpResult};
 /// The OCF "not running" code that exec monitors share.
 pub const EXIT_NOT_RUNNING: i32 = 7;
 
-pub async fn run(ctx: &OpContext<'_>) -> OpResult {
-    run_with(ctx, &Launch::default()).await
-}
-
 pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     let ResourceKind::Exec {
         start,

@@ -18,19 +18,12 @@ use crate::core::{OpKind, OpResult};
 use std::path::Path;
 use std::time::Duration;
 
-pub async fn run(ctx: &OpContext<'_>) -> OpResult {
-    run_with(ctx, &Launch::default()).await
-}
-
 pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     let ResourceKind::Lsb { script } = &ctx.resource.kind else {
         return OpResult::Failed(format!("{}: not an lsb resource", ctx.resource.name));
     };
     let name = ctx.resource.name.as_str();
-    // The follow-up `status` shares the operation's budget: the caller was promised an
-    // answer within ctx.timeout.
-    let deadline = tokio::time::Instant::now() + ctx.timeout;
-    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    let left = ctx.budget();
     // The operation's environment (fencing token included) rides on the launch: every
     // call of the script for this operation, the follow-up `status` too, gets it.
     let launch = &launch.clone().with_env(ctx.env());

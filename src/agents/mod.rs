@@ -69,6 +69,14 @@ impl OpContext<'_> {
         }
         env
     }
+
+    /// What is left of the operation's `timeout`, counted from this call: a follow-up
+    /// query (`status` after a failed stop) shares the budget, as the caller was
+    /// promised an answer within it.
+    pub fn budget(&self) -> impl Fn() -> Duration {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        move || deadline.saturating_duration_since(tokio::time::Instant::now())
+    }
 }
 
 /// Timeout of an operation when the config gives none (OCF agents may refine it from
@@ -92,11 +100,13 @@ pub fn op_name(kind: OpKind) -> &'static str {
 /// Runs one operation and reports it in OCF terms. Never panics on anything an agent
 /// does; returns within `ctx.timeout` plus a short grace for killing.
 pub async fn run_op(ctx: &OpContext<'_>) -> OpResult {
+    // The agents' `run_with` take a launch so that tests can set PATH and the like.
+    let launch = process::Launch::default();
     match &ctx.resource.kind {
         ResourceKind::Vip { .. } => vip::run(ctx).await,
-        ResourceKind::Exec { .. } => exec::run(ctx).await,
-        ResourceKind::Lsb { .. } => lsb::run(ctx).await,
-        ResourceKind::Ocf { .. } => ocf::run(ctx).await,
-        ResourceKind::Systemd { .. } => systemd::run(ctx).await,
+        ResourceKind::Exec { .. } => exec::run_with(ctx, &launch).await,
+        ResourceKind::Lsb { .. } => lsb::run_with(ctx, &launch).await,
+        ResourceKind::Ocf { .. } => ocf::run_with(ctx, &launch).await,
+        ResourceKind::Systemd { .. } => systemd::run_with(ctx, &launch).await,
     }
 }

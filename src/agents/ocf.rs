@@ -274,10 +274,6 @@ fn describe(done: &Finished, action: &str) -> String {
     }
 }
 
-pub async fn run(ctx: &OpContext<'_>) -> OpResult {
-    run_with(ctx, &Launch::default()).await
-}
-
 pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     if !matches!(ctx.resource.kind, ResourceKind::Ocf { .. }) {
         return OpResult::Failed(format!("{}: not an ocf resource", ctx.resource.name));

@@ -15,17 +15,12 @@ use std::time::Duration;
 
 const SYSTEMCTL: &str = "systemctl";
 
-pub async fn run(ctx: &OpContext<'_>) -> OpResult {
-    run_with(ctx, &Launch::default()).await
-}
-
 pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
     let ResourceKind::Systemd { unit } = &ctx.resource.kind else {
         return OpResult::Failed(format!("{}: not a systemd resource", ctx.resource.name));
     };
     let name = ctx.resource.name.as_str();
-    let deadline = tokio::time::Instant::now() + ctx.timeout;
-    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    let left = ctx.budget();
     match ctx.kind {
         OpKind::Monitor => is_active(launch, name, unit, ctx.timeout).await,
         OpKind::Start => {

@@ -89,12 +89,9 @@ pub struct NodeConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeartbeatConfig {
     pub port: u16,
-    pub interval: Duration,
-    pub deadtime: Duration,
-    pub warntime: Duration,
-    pub initdead: Duration,
-    pub max_drift_ppm: u32,
-    pub stop_before_lease_end: Duration,
+    /// The core's timing as this section sets it. Its `watchdog_timeout` is no
+    /// heartbeat setting and stays `None` here: the spec takes it from `watchdog`.
+    pub timing: Timing,
     /// Run the heartbeat thread with SCHED_RR.
     pub realtime: bool,
     pub mlockall: bool,
@@ -415,13 +412,8 @@ impl Config {
                 .collect(),
             links: self.links(),
             timing: Timing {
-                interval: self.heartbeat.interval,
-                deadtime: self.heartbeat.deadtime,
-                warntime: self.heartbeat.warntime,
-                initdead: self.heartbeat.initdead,
-                max_drift_ppm: self.heartbeat.max_drift_ppm,
-                stop_before_lease_end: self.heartbeat.stop_before_lease_end,
                 watchdog_timeout: self.watchdog.as_ref().map(|w| w.timeout),
+                ..self.heartbeat.timing.clone()
             },
             quorum: QuorumSpec {
                 expected_votes: self.quorum.expected_votes,
@@ -493,12 +485,12 @@ impl Config {
                 n.id.0, n.name, canonical_addresses(&n.addresses), n.interfaces, n.priority, n.votes, n.witness, ns(n.fence_delay)
             );
         }
-        let h = &self.heartbeat;
+        let (h, t) = (&self.heartbeat, &self.heartbeat.timing);
         let _ = writeln!(
             s,
             "heartbeat port={} interval={} deadtime={} warntime={} initdead={} max_drift_ppm={} stop_before_lease_end={} realtime={} mlockall={}",
-            h.port, ns(h.interval), ns(h.deadtime), ns(h.warntime), ns(h.initdead),
-            h.max_drift_ppm, ns(h.stop_before_lease_end), h.realtime, h.mlockall
+            h.port, ns(t.interval), ns(t.deadtime), ns(t.warntime), ns(t.initdead),
+            t.max_drift_ppm, ns(t.stop_before_lease_end), h.realtime, h.mlockall
         );
         let q = &self.quorum;
         let _ = writeln!(
@@ -594,11 +586,12 @@ impl Config {
         if self.quorum.two_node && self.fencing.agents.is_empty() {
             w.push("two_node without fence agents: a node will never take over from a peer it cannot see".into());
         }
-        if self.heartbeat.deadtime < self.heartbeat.interval * 3 {
+        let t = &self.heartbeat.timing;
+        if t.deadtime < t.interval * 3 {
             w.push(format!(
                 "heartbeat.deadtime ({}) is less than 3 intervals ({}): two lost packets cause a failover",
-                format_duration(self.heartbeat.deadtime),
-                format_duration(self.heartbeat.interval)
+                format_duration(t.deadtime),
+                format_duration(t.interval)
             ));
         }
         if self.links() == 1 {
@@ -711,12 +704,12 @@ impl Config {
 
     fn summary_timing_and_quorum(&self, s: &mut String) {
         let d = format_duration;
-        let h = &self.heartbeat;
+        let (h, t) = (&self.heartbeat, &self.heartbeat.timing);
         let _ = writeln!(
             s,
             "\nheartbeat: udp/{} every {}, deadtime {}, warntime {}, initdead {}, drift {}ppm, stop {} before lease end, realtime {}, mlockall {}",
-            h.port, d(h.interval), d(h.deadtime), d(h.warntime), d(h.initdead),
-            h.max_drift_ppm, d(h.stop_before_lease_end), on_off(h.realtime), on_off(h.mlockall)
+            h.port, d(t.interval), d(t.deadtime), d(t.warntime), d(t.initdead),
+            t.max_drift_ppm, d(t.stop_before_lease_end), on_off(h.realtime), on_off(h.mlockall)
         );
         // The core's count, so that the arbiter's vote is in it.
         let expected = self.cluster_spec().expected_votes();

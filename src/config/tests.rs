@@ -93,15 +93,15 @@ fn example_loads_with_defaults() {
     assert!(c.node_by_name("gamma").unwrap().witness);
     assert_eq!(c.node_by_name("beta").unwrap().priority, 90);
     assert_eq!(c.nodes[0].interfaces, vec![None, None]);
-    let h = &c.heartbeat;
+    let (h, t) = (&c.heartbeat, &c.heartbeat.timing);
     assert_eq!(
-        (h.port, h.interval, h.deadtime),
+        (h.port, t.interval, t.deadtime),
         (5405, Duration::from_millis(100), Duration::from_secs(1))
     );
-    assert_eq!(h.warntime, Duration::from_millis(500));
-    assert_eq!(h.initdead, Duration::from_secs(2));
-    assert_eq!(h.stop_before_lease_end, Duration::from_millis(500));
-    assert_eq!(h.max_drift_ppm, 500);
+    assert_eq!(t.warntime, Duration::from_millis(500));
+    assert_eq!(t.initdead, Duration::from_secs(2));
+    assert_eq!(t.stop_before_lease_end, Duration::from_millis(500));
+    assert_eq!(t.max_drift_ppm, 500);
     assert!(h.realtime && h.mlockall);
     assert_eq!(c.quorum.no_quorum_policy, NoQuorumPolicy::Stop);
     assert!(!c.quorum.two_node && !c.quorum.wait_for_all);
@@ -541,10 +541,10 @@ fn heartbeat_rules() {
     has(&errs(&text), "heartbeat.max_drift_ppm", "10%");
     // Defaults follow deadtime.
     let c = ok(&replace(&example(), "deadtime: 1s", "deadtime: 3s"));
-    assert_eq!(c.heartbeat.warntime, Duration::from_millis(1500));
-    assert_eq!(c.heartbeat.initdead, Duration::from_secs(6));
+    assert_eq!(c.heartbeat.timing.warntime, Duration::from_millis(1500));
+    assert_eq!(c.heartbeat.timing.initdead, Duration::from_secs(6));
     assert_eq!(
-        c.heartbeat.stop_before_lease_end,
+        c.heartbeat.timing.stop_before_lease_end,
         Duration::from_millis(1500)
     );
     // ... and the interval: about two intervals of every lease are used up by the
@@ -552,7 +552,10 @@ fn heartbeat_rules() {
     // would make a healthy owner step down on any scheduling hiccup.
     let fast = replace(&example(), "deadtime: 1s", "deadtime: 40ms");
     let c = ok(&replace(&fast, "interval: 100ms", "interval: 10ms"));
-    assert_eq!(c.heartbeat.stop_before_lease_end, Duration::from_millis(10));
+    assert_eq!(
+        c.heartbeat.timing.stop_before_lease_end,
+        Duration::from_millis(10)
+    );
 }
 
 #[test]

@@ -93,7 +93,7 @@ impl NodeSpec {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timing {
     /// Heartbeat interval (the sender adds ±10% jitter).
     pub interval: Duration,

@@ -127,38 +127,13 @@ impl GuardReports {
         let Some((link, defs)) = self.reach(config, previous) else {
             return Ok(());
         };
-        for group in group_ids(&defs) {
-            link.send(Record::ClearVips {
-                group: u64::from(group.0),
-            })?;
-        }
-        for group in &defs {
-            let id = u64::from(group.id.0);
-            for r in &group.resources {
-                let ResourceKind::Vip {
-                    address,
-                    prefix,
-                    interface,
-                    ..
-                } = &r.kind
-                else {
-                    continue;
-                };
-                match nix::net::if_::if_nametoindex(interface.as_str()) {
-                    Ok(ifindex) => link.send(Record::Vip(VipEntry {
-                        group: id,
-                        ifindex,
-                        address: *address,
-                        prefix: *prefix,
-                    }))?,
-                    // The vip agent cannot add it either until the interface exists;
-                    // a reload registers it again.
-                    Err(e) => tracing::warn!(
-                        resource = r.name.as_str(),
-                        "interface {interface}: {e}; the guard cannot remove {address} if it must act"
-                    ),
-                }
-            }
+        // All clears first: a group defined in both configs keeps the addresses of
+        // both.
+        let clears = group_ids(&defs).into_iter().map(|group| Record::ClearVips {
+            group: u64::from(group.0),
+        });
+        for record in clears.chain(vip_records(&defs)) {
+            link.send(record)?;
         }
         Ok(())
     }
@@ -186,6 +161,40 @@ fn group_ids(defs: &[&GroupConfig]) -> Vec<GroupId> {
         }
     }
     ids
+}
+
+/// A `Vip` record for every `vip` resource of `defs` whose interface exists.
+fn vip_records(defs: &[&GroupConfig]) -> Vec<Record> {
+    let mut records = Vec::new();
+    for group in defs {
+        let id = u64::from(group.id.0);
+        for r in &group.resources {
+            let ResourceKind::Vip {
+                address,
+                prefix,
+                interface,
+                ..
+            } = &r.kind
+            else {
+                continue;
+            };
+            match nix::net::if_::if_nametoindex(interface.as_str()) {
+                Ok(ifindex) => records.push(Record::Vip(VipEntry {
+                    group: id,
+                    ifindex,
+                    address: *address,
+                    prefix: *prefix,
+                })),
+                // The vip agent cannot add it either until the interface exists;
+                // a reload registers it again.
+                Err(e) => tracing::warn!(
+                    resource = r.name.as_str(),
+                    "interface {interface}: {e}; the guard cannot remove {address} if it must act"
+                ),
+            }
+        }
+    }
+    records
 }
 
 /// What the guard must assume of `group` on this node.

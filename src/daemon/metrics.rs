@@ -95,6 +95,12 @@ fn bool_value(b: bool) -> u8 {
     u8::from(b)
 }
 
+/// A gauge of the whole node, without labels, that is 1 or 0.
+fn flag(out: &mut String, name: &str, help: &str, on: bool) {
+    header(out, name, "gauge", help);
+    sample(out, name, "", bool_value(on));
+}
+
 /// The exposition text for one scrape.
 pub fn render(status: &StatusReport, totals: &EventTotals, metrics: &Metrics) -> String {
     let mut out = String::new();
@@ -254,17 +260,18 @@ fn render_membership(out: &mut String, status: &StatusReport) {
     for (reason, n) in &status.drops {
         sample(out, name, &format!("reason=\"{}\"", label(reason)), n);
     }
-    let name = "tandem_quorate";
-    header(out, name, "gauge", "1 if this node's partition has quorum.");
-    sample(out, name, "", bool_value(v.quorate));
-    let name = "tandem_maintenance";
-    header(
+    flag(
         out,
-        name,
-        "gauge",
-        "1 if the whole cluster is in maintenance.",
+        "tandem_quorate",
+        "1 if this node's partition has quorum.",
+        v.quorate,
     );
-    sample(out, name, "", bool_value(v.maintenance));
+    flag(
+        out,
+        "tandem_maintenance",
+        "1 if the whole cluster is in maintenance.",
+        v.maintenance,
+    );
     if let Some(a) = &v.arbiter {
         render_arbiter(out, a, &v.node);
     }
@@ -272,14 +279,12 @@ fn render_membership(out: &mut String, status: &StatusReport) {
 
 /// The arbiter: reachable, and which group votes this node holds.
 fn render_arbiter(out: &mut String, a: &crate::core::status::ArbiterStatus, me: &str) {
-    let name = "tandem_arbiter_reachable";
-    header(
+    flag(
         out,
-        name,
-        "gauge",
+        "tandem_arbiter_reachable",
         "1 if the arbiter (etcd) answered within deadtime: its vote counts.",
+        a.reachable,
     );
-    sample(out, name, "", bool_value(a.reachable));
     let name = "tandem_arbiter_vote_held";
     header(
         out,

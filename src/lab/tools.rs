@@ -65,15 +65,19 @@ mod tests {
 
     #[test]
     fn packages_are_found_by_name_path_and_family() {
-        assert_eq!(package_of("ping"), Some("iputils-ping"));
-        assert_eq!(package_of("/usr/sbin/keepalived"), Some("keepalived"));
-        assert_eq!(package_of("/usr/sbin/fence_dummy"), Some("fence-agents"));
-        assert_eq!(
-            package_of("/usr/lib/ocf/resource.d/heartbeat/IPaddr2"),
-            Some("resource-agents")
-        );
-        assert_eq!(package_of("sh"), None);
-        assert_eq!(package_of(""), None);
+        for (program, package) in [
+            ("ping", Some("iputils-ping")),
+            ("/usr/sbin/keepalived", Some("keepalived")),
+            ("/usr/sbin/fence_dummy", Some("fence-agents")),
+            (
+                "/usr/lib/ocf/resource.d/heartbeat/IPaddr2",
+                Some("resource-agents"),
+            ),
+            ("sh", None),
+            ("", None),
+        ] {
+            assert_eq!(package_of(program), package, "{program:?}");
+        }
     }
 
     #[test]

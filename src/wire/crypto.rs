@@ -260,9 +260,7 @@ pub fn open(
     keys: &Keyring,
 ) -> Result<Heartbeat, DropReason> {
     // Before the copy: an oversized datagram costs no allocation (tests/wire_random.rs).
-    if datagram.len() > MAX_DATAGRAM {
-        return Err(DropReason::Oversized);
-    }
+    refuse_oversized(datagram)?;
     open_in_place(&mut datagram.to_vec(), cluster_id, link, keys)
 }
 
@@ -277,9 +275,7 @@ pub fn open_in_place(
     link: u8,
     keys: &Keyring,
 ) -> Result<Heartbeat, DropReason> {
-    if datagram.len() > MAX_DATAGRAM {
-        return Err(DropReason::Oversized);
-    }
+    refuse_oversized(datagram)?;
     let header = Header::parse(datagram)?;
     if datagram.len() < HEADER_LEN + TAG_LEN {
         return Err(DropReason::Truncated);
@@ -323,6 +319,14 @@ pub fn open_in_place(
         return Err(DropReason::Malformed);
     }
     decode_body(header.sender, sealed)
+}
+
+/// No datagram larger than any sender may seal is looked at further.
+fn refuse_oversized(datagram: &[u8]) -> Result<(), DropReason> {
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(DropReason::Oversized);
+    }
+    Ok(())
 }
 
 /// The claimed sender of a datagram, from the unauthenticated header: only for

@@ -6,6 +6,7 @@ use super::super::duration::format_duration;
 use super::super::model::HeartbeatConfig;
 use super::super::raw::{self, Field, RawDuration};
 use super::ctx::Ctx;
+use crate::core::spec::Timing;
 use std::time::Duration;
 
 const P: &str = "heartbeat";
@@ -51,18 +52,19 @@ pub(super) fn heartbeat(ctx: &mut Ctx, raw: Field<raw::RawHeartbeat>) -> Heartbe
     if let Some(deadtime) = t.deadtime {
         timing_rules(ctx, &t, deadtime);
     }
-    let dt = t.deadtime.unwrap_or(defaults::HEARTBEAT_DEADTIME);
-    let iv = t.interval.unwrap_or(defaults::HEARTBEAT_INTERVAL);
+    let derived = Timing::with_defaults(
+        t.interval.unwrap_or(defaults::HEARTBEAT_INTERVAL),
+        t.deadtime.unwrap_or(defaults::HEARTBEAT_DEADTIME),
+    );
     HeartbeatConfig {
         port,
-        interval: iv,
-        deadtime: dt,
-        warntime: t.warntime.unwrap_or(defaults::warntime(dt)),
-        initdead: t.initdead.unwrap_or(defaults::initdead(dt)),
-        max_drift_ppm,
-        stop_before_lease_end: t
-            .stop_before
-            .unwrap_or_else(|| defaults::stop_before_lease_end(iv, dt)),
+        timing: Timing {
+            warntime: t.warntime.unwrap_or(derived.warntime),
+            initdead: t.initdead.unwrap_or(derived.initdead),
+            max_drift_ppm,
+            stop_before_lease_end: t.stop_before.unwrap_or(derived.stop_before_lease_end),
+            ..derived
+        },
         realtime: ctx.field_or(P, "realtime", raw.realtime, defaults::HEARTBEAT_REALTIME),
         mlockall: ctx.field_or(P, "mlockall", raw.mlockall, defaults::HEARTBEAT_MLOCKALL),
     }
@@ -70,16 +72,9 @@ pub(super) fn heartbeat(ctx: &mut Ctx, raw: Field<raw::RawHeartbeat>) -> Heartbe
 
 /// The section is absent.
 fn all_defaults() -> HeartbeatConfig {
-    let interval = defaults::HEARTBEAT_INTERVAL;
-    let deadtime = defaults::HEARTBEAT_DEADTIME;
     HeartbeatConfig {
         port: defaults::HEARTBEAT_PORT,
-        interval,
-        deadtime,
-        warntime: defaults::warntime(deadtime),
-        initdead: defaults::initdead(deadtime),
-        max_drift_ppm: defaults::HEARTBEAT_MAX_DRIFT_PPM,
-        stop_before_lease_end: defaults::stop_before_lease_end(interval, deadtime),
+        timing: Timing::with_defaults(defaults::HEARTBEAT_INTERVAL, defaults::HEARTBEAT_DEADTIME),
         realtime: defaults::HEARTBEAT_REALTIME,
         mlockall: defaults::HEARTBEAT_MLOCKALL,
     }

@@ -52,7 +52,13 @@ pub(super) fn validate(
     let cluster = cluster::cluster(&mut ctx, raw.cluster, &base_dir);
     let (nodes, index) = nodes::nodes(&mut ctx, raw.nodes);
     let heartbeat = heartbeat::heartbeat(&mut ctx, raw.heartbeat);
-    let quorum = quorum::quorum(&mut ctx, raw.quorum, &nodes, &index, heartbeat.deadtime);
+    let quorum = quorum::quorum(
+        &mut ctx,
+        raw.quorum,
+        &nodes,
+        &index,
+        heartbeat.timing.deadtime,
+    );
     let fencing = fencing::fencing(&mut ctx, raw.fencing, &nodes, &index);
     let groups = groups::groups(&mut ctx, raw.groups, &nodes, &index);
     let checks = checks::checks(&mut ctx, raw.checks, &index);

@@ -221,21 +221,17 @@ impl Sim {
         asked_at: Instant,
         answer: ArbiterAnswer,
     ) -> Result<(), Box<Violation>> {
-        let n = &mut self.nodes[node];
+        let n = &self.nodes[node];
         if n.core.is_none() || n.inc != inc {
             return Ok(());
         }
-        if n.vm_paused || n.daemon_paused {
-            n.held.push(Ev::ArbiterAnswer {
-                node,
-                inc,
-                asked_at,
-                answer,
-            });
-            return Ok(());
-        }
-        let now = self.local(node);
-        self.drive(node, now, Input::Arbiter { asked_at, answer })
+        let held = Ev::ArbiterAnswer {
+            node,
+            inc,
+            asked_at,
+            answer,
+        };
+        self.drive_or_hold(node, Input::Arbiter { asked_at, answer }, held)
     }
 
     /// One random arbiter fault: down, a leader change, slow, or cut off from a node.

@@ -134,18 +134,31 @@ impl Sim {
                 self.push(self.now + delay, Ev::Restart { node: target });
             }
         }
-        if self.nodes[node].vm_paused || self.nodes[node].daemon_paused {
-            self.nodes[node].held.push(Ev::FenceDone {
-                node,
-                inc,
-                request,
-                target,
-                result,
-            });
+        let held = Ev::FenceDone {
+            node,
+            inc,
+            request,
+            target,
+            result: result.clone(),
+        };
+        self.drive_or_hold(node, Input::FenceDone { request, result }, held)
+    }
+
+    /// An answer for the node's daemon: driven now, or kept as `held` (stepped again
+    /// by [`Sim::resume`]) while its VM or the daemon itself is paused.
+    pub(super) fn drive_or_hold(
+        &mut self,
+        node: usize,
+        input: Input,
+        held: Ev,
+    ) -> Result<(), Box<Violation>> {
+        let n = &mut self.nodes[node];
+        if n.vm_paused || n.daemon_paused {
+            n.held.push(held);
             return Ok(());
         }
         let now = self.local(node);
-        self.drive(node, now, Input::FenceDone { request, result })
+        self.drive(node, now, input)
     }
 
     fn watchdog_fires(&mut self, node: usize, gen: u64) {

@@ -4,18 +4,20 @@ use super::*;
 use crate::core::admin_state::AdminKey;
 use crate::core::reason::Refusal;
 
+/// `tandemctl move www [--to NODE] [--lifetime D]`, as the core receives it.
+fn move_www(to: Option<u16>, lifetime: Option<Duration>) -> Input {
+    Input::Admin(AdminCommand::Move {
+        group: GroupId(1),
+        to: to.map(NodeId),
+        lifetime,
+    })
+}
+
 #[test]
 fn a_move_to_a_witness_is_refused_and_records_nothing() {
     let mut c = Spec::new(3).witness(2).boot();
     c.run_until(ms(2500));
-    let out = c.input(
-        0,
-        Input::Admin(AdminCommand::Move {
-            group: GroupId(1),
-            to: Some(NodeId(3)),
-            lifetime: None,
-        }),
-    );
+    let out = c.input(0, move_www(Some(3), None));
     let admin = events(&out, EventKind::Admin);
     let refusal = Reason::MoveRefused(Refusal::Witness {
         node: "gamma".into(),
@@ -30,14 +32,7 @@ fn a_move_to_a_witness_is_refused_and_records_nothing() {
 fn a_move_without_another_eligible_node_says_so() {
     let mut c = Spec::new(3).witness(1).witness(2).boot();
     c.run_until(ms(2500));
-    let out = c.input(
-        0,
-        Input::Admin(AdminCommand::Move {
-            group: GroupId(1),
-            to: None,
-            lifetime: None,
-        }),
-    );
+    let out = c.input(0, move_www(None, None));
     assert_eq!(events(&out, EventKind::Admin), [Reason::MoveNoTarget]);
 }
 
@@ -45,14 +40,7 @@ fn a_move_without_another_eligible_node_says_so() {
 fn a_move_hands_the_group_over_to_its_target() {
     let mut c = settled();
     let from = c.mark(0);
-    let out = c.input(
-        0,
-        Input::Admin(AdminCommand::Move {
-            group: GroupId(1),
-            to: Some(NodeId(2)),
-            lifetime: None,
-        }),
-    );
+    let out = c.input(0, move_www(Some(2), None));
     assert_eq!(
         events(&out, EventKind::Admin),
         [Reason::Admin(AdminChange::MoveTo { target: NodeId(2) })]
@@ -108,14 +96,7 @@ fn a_ban_moves_the_group_off_its_owner_and_a_move_there_is_refused() {
         (Some("alpha"), Some("www"), None)
     );
     assert_eq!(bans[0].set_on, "beta");
-    let out = c.input(
-        2,
-        Input::Admin(AdminCommand::Move {
-            group: GroupId(1),
-            to: Some(NodeId(1)),
-            lifetime: None,
-        }),
-    );
+    let out = c.input(2, move_www(Some(1), None));
     assert_eq!(
         events(&out, EventKind::Admin),
         [Reason::MoveRefused(Refusal::Banned {
@@ -128,14 +109,7 @@ fn a_ban_moves_the_group_off_its_owner_and_a_move_there_is_refused() {
 fn a_move_with_a_lifetime_lapses_by_itself_on_every_node_and_says_so() {
     let mut c = settled();
     let from = c.mark(2);
-    c.input(
-        0,
-        Input::Admin(AdminCommand::Move {
-            group: GroupId(1),
-            to: Some(NodeId(2)),
-            lifetime: Some(ms(3000)),
-        }),
-    );
+    c.input(0, move_www(Some(2), Some(ms(3000))));
     c.run_until(ms(4000));
     assert!(c.nodes[1].owns_running(GroupId(1)), "beta owns www");
     for n in &c.nodes {

@@ -42,6 +42,15 @@ fn hear(v: &mut Node, at: Instant, heartbeat: Heartbeat) {
     v.handle(at, Input::Heartbeat { link: 0, heartbeat });
 }
 
+/// A voter past its quiet period that has just granted alpha's claim (term 1), and
+/// when: 1.5 s after its start.
+fn promised_to_alpha() -> (Node, Instant) {
+    let mut v = voter();
+    let at = Instant::ZERO + ms(1500);
+    hear(&mut v, at, claim(1, 1, 1, at));
+    (v, at)
+}
+
 fn granted_to(node: &Node, now: Instant) -> Option<(NodeId, Term)> {
     let hb = node.build_heartbeat(now);
     hb.grants
@@ -50,34 +59,38 @@ fn granted_to(node: &Node, now: Instant) -> Option<(NodeId, Term)> {
         .map(|g| (g.to, g.term))
 }
 
+/// The voter hears `from`'s claim the instant it is sent, at `at`: whom it grants
+/// `www` to then.
+fn granted_after_claim(
+    v: &mut Node,
+    at: Instant,
+    (from, seq, term): (u16, u64, u64),
+) -> Option<(NodeId, Term)> {
+    hear(v, at, claim(from, seq, term, at));
+    granted_to(v, at)
+}
+
 #[test]
 fn a_voter_grants_nothing_in_its_quiet_period() {
     let mut v = voter();
     let at = Instant::ZERO + ms(500);
-    hear(&mut v, at, claim(1, 1, 1, at));
-    assert_eq!(granted_to(&v, at), None);
+    assert_eq!(granted_after_claim(&mut v, at, (1, 1, 1)), None);
 }
 
 #[test]
 fn a_voter_grants_a_candidate_after_its_quiet_period() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
+    let (v, at) = promised_to_alpha();
     assert_eq!(granted_to(&v, at), Some((NodeId(1), Term(1))));
 }
 
 #[test]
 fn a_promise_keeps_a_second_candidate_waiting_until_it_runs_out() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
-    let later = at + ms(400);
-    hear(&mut v, later, claim(2, 1, 2, later));
-    assert_eq!(granted_to(&v, later), Some((NodeId(1), Term(1))));
+    let (mut v, at) = promised_to_alpha();
+    let granted = granted_after_claim(&mut v, at + ms(400), (2, 1, 2));
+    assert_eq!(granted, Some((NodeId(1), Term(1))));
     // alpha falls silent: once the promise (deadtime) ran out, beta gets the grant.
-    let after = at + ms(1001);
-    hear(&mut v, after, claim(2, 2, 2, after));
-    assert_eq!(granted_to(&v, after), Some((NodeId(2), Term(2))));
+    let granted = granted_after_claim(&mut v, at + ms(1001), (2, 2, 2));
+    assert_eq!(granted, Some((NodeId(2), Term(2))));
 }
 
 /// Issue 13: a claim refused because the promise to another node had a little time
@@ -85,13 +98,11 @@ fn a_promise_keeps_a_second_candidate_waiting_until_it_runs_out() {
 /// an interval later.
 #[test]
 fn a_refused_claim_is_granted_the_instant_the_promise_runs_out() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
+    let (mut v, at) = promised_to_alpha();
     // beta claims 30 ms before the promise to alpha ends: refused for now.
     let refused = at + ms(970);
-    hear(&mut v, refused, claim(2, 1, 2, refused));
-    assert_eq!(granted_to(&v, refused), Some((NodeId(1), Term(1))));
+    let granted = granted_after_claim(&mut v, refused, (2, 1, 2));
+    assert_eq!(granted, Some((NodeId(1), Term(1))));
     let expiry = at + ms(1000);
     assert!(
         v.next_deadline().is_some_and(|(t, _)| t <= expiry),
@@ -115,9 +126,7 @@ fn a_refused_claim_is_granted_the_instant_the_promise_runs_out() {
 /// A claim heard too long ago (its candidate may be gone) is not granted on its own.
 #[test]
 fn a_stale_refused_claim_waits_for_a_fresh_one() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
+    let (mut v, at) = promised_to_alpha();
     let refused = at + ms(500);
     hear(&mut v, refused, claim(2, 1, 2, refused));
     hear(&mut v, at + ms(700), claim(1, 2, 1, at + ms(700)));
@@ -131,9 +140,7 @@ fn a_stale_refused_claim_waits_for_a_fresh_one() {
 /// owner's lease counts from the claim the ack echoes.
 #[test]
 fn a_renewed_promise_is_acknowledged_at_once() {
-    let mut v = voter();
-    let at = Instant::ZERO + ms(1500);
-    hear(&mut v, at, claim(1, 1, 1, at));
+    let (mut v, at) = promised_to_alpha();
     let renewal = at + ms(50);
     let out = v.handle(
         renewal,

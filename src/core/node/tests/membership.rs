@@ -55,8 +55,7 @@ fn a_silent_peer_goes_down_by_deadtime_but_not_within_two_intervals() {
 #[test]
 fn a_heartbeat_between_warntime_and_deadtime_is_reported_late() {
     let mut c = settled();
-    c.up[1] = false;
-    c.run_until(ms(2500) + ms(700));
+    c.silence(1, ms(700));
     c.up[1] = true;
     let from = c.mark(0);
     c.run_until(ms(2500) + ms(900));
@@ -110,9 +109,8 @@ fn a_different_config_digest_is_reported_once() {
 fn a_silence_past_phi_but_short_of_deadtime_is_not_a_node_down() {
     let mut c = settled();
     let from = c.mark(0);
-    c.up[1] = false;
     // 500 ms of silence from beta: five intervals, phi calls the link down.
-    c.run_until(ms(2500) + ms(500));
+    c.silence(1, ms(500));
     let status = c.nodes[0].status(c.now);
     let beta = status
         .nodes
@@ -140,8 +138,7 @@ fn a_silence_past_phi_but_short_of_deadtime_is_not_a_node_down() {
 fn a_survivor_claims_from_an_unresponsive_owner_before_declaring_it_down() {
     let mut c = settled();
     let from = c.mark(1);
-    c.up[0] = false;
-    c.run_until(ms(2500) + ms(500));
+    c.silence(0, ms(500));
     assert!(events(&c.actions[1][from..], EventKind::NodeDown).is_empty());
     assert!(
         matches!(

@@ -182,6 +182,12 @@ impl Cluster {
             .collect()
     }
 
+    /// Node `i` falls silent (it neither sends nor ticks) for `d` of the others' time.
+    pub(super) fn silence(&mut self, i: usize, d: Duration) {
+        self.up[i] = false;
+        self.run_until(self.now.saturating_since(Instant::ZERO) + d);
+    }
+
     /// Cuts the actions recorded so far: what follows is the test's input's doing.
     pub(super) fn mark(&self, i: usize) -> usize {
         self.actions[i].len()
