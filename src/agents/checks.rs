@@ -225,9 +225,9 @@ pub async fn probe_report(check: &CheckConfig) -> ProbeReport {
                     let mut report = match run_limited(cmd, check.timeout + PING_GRACE).await {
                         Ok(o) => o.report(),
                         // Debian's minimal images have no ping: say which package.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => cannot_run(
-                            format!("cannot run ping: {e} (install the iputils-ping package)"),
-                        ),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => cannot_run(format!(
+                            "cannot run ping: {e} (install the iputils-ping package)"
+                        )),
                         Err(e) => cannot_run(format!("cannot run ping: {e}")),
                     };
                     if report.passed() {

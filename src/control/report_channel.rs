@@ -56,10 +56,6 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Nonce used only to derive the channel's key from the authkey (24 bytes exactly).
 const KEY_NONCE: [u8; 24] = *b"tandem report channel v1";
-const NONCE_LEN: usize = 24;
-/// The most of a refusal's text a client shows.
-const MAX_REFUSAL_CHARS: usize = 400;
-const TAG_LEN: usize = 16;
 
 /// What a client asks: one node's report since a point in time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,15 +138,35 @@ pub enum Served {
     Unauthenticated,
 }
 
-/// Message kinds inside server frames.
-const FRAME_SEALED: u8 = 0;
-const FRAME_REFUSAL: u8 = 1;
-/// Kinds of sealed plaintext from the server.
-const ANSWER_CHUNK: u8 = 0;
-const ANSWER_END: u8 = 1;
-/// Direction labels in the associated data.
-const DIRECTION_REQUEST: u8 = b'Q';
-const DIRECTION_ANSWER: u8 = b'A';
+/// A sealed frame: XChaCha20's random nonce, the ciphertext, Poly1305's tag.
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+/// The most of a refusal's text a client shows.
+const MAX_REFUSAL_CHARS: usize = 400;
+/// What a server frame holds: its first byte.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum FrameKind {
+    Sealed = 0,
+    Refusal = 1,
+}
+
+/// What a sealed answer holds: the first byte of its plaintext.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum AnswerKind {
+    Chunk = 0,
+    End = 1,
+}
+
+/// Which way a sealed frame goes, in its associated data: a request can never be
+/// passed off as an answer or the reverse.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Direction {
+    Request = b'Q',
+    Answer = b'A',
+}
 
 fn write_frame(w: &mut impl Write, body: &[u8]) -> io::Result<()> {
     let len = u32::try_from(body.len()).map_err(|_| io::Error::other("frame too large"))?;
@@ -180,10 +196,10 @@ fn random<const N: usize>() -> Result<[u8; N], ChannelError> {
 }
 
 /// What every sealed frame of one exchange authenticates besides its content.
-fn associated_data(direction: u8, challenge: &[u8; NONCE_LEN], seq: u32) -> [u8; 33] {
+fn associated_data(direction: Direction, challenge: &[u8; NONCE_LEN], seq: u32) -> [u8; 33] {
     let mut aad = [0u8; 33];
     aad[..4].copy_from_slice(&MAGIC);
-    aad[4] = direction;
+    aad[4] = direction as u8;
     aad[5..29].copy_from_slice(challenge);
     aad[29..].copy_from_slice(&seq.to_be_bytes());
     aad
@@ -232,7 +248,7 @@ pub fn fetch(
 ) -> Result<Vec<u8>, ChannelError> {
     let challenge = read_hello(stream)?;
     let plain = serde_json::to_vec(request).map_err(|_| ChannelError::Malformed("request"))?;
-    let aad = associated_data(DIRECTION_REQUEST, &challenge, 0);
+    let aad = associated_data(Direction::Request, &challenge, 0);
     write_frame(stream, &seal(&keys.current, &aad, &plain)?)?;
     let mut archive = Vec::new();
     for seq in 0u32.. {
@@ -241,24 +257,24 @@ pub fn fetch(
             .split_first()
             .ok_or(ChannelError::Malformed("empty frame"))?;
         match *kind {
-            FRAME_REFUSAL => {
+            k if k == FrameKind::Refusal as u8 => {
                 // Unauthenticated text from the network: shown, but bounded.
                 let why = String::from_utf8_lossy(body);
                 return Err(ChannelError::Refused(
                     why.chars().take(MAX_REFUSAL_CHARS).collect(),
                 ));
             }
-            FRAME_SEALED => {}
+            k if k == FrameKind::Sealed as u8 => {}
             _ => return Err(ChannelError::Malformed("unknown frame kind")),
         }
         let plain = open(
             keys,
-            &associated_data(DIRECTION_ANSWER, &challenge, seq),
+            &associated_data(Direction::Answer, &challenge, seq),
             body,
         )?;
         match plain.split_first() {
-            Some((&ANSWER_END, [])) => return Ok(archive),
-            Some((&ANSWER_CHUNK, data)) => {
+            Some((&k, [])) if k == AnswerKind::End as u8 => return Ok(archive),
+            Some((&k, data)) if k == AnswerKind::Chunk as u8 => {
                 if archive.len() + data.len() > MAX_ARCHIVE {
                     return Err(ChannelError::TooLarge);
                 }
@@ -323,7 +339,7 @@ pub fn serve(
     stream.write_all(&hello)?;
     stream.flush()?;
     let sealed = read_frame(stream)?;
-    let aad = associated_data(DIRECTION_REQUEST, &challenge, 0);
+    let aad = associated_data(Direction::Request, &challenge, 0);
     let request = match open(keys, &aad, &sealed)
         .ok()
         .and_then(|plain| serde_json::from_slice::<PeerRequest>(&plain).ok())
@@ -354,7 +370,7 @@ pub fn serve(
 }
 
 fn refuse(stream: &mut impl Write, why: &str) -> io::Result<()> {
-    let mut frame = vec![FRAME_REFUSAL];
+    let mut frame = vec![FrameKind::Refusal as u8];
     frame.extend_from_slice(why.as_bytes());
     write_frame(stream, &frame)
 }
@@ -365,14 +381,14 @@ fn send_archive(
     challenge: &[u8; NONCE_LEN],
     archive: &[u8],
 ) -> Result<(), ChannelError> {
-    let chunks = archive.chunks(CHUNK).map(|c| (ANSWER_CHUNK, c));
-    for (seq, (kind, data)) in chunks.chain([(ANSWER_END, &[][..])]).enumerate() {
+    let chunks = archive.chunks(CHUNK).map(|c| (AnswerKind::Chunk, c));
+    for (seq, (kind, data)) in chunks.chain([(AnswerKind::End, &[][..])]).enumerate() {
         let seq = u32::try_from(seq).map_err(|_| ChannelError::TooLarge)?;
         let mut plain = Vec::with_capacity(1 + data.len());
-        plain.push(kind);
+        plain.push(kind as u8);
         plain.extend_from_slice(data);
-        let aad = associated_data(DIRECTION_ANSWER, challenge, seq);
-        let mut frame = vec![FRAME_SEALED];
+        let aad = associated_data(Direction::Answer, challenge, seq);
+        let mut frame = vec![FrameKind::Sealed as u8];
         frame.extend_from_slice(&seal(&keys.current, &aad, &plain)?);
         write_frame(stream, &frame)?;
     }

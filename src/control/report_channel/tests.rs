@@ -108,7 +108,7 @@ fn a_recorded_request_is_useless_on_a_new_connection() {
     let (recorded, _, _) = exchange(keys(7), |s| {
         let challenge = read_hello(s).expect("hello");
         let plain = serde_json::to_vec(&request("n2")).expect("json");
-        let aad = associated_data(DIRECTION_REQUEST, &challenge, 0);
+        let aad = associated_data(Direction::Request, &challenge, 0);
         let frame = seal(&keys(7).current, &aad, &plain).expect("seal");
         write_frame(s, &frame).expect("send");
         let _ = read_frame(s);
