@@ -288,7 +288,8 @@ unban GROUP NODE`, or lapses by itself after `--lifetime` (like `pcs resource ba
     #[command(
         long_about = "Write one .tar.gz of evidence for an incident (like crm_report): the config \
 file with secrets redacted, `status` as JSON and text, the events since --since (earlier \
-incarnations of the daemon included), `journalctl -u tandem.service` for the same window \
+incarnations of the daemon included), `journalctl -u` the daemon's unit (tandem.service or its \
+tandem@ instance) for the same window \
 (or a note saying why there is none), the log file given with --log, and versions. When \
 tandemd does not answer, the archive says so and still holds the config and the journal.\n\n\
 The same evidence from every other node of the config comes through the cluster: each \

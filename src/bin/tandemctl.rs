@@ -461,12 +461,19 @@ fn report(
     let local_config = daemon
         .is_err()
         .then(|| config::redact::redact_file(&config_path));
+    // The daemon's own unit (an instance `tandem@X`), else the packaged one.
+    let unit = daemon
+        .as_ref()
+        .ok()
+        .and_then(|b| b.unit.clone())
+        .unwrap_or_else(|| rep::UNIT.into());
     let gathered = rep::Gathered {
         node,
         since,
         daemon,
         local_config,
-        journal: rep::journal(since),
+        journal: rep::journal(&unit, since),
+        unit,
         log: log.map(|p| (p.display().to_string(), rep::log_file(p))),
     };
     if let Err(why) = &gathered.daemon {

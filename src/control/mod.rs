@@ -184,6 +184,10 @@ pub struct ReportBundle {
     pub config: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_note: Option<String>,
+    /// The systemd unit tandemd runs in (`tandem@site-a.service`), when it is a tandem
+    /// unit: whose journal the report reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     pub status: StatusReport,
     /// Every event the daemon keeps, older incarnations' included, oldest first.
     pub events: Vec<EventRecord>,

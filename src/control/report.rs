@@ -4,8 +4,8 @@
 //! The archive holds one directory, `tandem-report-NODE-STAMP/`, with: `README.txt`
 //! (what is in it and what is not), `versions.txt`, `config.yaml` (secrets redacted by
 //! `config::redact`), `status.json` and `status.txt`, `events.jsonl` and `events.txt`
-//! (since `--since`, earlier incarnations included), `journal.txt` (`journalctl -u
-//! tandem.service`) or `journal-unavailable.txt` saying why not, and `log.txt` when a
+//! (since `--since`, earlier incarnations included), `journal.txt` (`journalctl -u` the
+//! daemon's unit) or `journal-unavailable.txt` saying why not, and `log.txt` when a
 //! log file is named. What the daemon knows comes from the `report` control command;
 //! when the daemon does not answer the archive says so and still carries the config
 //! and the journal, which is when they are needed most.
@@ -27,7 +27,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The systemd unit the package installs.
+/// The systemd unit the package installs (`tandem@CLUSTER.service` for instances).
 pub const UNIT: &str = "tandem.service";
 /// How far back a report goes without `--since`.
 pub const DEFAULT_SINCE: Duration = Duration::from_secs(24 * 3600);
@@ -46,6 +46,8 @@ pub struct Gathered {
     pub daemon: Result<ReportBundle, String>,
     /// The config redacted by `tandemctl` itself when the daemon did not answer.
     pub local_config: Option<Result<String, String>>,
+    /// The systemd unit whose journal was read.
+    pub unit: String,
     pub journal: Result<String, String>,
     /// A log file's path and its (newest) text, or why it could not be read.
     pub log: Option<(String, Result<String, String>)>,
@@ -120,11 +122,28 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// `journalctl -u tandem.service --since @SINCE`: its text, or why there is none
-/// (no journalctl, no journal, no permission). Never fails the report.
-pub fn journal(since: u64) -> Result<String, String> {
+/// The tandem unit this process runs in, from `/proc/self/cgroup`: `tandem.service`,
+/// `tandem@site-a.service`. `None` outside one (a shell, a test, another service's
+/// child), where [`UNIT`] is the best guess.
+pub fn own_unit() -> Option<String> {
+    unit_of_cgroup(&std::fs::read_to_string("/proc/self/cgroup").ok()?)
+}
+
+/// The innermost `tandem*.service` component of a `/proc/PID/cgroup` text (v2's
+/// `0::/system.slice/...` or v1's `N:controllers:/...` lines).
+fn unit_of_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|line| line.splitn(3, ':').nth(2))
+        .flat_map(|path| path.rsplit('/'))
+        .find(|c| c.starts_with("tandem") && c.ends_with(".service"))
+        .map(str::to_string)
+}
+
+/// `journalctl -u UNIT --since @SINCE`: its text, or why there is none (no
+/// journalctl, no journal, no permission). Never fails the report.
+pub fn journal(unit: &str, since: u64) -> Result<String, String> {
     let child = Command::new("journalctl")
-        .args(["-u", UNIT, "--no-pager", "-o", "short-iso-precise"])
+        .args(["-u", unit, "--no-pager", "-o", "short-iso-precise"])
         .arg(format!("--since=@{since}"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -272,7 +291,7 @@ fn readme(g: &Gathered) -> String {
          status.*         `tandemctl status` as JSON and as text, when the daemon answered\n\
          events.*         the daemon's events since the window start, earlier incarnations\n\
          \x20                included (they survive restarts)\n\
-         journal.txt      journalctl -u {UNIT} for the window (or journal-unavailable.txt)\n\
+         journal.txt      journalctl -u {unit} for the window (or journal-unavailable.txt)\n\
          log.txt          the log file named with --log, newest 8 MiB\n\n\
          peers/NODE/      the same files from every other node that answered through the\n\
          \x20                cluster, and peers/NODE-unreachable.txt saying why a node did not\n\
@@ -281,6 +300,7 @@ fn readme(g: &Gathered) -> String {
         node = g.node,
         version = env!("CARGO_PKG_VERSION"),
         since = g.since,
+        unit = g.unit,
     )
 }
 
@@ -449,6 +469,7 @@ mod tests {
             since: 0,
             daemon: Err("connection refused".into()),
             local_config: Some(Ok("cluster: {}\n".into())),
+            unit: UNIT.into(),
             journal: Err("cannot run journalctl: not found".into()),
             log: None,
         };
@@ -509,5 +530,21 @@ mod tests {
             "no report from node n/3: no answer on any address (192.0.2.3:5405: refused)\n"
         );
         assert!(members[3].1.contains("unreadable"), "{}", members[3].1);
+    }
+
+    #[test]
+    fn the_unit_comes_from_the_cgroup_and_only_a_tandem_unit_counts() {
+        let v2 = "0::/system.slice/system-tandem.slice/tandem@site-a.service\n";
+        assert_eq!(unit_of_cgroup(v2).as_deref(), Some("tandem@site-a.service"));
+        let plain = "0::/system.slice/tandem.service\n";
+        assert_eq!(unit_of_cgroup(plain).as_deref(), Some("tandem.service"));
+        let v1 = "12:pids:/\n1:name=systemd:/system.slice/tandem.service\n";
+        assert_eq!(unit_of_cgroup(v1).as_deref(), Some("tandem.service"));
+        // Started by hand from an ssh session or by another service: not ours to read.
+        assert_eq!(unit_of_cgroup("0::/system.slice/ssh.service\n"), None);
+        assert_eq!(
+            unit_of_cgroup("0::/user.slice/user-0.slice/session-3.scope\n"),
+            None
+        );
     }
 }

@@ -61,6 +61,7 @@ pub async fn bundle(backend: &Backend) -> Response {
             config_path: path.map(|p| p.display().to_string()),
             config,
             config_note,
+            unit: report::own_unit(),
             status,
             events,
         })),
@@ -175,12 +176,14 @@ impl PeerServer {
             Some(b) => Ok(*b),
             None => Err(answer.error.unwrap_or_else(|| "no report".into())),
         };
+        let unit = report::own_unit().unwrap_or_else(|| report::UNIT.into());
         let gathered = report::Gathered {
             node: self.me.clone(),
             since,
             daemon,
             local_config: None,
-            journal: report::journal(since),
+            journal: report::journal(&unit, since),
+            unit,
             log: None,
         };
         let dir = report::dir_name(&self.me, report::unix_now());
