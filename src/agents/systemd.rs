@@ -6,6 +6,11 @@
 //! without systemd). `is-active` exits 0 for an active unit and 3 for an inactive (or
 //! failed, or unknown) one; anything else means systemctl itself could not tell. A stop
 //! that fails while the unit is not active counts as stopped, as for LSB scripts.
+//!
+//! The fencing token (`TANDEM_TERM`, ...: `OpContext::env`) is deliberately not passed:
+//! systemctl asks the service manager to start the unit, and the unit's processes get
+//! the manager's environment, never systemctl's, so the variables would reach nobody
+//! (docs/agents.md, "Fencing token").
 
 use super::process::{self, Exit, Finished, Launch, Spec};
 use super::OpContext;
