@@ -222,6 +222,62 @@ fn links_cut_heal_and_partition() {
     assert!(lab_namespaces(&prefix).is_empty(), "namespaces left behind");
 }
 
+/// A power loss cuts every link of the node at one instant (one nft transaction at the
+/// switch) before the slower kill and links down; the cut is not a network fault, so
+/// `heal_all` leaves it, and the reboot ends it.
+#[test]
+fn a_blackout_silences_every_link_until_power_returns() {
+    if !ready("a_blackout_silences_every_link_until_power_returns") {
+        return;
+    }
+    let script = standin("blackout");
+    let mut lab = build(spec(&script));
+    for link in 0..2 {
+        assert!(reachable(&lab, Ns::Node(1), lab.address(2, link)));
+    }
+
+    lab.blackout(2).unwrap();
+    for link in 0..2 {
+        assert!(
+            !can_ping(&lab, Ns::Node(1), lab.address(2, link)),
+            "n2 dark on link {link}"
+        );
+        assert!(
+            !can_ping(&lab, Ns::Node(2), lab.address(3, link)),
+            "nothing leaves n2 on link {link}"
+        );
+    }
+    assert!(
+        !can_ping(&lab, Ns::Client, lab.address(2, 0)),
+        "the client gets no answer from a dark node"
+    );
+    lab.heal_all().unwrap();
+    assert!(
+        !can_ping(&lab, Ns::Node(1), lab.address(2, 1)),
+        "heal_all does not bring power back"
+    );
+    assert!(
+        reachable(&lab, Ns::Node(1), lab.address(3, 0)),
+        "others are unaffected"
+    );
+    lab.end_blackout(2).unwrap();
+    assert!(reachable(&lab, Ns::Node(1), lab.address(2, 1)), "power back");
+
+    // power_off = blackout + kill + links down; power_on undoes all three.
+    lab.start_all().unwrap();
+    lab.power_off(2).unwrap();
+    assert!(!lab.is_running(2), "the daemon is killed");
+    assert!(!can_ping(&lab, Ns::Client, lab.address(2, 0)), "n2 is off");
+    lab.power_on(2).unwrap();
+    assert!(lab.is_running(2), "the reboot starts the daemon");
+    for link in 0..2 {
+        assert!(
+            reachable(&lab, Ns::Node(1), lab.address(2, link)),
+            "n2 back on link {link}"
+        );
+    }
+}
+
 #[test]
 fn daemons_run_inside_their_namespace_and_obey_signals() {
     if !ready("daemons_run_inside_their_namespace_and_obey_signals") {

@@ -22,7 +22,7 @@ use super::observe::client::{ClientObserver, Probe, Seen, Sighting};
 use super::observe::events::{records, records_since, LogRecord, VipChange, CANDIDATE, LEASE_WAIT};
 use super::observe::status::stable_owner;
 use super::observe::{mac_string, ms, ns_to_ms, realtime_ns};
-use super::topology::{clear_vip, eth0_mac, groups_yaml, scaled, GROUP, VIP};
+use super::topology::{eth0_mac, groups_yaml, scaled, GROUP, VIP};
 use super::{Lab, Ns};
 use crate::core::EventKind;
 
@@ -32,7 +32,8 @@ pub const PROBE_PERIOD: Duration = Duration::from_millis(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fault {
-    /// SIGKILL of tandemd and every link down at once: a power loss.
+    /// Every link cut at one instant, then SIGKILL of tandemd and the links down: a
+    /// power loss (`Lab::power_off`).
     PowerLoss,
     /// SIGTERM: the owner stops its resources and hands the group over.
     Graceful,
@@ -46,7 +47,9 @@ pub enum Fault {
 impl Fault {
     pub fn describe(self) -> &'static str {
         match self {
-            Fault::PowerLoss => "power loss (kill -9 of tandemd + links down)",
+            Fault::PowerLoss => {
+                "power loss (all links cut at once, then kill -9 of tandemd + links down)"
+            }
             Fault::Graceful => "graceful stop (SIGTERM of tandemd)",
             Fault::Switchover => "switchover (tandemctl move)",
             Fault::LinkLoss => "service cable pulled (owner's eth0 loses carrier, link 1 up)",
@@ -566,13 +569,10 @@ fn inject(
     survivor: usize,
 ) -> Result<(), ExperimentError> {
     match fault {
-        // Links first: a dead machine's kernel no longer answers, whereas a killed
-        // daemon's kernel would reject heartbeats (and answer the client) until the
-        // links go down a few ms later.
-        Fault::PowerLoss => {
-            lab.links_down(victim)?;
-            lab.kill(victim)?;
-        }
+        // One atomic cut of every link first (a dead machine's kernel no longer
+        // answers, whereas a killed daemon's would reject heartbeats and answer the
+        // client), then the kill and the links down.
+        Fault::PowerLoss => lab.power_off(victim)?,
         Fault::Graceful => lab.terminate(victim)?,
         Fault::LinkLoss => lab.pull_cable(victim, 0)?,
         Fault::Switchover => {
@@ -704,11 +704,7 @@ fn print_sample(ctx: &mut Ctx, cfg: &BenchConfig, sample: &Sample) {
 /// Brings the victim back (a power loss also loses its addresses: the reboot).
 fn bring_back(fault: Fault, lab: &mut Lab, victim: usize) -> Result<(), ExperimentError> {
     match fault {
-        Fault::PowerLoss => {
-            clear_vip(lab, victim)?;
-            lab.links_up(victim)?;
-            lab.start(victim)?;
-        }
+        Fault::PowerLoss => lab.power_on(victim)?,
         Fault::Graceful => lab.start(victim)?,
         Fault::Switchover => {}
         Fault::LinkLoss => {
