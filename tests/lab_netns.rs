@@ -261,7 +261,10 @@ fn a_blackout_silences_every_link_until_power_returns() {
         "others are unaffected"
     );
     lab.end_blackout(2).unwrap();
-    assert!(reachable(&lab, Ns::Node(1), lab.address(2, 1)), "power back");
+    assert!(
+        reachable(&lab, Ns::Node(1), lab.address(2, 1)),
+        "power back"
+    );
 
     // power_off = blackout + kill + links down; power_on undoes all three.
     lab.start_all().unwrap();

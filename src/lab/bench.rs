@@ -448,6 +448,7 @@ fn run_loop(
             continue;
         };
         let victim = armed.victim;
+        ctx.sleep(random_phase(cfg.interval))?;
         let fault_ns = realtime_ns();
         inject(cfg.fault, lab, victim, armed.survivor)?;
         let sample = measure(cfg, lab, ctx, probes, armed, fault_ns, samples.len() + 1)?;
@@ -456,6 +457,18 @@ fn run_loop(
         bring_back(cfg.fault, lab, victim)?;
     }
     Ok(())
+}
+
+/// A delay in [0, `interval`) before a fault. A power loss strikes at any point of the
+/// heartbeat cycle, and the floor of a takeover (a promise ends `deadtime` after the last
+/// heartbeat heard) depends on that point; without it the fault would come a fixed time
+/// after the settle, which heartbeats and the bench's polls pace, so runs could cluster
+/// at one phase and bias the median by up to an interval.
+pub(crate) fn random_phase(interval: Duration) -> Duration {
+    let ns = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_nanos(rand::random_range(0..ns))
 }
 
 /// Waits for a stable cluster whose owner answers the client alone. None: the group

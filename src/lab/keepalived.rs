@@ -433,6 +433,7 @@ fn keepalived_run(
     if !seen.iter().all(|o| o.seen.mac() == old_mac) {
         return Ok(None);
     }
+    ctx.sleep(bench::random_phase(cfg.advert_int))?;
     let fault_ns = realtime_ns();
     // As the tandem bench: every link cut at one instant (a dead machine does not
     // answer), then kill -9 of everything in the namespace and the links down.
