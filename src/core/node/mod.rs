@@ -224,6 +224,7 @@ impl Node {
                 last: None,
                 next: now,
                 asap: true,
+                urgent: false,
             },
             peers,
             groups,
