@@ -179,3 +179,20 @@ fn a_renewed_promise_is_acknowledged_at_once() {
     });
     assert_eq!(echo, Some(renewal), "acknowledged in the same step");
 }
+
+/// The holder a grant records is durable before the grant goes out (docs/design.md:
+/// the grantee may start the instant it counts a quorum) — also for the grant made on a
+/// tick at the promise's end, which once went out with the record still in memory.
+#[test]
+fn a_grant_at_the_promise_end_is_persisted_before_it_is_sent() {
+    let (mut v, _, expiry) = refusing_voter(ms(30));
+    let out = v.handle(expiry, Input::Tick);
+    let persisted = out.iter().position(|a| {
+        matches!(a, Action::Persist(state) if state.holders.iter().any(|h| h.owner == NodeId(2)))
+    });
+    let sent = out.iter().position(|a| matches!(a, Action::Send(_)));
+    assert!(
+        persisted.is_some_and(|p| sent.is_some_and(|s| p < s)),
+        "the record of beta as holder is persisted before the grant is sent: {out:?}"
+    );
+}
