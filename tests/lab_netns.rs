@@ -50,6 +50,16 @@ fn ready(test: &str) -> bool {
     support::lab::lab_or_skip(test) && support::require_tool(test, "ping", "iputils-ping")
 }
 
+/// The usual lab with stand-in daemons (kept alive by the returned script), or None
+/// when this host cannot run it (the test is skipped).
+fn standin_lab(test: &str) -> Option<(TempScript, Lab)> {
+    ready(test).then(|| {
+        let script = standin(test);
+        let lab = build(spec(&script));
+        (script, lab)
+    })
+}
+
 fn build(spec: LabSpec) -> Lab {
     Lab::build(spec).unwrap_or_else(|e| panic!("cannot build the lab: {e}"))
 }
@@ -227,11 +237,11 @@ fn links_cut_heal_and_partition() {
 /// `heal_all` leaves it, and the reboot ends it.
 #[test]
 fn a_blackout_silences_every_link_until_power_returns() {
-    if !ready("a_blackout_silences_every_link_until_power_returns") {
+    let Some((_script, mut lab)) =
+        standin_lab("a_blackout_silences_every_link_until_power_returns")
+    else {
         return;
-    }
-    let script = standin("blackout");
-    let mut lab = build(spec(&script));
+    };
     // n2 neither hears nor is heard on any link.
     let dark = |lab: &Lab| {
         (0..2).all(|l| {
