@@ -821,13 +821,34 @@ fn a_crashed_owner_is_replaced_the_instant_its_promises_end_fast_profile() {
         assert_eq!(owner(&o), Some(1), "seed {seed}: n2 owns after n1 died");
         worst = worst.max(grant_after(&o, 1, 2000.0));
     }
-    // Promise end ≤ crash + deadtime; then one delivery (≤ 1.5 ms) and the triggered
-    // send gap (2 ms) at most. Before the fix the grant waited for the survivor's next
-    // heartbeat: up to another interval.
+    // Promise end ≤ crash + deadtime; then at most two deliveries (≤ 1.5 ms each: the
+    // candidate's fresh claim, the grant), no gap after the voter's last send. Before
+    // the fix the grant waited for the survivor's next heartbeat: up to another
+    // interval.
     assert!(
         worst <= 40.0 + 4.0,
         "slowest grant {worst} ms after the crash"
     );
+}
+
+/// The grant is not held back by the gap between a voter's triggered sends. In these
+/// seeds the witness's promise ended before the survivor's fresh claim arrived (its
+/// older claim was too old to grant), and it had sent a regular heartbeat just before:
+/// the grant waited for the 2 ms gap after it, 44.9 and 45.5 ms after the crash.
+#[test]
+fn a_grant_goes_out_at_once_even_right_after_the_voters_last_send() {
+    let (interval, deadtime) = (Duration::from_millis(10), Duration::from_millis(40));
+    for seed in [82, 160] {
+        let o = run(three()
+            .timing(interval, deadtime)
+            .seed(seed)
+            .at(secs(2.0), ScriptedFault::Crash(0)));
+        let took = grant_after(&o, 1, 2000.0);
+        assert!(
+            took <= 40.0 + 3.5,
+            "seed {seed}: grant {took} ms after the crash"
+        );
+    }
 }
 
 #[test]

@@ -50,6 +50,16 @@ fn ready(test: &str) -> bool {
     support::lab::lab_or_skip(test) && support::require_tool(test, "ping", "iputils-ping")
 }
 
+/// The usual lab with stand-in daemons (kept alive by the returned script), or None
+/// when this host cannot run it (the test is skipped).
+fn standin_lab(test: &str) -> Option<(TempScript, Lab)> {
+    ready(test).then(|| {
+        let script = standin(test);
+        let lab = build(spec(&script));
+        (script, lab)
+    })
+}
+
 fn build(spec: LabSpec) -> Lab {
     Lab::build(spec).unwrap_or_else(|e| panic!("cannot build the lab: {e}"))
 }
@@ -220,6 +230,58 @@ fn links_cut_heal_and_partition() {
     let prefix = lab.prefix().to_string();
     drop(lab);
     assert!(lab_namespaces(&prefix).is_empty(), "namespaces left behind");
+}
+
+/// A power loss cuts every link of the node at one instant (one nft transaction at the
+/// switch) before the slower kill and links down; the cut is not a network fault, so
+/// `heal_all` leaves it, and the reboot ends it.
+#[test]
+fn a_blackout_silences_every_link_until_power_returns() {
+    let Some((_script, mut lab)) =
+        standin_lab("a_blackout_silences_every_link_until_power_returns")
+    else {
+        return;
+    };
+    // n2 neither hears nor is heard on any link.
+    let dark = |lab: &Lab| {
+        (0..2).all(|l| {
+            !can_ping(lab, Ns::Node(1), lab.address(2, l))
+                && !can_ping(lab, Ns::Node(2), lab.address(3, l))
+        })
+    };
+    assert!((0..2).all(|l| reachable(&lab, Ns::Node(1), lab.address(2, l))));
+
+    lab.blackout(2).unwrap();
+    assert!(dark(&lab), "n2 is silent on every link");
+    assert!(
+        !can_ping(&lab, Ns::Client, lab.address(2, 0)),
+        "the client gets no answer from a dark node"
+    );
+    lab.heal_all().unwrap();
+    assert!(dark(&lab), "heal_all does not bring power back");
+    assert!(
+        reachable(&lab, Ns::Node(1), lab.address(3, 0)),
+        "others are unaffected"
+    );
+    lab.end_blackout(2).unwrap();
+    assert!(
+        reachable(&lab, Ns::Node(1), lab.address(2, 1)),
+        "power back"
+    );
+
+    // power_off = blackout + kill + links down; power_on undoes all three.
+    lab.start_all().unwrap();
+    lab.power_off(2).unwrap();
+    assert!(!lab.is_running(2), "the daemon is killed");
+    assert!(!can_ping(&lab, Ns::Client, lab.address(2, 0)), "n2 is off");
+    lab.power_on(2).unwrap();
+    assert!(lab.is_running(2), "the reboot starts the daemon");
+    for link in 0..2 {
+        assert!(
+            reachable(&lab, Ns::Node(1), lab.address(2, link)),
+            "n2 back on link {link}"
+        );
+    }
 }
 
 #[test]

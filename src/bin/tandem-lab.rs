@@ -168,7 +168,7 @@ struct FailoverArgs {
     /// Heartbeat deadtime (e.g. 1s, 40ms).
     #[arg(long, default_value = "1s", value_parser = tandem::config::parse_duration)]
     deadtime: Duration,
-    /// SIGTERM the owner instead of a power loss (kill -9 + links down).
+    /// SIGTERM the owner instead of a power loss (every link cut at once, kill -9).
     #[arg(long, conflicts_with = "switchover")]
     graceful: bool,
     /// `tandemctl move` the group to the other node instead of a power loss.
@@ -178,6 +178,10 @@ struct FailoverArgs {
     /// while heartbeat link 1 stays up and the daemon runs on.
     #[arg(long, conflicts_with = "graceful")]
     link_loss: bool,
+    /// How often the client probes the VIP: the gap is measured to within about this
+    /// much at each end.
+    #[arg(long, default_value = "2ms", value_parser = tandem::config::parse_duration)]
+    probe_every: Duration,
     #[command(flatten)]
     size: BenchSize,
     /// Write every sample (and the summary) to this JSON file.
@@ -350,6 +354,7 @@ fn bench_failover(args: FailoverArgs) -> Result<ExitCode> {
         },
         nodes: usize::from(args.size.nodes),
         groups: usize::from(args.size.groups),
+        probe_period: args.probe_every.max(Duration::from_micros(100)),
         tandemd,
         tandemctl,
         ..bench::BenchConfig::default()

@@ -12,6 +12,7 @@
 
 use super::clock;
 use super::control::ControlCall;
+use super::deadline::DeadlineTimer;
 use super::events::{self, EventRing};
 use super::executor::{Executor, Work};
 use super::inbound::Inbound;
@@ -81,6 +82,7 @@ impl<E: Executor> HeartbeatLoop<E> {
         // The watchdog is fed from this thread, so a wedged heartbeat loop (not just a
         // dead process) gets the daemon restarted; its lease then runs out safely.
         let mut watchdog = super::notify::watchdog_period().map(tokio::time::interval);
+        let mut timer = DeadlineTimer::new();
         // Set once shutdown was asked for: when to give up waiting for groups to stop.
         let mut leaving: Option<Instant> = None;
         // Set once quiet: when the release heartbeats have had time to go out.
@@ -109,13 +111,14 @@ impl<E: Executor> HeartbeatLoop<E> {
                     return Ok(());
                 }
             }
-            let mut sleep = match self.node.next_deadline() {
-                Some((at, _why)) => at.saturating_since(clock::now()),
+            let now = clock::now();
+            let mut wake = match self.node.next_deadline() {
+                Some((at, _why)) => at,
                 // No deadline: wake now and then anyway so a stuck core is noticed.
-                None => std::time::Duration::from_secs(1),
+                None => now + std::time::Duration::from_secs(1),
             };
             if leaving.is_some() {
-                sleep = sleep.min(self.spec.timing.interval);
+                wake = wake.min(now + self.spec.timing.interval);
             }
             tokio::select! {
                 biased;
@@ -131,7 +134,7 @@ impl<E: Executor> HeartbeatLoop<E> {
                 count = self.links.receive() => self.deliver(count)?,
                 Some(call) = calls.recv() => self.answer(call)?,
                 _ = watchdog_tick(&mut watchdog) => super::notify::watchdog(),
-                _ = tokio::time::sleep(sleep) => {
+                _ = timer.until(wake) => {
                     let due = self.node.next_deadline().is_none_or(|(at, _)| at <= clock::now());
                     if due {
                         self.step(Input::Tick)?;

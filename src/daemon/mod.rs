@@ -10,6 +10,7 @@ pub mod arbiter;
 pub mod carrier;
 pub mod clock;
 pub mod control;
+mod deadline;
 pub mod emergency;
 pub mod event_log;
 pub mod events;

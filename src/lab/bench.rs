@@ -22,7 +22,7 @@ use super::observe::client::{ClientObserver, Probe, Seen, Sighting};
 use super::observe::events::{records, records_since, LogRecord, VipChange, CANDIDATE, LEASE_WAIT};
 use super::observe::status::stable_owner;
 use super::observe::{mac_string, ms, ns_to_ms, realtime_ns};
-use super::topology::{clear_vip, eth0_mac, groups_yaml, scaled, GROUP, VIP};
+use super::topology::{eth0_mac, groups_yaml, scaled, GROUP, VIP};
 use super::{Lab, Ns};
 use crate::core::EventKind;
 
@@ -32,7 +32,8 @@ pub const PROBE_PERIOD: Duration = Duration::from_millis(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fault {
-    /// SIGKILL of tandemd and every link down at once: a power loss.
+    /// Every link cut at one instant, then SIGKILL of tandemd and the links down: a
+    /// power loss (`Lab::power_off`).
     PowerLoss,
     /// SIGTERM: the owner stops its resources and hands the group over.
     Graceful,
@@ -46,7 +47,9 @@ pub enum Fault {
 impl Fault {
     pub fn describe(self) -> &'static str {
         match self {
-            Fault::PowerLoss => "power loss (kill -9 of tandemd + links down)",
+            Fault::PowerLoss => {
+                "power loss (all links cut at once, then kill -9 of tandemd + links down)"
+            }
             Fault::Graceful => "graceful stop (SIGTERM of tandemd)",
             Fault::Switchover => "switchover (tandemctl move)",
             Fault::LinkLoss => "service cable pulled (owner's eth0 loses carrier, link 1 up)",
@@ -445,6 +448,7 @@ fn run_loop(
             continue;
         };
         let victim = armed.victim;
+        ctx.sleep(random_phase(cfg.interval))?;
         let fault_ns = realtime_ns();
         inject(cfg.fault, lab, victim, armed.survivor)?;
         let sample = measure(cfg, lab, ctx, probes, armed, fault_ns, samples.len() + 1)?;
@@ -453,6 +457,18 @@ fn run_loop(
         bring_back(cfg.fault, lab, victim)?;
     }
     Ok(())
+}
+
+/// A delay in [0, `interval`) before a fault. A power loss strikes at any point of the
+/// heartbeat cycle, and the floor of a takeover (a promise ends `deadtime` after the last
+/// heartbeat heard) depends on that point; without it the fault would come a fixed time
+/// after the settle, which heartbeats and the bench's polls pace, so runs could cluster
+/// at one phase and bias the median by up to an interval.
+pub(crate) fn random_phase(interval: Duration) -> Duration {
+    let ns = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_nanos(rand::random_range(0..ns))
 }
 
 /// Waits for a stable cluster whose owner answers the client alone. None: the group
@@ -566,13 +582,10 @@ fn inject(
     survivor: usize,
 ) -> Result<(), ExperimentError> {
     match fault {
-        // Links first: a dead machine's kernel no longer answers, whereas a killed
-        // daemon's kernel would reject heartbeats (and answer the client) until the
-        // links go down a few ms later.
-        Fault::PowerLoss => {
-            lab.links_down(victim)?;
-            lab.kill(victim)?;
-        }
+        // One atomic cut of every link first (a dead machine's kernel no longer
+        // answers, whereas a killed daemon's would reject heartbeats and answer the
+        // client), then the kill and the links down.
+        Fault::PowerLoss => lab.power_off(victim)?,
         Fault::Graceful => lab.terminate(victim)?,
         Fault::LinkLoss => lab.pull_cable(victim, 0)?,
         Fault::Switchover => {
@@ -704,11 +717,7 @@ fn print_sample(ctx: &mut Ctx, cfg: &BenchConfig, sample: &Sample) {
 /// Brings the victim back (a power loss also loses its addresses: the reboot).
 fn bring_back(fault: Fault, lab: &mut Lab, victim: usize) -> Result<(), ExperimentError> {
     match fault {
-        Fault::PowerLoss => {
-            clear_vip(lab, victim)?;
-            lab.links_up(victim)?;
-            lab.start(victim)?;
-        }
+        Fault::PowerLoss => lab.power_on(victim)?,
         Fault::Graceful => lab.start(victim)?,
         Fault::Switchover => {}
         Fault::LinkLoss => {

@@ -3,7 +3,7 @@
 //! tandem's witness, two links, the client on link 0). First keepalived (Debian's
 //! package, VRRPv3, `advert_int` 10 ms by default, unicast between n1 and n2 on eth0,
 //! `nopreempt`) runs in n1's and n2's namespaces and the owner is powered off again and
-//! again (links down, then kill -9 of everything in its namespace); then keepalived is
+//! again (every link cut at once, then kill -9 of everything in it); then keepalived is
 //! gone and the ordinary failover bench runs tandem on the same lab at its own profile.
 //! The client's gap is measured the same way for both (bench::client_sample), and the
 //! owner's CPU and RSS at idle are sampled from /proc for both.
@@ -433,10 +433,11 @@ fn keepalived_run(
     if !seen.iter().all(|o| o.seen.mac() == old_mac) {
         return Ok(None);
     }
+    ctx.sleep(bench::random_phase(cfg.advert_int))?;
     let fault_ns = realtime_ns();
-    // As the tandem bench: links first (a dead machine does not answer), then kill -9.
-    lab.links_down(victim)?;
-    stop_node(lab, victim)?;
+    // As the tandem bench: every link cut at one instant (a dead machine does not
+    // answer), then kill -9 of everything in the namespace and the links down.
+    lab.power_off(victim)?;
     ctx.wait(
         "keepalived: client getting replies from the survivor",
         Duration::from_secs(30),
@@ -459,8 +460,7 @@ fn keepalived_run(
             .map_or("-".to_string(), |g| format!("{g:.1}"))
     );
     // The reboot: no VIP, links up, keepalived starts as a backup (nopreempt).
-    clear_vip(lab, victim)?;
-    lab.links_up(victim)?;
+    lab.restore_power(victim)?;
     start_keepalived(cfg, lab, files, victim)?;
     Ok(sample.client_gap_ms)
 }

@@ -17,6 +17,7 @@ pub mod keepalived;
 mod neigh;
 mod netns;
 pub mod observe;
+mod power;
 mod render;
 pub mod service;
 pub mod stall;
@@ -222,6 +223,8 @@ pub struct Lab {
     /// Namespaces that exist and must be deleted on teardown.
     created_ns: Vec<String>,
     cuts: BTreeSet<(usize, usize)>,
+    /// Nodes whose every switch port drops all frames: powered off (`power.rs`).
+    dark: BTreeSet<usize>,
     partition: Vec<Vec<usize>>,
     /// Percentage of node-to-node frames the switch drops at random (0: none).
     loss_percent: u8,
@@ -294,6 +297,7 @@ impl Lab {
             nodes,
             created_ns: Vec::new(),
             cuts: BTreeSet::new(),
+            dark: BTreeSet::new(),
             partition: Vec::new(),
             loss_percent: 0,
             spawned: Vec::new(),
@@ -740,7 +744,7 @@ impl Lab {
         self.check_live()?;
         let rules = render::render_switch_rules(
             self.spec.links,
-            &self.cuts,
+            &self.dropped_ports(),
             &self.partition,
             self.loss_percent,
         );
@@ -862,11 +866,13 @@ impl Lab {
         self.pin_neighbours(&[node])
     }
 
-    /// Power loss: every process in the node's namespace (tandemd and the services its
-    /// agents started) is SIGKILLed and its links go down. Addresses stay configured, as
-    /// RAM does not matter to a dark NIC; `power_on` models the reboot that clears them.
+    /// Power loss: at one instant the node goes silent on every link (`blackout`), then
+    /// every process in its namespace (tandemd and the services its agents started) is
+    /// SIGKILLed and its links go down. Addresses stay configured, as RAM does not matter
+    /// to a dark NIC; `power_on` models the reboot that clears them.
     pub fn power_off(&mut self, node: usize) -> Result<(), LabError> {
         self.check_live()?;
+        self.blackout(node)?;
         if self.is_running(node) {
             self.kill(node)?;
         }
@@ -884,6 +890,13 @@ impl Lab {
     /// The reboot after `power_off`: links come up with only the lab's own addresses (a
     /// VIP the node held before does not survive a reboot), then tandemd starts.
     pub fn power_on(&mut self, node: usize) -> Result<(), LabError> {
+        self.restore_power(node)?;
+        self.start(node)
+    }
+
+    /// `power_on` without starting tandemd (for a lab that runs something else on the
+    /// node, e.g. keepalived).
+    pub fn restore_power(&mut self, node: usize) -> Result<(), LabError> {
         self.check_live()?;
         let ns = self.node_state(node)?.ns.clone();
         let ipv6 = self.spec.ipv6;
@@ -900,7 +913,7 @@ impl Lab {
         }
         self.ip_batch(&ns, &script)?;
         self.pin_neighbours(&[node])?;
-        self.start(node)
+        self.end_blackout(node)
     }
 
     // ----- accessors -----------------------------------------------------------------

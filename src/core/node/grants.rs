@@ -146,7 +146,11 @@ impl Node {
                 if g.holders.record(g.id, r.term, from, from_inc) {
                     self.persist_due = true;
                 }
+                // A candidate waits for nothing else: not for the gap after our last
+                // send either (a new promise is made at most once per promise that
+                // ended or was released, so this cannot flood).
                 self.sending.asap = true;
+                self.sending.urgent = true;
             }
         }
     }
@@ -157,7 +161,9 @@ impl Node {
     /// candidate's next heartbeat an interval later; and a candidate of our own whose
     /// promise to another ended votes for itself now ([`Node::renew_own_votes`], as a
     /// send would) and sends at once — before the group is evaluated, so a quorum it
-    /// completes makes an owner in this same step, not on the next input.
+    /// completes makes an owner in this same step, not on the next input. Both sends are
+    /// urgent (not held back by the gap after the previous send): the voters' regular
+    /// heartbeats run in step with the old owner's, so one often left just before.
     ///
     /// The grant is the one `consider_grant` gives a fresh claim — same checks, echoing
     /// that claim's send time, so the candidate's lease counts from then (shorter, never
@@ -182,6 +188,7 @@ impl Node {
                 if !grants.contains_key(&self.me) && !self.in_quiet(now) {
                     self.renew_own_votes(now);
                     self.sending.asap = true;
+                    self.sending.urgent |= self.votes_for_itself(gi);
                 }
                 continue;
             }
@@ -197,6 +204,11 @@ impl Node {
             };
             self.consider_grant(now, from, inc, &claim, sent_at);
         }
+    }
+
+    /// Whether this node, a candidate for group `gi`, counts its own vote.
+    fn votes_for_itself(&self, gi: usize) -> bool {
+        matches!(&self.groups[gi].role, Role::Candidate { grants, .. } if grants.contains_key(&self.me))
     }
 
     /// The best claim (newest term, then rank) a live peer made for group `gi` as a

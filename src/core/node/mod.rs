@@ -224,6 +224,7 @@ impl Node {
                 last: None,
                 next: now,
                 asap: true,
+                urgent: false,
             },
             peers,
             groups,
@@ -394,6 +395,11 @@ impl Node {
             self.drive_resources(now, gi, out);
         }
         self.announce_after_heal(now, out);
+        // A grant made in this step without a heartbeat to answer (at a promise's end)
+        // recorded its holder: durable before the grant goes out, as on receipt.
+        if self.persist_due {
+            self.persist(out);
+        }
         self.maybe_send(now, out);
     }
 

@@ -17,6 +17,11 @@ pub(super) struct Sending {
     /// Something changed (a release, a claim, a grant): send as soon as the minimum
     /// gap allows.
     pub(super) asap: bool,
+    /// A takeover step that nobody may wait for (a new grant, or a candidate's own vote
+    /// at the instant its promise to another ended): send in this step, whatever the
+    /// gap. Set only on a change that cannot repeat before that promise is made again
+    /// and ends or is released, so it does not lift the gap's bound on the packet rate.
+    pub(super) urgent: bool,
 }
 
 impl Node {
@@ -27,11 +32,13 @@ impl Node {
 
     pub(super) fn maybe_send(&mut self, now: Instant, out: &mut Vec<Action>) {
         let due = now >= self.sending.next
+            || self.sending.urgent
             || (self.sending.asap && now >= self.earliest_triggered_send());
         if !due {
             return;
         }
         self.sending.asap = false;
+        self.sending.urgent = false;
         self.sending.seq += 1;
         self.sending.last = Some(now);
         let interval = self.spec.timing.interval.as_nanos() as f64;
