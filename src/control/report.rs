@@ -18,7 +18,7 @@
 //! Gzip over tar because that is what support tooling and people expect to unpack;
 //! `tar` and `flate2` are the mainstream pure-Rust crates for both.
 
-use super::report_channel::{fetch_from, ChannelKeys, PeerRequest};
+use super::report_channel::{fetch_from, ChannelError, ChannelKeys, PeerRequest};
 use super::{render, EventRecord, ReportBundle};
 use crate::config::Config;
 use std::io::{Read, Write};
@@ -348,7 +348,16 @@ pub const MAX_PEER_UNPACKED: u64 = 64 * 1024 * 1024;
 #[derive(Debug)]
 pub struct PeerPart {
     pub node: String,
-    pub archive: Result<Vec<u8>, String>,
+    pub archive: Result<Vec<u8>, ChannelError>,
+}
+
+/// Why another node's files are missing from the archive.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerGap<'a> {
+    #[error("{0}")]
+    Fetch(&'a ChannelError),
+    #[error("its archive is unreadable: {0}")]
+    Unreadable(std::io::Error),
 }
 
 /// Asks every node of `config` but `me` for its archive over the report channel, all
@@ -382,10 +391,11 @@ pub fn gather_peers(config: &Config, me: &str, since: u64) -> Vec<PeerPart> {
             .into_iter()
             .map(|(node, fetch)| PeerPart {
                 node,
-                archive: match fetch.join() {
-                    Ok(result) => result.map_err(|e| e.to_string()),
-                    Err(_) => Err("the fetch failed unexpectedly".into()),
-                },
+                archive: fetch.join().unwrap_or_else(|_| {
+                    Err(ChannelError::Io(std::io::Error::other(
+                        "the fetch failed unexpectedly",
+                    )))
+                }),
             })
             .collect()
     })
@@ -397,23 +407,32 @@ pub fn peer_members(peers: &[PeerPart]) -> Vec<(String, String)> {
     let mut files = Vec::new();
     for peer in peers {
         let dir = safe_name(&peer.node);
-        let unpacked = match &peer.archive {
-            Ok(bytes) => unpack(bytes).map_err(|e| format!("its archive is unreadable: {e}")),
-            Err(why) => Err(why.clone()),
-        };
-        match unpacked {
+        match peer_files(peer) {
             Ok(entries) => files.extend(
                 entries
                     .into_iter()
                     .map(|(name, text)| (format!("peers/{dir}/{name}"), text)),
             ),
-            Err(why) => files.push((
+            Err(gap) => files.push((
                 format!("peers/{dir}-unreachable.txt"),
-                format!("no report from node {}: {why}\n", peer.node),
+                gap_note(&peer.node, &gap),
             )),
         }
     }
     files
+}
+
+/// The text of `peers/NODE-unreachable.txt`: which node, and why it gave nothing.
+pub fn gap_note(node: &str, gap: &dyn std::fmt::Display) -> String {
+    format!("no report from node {node}: {gap}\n")
+}
+
+/// One node's files by their own names, or why there are none.
+pub fn peer_files(peer: &PeerPart) -> Result<Vec<(String, String)>, PeerGap<'_>> {
+    match &peer.archive {
+        Ok(bytes) => unpack(bytes).map_err(PeerGap::Unreadable),
+        Err(e) => Err(PeerGap::Fetch(e)),
+    }
 }
 
 /// The files of a node's archive by their own names (its top directory dropped),
@@ -490,6 +509,10 @@ mod tests {
         bytes.clear();
     }
 
+    fn unreachable() -> ChannelError {
+        ChannelError::Unreachable("192.0.2.3:5405: refused".into())
+    }
+
     #[test]
     fn peer_parts_land_under_their_node_and_a_missing_one_says_why() {
         let files = [
@@ -506,7 +529,7 @@ mod tests {
             },
             PeerPart {
                 node: "n/3".into(),
-                archive: Err("no answer on any address (192.0.2.3:5405: refused)".into()),
+                archive: Err(unreachable()),
             },
             PeerPart {
                 node: "n4".into(),
@@ -525,11 +548,10 @@ mod tests {
             ]
         );
         assert_eq!(members[0].1, "hello\n");
-        assert_eq!(
-            members[2].1,
-            "no report from node n/3: no answer on any address (192.0.2.3:5405: refused)\n"
-        );
-        assert!(members[3].1.contains("unreadable"), "{}", members[3].1);
+        assert_eq!(members[2].1, gap_note("n/3", &unreachable()));
+        let gap = peer_files(&peers[2]).expect_err("garbage is no archive");
+        assert!(matches!(gap, PeerGap::Unreadable(_)), "{gap:?}");
+        assert_eq!(members[3].1, gap_note("n4", &gap));
     }
 
     #[test]

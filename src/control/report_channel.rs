@@ -116,7 +116,7 @@ pub enum ChannelError {
     #[error("a frame of {0} bytes is larger than the channel allows")]
     FrameTooLarge(usize),
     #[error("the node refused: {0}")]
-    Refused(String),
+    Refused(Refusal),
     #[error("an answer failed authentication (is the authkey the same on both nodes?)")]
     Unauthenticated,
     #[error("the answer is malformed: {0}")]
@@ -127,13 +127,68 @@ pub enum ChannelError {
     Random(String),
 }
 
+/// Why a node refused a request. A refusal frame carries it as a code byte and a
+/// detail (the node's name, what failed), so a client acts on the kind, not on text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The request did not open under the node's keys: another cluster's key, or not a
+    /// request at all.
+    #[error("the request is not sealed with this cluster's key")]
+    NotSealed,
+    /// The request named another node (a wrong address in the asker's config); the
+    /// detail is the name of the node that answered.
+    #[error("this is node {0}, not the node asked for")]
+    WrongNode(String),
+    /// The node is building another report.
+    #[error("busy with another report; try again in a minute")]
+    Busy,
+    /// Building the archive failed, or a newer node gave a reason this one does not
+    /// know: the detail says what.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Refusal {
+    fn code(&self) -> u8 {
+        match self {
+            Refusal::NotSealed => 0,
+            Refusal::WrongNode(_) => 1,
+            Refusal::Busy => 2,
+            Refusal::Failed(_) => 3,
+        }
+    }
+
+    fn detail(&self) -> &str {
+        match self {
+            Refusal::WrongNode(d) | Refusal::Failed(d) => d,
+            Refusal::NotSealed | Refusal::Busy => "",
+        }
+    }
+
+    /// From a refusal frame's body (after the frame kind). Unauthenticated bytes from
+    /// the network: the detail is bounded.
+    fn decode(body: &[u8]) -> Refusal {
+        let (code, detail) = body.split_first().unwrap_or((&u8::MAX, &[]));
+        let detail: String = String::from_utf8_lossy(detail)
+            .chars()
+            .take(MAX_REFUSAL_CHARS)
+            .collect();
+        match code {
+            0 => Refusal::NotSealed,
+            1 => Refusal::WrongNode(detail),
+            2 => Refusal::Busy,
+            _ => Refusal::Failed(detail),
+        }
+    }
+}
+
 /// How a served connection ended, for the daemon's log.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Served {
     /// The archive went out whole.
     Sent { request: PeerRequest, bytes: usize },
     /// An authenticated request was refused (wrong node, busy, gathering failed).
-    Refused { request: PeerRequest, why: String },
+    Refused { request: PeerRequest, why: Refusal },
     /// The request did not authenticate: not this cluster's key, or not a request.
     Unauthenticated,
 }
@@ -141,7 +196,7 @@ pub enum Served {
 /// A sealed frame: XChaCha20's random nonce, the ciphertext, Poly1305's tag.
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-/// The most of a refusal's text a client shows.
+/// The most of a refusal's detail a client keeps.
 const MAX_REFUSAL_CHARS: usize = 400;
 /// What a server frame holds: its first byte.
 #[derive(Clone, Copy)]
@@ -258,11 +313,7 @@ pub fn fetch(
             .ok_or(ChannelError::Malformed("empty frame"))?;
         match *kind {
             k if k == FrameKind::Refusal as u8 => {
-                // Unauthenticated text from the network: shown, but bounded.
-                let why = String::from_utf8_lossy(body);
-                return Err(ChannelError::Refused(
-                    why.chars().take(MAX_REFUSAL_CHARS).collect(),
-                ));
+                return Err(ChannelError::Refused(Refusal::decode(body)))
             }
             k if k == FrameKind::Sealed as u8 => {}
             _ => return Err(ChannelError::Malformed("unknown frame kind")),
@@ -330,7 +381,7 @@ pub fn serve(
     stream: &mut (impl Read + Write),
     keys: &ChannelKeys,
     me: &str,
-    gather: impl FnOnce(&PeerRequest) -> Result<Vec<u8>, String>,
+    gather: impl FnOnce(&PeerRequest) -> Result<Vec<u8>, Refusal>,
 ) -> Result<Served, ChannelError> {
     let challenge: [u8; NONCE_LEN] = random()?;
     let mut hello = MAGIC.to_vec();
@@ -346,12 +397,12 @@ pub fn serve(
     {
         Some(request) => request,
         None => {
-            refuse(stream, "the request is not sealed with this cluster's key")?;
+            refuse(stream, &Refusal::NotSealed)?;
             return Ok(Served::Unauthenticated);
         }
     };
     let archive = if request.to != me {
-        Err(format!("this is node {me}, not {}", request.to))
+        Err(Refusal::WrongNode(me.to_string()))
     } else {
         gather(&request)
     };
@@ -369,9 +420,9 @@ pub fn serve(
     })
 }
 
-fn refuse(stream: &mut impl Write, why: &str) -> io::Result<()> {
-    let mut frame = vec![FrameKind::Refusal as u8];
-    frame.extend_from_slice(why.as_bytes());
+fn refuse(stream: &mut impl Write, why: &Refusal) -> io::Result<()> {
+    let mut frame = vec![FrameKind::Refusal as u8, why.code()];
+    frame.extend_from_slice(why.detail().as_bytes());
     write_frame(stream, &frame)
 }
 

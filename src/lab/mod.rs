@@ -41,7 +41,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 pub use netns::{pid_alive, pids_in_netns};
-pub use render::{client_address, node_address, render_config, NAME_PREFIX};
+pub use render::{client_address, node_address, render_config, NAME_PREFIX, PORT};
 
 /// How long `exec` lets a command run before killing it.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);

@@ -13,6 +13,8 @@ use super::{LabError, LabSpec};
 /// Every lab object name starts with this, followed by the creating process id, so
 /// `cleanup_stale` can tell abandoned labs (dead pid) from live ones.
 pub const NAME_PREFIX: &str = "tdm";
+/// The heartbeat port of every lab node (and of its report channel, over TCP).
+pub const PORT: u16 = crate::config::defaults::HEARTBEAT_PORT;
 
 /// Top-level sections of the config that `extra_yaml` may replace wholesale.
 const OVERRIDABLE_SECTIONS: &[&str] = &["heartbeat", "quorum", "groups", "fencing"];
@@ -273,7 +275,7 @@ pub fn render_config(spec: &LabSpec, authkey: &Path) -> Result<String, LabError>
     if !overridden.contains("heartbeat") {
         let _ = writeln!(
             y,
-            "heartbeat:\n  port: 5405\n  interval: {}\n  deadtime: {}",
+            "heartbeat:\n  port: {PORT}\n  interval: {}\n  deadtime: {}",
             duration_yaml(spec.interval),
             duration_yaml(spec.deadtime)
         );

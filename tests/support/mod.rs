@@ -11,7 +11,7 @@ pub mod agents;
 pub mod lab;
 pub mod script;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// Under CI (`CI` set) a test that cannot run fails, since not running it would hide a
@@ -69,4 +69,20 @@ fn on_path(program: &str) -> bool {
         std::fs::metadata(dir.join(program))
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     })
+}
+
+/// Every member of a `.tar.gz` (what `tandemctl report` writes): its path in the
+/// archive and its contents as text.
+pub fn archive_members(path: &Path) -> Vec<(String, String)> {
+    let file = std::fs::File::open(path).expect("archive");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut members = Vec::new();
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let name = entry.path().expect("path").display().to_string();
+        let mut text = String::new();
+        entry.read_to_string(&mut text).expect("member text");
+        members.push((name, text));
+    }
+    members
 }

@@ -63,10 +63,10 @@ fn an_archive_arrives_whole_and_the_server_knows_who_asked() {
 #[test]
 fn another_clusters_key_is_refused_before_anything_is_gathered() {
     let (got, served, gathered) = exchange(keys(7), |s| fetch(s, &keys(8), &request("n2")));
-    match got {
-        Err(ChannelError::Refused(why)) => assert!(why.contains("not sealed"), "{why}"),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    assert!(
+        matches!(got, Err(ChannelError::Refused(Refusal::NotSealed))),
+        "{got:?}"
+    );
     assert_eq!(served.expect("served"), Served::Unauthenticated);
     assert!(!gathered);
 }
@@ -74,9 +74,40 @@ fn another_clusters_key_is_refused_before_anything_is_gathered() {
 #[test]
 fn the_wrong_node_refuses_instead_of_answering_under_another_name() {
     let (got, served, gathered) = exchange(keys(7), |s| fetch(s, &keys(7), &request("n3")));
-    assert!(matches!(got, Err(ChannelError::Refused(_))), "{got:?}");
-    assert!(matches!(served, Ok(Served::Refused { .. })), "{served:?}");
+    let answered_by = Refusal::WrongNode("n2".into());
+    assert!(
+        matches!(&got, Err(ChannelError::Refused(r)) if *r == answered_by),
+        "{got:?}"
+    );
+    assert!(
+        matches!(&served, Ok(Served::Refused { why, .. }) if *why == answered_by),
+        "{served:?}"
+    );
     assert!(!gathered);
+}
+
+#[test]
+fn every_refusal_arrives_as_its_kind_and_an_unknown_one_as_a_bounded_failure() {
+    let sent = [
+        Refusal::NotSealed,
+        Refusal::WrongNode("n2".into()),
+        Refusal::Busy,
+        Refusal::Failed("journalctl did not finish".into()),
+    ];
+    for refusal in sent {
+        let mut wire = Vec::new();
+        refuse(&mut wire, &refusal).expect("refuse");
+        let frame = read_frame(&mut Cursor::new(wire)).expect("frame");
+        assert_eq!(frame[0], FrameKind::Refusal as u8);
+        assert_eq!(Refusal::decode(&frame[1..]), refusal);
+    }
+    // A newer node's reason: shown as a failure, its detail cut to a bounded length.
+    let mut body = vec![9u8];
+    body.extend(std::iter::repeat_n(b'x', 10_000));
+    match Refusal::decode(&body) {
+        Refusal::Failed(detail) => assert_eq!(detail.len(), MAX_REFUSAL_CHARS),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@
 
 use super::{Backend, ControlCall};
 use crate::control::report;
-use crate::control::report_channel::{self as channel, ChannelKeys, PeerRequest, Served};
+use crate::control::report_channel::{self as channel, ChannelKeys, PeerRequest, Refusal, Served};
 use crate::control::{Command, ReportBundle, Response};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,11 +161,11 @@ impl PeerServer {
     }
 
     /// The archive a local `tandemctl report --this-node` would write, built here.
-    fn gather(&self, request: &PeerRequest) -> Result<Vec<u8>, String> {
+    fn gather(&self, request: &PeerRequest) -> Result<Vec<u8>, Refusal> {
         if self.busy.swap(true, Ordering::AcqRel) {
-            return Err("busy with another report; try again in a minute".into());
+            return Err(Refusal::Busy);
         }
-        let built = self.build_archive(request.since);
+        let built = self.build_archive(request.since).map_err(Refusal::Failed);
         self.busy.store(false, Ordering::Release);
         built
     }
