@@ -6,13 +6,11 @@
 //! ping tests need root and are skipped with a message otherwise.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 mod support;
 
-use support::agents::Netns;
+use support::agents::{Netns, TempDir};
 use tandem::agents::checks::{probe, run_checks};
 use tandem::config::{CheckConfig, CheckProbe};
 use tandem::core::Input;
@@ -32,26 +30,6 @@ fn check(name: &str, probe: CheckProbe, interval_ms: u64, timeout_ms: u64) -> Ch
 
 fn script(cmd: &str) -> CheckProbe {
     CheckProbe::Script(cmd.into())
-}
-
-/// A temp dir removed on drop (also on panic).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(tag: &str) -> Scratch {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tandem-checks-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    Scratch(dir)
 }
 
 /// The next health report, within `limit`.
@@ -84,8 +62,8 @@ async fn script_probe_exit_codes_and_reasons() {
 
 #[tokio::test]
 async fn a_hung_script_is_killed_with_its_children_at_the_timeout() {
-    let dir = scratch("hung");
-    let pidfile = dir.0.join("child.pid");
+    let dir = TempDir::new("checks-hung");
+    let pidfile = dir.join("child.pid");
     let cmd = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
     let c = check("hung", script(&cmd), 100, 500);
     let started = Instant::now();
@@ -124,8 +102,8 @@ async fn a_hung_script_is_killed_with_its_children_at_the_timeout() {
 
 #[tokio::test]
 async fn script_check_reports_with_fall_and_rise() {
-    let dir = scratch("flag");
-    let flag = dir.0.join("ok");
+    let dir = TempDir::new("checks-flag");
+    let flag = dir.join("ok");
     std::fs::write(&flag, "").expect("flag");
     let mut c = check(
         "flag",

@@ -6,9 +6,9 @@
 //! Needs root, iproute2 and nftables.
 
 use serde_json::Value;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
+use tandem::config::redact::REDACTED;
 use tandem::lab::{Lab, LabSpec};
 
 mod support;
@@ -17,15 +17,6 @@ use support::lab::{eventually, ok, runs_on};
 
 const LONG: Duration = Duration::from_secs(40);
 const SECRET: &str = "Planted-Secret-4c1d";
-
-/// A temp dir removed on drop (also on panic).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn extra_yaml(flag: &Path) -> String {
     format!(
@@ -68,21 +59,6 @@ fn has_line(body: &str, line: &str) -> bool {
     body.lines().any(|l| l == line)
 }
 
-/// Every member of a .tar.gz by name, as text.
-fn unpack(path: &Path) -> Vec<(String, String)> {
-    let file = std::fs::File::open(path).expect("archive");
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut members = Vec::new();
-    for entry in archive.entries().expect("entries") {
-        let mut entry = entry.expect("entry");
-        let name = entry.path().expect("path").display().to_string();
-        let mut text = String::new();
-        entry.read_to_string(&mut text).expect("member text");
-        members.push((name, text));
-    }
-    members
-}
-
 #[test]
 fn checks_events_across_a_restart_and_the_report_archive() {
     let Some(_serial) =
@@ -90,10 +66,8 @@ fn checks_events_across_a_restart_and_the_report_archive() {
     else {
         return;
     };
-    let scratch =
-        Scratch(std::env::temp_dir().join(format!("tandem-report-{}", std::process::id())));
-    std::fs::create_dir_all(&scratch.0).expect("scratch");
-    let flag = scratch.0.join("fail-the-check");
+    let scratch = support::agents::TempDir::new("report");
+    let flag = scratch.join("fail-the-check");
     let spec = LabSpec {
         nodes: 1,
         extra_yaml: extra_yaml(&flag),
@@ -193,7 +167,7 @@ fn checks_events_across_a_restart_and_the_report_archive() {
     assert!(kept.len() <= 128 * 1024, "{} bytes", kept.len());
 
     // The report.
-    let archive = scratch.0.join("report.tar.gz");
+    let archive = scratch.join("report.tar.gz");
     let log = lab.log_path(1);
     let args = [
         "report",
@@ -205,7 +179,7 @@ fn checks_events_across_a_restart_and_the_report_archive() {
         log.to_str().expect("path"),
     ];
     ok(&lab, 1, &args);
-    let members = unpack(&archive);
+    let members = support::archive_members(&archive);
     let names: Vec<&str> = members
         .iter()
         .map(|(n, _)| n.rsplit('/').next().unwrap_or(""))
@@ -239,7 +213,7 @@ fn checks_events_across_a_restart_and_the_report_archive() {
     assert!(!raw.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
     let member = |n: &str| &members.iter().find(|(m, _)| m.ends_with(n)).expect(n).1;
     assert!(
-        member("config.yaml").contains("password: <redacted>"),
+        member("config.yaml").contains(&format!("password: {REDACTED}")),
         "{}",
         member("config.yaml")
     );
@@ -249,7 +223,7 @@ fn checks_events_across_a_restart_and_the_report_archive() {
 
     // With the daemon stopped the archive says so and still has the config, redacted.
     lab.terminate(1).expect("stop");
-    let offline = scratch.0.join("offline.tar.gz");
+    let offline = scratch.join("offline.tar.gz");
     let config = lab.config_path(1);
     let args = [
         "report",
@@ -259,12 +233,15 @@ fn checks_events_across_a_restart_and_the_report_archive() {
         config.to_str().expect("path"),
     ];
     ok(&lab, 1, &args);
-    let members = unpack(&offline);
+    let members = support::archive_members(&offline);
     let member = |n: &str| members.iter().find(|(m, _)| m.ends_with(n)).map(|(_, t)| t);
     assert!(member("daemon-unreachable.txt").is_some(), "{members:?}");
     assert!(member("status.json").is_none());
     let config = member("config.yaml").expect("config from --config");
-    assert!(config.contains("password: <redacted>"), "{config}");
+    assert!(
+        config.contains(&format!("password: {REDACTED}")),
+        "{config}"
+    );
     for (name, text) in &members {
         assert!(!text.contains(SECRET), "the planted secret is in {name}");
     }
