@@ -169,7 +169,8 @@ mod tests {
             let mut timer = DeadlineTimer::new();
             timer.until(Instant::from_nanos(1)).await;
             // Armed, expired, never waited on: the readiness is stale once re-armed.
-            let soon = clock::now() + Duration::from_millis(1);
+            // Far enough that a preempted test thread still polls before it (noisy box).
+            let soon = clock::now() + Duration::from_millis(50);
             // Polled once, then dropped (tokio's own zero timeout would wait for its
             // next millisecond tick).
             let fired = tokio::select! {
@@ -177,8 +178,8 @@ mod tests {
                 _ = timer.until(soon) => true,
                 _ = std::future::ready(()) => false,
             };
-            assert!(!fired, "a deadline 1 ms away is not there yet");
-            std::thread::sleep(Duration::from_millis(3));
+            assert!(!fired, "a deadline 50 ms away is not there yet");
+            std::thread::sleep(Duration::from_millis(60));
             let later = clock::now() + Duration::from_millis(30);
             timer.until(later).await;
             assert!(clock::now() >= later, "a stale expiry ended the wait early");
