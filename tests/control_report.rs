@@ -13,36 +13,25 @@ use tandem::lab::{Lab, LabSpec};
 
 mod support;
 
-use support::lab::{eventually, ok, runs_on};
+use support::lab::{eventually, fencing_with_secret, ok, runs_on, IDLE_WWW};
 
 const LONG: Duration = Duration::from_secs(40);
 const SECRET: &str = "Planted-Secret-4c1d";
 
 fn extra_yaml(flag: &Path) -> String {
     format!(
-        "groups:
-  - name: www
-    prefer: n1
-    resources:
-      - exec: {{ name: app, start: /bin/true, stop: /bin/true, monitor: /bin/true, timeout: 5s }}
-checks:
+        "{IDLE_WWW}checks:
   - name: flag
     script: \"test ! -e {flag}\"
     interval: 200ms
     timeout: 2s
     fall: 2
     rise: 2
-fencing:
-  self_fence: none
-  agents:
-    - name: bmc
-      agent: /bin/false
-      params: {{ ip: 192.0.2.77, password: {SECRET} }}
-      nodes: [n1]
-metrics:
+{fencing}metrics:
   listen: 127.0.0.1:9406
 ",
-        flag = flag.display()
+        flag = flag.display(),
+        fencing = fencing_with_secret(SECRET, "[n1]"),
     )
 }
 

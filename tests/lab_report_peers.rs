@@ -17,27 +17,13 @@ use tandem::lab::{node_address, Lab, LabSpec, Ns, PORT};
 
 mod support;
 
-use support::lab::{eventually, runs_on};
+use support::lab::{eventually, fencing_with_secret, runs_on, IDLE_WWW};
 
 const LONG: Duration = Duration::from_secs(40);
 const SECRET: &str = "Planted-Peer-Secret-77f0";
 
 fn extra_yaml() -> String {
-    format!(
-        "groups:
-  - name: www
-    prefer: n1
-    resources:
-      - exec: {{ name: app, start: /bin/true, stop: /bin/true, monitor: /bin/true, timeout: 5s }}
-fencing:
-  self_fence: none
-  agents:
-    - name: bmc
-      agent: /bin/false
-      params: {{ ip: 192.0.2.77, password: {SECRET} }}
-      nodes: [n1, n2, n3]
-"
-    )
+    format!("{IDLE_WWW}{}", fencing_with_secret(SECRET, "[n1, n2, n3]"))
 }
 
 /// `tandemctl report` run inside node 1's namespace (the peers' heartbeat addresses are

@@ -138,3 +138,27 @@ pub fn scrape_metrics(lab: &Lab, node: usize, port: u16) -> String {
     .join()
     .expect("metrics thread")
 }
+
+/// A group `www` preferring n1 with one resource that does nothing: for lab tests about
+/// everything but what a resource runs.
+pub const IDLE_WWW: &str = "groups:
+  - name: www
+    prefer: n1
+    resources:
+      - exec: { name: app, start: /bin/true, stop: /bin/true, monitor: /bin/true, timeout: 5s }
+";
+
+/// A `fencing:` section whose agent never runs and whose params hold `secret` inline,
+/// for `nodes` (a YAML list): what a report's redaction must hide.
+pub fn fencing_with_secret(secret: &str, nodes: &str) -> String {
+    format!(
+        "fencing:
+  self_fence: none
+  agents:
+    - name: bmc
+      agent: /bin/false
+      params: {{ ip: 192.0.2.77, password: {secret} }}
+      nodes: {nodes}
+"
+    )
+}
