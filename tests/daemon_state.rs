@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use tandem::core::{GroupId, NodeId, PersistentState, Term};
-use tandem::daemon::state::{atomic_write, IncarnationSource, StateDir};
+use tandem::daemon::state::{atomic_write, IncarnationSource, LoadError, StateDir};
 
 fn temp_dir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -43,37 +43,158 @@ fn atomic_write_into_a_missing_directory_fails_and_creates_nothing() {
     assert!(!dir.exists());
 }
 
+fn state_with_term(term: u64) -> PersistentState {
+    PersistentState {
+        terms: vec![(GroupId::of_name("web"), Term(term))],
+        ..Default::default()
+    }
+}
+
 #[test]
 fn persisted_state_round_trips_and_missing_or_corrupt_is_reported() {
     let dir = temp_dir("state");
     let _c = Cleanup(dir.clone());
-    let sd = StateDir::open(&dir).expect("open");
-    assert_eq!(sd.load(), Ok(None), "missing file is not an error");
-    let state = PersistentState {
-        terms: vec![(GroupId::of_name("web"), Term(7))],
-        ..Default::default()
-    };
+    let mut sd = StateDir::open(&dir).expect("open");
+    assert!(
+        matches!(sd.load(), Ok(None)),
+        "missing slots are not an error"
+    );
+    let state = state_with_term(7);
     sd.save(&state).expect("save");
-    assert_eq!(sd.load(), Ok(Some(state.clone())));
-    std::fs::write(sd.state_path(), b"{\"terms\": [[1, ").expect("corrupt");
-    let err = sd.load().expect_err("corrupt file must be reported");
-    assert!(err.contains("corrupt"), "{err}");
+    assert_eq!(sd.load().expect("load"), Some(state.clone()));
+    for path in sd.slot_paths() {
+        std::fs::write(path, b"{\"terms\": [[1, ").expect("corrupt");
+    }
+    let err = sd.load().expect_err("corrupt slots must be reported");
+    let LoadError::Corrupt(faults) = &err else {
+        panic!("not reported as corrupt: {err}");
+    };
+    assert_eq!(faults.len(), 2, "{err}");
     // Saving again repairs it.
     sd.save(&state).expect("save");
-    assert_eq!(sd.load(), Ok(Some(state)));
+    assert_eq!(sd.load().expect("load"), Some(state));
+}
+
+#[test]
+fn saves_alternate_between_the_slots_and_the_newest_wins() {
+    let dir = temp_dir("slots");
+    let _c = Cleanup(dir.clone());
+    let [a, b] = {
+        let mut sd = StateDir::open(&dir).expect("open");
+        sd.save(&state_with_term(1)).expect("save 1");
+        sd.save(&state_with_term(2)).expect("save 2");
+        sd.slot_paths()
+    };
+    let head = |p: &PathBuf| std::fs::read(p).expect("read")[..40].to_vec();
+    assert!(head(&a).ends_with(b"seq 00000000000000000001"), "{a:?}");
+    assert!(head(&b).ends_with(b"seq 00000000000000000002"), "{b:?}");
+    // A new StateDir (a restart) continues after the newest slot: into `a`, as seq 3.
+    let mut sd = StateDir::open(&dir).expect("reopen");
+    assert_eq!(sd.load().expect("load"), Some(state_with_term(2)));
+    sd.save(&state_with_term(3)).expect("save 3");
+    assert!(head(&a).ends_with(b"seq 00000000000000000003"));
+    assert_eq!(sd.load().expect("load"), Some(state_with_term(3)));
+}
+
+#[test]
+fn a_save_torn_by_a_crash_leaves_the_state_before_it() {
+    let dir = temp_dir("torn");
+    let _c = Cleanup(dir.clone());
+    let mut sd = StateDir::open(&dir).expect("open");
+    sd.save(&state_with_term(1)).expect("save 1");
+    sd.save(&state_with_term(2)).expect("save 2");
+    let [_, newest] = sd.slot_paths();
+    let full = std::fs::read(&newest).expect("read");
+    // Cut anywhere, or one byte of the body changed: the older slot is what was durable.
+    for cut in [0, 10, 71, full.len() / 2, full.len() - 2] {
+        std::fs::write(&newest, &full[..cut]).expect("tear");
+        let sd = StateDir::open(&dir).expect("reopen");
+        assert_eq!(
+            sd.load().expect("load"),
+            Some(state_with_term(1)),
+            "cut {cut}"
+        );
+    }
+    let mut flipped = full.clone();
+    flipped[full.len() / 2] ^= 0x04;
+    std::fs::write(&newest, &flipped).expect("flip");
+    let mut sd = StateDir::open(&dir).expect("reopen");
+    assert_eq!(sd.load().expect("load"), Some(state_with_term(1)));
+    // The next save goes over the torn slot, not over the good one.
+    sd.save(&state_with_term(3)).expect("save 3");
+    assert_eq!(sd.load().expect("load"), Some(state_with_term(3)));
+    std::fs::write(&newest, b"").expect("tear again");
+    assert_eq!(sd.load().expect("load"), Some(state_with_term(1)));
+}
+
+#[test]
+fn a_whole_record_this_version_cannot_read_is_still_numbered_above() {
+    // After a downgrade, a slot may hold a whole record with a body from a newer
+    // version: it is not used, but the next save must not number below it, or the
+    // newer version would later take that old record for the newest.
+    let dir = temp_dir("future");
+    let _c = Cleanup(dir.clone());
+    let mut sd = StateDir::open(&dir).expect("open");
+    sd.save(&state_with_term(1)).expect("save 1");
+    sd.save(&state_with_term(2)).expect("save 2");
+    let [_, b] = sd.slot_paths();
+    let text = std::fs::read_to_string(&b).expect("read");
+    let body = "{\"terms\": \"a future shape\"}\n";
+    let header_prefix = "tandem-state v1 seq 00000000000000000050 len ";
+    let len = format!("{:010}", body.len());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(format!("{header_prefix}{len} crc32 ").as_bytes());
+    crc.update(body.as_bytes());
+    let future = format!("{header_prefix}{len} crc32 {:08x}\n{body}", crc.finalize());
+    assert!(text.len() > future.len());
+    std::fs::write(&b, &future).expect("plant");
+    let mut sd = StateDir::open(&dir).expect("reopen");
+    assert_eq!(sd.load().expect("load"), Some(state_with_term(1)));
+    // It goes over the unreadable slot (never over the only good one), as seq 51.
+    sd.save(&state_with_term(3)).expect("save 3");
+    let b_text = std::fs::read_to_string(&b).expect("read b");
+    assert!(
+        b_text.starts_with("tandem-state v1 seq 00000000000000000051"),
+        "{b_text}"
+    );
+    assert_eq!(sd.load().expect("load"), Some(state_with_term(3)));
+}
+
+#[test]
+fn a_smaller_state_over_a_larger_one_reads_back_as_written() {
+    let dir = temp_dir("shrink");
+    let _c = Cleanup(dir.clone());
+    let mut sd = StateDir::open(&dir).expect("open");
+    let big = PersistentState {
+        terms: (0..50)
+            .map(|i| (GroupId::of_name(&format!("g{i}")), Term(i)))
+            .collect(),
+        ..Default::default()
+    };
+    for state in [&big, &big, &state_with_term(9), &state_with_term(10)] {
+        sd.save(state).expect("save");
+        assert_eq!(sd.load().expect("load").as_ref(), Some(state));
+    }
+    // The slots keep their size (padding, no truncation) and still read as JSON to a human.
+    for path in sd.slot_paths() {
+        let text = std::fs::read_to_string(&path).expect("text");
+        assert!(text.lines().nth(1) == Some("{"), "{text}");
+    }
 }
 
 #[test]
 fn a_state_file_with_the_old_single_admin_record_loads_as_entries() {
     let dir = temp_dir("state-legacy");
     let _c = Cleanup(dir.clone());
-    let sd = StateDir::open(&dir).expect("open");
+    let mut sd = StateDir::open(&dir).expect("open");
     let web = GroupId::of_name("web").0;
     let legacy = format!(
         r#"{{"terms":[[{web},3]],"owned":[],"admin":{{"version":4,"origin":2,"maintenance":true,
         "standby":[3],"group_maintenance":[],"moves":[[{web},1]],"cleanups":[]}}}}"#
     );
-    std::fs::write(sd.state_path(), legacy).expect("write legacy state");
+    std::fs::write(sd.legacy_state_path(), legacy).expect("write legacy state");
+    // A first save to the slots cut off by a crash: the old file still counts.
+    std::fs::write(&sd.slot_paths()[0], b"tandem-state v1 seq 0000").expect("torn slot");
     let state = sd
         .load()
         .expect("a legacy file is not corrupt")
@@ -82,14 +203,15 @@ fn a_state_file_with_the_old_single_admin_record_loads_as_entries() {
     assert!(admin.maintenance() && admin.standby(NodeId(3)), "{admin:?}");
     assert_eq!(admin.move_target(GroupId(web)), Some(NodeId(1)));
     assert_eq!(state.terms, vec![(GroupId(web), Term(3))]);
-    // Saved again, it is in the current form, and reads back the same.
+    // Saved again, it is in the slots in the current form and the old file is gone.
     sd.save(&state).expect("save");
-    let text = std::fs::read_to_string(sd.state_path()).expect("read");
+    assert!(!sd.legacy_state_path().exists());
+    let text = std::fs::read_to_string(&sd.slot_paths()[0]).expect("read");
     assert!(
         text.contains("\"entries\"") && !text.contains("\"version\""),
         "{text}"
     );
-    assert_eq!(sd.load(), Ok(Some(state)));
+    assert_eq!(sd.load().expect("load"), Some(state));
 }
 
 #[test]
@@ -132,7 +254,7 @@ fn a_corrupt_incarnation_file_falls_back_to_the_wall_clock() {
 fn prepare_boot_bumps_the_incarnation_and_loads_state() {
     let dir = temp_dir("boot");
     let _c = Cleanup(dir.clone());
-    let sd = StateDir::open(&dir).expect("open");
+    let mut sd = StateDir::open(&dir).expect("open");
     let b1 = tandem::daemon::prepare_boot(&sd).expect("boot 1");
     assert!(b1.persisted.is_none());
     sd.save(&PersistentState::default()).expect("save");

@@ -99,8 +99,8 @@ pub fn prepare_boot(dir: &StateDir) -> Result<Boot, DaemonError> {
         Ok(Some(state)) => Some(state),
         Ok(None) => {
             tracing::warn!(
-                "no persisted state at {}: this node will wait for the cluster's view before it takes any group",
-                dir.state_path().display()
+                "no persisted state in {}: this node will wait for the cluster's view before it takes any group",
+                dir.path().display()
             );
             None
         }
