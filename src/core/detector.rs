@@ -92,6 +92,14 @@ impl Detector {
             .is_some_and(|last| now.saturating_since(last) < self.deadtime)
     }
 
+    /// This node did not run for `pause`: nothing could be heard meanwhile, so that time
+    /// does not count as the peer's silence (its arrival history is kept).
+    pub fn excuse(&mut self, pause: Duration, now: Instant) {
+        if let Some(last) = self.last {
+            self.last = Some((last + pause).min(now));
+        }
+    }
+
     /// Forget history (the peer restarted).
     pub fn reset(&mut self) {
         self.gaps_ms.clear();

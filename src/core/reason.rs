@@ -80,6 +80,11 @@ pub enum Reason {
         link: usize,
         gap: Duration,
     },
+    /// This node did not run for `pause` (its heartbeat was due that long ago): a machine
+    /// or VM stall. Peers' silence during it is not held against them.
+    LocalPause {
+        pause: Duration,
+    },
     ConfigDigest {
         peer: String,
         theirs: u64,
@@ -189,6 +194,7 @@ impl Reason {
         match self {
             Reason::Decision(d) => d.tag(),
             Reason::LateHeartbeat { .. } => "late-heartbeat",
+            Reason::LocalPause { .. } => "local-pause",
             Reason::ConfigDigest { .. } => "config-digest",
             Reason::LinkDown { .. } => "link-down",
             Reason::LinkUp { .. } => "link-up",
@@ -262,6 +268,11 @@ impl fmt::Display for Reason {
             Reason::LateHeartbeat { link, gap } => {
                 write!(f, "heartbeat on link {link} {} ms late", gap.as_millis())
             }
+            Reason::LocalPause { pause } => write!(
+                f,
+                "this node did not run for {} ms (a machine stall?): peers' silence meanwhile is not held against them",
+                pause.as_millis()
+            ),
             Reason::ConfigDigest { peer, theirs, mine } => write!(
                 f,
                 "{peer} runs a config with a different digest ({theirs:016x}, mine {mine:016x})"

@@ -120,6 +120,9 @@ pub struct SteadyReport {
     /// `late-heartbeat` warnings (a peer's heartbeat arrived after `warntime`): not a
     /// false positive, but how close the run came to one.
     pub late_heartbeats: usize,
+    /// `local-pause` events: a node stood still for more than an interval (its peers'
+    /// silence meanwhile was not held against them). Not a false positive either.
+    pub local_pauses: usize,
     pub footprint: Vec<Footprint>,
     /// Each node's heartbeat traffic over the measurement.
     pub traffic: Vec<Traffic>,
@@ -218,6 +221,11 @@ impl SteadyReport {
             "  late heartbeats (warntime exceeded, not a failure): {}",
             self.late_heartbeats
         );
+        let _ = writeln!(
+            out,
+            "  local pauses (a node stood still > 1 interval, silence excused): {}",
+            self.local_pauses
+        );
         self.print_scaling(out);
         let _ = writeln!(out, "  footprint of tandemd:");
         let _ = writeln!(
@@ -297,14 +305,25 @@ pub(crate) fn sample(pid: u32) -> Option<(u64, u64)> {
     Some((rss, utime + stime))
 }
 
-/// Events of `FALSE_POSITIVE_KINDS` and late-heartbeat warnings in a node's log since
+/// Warnings that are not false positives but say how close a run came to one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NearMisses {
+    pub late_heartbeats: usize,
+    pub local_pauses: usize,
+}
+
+/// Events of `FALSE_POSITIVE_KINDS`, and the near misses, in a node's log since
 /// `since` (ns).
-pub fn incidents_in_log(node: &str, log: &str, since: i64) -> (Vec<Incident>, usize) {
+pub fn incidents_in_log(node: &str, log: &str, since: i64) -> (Vec<Incident>, NearMisses) {
     let mut incidents = Vec::new();
-    let mut late = 0;
+    let mut near = NearMisses::default();
     for r in records_since(log, since) {
         if r.is(EventKind::LateHeartbeat) {
-            late += 1;
+            near.late_heartbeats += 1;
+            continue;
+        }
+        if r.is(EventKind::LocalPause) {
+            near.local_pauses += 1;
             continue;
         }
         let Some(kind) = FALSE_POSITIVE_KINDS.iter().find(|k| r.is(**k)) else {
@@ -318,7 +337,7 @@ pub fn incidents_in_log(node: &str, log: &str, since: i64) -> (Vec<Incident>, us
             during_stall: None,
         });
     }
-    (incidents, late)
+    (incidents, near)
 }
 
 /// Runs the bench; progress lines go to `out`; the lab is torn down on return.
@@ -425,7 +444,7 @@ fn measure(
         .zip(&counters_last)
         .filter_map(|((node, a), (_, b))| Some(a.as_ref()?.traffic(b.as_ref()?, node, wall)))
         .collect();
-    let (incidents, late_heartbeats) = all_incidents(cfg, lab, since, &machine, explaining);
+    let (incidents, near) = all_incidents(cfg, lab, since, &machine, explaining);
     let mut false_positives = BTreeMap::new();
     for i in &incidents {
         *false_positives.entry(i.kind.clone()).or_insert(0) += 1;
@@ -442,7 +461,8 @@ fn measure(
         owner,
         incidents,
         false_positives,
-        late_heartbeats,
+        late_heartbeats: near.late_heartbeats,
+        local_pauses: near.local_pauses,
         footprint,
         traffic,
         largest_heartbeat_bytes: largest_heartbeat(lab),
@@ -556,20 +576,21 @@ fn footprints(
 }
 
 /// Every node's incidents since `since`, in time order, each with the stall that
-/// explains it (if any); and the count of late heartbeats.
+/// explains it (if any); and the near misses.
 fn all_incidents(
     cfg: &SteadyConfig,
     lab: &Lab,
     since: i64,
     machine: &StallReport,
     explaining: Duration,
-) -> (Vec<Incident>, usize) {
+) -> (Vec<Incident>, NearMisses) {
     let mut incidents = Vec::new();
-    let mut late_heartbeats = 0;
+    let mut near = NearMisses::default();
     for node in 1..=lab.node_count() {
-        let (i, late) = incidents_in_log(&lab.node_name(node), &lab.logs(node), since);
+        let (i, n) = incidents_in_log(&lab.node_name(node), &lab.logs(node), since);
         incidents.extend(i);
-        late_heartbeats += late;
+        near.late_heartbeats += n.late_heartbeats;
+        near.local_pauses += n.local_pauses;
     }
     incidents.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     for i in &mut incidents {
@@ -583,7 +604,7 @@ fn all_incidents(
             cfg.deadtime + Duration::from_millis(100),
         );
     }
-    (incidents, late_heartbeats)
+    (incidents, near)
 }
 
 #[cfg(test)]
@@ -599,6 +620,11 @@ mod tests {
                 "01.000000",
                 r#""kind":"late-heartbeat","node":"n2""#,
                 "late",
+            ),
+            (
+                "02.000000",
+                r#""kind":"local-pause""#,
+                "this node did not run for 31 ms",
             ),
             (
                 "02.500000",
@@ -619,8 +645,14 @@ mod tests {
         let log = log.join("\n");
         let since = crate::lab::observe::events::parse_timestamp("2026-11-23T10:00:00.500000Z")
             .expect("time");
-        let (incidents, late) = incidents_in_log("n1", &log, since);
-        assert_eq!(late, 1);
+        let (incidents, near) = incidents_in_log("n1", &log, since);
+        assert_eq!(
+            near,
+            NearMisses {
+                late_heartbeats: 1,
+                local_pauses: 1
+            }
+        );
         let kinds: Vec<&str> = incidents.iter().map(|i| i.kind.as_str()).collect();
         assert_eq!(kinds, ["node-down", "became-owner"]);
         assert_eq!(incidents[0].at_ms, 2000.0);

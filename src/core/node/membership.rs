@@ -154,6 +154,31 @@ impl Peer {
 }
 
 impl Node {
+    /// A node that did not run heard nobody. When this node's own heartbeat is overdue
+    /// by more than an interval — the process, or the whole machine, stood still — that
+    /// time is taken off every peer's silence before anyone is judged: on a VM that the
+    /// hypervisor stops for 30 ms every node would otherwise declare every other down at
+    /// once when it resumes (Cassandra's failure detector likewise marks nobody down
+    /// after a local pause). Liveness only: promises and leases run on the clock as
+    /// before, so an owner whose lease ended during the pause still stops, and a real
+    /// failure during a pause is declared that much later.
+    pub(super) fn excuse_own_pause(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.sending.last.is_none() {
+            return;
+        }
+        let pause = now.saturating_since(self.sending.next);
+        if pause <= self.spec.timing.interval {
+            return;
+        }
+        for peer in self.peers.values_mut() {
+            for d in &mut peer.links {
+                d.excuse(pause, now);
+            }
+        }
+        let reason = Reason::LocalPause { pause };
+        out.push(event(EventKind::LocalPause, Some(self.me), None, reason));
+    }
+
     pub(super) fn on_heartbeat(
         &mut self,
         now: Instant,

@@ -270,6 +270,7 @@ impl Node {
         }
         let now = now.max(self.last_now);
         self.last_now = now;
+        self.excuse_own_pause(now, &mut out);
         match input {
             Input::Tick => {}
             Input::Heartbeat { link, heartbeat } => {

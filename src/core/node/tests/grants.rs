@@ -93,13 +93,28 @@ fn a_promise_keeps_a_second_candidate_waiting_until_it_runs_out() {
     assert_eq!(granted, Some((NodeId(2), Term(2))));
 }
 
+/// Runs `v` as the daemon does while nothing arrives: a tick at each of its deadlines
+/// before `until`. (A node fed nothing for longer than an interval would take the gap
+/// for a pause of its own and excuse its peers' silence.)
+fn idle_until(v: &mut Node, until: Instant) {
+    while let Some((at, _)) = v.next_deadline() {
+        if at >= until {
+            break;
+        }
+        v.handle(at, Input::Tick);
+    }
+}
+
 /// A voter that promised `www` to alpha (at 1.5 s) and refused beta's claim, made
 /// `before` the promise ends: (the voter, when beta claimed, when the promise ends).
+/// The voter ran all along and is left just before the promise's end.
 fn refusing_voter(before: Duration) -> (Node, Instant, Instant) {
     let (mut v, at) = promised_to_alpha();
     let expiry = at + ms(1000);
     let refused = expiry - before;
+    idle_until(&mut v, refused);
     hear(&mut v, refused, claim(2, 1, 2, refused));
+    idle_until(&mut v, expiry - ms(1));
     (v, refused, expiry)
 }
 

@@ -302,3 +302,49 @@ fn a_flapping_peer_costs_one_announcement_per_deadtime() {
     c.run_until(t);
     assert_eq!(announced(&c.actions[0][again..]), [GroupId(1)]);
 }
+
+/// Issue 13: a stall of the whole machine (every node stopped at once, as a VM the
+/// hypervisor does not run) must not make every node declare every other down the
+/// moment it resumes: none of them could have heard anything meanwhile.
+#[test]
+fn a_stall_of_the_whole_machine_is_not_held_against_the_peers() {
+    let mut c = settled();
+    let from: Vec<usize> = (0..3).map(|i| c.mark(i)).collect();
+    // Nobody runs for 950 ms: with the last heartbeats up to an interval old, every
+    // peer's silence is past deadtime (1 s) when the nodes resume.
+    c.up = vec![false; 3];
+    c.run_until(c.now.saturating_since(Instant::ZERO) + ms(950));
+    c.up = vec![true; 3];
+    c.run_until(c.now.saturating_since(Instant::ZERO) + ms(300));
+    for (i, from) in from.into_iter().enumerate() {
+        let seen = &c.actions[i][from..];
+        assert_eq!(events(seen, EventKind::NodeDown), [], "node {i}");
+        assert_eq!(events(seen, EventKind::QuorumLost), [], "node {i}");
+        let paused = events(seen, EventKind::LocalPause);
+        assert!(
+            matches!(paused.as_slice(), [Reason::LocalPause { pause }] if *pause > ms(800)),
+            "node {i}: {paused:?}"
+        );
+    }
+}
+
+/// The pause is excused once, not forever: a peer that stays silent after it is
+/// declared down `deadtime` after the node resumed at the latest.
+#[test]
+fn a_peer_silent_after_a_local_pause_is_still_declared_down() {
+    let mut c = settled();
+    let from = c.mark(0);
+    c.up = vec![false; 3];
+    c.run_until(c.now.saturating_since(Instant::ZERO) + ms(500));
+    let resumed = c.now;
+    c.up = vec![true, true, false];
+    c.run_until(resumed.saturating_since(Instant::ZERO) + ms(1000) + ms(20));
+    let seen = &c.actions[0][from..];
+    assert_eq!(
+        events(seen, EventKind::NodeDown),
+        [Reason::NodeDown {
+            peer: "gamma".into()
+        }]
+    );
+    assert_eq!(events(seen, EventKind::LocalPause).len(), 1);
+}
