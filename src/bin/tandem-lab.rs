@@ -120,6 +120,10 @@ struct VsArgs {
     /// How long the idle owner's CPU is sampled, for each.
     #[arg(long, default_value = "20s", value_parser = tandem::config::parse_duration)]
     idle: Duration,
+    /// How often the client probes the VIP, for both: each gap is measured to within
+    /// about this much at each end.
+    #[arg(long, default_value = "5ms", value_parser = tandem::config::parse_duration)]
+    probe_every: Duration,
     /// keepalived binary.
     #[arg(long, default_value = keepalived::KEEPALIVED)]
     keepalived: PathBuf,
@@ -379,6 +383,7 @@ fn bench_vs_keepalived(args: VsArgs) -> Result<ExitCode> {
         interval: args.interval,
         deadtime: args.deadtime,
         idle: args.idle,
+        probe_period: args.probe_every.max(Duration::from_micros(100)),
         keepalived: args.keepalived,
         tandemd,
         tandemctl,
