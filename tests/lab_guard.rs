@@ -4,7 +4,7 @@
 //! client namespace (every few ms "who has the VIP?"), not the daemons' own logs: two
 //! MACs answering the same request fail the test. Faults on the owner n1:
 //! `kill -9` of its worker (the process the OOM killer picks), `kill -9` of its main
-//! PID (the lease guard), SIGSTOP of its worker, and a full state filesystem followed by
+//! PID (the lease guard), SIGSTOP of its worker, and a failed state filesystem followed by
 //! a move. Needs root, iproute2 and nftables. One scenario at a time (the box has two
 //! cores).
 
@@ -25,7 +25,7 @@ enum Fault {
     KillWorker,
     KillMain,
     StopWorker,
-    FullStateDisk,
+    FailedStateDisk,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -73,7 +73,12 @@ impl TinyStateFs {
         TinyStateFs(dir.to_path_buf())
     }
 
-    fn fill(&self) {
+    /// Fills the filesystem, then puts an empty read-only one over it: the state files
+    /// are gone and nothing can be written, as after ext4's `errors=remount-ro` (a
+    /// remount itself is refused while the event log is open for writing). Full alone is
+    /// no longer a failure: the state slots are overwritten in place, which needs no
+    /// new block while the state does not grow.
+    fn fail(&self) {
         // dd stops with ENOSPC, which is the point.
         let _ = Command::new("dd")
             .args([
@@ -82,12 +87,28 @@ impl TinyStateFs {
                 "bs=4k",
             ])
             .output();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "ro,size=4k",
+                "tandem-test-ro",
+                &self.0.to_string_lossy(),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "read-only tmpfs over {}", self.0.display());
     }
 }
 
 impl Drop for TinyStateFs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        // The read-only one on top (if `fail` ran), then the tiny one; a failing
+        // umount of a mount that is not there is harmless.
+        for _ in 0..2 {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
     }
 }
 
@@ -105,7 +126,8 @@ fn scenario(profile: Profile, fault: Fault) {
         ..LabSpec::default()
     };
     let mut lab = Lab::build(spec).expect("lab");
-    let tiny = matches!(fault, Fault::FullStateDisk).then(|| TinyStateFs::mount(&lab.state_dir(1)));
+    let tiny =
+        matches!(fault, Fault::FailedStateDisk).then(|| TinyStateFs::mount(&lab.state_dir(1)));
     lab.start_all().expect("start");
     let macs: BTreeMap<[u8; 6], String> = (1..=3)
         .map(|n| (eth0_mac(&lab, Ns::Node(n)).expect("mac"), lab.node_name(n)))
@@ -136,13 +158,14 @@ fn scenario(profile: Profile, fault: Fault) {
     );
     std::thread::sleep(Duration::from_secs(1));
 
+    let worker_before = lab.worker_pid(1);
     let at = Instant::now();
     match fault {
         Fault::KillWorker => lab.kill_worker(1).expect("kill worker"),
         Fault::KillMain => lab.kill_main(1).expect("kill main"),
         Fault::StopWorker => lab.pause(1).expect("SIGSTOP worker"),
-        Fault::FullStateDisk => {
-            tiny.as_ref().expect("tmpfs").fill();
+        Fault::FailedStateDisk => {
+            tiny.as_ref().expect("tmpfs").fail();
             // Answered or not: n1's worker cannot persist the move and must not run on.
             let _ = lab.tandemctl(1, &["move", "www", "n2"]);
         }
@@ -162,6 +185,15 @@ fn scenario(profile: Profile, fault: Fault) {
             all_logs(&lab)
         );
     };
+    if matches!(fault, Fault::FailedStateDisk) {
+        // The move could not be made durable: that worker ended instead of running on.
+        let pid = worker_before.expect("n1's worker before the fault");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "n1's worker {pid} runs on without its state\n{}",
+            all_logs(&lab)
+        );
+    }
     // Whatever n1 does next (restart its worker, rejoin), two owners stay forbidden.
     std::thread::sleep(Duration::from_secs(2) + profile.deadtime * 4);
     let obs = observer.finish();
@@ -234,13 +266,13 @@ fn sigstop_of_the_worker_fast_profile() {
 }
 
 #[test]
-fn full_state_filesystem_then_a_move_default_profile() {
-    scenario(DEFAULT, Fault::FullStateDisk);
+fn failed_state_filesystem_then_a_move_default_profile() {
+    scenario(DEFAULT, Fault::FailedStateDisk);
 }
 
 #[test]
-fn full_state_filesystem_then_a_move_fast_profile() {
-    scenario(FAST, Fault::FullStateDisk);
+fn failed_state_filesystem_then_a_move_fast_profile() {
+    scenario(FAST, Fault::FailedStateDisk);
 }
 
 /// An LSB service that leaves its process group (`setsid`): only its agent's `stop`, or a
