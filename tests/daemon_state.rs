@@ -1,6 +1,7 @@
 //! The state directory: atomic writes, persisted core state, incarnation monotonicity.
 
 use std::path::PathBuf;
+use std::time::Duration;
 use tandem::core::{GroupId, NodeId, PersistentState, Term};
 use tandem::daemon::state::{atomic_write, IncarnationSource, LoadError, StateDir};
 
@@ -158,6 +159,36 @@ fn a_whole_record_this_version_cannot_read_is_still_numbered_above() {
         "{b_text}"
     );
     assert_eq!(sd.load().expect("load"), Some(state_with_term(3)));
+}
+
+#[test]
+fn a_state_file_written_by_an_older_version_after_the_slots_wins() {
+    // A downgrade writes state.json after the slots; an upgrade again must not go back
+    // to the slots' older terms. A state.json older than the slots (left by a crash
+    // between a save and its removal) does not win.
+    let dir = temp_dir("downgrade");
+    let _c = Cleanup(dir.clone());
+    let mut sd = StateDir::open(&dir).expect("open");
+    sd.save(&state_with_term(4)).expect("save");
+    let web = GroupId::of_name("web").0;
+    let old_version = format!(r#"{{"terms":[[{web},9]],"owned":[]}}"#);
+    let legacy = sd.legacy_state_path();
+    std::fs::write(&legacy, &old_version).expect("older version writes");
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&legacy)
+        .and_then(|f| f.set_modified(later))
+        .expect("mtime");
+    let sd = StateDir::open(&dir).expect("reopen");
+    assert_eq!(sd.load().expect("load"), Some(state_with_term(9)));
+    let earlier = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&legacy)
+        .and_then(|f| f.set_modified(earlier))
+        .expect("mtime");
+    assert_eq!(sd.load().expect("load"), Some(state_with_term(4)));
 }
 
 #[test]

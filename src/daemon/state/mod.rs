@@ -206,19 +206,27 @@ impl StateDir {
     pub fn load(&self) -> Result<Option<PersistentState>, LoadError> {
         let found = self.read_slots()?;
         let mut faults = Vec::new();
-        let mut newest: Option<(u64, PersistentState)> = None;
+        let mut newest: Option<(u64, PersistentState, PathBuf)> = None;
         for (path, slot) in self.slot_paths().into_iter().zip(found) {
             match slot {
                 Found::Missing => {}
                 Found::Faulty { fault, .. } => faults.push((path, fault)),
                 Found::Valid(seq, state) => {
-                    if newest.as_ref().is_none_or(|(best, _)| seq > *best) {
-                        newest = Some((seq, state));
+                    if newest.as_ref().is_none_or(|(best, ..)| seq > *best) {
+                        newest = Some((seq, state, path));
                     }
                 }
             }
         }
-        if let Some((_, state)) = newest {
+        if let Some((_, state, path)) = newest {
+            // Every save removes the old single file, so one newer than the newest slot
+            // was written by an older version run since (a downgrade): its terms are
+            // the later ones, and reusing a term is what must never happen.
+            if modified(&self.legacy_state_path()) > modified(&path) {
+                if let Ok(Some(legacy)) = self.load_legacy() {
+                    return Ok(Some(legacy));
+                }
+            }
             return Ok(Some(state));
         }
         // No slot was ever completed: an upgrade from the single file (perhaps cut off
@@ -296,6 +304,11 @@ fn cursor_after(found: &[Found; 2]) -> SlotCursor {
         slot: newest_valid.map_or(0, |(_, slot)| 1 - slot),
         seq: highest.saturating_add(1),
     }
+}
+
+/// When `path` was last written; `None` when it is missing (older than anything).
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn wall_clock_ns() -> u64 {
