@@ -387,7 +387,6 @@ fn bench_vs_keepalived(args: VsArgs) -> Result<ExitCode> {
         keepalived: args.keepalived,
         tandemd,
         tandemctl,
-        ..keepalived::VsConfig::default()
     };
     experiment(
         |stop, out| keepalived::run(&cfg, stop, out),
