@@ -4,16 +4,26 @@ use anyhow::Context;
 use clap::Parser;
 use std::process::ExitCode;
 use tandem::cli::{LogFormat, TandemdArgs};
+use tandem::daemon::log_queue::LogQueue;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// The worker's `tracing` lines and the guard's own lines, in one format. JSON lines
 /// carry each event's fields at the top level (`flatten_event`), so a reader (the lab)
-/// decides on `kind`, `group`, ... and never on the message.
-fn init_logging(format: LogFormat) {
+/// decides on `kind`, `group`, ... and never on the message. A worker's lines go out
+/// through a queue and a thread of their own (`daemon::log_queue`): a slow stderr must
+/// never stop the heartbeat thread. The guard writes its own (it forks, so it stays
+/// single-threaded).
+fn init_logging(format: LogFormat, queued: bool) -> Option<LogQueue> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let queue = queued.then(|| LogQueue::start(std::io::stderr())).flatten();
+    let writer = match &queue {
+        Some(q) => BoxMakeWriter::new(q.clone()),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder
@@ -24,6 +34,7 @@ fn init_logging(format: LogFormat) {
             .init(),
     }
     tandem::guard::log::use_json(format == LogFormat::Json);
+    queue
 }
 
 fn node_name(arg: Option<String>) -> anyhow::Result<String> {
@@ -38,7 +49,16 @@ fn node_name(arg: Option<String>) -> anyhow::Result<String> {
 
 fn main() -> ExitCode {
     let args = TandemdArgs::parse();
-    init_logging(args.log_format());
+    let runs_a_worker = args.emergency_stop.is_none() && (args.guard_fd.is_some() || args.no_guard);
+    let log = init_logging(args.log_format(), runs_a_worker);
+    let code = run(args);
+    if let Some(log) = log {
+        log.flush(std::time::Duration::from_secs(1));
+    }
+    code
+}
+
+fn run(args: TandemdArgs) -> ExitCode {
     let node = match node_name(args.node.clone()) {
         Ok(n) => n,
         Err(e) => {

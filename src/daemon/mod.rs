@@ -18,6 +18,7 @@ pub mod executor;
 pub mod guarded;
 pub mod heartbeat;
 pub mod inbound;
+pub mod log_queue;
 pub mod metrics;
 pub mod notify;
 pub mod outbound;
