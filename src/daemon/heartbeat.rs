@@ -19,7 +19,9 @@ use super::inbound::Inbound;
 use super::outbound::Outbound;
 use super::state::StateDir;
 use crate::config::{Config, ResourceConfig, ResourceKind};
-use crate::core::{Action, Event, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind};
+use crate::core::{
+    Action, Event, EventKind, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind,
+};
 use crate::net::{Links, Received};
 use std::sync::Arc;
 use std::time::Duration;
@@ -304,6 +306,13 @@ impl<E: Executor> HeartbeatLoop<E> {
                     event: hook_event,
                 });
             }
+        }
+        // A group's start or stop ran code the heartbeat path never runs again.
+        if matches!(
+            event.kind,
+            EventKind::GroupStarted | EventKind::GroupStopped
+        ) {
+            super::memory::after_transition();
         }
     }
 
