@@ -32,8 +32,17 @@ static LAST_DROP: AtomicU64 = AtomicU64::new(0);
 /// group must not turn the drop into a cost of its own.
 const DROP_AT_MOST_EVERY: Duration = Duration::from_secs(10);
 
-/// One malloc arena for every thread; call before the worker's threads start.
-pub fn one_arena() {
+/// One malloc arena, and the memory locked on fault if `lock`: call before the
+/// worker's threads start.
+pub fn set_up(lock: bool) {
+    one_arena();
+    if lock {
+        lock_on_fault();
+    }
+}
+
+/// One malloc arena for every thread.
+fn one_arena() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes the allocator's tuning.
     unsafe {
@@ -48,7 +57,7 @@ pub fn one_arena() {
 /// whole binary would become resident — about three times the memory the daemon uses.
 /// The heartbeat path runs within the first interval, so its pages are locked from then
 /// on; what is never touched is never read in.
-pub fn lock_on_fault() {
+fn lock_on_fault() {
     let flags = libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT;
     // SAFETY: mlockall takes only flags and changes no memory the program can see.
     if unsafe { libc::mlockall(flags) } == 0 {

@@ -362,11 +362,7 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
         settings.links.len(),
         settings.port
     );
-    // Before any thread of the worker allocates.
-    memory::one_arena();
-    if settings.mlockall {
-        memory::lock_on_fault();
-    }
+    memory::set_up(settings.mlockall);
     let state = StateDir::open(&settings.state_dir)?;
     let boot = prepare_boot(&state)?;
     let node = Node::new(settings.spec.clone(), settings.me, boot, clock::now());
