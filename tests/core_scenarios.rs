@@ -851,6 +851,29 @@ fn a_grant_goes_out_at_once_even_right_after_the_voters_last_send() {
     }
 }
 
+/// The daemon lets coarse deadlines (the regular heartbeat, monitors) wait up to a
+/// millisecond for company (`Node::next_wake`); what a takeover waits on stays exact,
+/// so the grant keeps the bound of the test above. (Per seed the runs do not pair up:
+/// a later beat shifts the crash's phase; the unit tests in core::node::tests::grants
+/// check the wake at the promise's end itself.)
+#[test]
+fn coarse_wakes_keep_the_takeover_within_its_bound() {
+    let (interval, deadtime) = (Duration::from_millis(10), Duration::from_millis(40));
+    for seed in 1..=20 {
+        let o = run(three()
+            .timing(interval, deadtime)
+            .seed(seed)
+            .coarse_wakes()
+            .at(secs(2.0), ScriptedFault::Crash(0)));
+        assert_eq!(owner(&o), Some(1), "seed {seed}: n2 owns after n1 died");
+        let took = grant_after(&o, 1, 2000.0);
+        assert!(
+            took <= 40.0 + 3.5,
+            "seed {seed}: grant {took} ms after the crash"
+        );
+    }
+}
+
 #[test]
 fn a_crashed_owner_is_replaced_the_instant_its_promises_end_default_profile() {
     let mut worst: f64 = 0.0;

@@ -28,7 +28,7 @@ pub use io::{
     OpResult,
 };
 pub use message::Heartbeat;
-pub use node::{Boot, Node, PersistentState, ReconfigureError};
+pub use node::{Boot, Deadline, Node, PersistentState, ReconfigureError};
 pub use reason::Reason;
 pub use spec::ClusterSpec;
 pub use time::Instant;

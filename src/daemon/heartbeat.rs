@@ -4,7 +4,8 @@
 //! A current-thread tokio runtime on a dedicated OS thread (SCHED_RR when configured)
 //! waits for the earliest of: a datagram on any link (one wait on every link socket, a
 //! batch read with one `recvmmsg`: [`Links::receive`]), an answer from the executor, a
-//! control call, the core's next deadline, shutdown. The clock is read again right
+//! control call, the core's next wake (`Node::next_wake`: a deadline a takeover or a
+//! lease waits on at the instant, another up to a millisecond late), shutdown. The clock is read again right
 //! before every `handle` (a timer that fired late must not make the core believe it is
 //! earlier than it is), and every returned action is carried out, in order, before the
 //! next input.
@@ -19,7 +20,9 @@ use super::inbound::Inbound;
 use super::outbound::Outbound;
 use super::state::StateDir;
 use crate::config::{Config, ResourceConfig, ResourceKind};
-use crate::core::{Action, Event, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind};
+use crate::core::{
+    Action, Event, EventKind, GroupId, Heartbeat, Input, Instant, Node, NodeId, OpKind,
+};
 use crate::net::{Links, Received};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,8 +115,11 @@ impl<E: Executor> HeartbeatLoop<E> {
                 }
             }
             let now = clock::now();
-            let mut wake = match self.node.next_deadline() {
-                Some((at, _why)) => at,
+            // What a takeover or a lease waits on at the instant; the rest (the regular
+            // beat, monitors) up to a millisecond later, sharing a wake with a datagram
+            // or another deadline (core::node::deadlines).
+            let mut wake = match self.node.next_wake() {
+                Some(at) => at,
                 // No deadline: wake now and then anyway so a stuck core is noticed.
                 None => now + std::time::Duration::from_secs(1),
             };
@@ -304,6 +310,13 @@ impl<E: Executor> HeartbeatLoop<E> {
                     event: hook_event,
                 });
             }
+        }
+        // A group's start or stop ran code the heartbeat path never runs again.
+        if matches!(
+            event.kind,
+            EventKind::GroupStarted | EventKind::GroupStopped
+        ) {
+            super::memory::after_transition();
         }
     }
 

@@ -19,6 +19,7 @@ pub mod guarded;
 pub mod heartbeat;
 pub mod inbound;
 pub mod log_queue;
+mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod outbound;
@@ -142,26 +143,6 @@ fn try_realtime() {
     } else {
         tracing::warn!(
             "cannot switch the heartbeat thread to SCHED_RR: {}; heartbeats may be delayed under load",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
-/// Best effort: keeps every page the daemon has touched in RAM.
-///
-/// Lock-on-fault (`MCL_ONFAULT`) rather than Corosync's prefaulting `mlockall`: a plain
-/// `MCL_FUTURE` populates each new mapping whole, so every thread's 2 MiB stack and the
-/// whole 6 MiB binary would become resident — about three times the memory the daemon
-/// uses. The heartbeat path runs within the first interval, so its pages are locked from
-/// then on; what is never touched is never read in.
-fn try_mlockall() {
-    let flags = libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT;
-    // SAFETY: mlockall takes only flags and changes no memory the program can see.
-    if unsafe { libc::mlockall(flags) } == 0 {
-        tracing::info!("memory locked on fault (mlockall)");
-    } else {
-        tracing::warn!(
-            "mlockall failed: {}; the daemon may be paged out under memory pressure",
             std::io::Error::last_os_error()
         );
     }
@@ -382,9 +363,7 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
         settings.links.len(),
         settings.port
     );
-    if settings.mlockall {
-        try_mlockall();
-    }
+    memory::set_up(settings.mlockall);
     let state = StateDir::open(&settings.state_dir)?;
     let boot = prepare_boot(&state)?;
     let node = Node::new(settings.spec.clone(), settings.me, boot, clock::now());
@@ -512,6 +491,9 @@ impl Running {
 /// Runs the daemon until SIGTERM/SIGINT (clean exit) or a fatal error.
 pub fn run(settings: Settings) -> Result<(), DaemonError> {
     let running = start(settings)?;
+    // Every thread runs and the first heartbeat went out: the code only the start
+    // needed need not stay mapped (and locked) for the life of the worker.
+    memory::drop_read_only_pages();
     match crate::guard::link::get() {
         Some(link) => {
             if let Err(e) = link.send(crate::guard::Record::Ready) {

@@ -90,6 +90,11 @@ pub struct Scenario {
     pub bug: PlantedBug,
     /// Scripted faults (named scenarios): (at, fault).
     pub script: Vec<(Duration, ScriptedFault)>,
+    /// Nodes wake as the daemon does, coarse deadlines up to `Node::coarse_slack` late
+    /// (`Node::next_wake`), instead of at every deadline to the nanosecond. The random
+    /// families do; named scenarios only when asked (`ScenarioBuilder::coarse_wakes`),
+    /// so that their stories keep the timings they were written for.
+    pub coarse_wakes: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -201,6 +206,7 @@ impl Scenario {
             bug: PlantedBug::None,
             script,
             spec,
+            coarse_wakes: true,
         }
     }
 }
@@ -504,6 +510,7 @@ impl ScenarioBuilder {
                 bug: PlantedBug::None,
                 script: Vec::new(),
                 spec,
+                coarse_wakes: false,
             },
         }
     }
@@ -561,6 +568,12 @@ impl ScenarioBuilder {
 
     pub fn seed(mut self, seed: u64) -> Self {
         self.scenario.seed = seed;
+        self
+    }
+
+    /// Wake as the daemon does (see [`Scenario::coarse_wakes`]).
+    pub fn coarse_wakes(mut self) -> Self {
+        self.scenario.coarse_wakes = true;
         self
     }
 

@@ -25,8 +25,9 @@
 //! `ownership` (eligibility, ranking, the dispatch by role and the recorded decision),
 //! `owner`, `candidate` and `campaign` (what an owner, a candidate
 //! and an idle node decide), `fencing`, `resources`, `admin` (commands, reloads,
-//! shutdown), `report` (the heartbeat sent) and `status`; `group` is the per-group
-//! state. This file holds the `Node`, its inputs, deadlines and persistence.
+//! shutdown), `report` (the heartbeat sent), `deadlines` (when the driver must call
+//! back, and why) and `status`; `group` is the per-group state. This file holds the
+//! `Node`, its inputs and persistence.
 
 use super::decision::{ClaimState, Decision, Ineligible, RunsHere};
 use super::detector::{Detector, LinkState};
@@ -54,6 +55,7 @@ mod admin;
 mod arbiter;
 mod campaign;
 mod candidate;
+mod deadlines;
 mod fencing;
 mod grants;
 mod group;
@@ -67,6 +69,7 @@ mod status;
 mod tests;
 
 use arbiter::ArbiterView;
+pub use deadlines::Deadline;
 use fencing::{FenceJob, FenceNeed, FenceWhy, Fences};
 use group::{AfterStop, Goal, GroupState, Known, Promise, Res, Role};
 use membership::Peer;
@@ -302,82 +305,6 @@ impl Node {
         self.evaluate(now, &mut out);
         self.drop_retired();
         out
-    }
-
-    /// When the driver must call `handle(Tick)` at the latest, and why.
-    pub fn next_deadline(&self) -> Option<(Instant, &'static str)> {
-        if self.self_fenced {
-            return None;
-        }
-        let mut best: Option<(Instant, &'static str)> = None;
-        let after = self.last_now;
-        let mut consider = |at: Instant, why: &'static str| {
-            if at > after && best.is_none_or(|(b, _)| at < b) {
-                best = Some((at, why));
-            }
-        };
-        consider(self.sending.next, "heartbeat");
-        if self.sending.asap {
-            consider(self.earliest_triggered_send(), "triggered heartbeat");
-        }
-        let quiet_end = self.started_at + self.spec.timing.promise();
-        if self.sending.last.is_some_and(|l| l < quiet_end) {
-            consider(quiet_end, "grant quiet period ends");
-        }
-        for peer in self.peers.values() {
-            for d in &peer.links {
-                if let Some(last) = d.last_heard() {
-                    if let Some(at) = d.next_change(last.max(self.last_now)) {
-                        consider(at, "failure detector");
-                    }
-                }
-            }
-        }
-        for (gi, g) in self.groups.iter().enumerate() {
-            if let Some(p) = g.promise {
-                consider(p.until, "promise expires");
-            }
-            if let Role::Owner {
-                lease_until,
-                recovering: false,
-                ..
-            } = g.role
-            {
-                if self.lease_enforced() {
-                    consider(
-                        lease_until.saturating_sub(self.spec.timing.stop_before_lease_end),
-                        "lease renewal due",
-                    );
-                    consider(lease_until, "lease ends");
-                }
-            }
-            if let Some(at) = g.next_monitor {
-                consider(at, "monitor");
-            }
-            if let (Some(first), Some(gs)) = (g.failures.first(), self.spec.groups.get(gi)) {
-                consider(*first + gs.failure_timeout, "failure expires");
-            }
-        }
-        if let Some(at) = self.arbiter_silent_at() {
-            consider(at, "arbiter silent");
-        }
-        if let Some(at) = self.admin.next_expiry() {
-            consider(at, "admin constraint expires");
-        }
-        if let Some(at) = self.quorum_settles_at() {
-            consider(at, "quorum settled");
-        }
-        if let Some(at) = self.reannounce_deferred_until(self.last_now) {
-            consider(at, "re-announce after a peer came back");
-        }
-        for job in self.fencing.jobs.values() {
-            match job {
-                FenceJob::Delayed { until, .. } => consider(*until, "fence delay"),
-                FenceJob::Retry { at, .. } => consider(*at, "fence retry"),
-                FenceJob::InFlight { .. } => {}
-            }
-        }
-        best
     }
 
     fn evaluate(&mut self, now: Instant, out: &mut Vec<Action>) {

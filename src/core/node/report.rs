@@ -43,7 +43,18 @@ impl Node {
         self.sending.last = Some(now);
         let interval = self.spec.timing.interval.as_nanos() as f64;
         let jitter = self.sending.rng.random_range(-0.1..=0.1) * interval;
-        self.sending.next = now + Duration::from_nanos((interval + jitter).max(1.0) as u64);
+        // A beat that a driver ran a little late (a coarse wake, see `deadlines`, plus
+        // the wake's own latency) keeps the rhythm: the next one counts from when this
+        // one was due, so the rate stays what the config says. After a longer stall it
+        // counts from now (no burst of catching up).
+        let due_at = self.sending.next;
+        let late = now.saturating_since(due_at);
+        let base = if now >= due_at && late <= self.spec.timing.interval / 4 {
+            due_at
+        } else {
+            now
+        };
+        self.sending.next = base + Duration::from_nanos((interval + jitter).max(1.0) as u64);
         self.renew_own_votes(now);
         // Owner leases: our own grant just moved; recompute.
         self.refresh_leases();

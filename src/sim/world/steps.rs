@@ -295,7 +295,12 @@ impl Sim {
         let Some(core) = self.nodes[i].core.as_ref() else {
             return;
         };
-        let Some((at, _why)) = core.next_deadline() else {
+        let at = if self.sc.coarse_wakes {
+            core.next_wake()
+        } else {
+            core.next_deadline().map(|(at, _why)| at)
+        };
+        let Some(at) = at else {
             return;
         };
         let real = self.real_of(i, at);

@@ -148,6 +148,46 @@ fn a_refused_claim_is_granted_the_instant_the_promise_runs_out() {
     );
 }
 
+/// The driver's wake (`Node::next_wake`) lets coarse deadlines — here the voter's
+/// regular heartbeats — wait a little for company, but never the end of a promise: woken
+/// only when `next_wake` says, the voter still grants at that instant.
+#[test]
+fn woken_as_the_daemon_wakes_a_voter_still_grants_the_instant_the_promise_runs_out() {
+    let (mut v, refused, expiry) = refusing_voter(ms(30));
+    let (mut now, mut granted_at_expiry, mut waited) = (refused, None, false);
+    while now < expiry + ms(300) {
+        let first = v.next_deadline().map(|(at, _)| at).expect("a deadline");
+        now = v.next_wake().expect("a wake");
+        assert!(now >= first, "never before a deadline");
+        waited |= now > first;
+        v.handle(now, Input::Tick);
+        if now == expiry {
+            granted_at_expiry = granted_to(&v, now);
+        }
+    }
+    assert_eq!(
+        granted_at_expiry,
+        Some((NodeId(2), Term(2))),
+        "woken at the promise's end, and granted then"
+    );
+    assert!(waited, "a heartbeat waited for company");
+}
+
+#[test]
+fn what_a_takeover_or_a_lease_waits_on_is_exact() {
+    for exact in [
+        Deadline::PromiseExpires,
+        Deadline::FailureDetector,
+        Deadline::LeaseRenewalDue,
+        Deadline::LeaseEnds,
+    ] {
+        assert!(exact.is_exact(), "{exact:?}");
+    }
+    for coarse in [Deadline::Heartbeat, Deadline::Monitor, Deadline::FenceRetry] {
+        assert!(!coarse.is_exact(), "{coarse:?}");
+    }
+}
+
 /// The grant at a promise's end is not held back by the gap between triggered sends:
 /// a voter whose previous heartbeat left 1 ms before its promise ended (here: its health
 /// changed) still grants at that instant, not 2 ms later. The voters' heartbeats are

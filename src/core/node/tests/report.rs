@@ -69,3 +69,31 @@ fn a_failing_health_check_is_flagged_and_peers_show_it_in_status() {
         "and hears it pass"
     );
 }
+
+/// A driver that runs the regular heartbeat a little late (a coarse wake, see
+/// `Node::next_wake`, and the wake's own latency) does not slow the rhythm: the next beat
+/// counts from when the late one was due, so a node woken only when `next_wake` says,
+/// and 200 µs after that, still sends every `interval` on average (10 ms here, where
+/// each beat comes 1.2 ms late).
+#[test]
+fn a_beat_sent_a_little_late_keeps_the_rhythm() {
+    let mut spec = Spec::new(3);
+    spec.0.timing = Timing::with_defaults(ms(10), ms(40));
+    let mut c = spec.boot();
+    let mut node = c.nodes.remove(0);
+    // As the daemon starts: one step at once, then only when woken.
+    node.handle(Instant::ZERO, Input::Tick);
+    let (mut now, mut sends, mut late) = (Instant::ZERO, 0, 0);
+    while now < Instant::ZERO + ms(10_000) {
+        let first = node.next_deadline().map(|(at, _)| at).expect("a deadline");
+        now = node.next_wake().expect("a wake") + Duration::from_micros(200);
+        late += usize::from(now > first);
+        let out = node.handle(now, Input::Tick);
+        sends += out.iter().filter(|a| matches!(a, Action::Send(_))).count();
+    }
+    assert!(late > 900, "the beats were run late ({late} times)");
+    assert!(
+        (980..=1020).contains(&sends),
+        "{sends} heartbeats in 10 s at a 10 ms interval"
+    );
+}
