@@ -44,6 +44,22 @@ fn atomic_write_into_a_missing_directory_fails_and_creates_nothing() {
     assert!(!dir.exists());
 }
 
+/// A fresh, empty state dir: its cleanup, its path and its `StateDir`.
+fn fresh(tag: &str) -> (Cleanup, PathBuf, StateDir) {
+    let dir = temp_dir(tag);
+    let cleanup = Cleanup(dir.clone());
+    let sd = StateDir::open(&dir).expect("open");
+    (cleanup, dir, sd)
+}
+
+fn set_mtime(path: &std::path::Path, at: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(at))
+        .expect("mtime");
+}
+
 fn state_with_term(term: u64) -> PersistentState {
     PersistentState {
         terms: vec![(GroupId::of_name("web"), Term(term))],
@@ -53,9 +69,7 @@ fn state_with_term(term: u64) -> PersistentState {
 
 #[test]
 fn persisted_state_round_trips_and_missing_or_corrupt_is_reported() {
-    let dir = temp_dir("state");
-    let _c = Cleanup(dir.clone());
-    let mut sd = StateDir::open(&dir).expect("open");
+    let (_c, _, mut sd) = fresh("state");
     assert!(
         matches!(sd.load(), Ok(None)),
         "missing slots are not an error"
@@ -78,33 +92,32 @@ fn persisted_state_round_trips_and_missing_or_corrupt_is_reported() {
 
 #[test]
 fn saves_alternate_between_the_slots_and_the_newest_wins() {
-    let dir = temp_dir("slots");
-    let _c = Cleanup(dir.clone());
-    let [a, b] = {
-        let mut sd = StateDir::open(&dir).expect("open");
-        sd.save(&state_with_term(1)).expect("save 1");
-        sd.save(&state_with_term(2)).expect("save 2");
-        sd.slot_paths()
-    };
+    let (_c, dir, b) = after_two_saves("slots");
+    // A new StateDir (a restart) continues after the newest slot: into `a`, as seq 3.
+    let mut sd = StateDir::open(&dir).expect("reopen");
+    let [a, _] = sd.slot_paths();
     let head = |p: &PathBuf| std::fs::read(p).expect("read")[..40].to_vec();
     assert!(head(&a).ends_with(b"seq 00000000000000000001"), "{a:?}");
     assert!(head(&b).ends_with(b"seq 00000000000000000002"), "{b:?}");
-    // A new StateDir (a restart) continues after the newest slot: into `a`, as seq 3.
-    let mut sd = StateDir::open(&dir).expect("reopen");
     assert_eq!(sd.load().expect("load"), Some(state_with_term(2)));
     sd.save(&state_with_term(3)).expect("save 3");
     assert!(head(&a).ends_with(b"seq 00000000000000000003"));
     assert_eq!(sd.load().expect("load"), Some(state_with_term(3)));
 }
 
-#[test]
-fn a_save_torn_by_a_crash_leaves_the_state_before_it() {
-    let dir = temp_dir("torn");
-    let _c = Cleanup(dir.clone());
-    let mut sd = StateDir::open(&dir).expect("open");
+/// A fresh state dir after two saves (terms 1 and 2): its cleanup, the dir, and the
+/// slot holding term 2 (the newest).
+fn after_two_saves(tag: &str) -> (Cleanup, PathBuf, PathBuf) {
+    let (cleanup, dir, mut sd) = fresh(tag);
     sd.save(&state_with_term(1)).expect("save 1");
     sd.save(&state_with_term(2)).expect("save 2");
     let [_, newest] = sd.slot_paths();
+    (cleanup, dir, newest)
+}
+
+#[test]
+fn a_save_torn_by_a_crash_leaves_the_state_before_it() {
+    let (_c, dir, newest) = after_two_saves("torn");
     let full = std::fs::read(&newest).expect("read");
     // Cut anywhere, or one byte of the body changed: the older slot is what was durable.
     for cut in [0, 10, 71, full.len() / 2, full.len() - 2] {
@@ -133,12 +146,7 @@ fn a_whole_record_this_version_cannot_read_is_still_numbered_above() {
     // After a downgrade, a slot may hold a whole record with a body from a newer
     // version: it is not used, but the next save must not number below it, or the
     // newer version would later take that old record for the newest.
-    let dir = temp_dir("future");
-    let _c = Cleanup(dir.clone());
-    let mut sd = StateDir::open(&dir).expect("open");
-    sd.save(&state_with_term(1)).expect("save 1");
-    sd.save(&state_with_term(2)).expect("save 2");
-    let [_, b] = sd.slot_paths();
+    let (_c, dir, b) = after_two_saves("future");
     let text = std::fs::read_to_string(&b).expect("read");
     let body = "{\"terms\": \"a future shape\"}\n";
     let header_prefix = "tandem-state v1 seq 00000000000000000050 len ";
@@ -166,36 +174,28 @@ fn a_state_file_written_by_an_older_version_after_the_slots_wins() {
     // A downgrade writes state.json after the slots; an upgrade again must not go back
     // to the slots' older terms. A state.json older than the slots (left by a crash
     // between a save and its removal) does not win.
-    let dir = temp_dir("downgrade");
-    let _c = Cleanup(dir.clone());
-    let mut sd = StateDir::open(&dir).expect("open");
+    let (_c, dir, mut sd) = fresh("downgrade");
     sd.save(&state_with_term(4)).expect("save");
     let web = GroupId::of_name("web").0;
     let old_version = format!(r#"{{"terms":[[{web},9]],"owned":[]}}"#);
     let legacy = sd.legacy_state_path();
     std::fs::write(&legacy, &old_version).expect("older version writes");
-    let later = std::time::SystemTime::now() + Duration::from_secs(5);
-    std::fs::File::options()
-        .write(true)
-        .open(&legacy)
-        .and_then(|f| f.set_modified(later))
-        .expect("mtime");
+    set_mtime(
+        &legacy,
+        std::time::SystemTime::now() + Duration::from_secs(5),
+    );
     let sd = StateDir::open(&dir).expect("reopen");
     assert_eq!(sd.load().expect("load"), Some(state_with_term(9)));
-    let earlier = std::time::SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&legacy)
-        .and_then(|f| f.set_modified(earlier))
-        .expect("mtime");
+    set_mtime(
+        &legacy,
+        std::time::SystemTime::now() - Duration::from_secs(3600),
+    );
     assert_eq!(sd.load().expect("load"), Some(state_with_term(4)));
 }
 
 #[test]
 fn a_smaller_state_over_a_larger_one_reads_back_as_written() {
-    let dir = temp_dir("shrink");
-    let _c = Cleanup(dir.clone());
-    let mut sd = StateDir::open(&dir).expect("open");
+    let (_c, _, mut sd) = fresh("shrink");
     let big = PersistentState {
         terms: (0..50)
             .map(|i| (GroupId::of_name(&format!("g{i}")), Term(i)))
@@ -215,9 +215,7 @@ fn a_smaller_state_over_a_larger_one_reads_back_as_written() {
 
 #[test]
 fn a_state_file_with_the_old_single_admin_record_loads_as_entries() {
-    let dir = temp_dir("state-legacy");
-    let _c = Cleanup(dir.clone());
-    let mut sd = StateDir::open(&dir).expect("open");
+    let (_c, _, mut sd) = fresh("state-legacy");
     let web = GroupId::of_name("web").0;
     let legacy = format!(
         r#"{{"terms":[[{web},3]],"owned":[],"admin":{{"version":4,"origin":2,"maintenance":true,
@@ -247,9 +245,7 @@ fn a_state_file_with_the_old_single_admin_record_loads_as_entries() {
 
 #[test]
 fn incarnation_increases_on_every_boot_and_survives_restarts() {
-    let dir = temp_dir("inc");
-    let _c = Cleanup(dir.clone());
-    let sd = StateDir::open(&dir).expect("open");
+    let (_c, dir, sd) = fresh("inc");
     let (first, src) = sd
         .next_incarnation(1_700_000_000_000_000_000)
         .expect("first");
@@ -271,9 +267,7 @@ fn incarnation_increases_on_every_boot_and_survives_restarts() {
 
 #[test]
 fn a_corrupt_incarnation_file_falls_back_to_the_wall_clock() {
-    let dir = temp_dir("inc-corrupt");
-    let _c = Cleanup(dir.clone());
-    let sd = StateDir::open(&dir).expect("open");
+    let (_c, _, sd) = fresh("inc-corrupt");
     std::fs::write(sd.incarnation_path(), b"not a number").expect("write");
     let (inc, src) = sd.next_incarnation(123_456).expect("next");
     assert_eq!((inc, src), (123_456, IncarnationSource::WallClock));
@@ -283,9 +277,7 @@ fn a_corrupt_incarnation_file_falls_back_to_the_wall_clock() {
 
 #[test]
 fn prepare_boot_bumps_the_incarnation_and_loads_state() {
-    let dir = temp_dir("boot");
-    let _c = Cleanup(dir.clone());
-    let mut sd = StateDir::open(&dir).expect("open");
+    let (_c, _, mut sd) = fresh("boot");
     let b1 = tandem::daemon::prepare_boot(&sd).expect("boot 1");
     assert!(b1.persisted.is_none());
     sd.save(&PersistentState::default()).expect("save");

@@ -261,6 +261,20 @@ pub fn describe(r: &OpResult) -> String {
     }
 }
 
+/// The sentence of a `local-pause` event (kept out of `Reason`'s long match).
+struct LocalPauseText(Duration);
+
+impl fmt::Display for LocalPauseText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "this node did not run for {} ms (a machine stall?): peers' silence meanwhile \
+             is not held against them",
+            self.0.as_millis()
+        )
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -268,11 +282,7 @@ impl fmt::Display for Reason {
             Reason::LateHeartbeat { link, gap } => {
                 write!(f, "heartbeat on link {link} {} ms late", gap.as_millis())
             }
-            Reason::LocalPause { pause } => write!(
-                f,
-                "this node did not run for {} ms (a machine stall?): peers' silence meanwhile is not held against them",
-                pause.as_millis()
-            ),
+            Reason::LocalPause { pause } => write!(f, "{}", LocalPauseText(*pause)),
             Reason::ConfigDigest { peer, theirs, mine } => write!(
                 f,
                 "{peer} runs a config with a different digest ({theirs:016x}, mine {mine:016x})"
