@@ -5,10 +5,10 @@
 //! waits for the earliest of: a datagram on any link (one wait on every link socket, a
 //! batch read with one `recvmmsg`: [`Links::receive`]), an answer from the executor, a
 //! control call, the core's next wake (`Node::next_wake`: a deadline a takeover or a
-//! lease waits on at the instant, another up to a millisecond late), shutdown. The clock is read again right
-//! before every `handle` (a timer that fired late must not make the core believe it is
-//! earlier than it is), and every returned action is carried out, in order, before the
-//! next input.
+//! lease waits on at the instant, another up to a millisecond late), shutdown. The
+//! clock is read again right before every `handle` (a timer that fired late must not
+//! make the core believe it is earlier than it is), and every returned action is
+//! carried out, in order, before the next input.
 //! Control calls are answered by the admin handling in [`super::admin`].
 
 use super::clock;
