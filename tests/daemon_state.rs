@@ -215,7 +215,7 @@ fn a_smaller_state_over_a_larger_one_reads_back_as_written() {
 
 #[test]
 fn a_state_file_with_the_old_single_admin_record_loads_as_entries() {
-    let (_c, _, mut sd) = fresh("state-legacy");
+    let (_c, dir, sd) = fresh("state-legacy");
     let web = GroupId::of_name("web").0;
     let legacy = format!(
         r#"{{"terms":[[{web},3]],"owned":[],"admin":{{"version":4,"origin":2,"maintenance":true,
@@ -224,6 +224,8 @@ fn a_state_file_with_the_old_single_admin_record_loads_as_entries() {
     std::fs::write(sd.legacy_state_path(), legacy).expect("write legacy state");
     // A first save to the slots cut off by a crash: the old file still counts.
     std::fs::write(&sd.slot_paths()[0], b"tandem-state v1 seq 0000").expect("torn slot");
+    // The upgraded daemon starts with both on disk.
+    let mut sd = StateDir::open(&dir).expect("reopen");
     let state = sd
         .load()
         .expect("a legacy file is not corrupt")

@@ -115,6 +115,8 @@ pub struct StateDir {
     dir: PathBuf,
     /// The slot the next save overwrites, and the sequence number it gets.
     next: SlotCursor,
+    /// A state file of an older version was there at open: the first save removes it.
+    legacy_present: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -150,6 +152,7 @@ impl StateDir {
         let mut state = StateDir {
             dir: dir.to_path_buf(),
             next: SlotCursor { slot: 0, seq: 1 },
+            legacy_present: dir.join(LEGACY_STATE_FILE).exists(),
         };
         state.next = match state.read_slots() {
             Ok(found) => cursor_after(&found),
@@ -157,7 +160,7 @@ impl StateDir {
             // in ns, above any counter, as the incarnation does.
             Err(_) => SlotCursor {
                 slot: 0,
-                seq: wall_clock_ns(),
+                seq: super::clock::realtime_ns().max(1),
             },
         };
         Ok(state)
@@ -258,7 +261,10 @@ impl StateDir {
             seq: seq + 1,
         };
         // The slots now hold the newest state; an old single file would only mislead.
-        let _ = fs::remove_file(self.legacy_state_path());
+        if self.legacy_present {
+            let _ = fs::remove_file(self.legacy_state_path());
+            self.legacy_present = false;
+        }
         Ok(())
     }
 
@@ -309,12 +315,6 @@ fn cursor_after(found: &[Found; 2]) -> SlotCursor {
 /// When `path` was last written; `None` when it is missing (older than anything).
 fn modified(path: &Path) -> Option<std::time::SystemTime> {
     fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-fn wall_clock_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 2))
 }
 
 enum ReadFault {
