@@ -186,10 +186,14 @@ fn scenario(profile: Profile, fault: Fault) {
         );
     };
     if matches!(fault, Fault::FailedStateDisk) {
-        // The move could not be made durable: that worker ended instead of running on.
+        // The move could not be made durable: that worker ended instead of running on
+        // (polled: its guard reaps it, and a zombie still has a /proc entry).
         let pid = worker_before.expect("n1's worker before the fault");
+        let gone = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
         assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            gone.is_some(),
             "n1's worker {pid} runs on without its state\n{}",
             all_logs(&lab)
         );

@@ -176,9 +176,10 @@ mod tests {
             let mut timer = DeadlineTimer::new();
             assert!(fired_at_once(&mut timer, Instant::from_nanos(1)).await);
             // Armed, then expired while nobody waited on it: the runtime saw it fire.
-            let soon = clock::now() + Duration::from_millis(5);
+            // (50 ms: a preempted test thread still polls before it on a noisy box.)
+            let soon = clock::now() + Duration::from_millis(50);
             assert!(!fired_at_once(&mut timer, soon).await);
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(60)).await;
             // Far enough that a preempted test thread still polls before it (noisy box).
             let later = clock::now() + Duration::from_millis(50);
             assert!(
