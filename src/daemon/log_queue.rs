@@ -172,14 +172,19 @@ mod tests {
     fn a_stuck_output_never_blocks_the_logger_and_losses_are_reported() {
         let gate = Gate::default();
         let queue = LogQueue::start(gate.clone()).expect("thread");
-        let began = Instant::now();
         // The writer holds the first line at the gate; the queue takes QUEUE_LINES more
-        // and the rest are dropped — without the logging thread ever waiting.
-        for i in 0..QUEUE_LINES + 100 {
-            log(&queue, &format!("line {i}\n"));
-        }
+        // and the rest are dropped — without the logging thread ever waiting. It logs on
+        // a thread of its own, so a logger that did wait fails here instead of hanging.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let logger = queue.clone();
+        std::thread::spawn(move || {
+            for i in 0..QUEUE_LINES + 100 {
+                log(&logger, &format!("line {i}\n"));
+            }
+            let _ = done_tx.send(());
+        });
         assert!(
-            began.elapsed() < Duration::from_secs(5),
+            done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
             "logging waited for the output"
         );
         gate.open();
