@@ -200,6 +200,90 @@ fn an_arbiter_vote_counted_from_its_answer_is_caught() {
     );
 }
 
+/// Issue 24's story: two nodes and an arbiter; the owner n1 loses power, n2 takes
+/// over, n1 comes back; the nodes lose each other while both reach the arbiter (n1
+/// claims, the arbiter names n2: n1 now has an etcd lease), they heal, and n1 loses
+/// etcd for longer than a TTL (its lease lapses); then n2 is cut from n1 and from the
+/// arbiter. n1 must take over: it needs a fresh lease for that.
+fn power_loss_return_then_owner_isolated(bug: tandem::core::node::PlantedBug) -> sim::Scenario {
+    use sim::ScriptedFault::{ArbiterCut, Crash, Heal, Partition, Restart};
+    use std::time::Duration;
+    let s = |secs: f64| Duration::from_secs_f64(secs);
+    sim::ScenarioBuilder::new(2)
+        .arbiter(s(1.0))
+        .prefer(0)
+        .at(s(5.0), Crash(0))
+        .at(s(8.0), Restart(0))
+        .at(s(15.0), Partition(vec![0], vec![1]))
+        .at(s(20.0), Heal)
+        .at(s(22.0), ArbiterCut(0, s(3.0)))
+        .at(s(30.0), Partition(vec![0], vec![1]))
+        .at(s(30.0), ArbiterCut(1, s(60.0)))
+        .duration(s(50.0))
+        .bug(bug)
+        .build()
+}
+
+#[test]
+fn a_node_back_from_a_power_loss_takes_over_when_the_owner_is_isolated() {
+    use tandem::core::node::PlantedBug;
+    let o = sim::Sim::new(power_loss_return_then_owner_isolated(PlantedBug::None))
+        .run()
+        .unwrap_or_else(|v| panic!("{v}"));
+    assert_eq!(
+        o.final_owner.get("www"),
+        Some(&Some(0)),
+        "n1 owns www in the end"
+    );
+    // n1's last takeover came after the cut at 30 s, within deadtime + ttl + 2 s.
+    let took = o
+        .takeovers
+        .iter()
+        .filter(|(g, n, _)| g == "www" && *n == 0)
+        .map(|(_, _, at)| *at)
+        .fold(f64::NAN, f64::max);
+    assert!(
+        (30_000.0..=34_000.0).contains(&took),
+        "n1 took www over at {took} ms: {:?}",
+        o.takeovers
+    );
+}
+
+#[test]
+fn a_driver_that_keeps_an_expired_etcd_lease_is_caught() {
+    use tandem::core::node::PlantedBug;
+    let v = sim::Sim::new(power_loss_return_then_owner_isolated(
+        PlantedBug::ArbiterKeepsExpiredLease,
+    ))
+    .run()
+    .expect_err("the story with a driver that keeps a dead lease must break liveness");
+    assert_eq!(v.invariant, sim::check::LIVENESS_ARBITER, "{v}");
+}
+
+/// The planted forms of issue 24 in the arbiter sweep: the liveness check finds both
+/// within its first seeds (see docs/design.md, "The arbiter").
+#[test]
+fn the_arbiter_sweep_catches_issue_24s_planted_bugs() {
+    use tandem::core::node::PlantedBug;
+    for bug in [
+        PlantedBug::ArbiterKeepsExpiredLease,
+        PlantedBug::ArbiterVoteWithoutLease,
+    ] {
+        let found = (0..400u64).find_map(|seed| {
+            let mut s = sim::Scenario::random_with_arbiter(seed);
+            s.bug = bug;
+            sim::Sim::new(s).run().err().map(|v| (seed, v))
+        });
+        let (seed, v) = found.unwrap_or_else(|| panic!("{bug:?} not caught in 400 seeds"));
+        eprintln!("{bug:?}: caught at seed {seed}: {}", v.invariant);
+        assert!(
+            v.invariant == sim::check::LIVENESS_ARBITER
+                || v.invariant == sim::check::LIVENESS_OWNER,
+            "{bug:?} at seed {seed}: {v}"
+        );
+    }
+}
+
 /// FNV-1a: a digest that does not depend on the standard library's hasher keys.
 fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {

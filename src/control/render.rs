@@ -121,10 +121,16 @@ fn write_arbiter(out: &mut String, a: &crate::core::status::ArbiterStatus) {
     let votes: Vec<String> = a
         .votes
         .iter()
-        .map(|v| match (&v.holder, v.lease_left_ms) {
-            (Some(h), Some(ms)) => format!("{}: {h} ({ms} ms left)", v.group),
-            (Some(h), None) => format!("{}: {h}", v.group),
-            (None, _) => format!("{}: nobody known", v.group),
+        .map(|v| {
+            let since = v
+                .since_ms
+                .map(|ms| format!(" for {}", seconds(ms)))
+                .unwrap_or_default();
+            match (&v.holder, v.lease_left_ms) {
+                (Some(h), Some(ms)) => format!("{}: {h}{since} ({ms} ms left)", v.group),
+                (Some(h), None) => format!("{}: {h}{since}", v.group),
+                (None, _) => format!("{}: nobody known", v.group),
+            }
         })
         .collect();
     let line = if votes.is_empty() {
@@ -133,6 +139,22 @@ fn write_arbiter(out: &mut String, a: &crate::core::status::ArbiterStatus) {
         format!("arbiter: {reach}; vote {}", votes.join(", "))
     };
     let _ = writeln!(out, "{}", clip(&line, WIDTH));
+    if let Some(session) = &a.session {
+        let lease = match (&session.lease_id, session.lease_ttl_left_ms) {
+            (Some(id), Some(ms)) => format!("{id} ({ms} ms of its ttl left)"),
+            _ => "none yet".to_string(),
+        };
+        let line = format!(
+            "arbiter lease: {lease}; {} granted to this daemon",
+            session.leases_granted
+        );
+        let _ = writeln!(out, "{}", clip(&line, WIDTH));
+    }
+}
+
+/// `12.3 s` from milliseconds.
+fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
 }
 
 /// The node table: name (marked local or witness), state, links.
@@ -593,7 +615,7 @@ admin constraints in force:
     /// time is local, so it is spliced in.
     #[test]
     fn status_shows_the_arbiter_only_when_there_is_one() {
-        use crate::core::status::{ArbiterStatus, ArbiterVote};
+        use crate::core::status::{ArbiterSession, ArbiterStatus, ArbiterVote};
         let mut r = report();
         assert!(!status_text(&r).contains("arbiter"));
         r.view.arbiter = Some(ArbiterStatus {
@@ -603,12 +625,24 @@ admin constraints in force:
                 group: "web".into(),
                 holder: Some("alpha".into()),
                 lease_left_ms: Some(1830),
+                since_ms: Some(12_340),
             }],
+            session: Some(ArbiterSession {
+                lease_id: Some("694d8a1c2e3f".into()),
+                lease_ttl_left_ms: Some(3400),
+                leases_granted: 1,
+            }),
         });
+        let text = status_text(&r);
         assert!(
-            status_text(&r).contains("arbiter: reachable; vote web: alpha (1830 ms left)\n"),
-            "{}",
-            status_text(&r)
+            text.contains("arbiter: reachable; vote web: alpha for 12.3 s (1830 ms left)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "arbiter lease: 694d8a1c2e3f (3400 ms of its ttl left); 1 granted to this daemon\n"
+            ),
+            "{text}"
         );
         r.view.arbiter = Some(ArbiterStatus {
             reachable: false,
@@ -617,7 +651,9 @@ admin constraints in force:
                 group: "web".into(),
                 holder: None,
                 lease_left_ms: None,
+                since_ms: None,
             }],
+            session: None,
         });
         assert!(status_text(&r)
             .contains("arbiter: UNREACHABLE (last answer 5200 ms ago); vote web: nobody known\n"));

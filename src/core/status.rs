@@ -34,6 +34,23 @@ pub struct ArbiterStatus {
     /// Milliseconds since the ask of the newest request it answered.
     pub last_answer_ms: Option<u64>,
     pub votes: Vec<ArbiterVote>,
+    /// This daemon's etcd lease, as its driver last saw it (the core knows no lease
+    /// ids). Absent from daemons that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<ArbiterSession>,
+}
+
+/// This daemon's own etcd lease: one per incarnation while etcd keeps it; a count
+/// that keeps growing means leases keep expiring (etcd unreachable for a TTL, or a
+/// node that claims nothing for longer than a TTL).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArbiterSession {
+    /// etcd's id of the lease, in hex as `etcdctl lease list` prints it.
+    pub lease_id: Option<String>,
+    /// The TTL etcd gave it at the last renewal, less the time since (ms).
+    pub lease_ttl_left_ms: Option<u64>,
+    /// Leases etcd granted this incarnation.
+    pub leases_granted: u64,
 }
 
 /// Who the arbiter gives its vote for one group to, as far as this node knows.
@@ -44,6 +61,9 @@ pub struct ArbiterVote {
     pub holder: Option<String>,
     /// When this node holds the vote: how long it still counts here (ms).
     pub lease_left_ms: Option<u64>,
+    /// How long the arbiter has named this holder, as far as this node knows (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
 }
 
 /// One admin constraint in force.

@@ -43,6 +43,8 @@ pub struct Metrics {
     ops: Mutex<BTreeMap<(String, String, String), OpStats>>,
     /// This node's health checks, written by their probe loops.
     pub checks: Arc<CheckBoard>,
+    /// This daemon's etcd lease, written by the arbiter thread.
+    pub arbiter: Arc<crate::daemon::arbiter::ArbiterBoard>,
 }
 
 impl Metrics {

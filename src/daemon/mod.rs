@@ -235,7 +235,7 @@ fn heartbeat_thread(
             }
         }
         let (answers_tx, answers) = mpsc::unbounded_channel();
-        let arbiter = spawn_arbiter(&s, &node, &answers_tx);
+        let arbiter = spawn_arbiter(&s, &node, &answers_tx, metrics.arbiter.clone());
         let executor: Result<Box<dyn Executor>, _> = if s.agents {
             let me = s
                 .spec
@@ -317,6 +317,7 @@ fn spawn_arbiter(
     s: &Settings,
     node: &Node,
     answers: &mpsc::UnboundedSender<crate::core::io::Input>,
+    board: Arc<arbiter::ArbiterBoard>,
 ) -> Option<arbiter::ArbiterLink> {
     let etcd = &s.config.quorum.arbiter.as_ref()?.etcd;
     let who = arbiter::Identity {
@@ -329,7 +330,7 @@ fn spawn_arbiter(
             .unwrap_or_default(),
         incarnation: node.incarnation(),
     };
-    match arbiter::spawn(etcd, &s.spec, who, answers.clone()) {
+    match arbiter::spawn(etcd, &s.spec, who, answers.clone(), board) {
         Ok(link) => Some(link),
         Err(e) => {
             tracing::error!("arbiter: cannot start its thread ({e}); its vote stays missing");
@@ -436,6 +437,7 @@ pub fn start(settings: Settings) -> Result<Running, DaemonError> {
         calls: calls_tx,
         reloader: reloader.clone(),
         checks: op_metrics.checks.clone(),
+        arbiter: op_metrics.arbiter.clone(),
     };
     control::spawn_peer_listeners(&control, &settings, backend.clone());
     control.spawn(control::serve(listener, policy, backend));

@@ -37,3 +37,5 @@ pub const SAFETY_LEASE_OVERLAP: &str = "two owners never both hold a valid lease
 pub const TERMS_MONOTONIC: &str = "terms never decrease on a node";
 pub const LIVENESS_OWNER: &str = "after healing, every group has exactly one running owner";
 pub const LIVENESS_STABLE: &str = "after settling, the owner does not change";
+pub const LIVENESS_ARBITER: &str =
+    "while a quorum with the arbiter exists, a group has an owner within deadtime + ttl + a margin";

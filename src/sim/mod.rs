@@ -13,7 +13,7 @@
 //! The checker judges by ground truth — which resources actually run where — not by
 //! what the nodes believe.
 
-mod check;
+pub mod check;
 mod guard;
 mod scenario;
 mod world;

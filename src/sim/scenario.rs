@@ -95,6 +95,11 @@ pub struct Scenario {
     /// families do; named scenarios only when asked (`ScenarioBuilder::coarse_wakes`),
     /// so that their stories keep the timings they were written for.
     pub coarse_wakes: bool,
+    /// Once the healed cluster has settled on its owners, the owner of the first
+    /// group loses power for good (when the rest still makes a quorum with the
+    /// arbiter): the fault after the chaos, which the survivors must handle with the
+    /// arbiter sessions the chaos left them (issue 24). The arbiter family only.
+    pub owner_loss_after_heal: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -144,7 +149,10 @@ impl Scenario {
     /// The random family with an arbiter in every cluster (a two-node cluster then
     /// relies on it instead of `two_node`): the arbiter's own sweep.
     pub fn random_with_arbiter(seed: u64) -> Scenario {
-        Scenario::random_family(seed, true)
+        Scenario {
+            owner_loss_after_heal: true,
+            ..Scenario::random_family(seed, true)
+        }
     }
 
     fn random_family(seed: u64, force_arbiter: bool) -> Scenario {
@@ -207,6 +215,7 @@ impl Scenario {
             script,
             spec,
             coarse_wakes: true,
+            owner_loss_after_heal: false,
         }
     }
 }
@@ -511,6 +520,7 @@ impl ScenarioBuilder {
                 script: Vec::new(),
                 spec,
                 coarse_wakes: false,
+                owner_loss_after_heal: false,
             },
         }
     }

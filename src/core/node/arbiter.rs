@@ -12,14 +12,35 @@ use crate::core::io::{ArbiterAnswer, ArbiterAsk, ArbiterRequest};
 use crate::core::spec::ArbiterSpec;
 use crate::core::status::{ArbiterStatus, ArbiterVote};
 
+/// The arbiter's vote for one group, held by this node.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HeldVote {
+    pub(super) term: Term,
+    /// The ask time of the newest request that the arbiter answered with the vote.
+    pub(super) asked_at: Instant,
+    /// The ask time of the first request that got it at this term (for status).
+    pub(super) since: Instant,
+}
+
+/// The arbiter named another node as the holder of a group's vote.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ForeignVote {
+    pub(super) holder: NodeId,
+    pub(super) term: Term,
+    /// The ask time of the newest request that the arbiter answered so.
+    pub(super) asked_at: Instant,
+    /// The ask time of the first answer that named this holder at this term.
+    pub(super) since: Instant,
+}
+
 /// What this node knows of the arbiter.
 #[derive(Clone, Debug, Default)]
 pub(super) struct ArbiterView {
-    /// Per group, the term and ask time of the newest request that the arbiter
-    /// answered with the vote for us.
-    pub(super) held: BTreeMap<GroupId, (Term, Instant)>,
-    /// Per group, who the arbiter said holds the vote (when it is not us).
-    pub(super) held_by: BTreeMap<GroupId, (NodeId, Term)>,
+    /// Per group, the vote the arbiter gave us.
+    pub(super) held: BTreeMap<GroupId, HeldVote>,
+    /// Per group, who the arbiter said holds the vote (when it is not us). Only news
+    /// while no request asked later went unanswered: see [`Node::arbiter_held_by`].
+    pub(super) held_by: BTreeMap<GroupId, ForeignVote>,
     /// The ask time of the newest request the arbiter answered at all.
     pub(super) heard: Option<Instant>,
     /// The ask time of the newest request the driver reported unanswered.
@@ -52,9 +73,9 @@ impl Node {
     /// margin over `ttl` (the arbiter's clock may run faster than ours).
     pub(super) fn arbiter_vote_until(&self, group: GroupId, term: Term) -> Option<Instant> {
         let spec = self.arbiter_spec()?;
-        let (held_term, asked_at) = *self.arbiter.held.get(&group)?;
-        (held_term == term)
-            .then(|| asked_at + spec.ttl.saturating_sub(self.drift_margin_over(spec.ttl)))
+        let held = self.arbiter.held.get(&group)?;
+        (held.term == term)
+            .then(|| held.asked_at + spec.ttl.saturating_sub(self.drift_margin_over(spec.ttl)))
     }
 
     /// The end of the lease a quorum of votes gives a claim of `group` at `term`: each
@@ -90,11 +111,20 @@ impl Node {
         }
     }
 
-    /// Who holds the arbiter's vote for a group, when the arbiter said it is not us.
+    /// Who holds the arbiter's vote for a group, when the arbiter said it is not us
+    /// and no request asked since went unanswered: after that, the holder may long be
+    /// gone (its etcd lease expired), and a candidate that waits "for n2" would tell
+    /// the admin something nobody knows (issue 24).
     pub(super) fn arbiter_held_by(&self, group: GroupId) -> Option<(String, Term)> {
+        self.foreign_vote(group)
+            .map(|v| (self.name(v.holder), v.term))
+    }
+
+    fn foreign_vote(&self, group: GroupId) -> Option<ForeignVote> {
         self.arbiter_spec()?;
-        let (holder, term) = *self.arbiter.held_by.get(&group)?;
-        Some((self.name(holder), term))
+        let v = *self.arbiter.held_by.get(&group)?;
+        let failed_since = self.arbiter.failed.is_some_and(|f| f > v.asked_at);
+        (!failed_since).then_some(v)
     }
 
     pub(super) fn on_arbiter(&mut self, now: Instant, asked_at: Instant, answer: ArbiterAnswer) {
@@ -116,13 +146,16 @@ impl Node {
                     asked_at
                 };
                 self.arbiter.held_by.remove(&group);
-                let newer = self
-                    .arbiter
-                    .held
-                    .get(&group)
-                    .is_none_or(|(t, at)| (term, from) > (*t, *at));
+                let old = self.arbiter.held.get(&group).copied();
+                let newer = old.is_none_or(|v| (term, from) > (v.term, v.asked_at));
                 if newer {
-                    self.arbiter.held.insert(group, (term, from));
+                    let since = old.filter(|v| v.term == term).map_or(from, |v| v.since);
+                    let vote = HeldVote {
+                        term,
+                        asked_at: from,
+                        since,
+                    };
+                    self.arbiter.held.insert(group, vote);
                 }
                 self.sending.asap = self.sending.asap || self.claims_at(group, term);
             }
@@ -132,7 +165,15 @@ impl Node {
                 term,
             } => {
                 self.arbiter.held.remove(&group);
-                self.arbiter.held_by.insert(group, (holder, term));
+                let old = self.arbiter.held_by.get(&group).copied();
+                let same = old.filter(|v| (v.holder, v.term) == (holder, term));
+                let vote = ForeignVote {
+                    holder,
+                    term,
+                    asked_at: same.map_or(asked_at, |v| v.asked_at.max(asked_at)),
+                    since: same.map_or(asked_at, |v| v.since.min(asked_at)),
+                };
+                self.arbiter.held_by.insert(group, vote);
             }
             ArbiterAnswer::Lost { group } => {
                 self.arbiter.held.remove(&group);
@@ -163,7 +204,7 @@ impl Node {
                 Role::Candidate { term, .. } | Role::Owner { term, .. } => Some(term),
                 Role::Idle => None,
             };
-            let held = self.arbiter.held.get(&g.id).map(|(t, _)| *t);
+            let held = self.arbiter.held.get(&g.id).map(|v| v.term);
             match (claimed, held) {
                 (Some(term), Some(t)) if t == term => {
                     asks.push(ArbiterAsk::Keep { group: g.id, term })
@@ -196,17 +237,23 @@ impl Node {
             .iter()
             .zip(&self.spec.groups)
             .map(|(g, gs)| {
-                let mine = self
-                    .arbiter
-                    .held
-                    .get(&g.id)
-                    .and_then(|(t, _)| self.arbiter_vote_until(g.id, *t))
+                let held = self.arbiter.held.get(&g.id);
+                let mine = held
+                    .and_then(|v| self.arbiter_vote_until(g.id, v.term))
                     .filter(|until| now < *until);
-                let held_by = self.arbiter.held_by.get(&g.id).map(|(n, _)| self.name(*n));
+                let foreign = self.foreign_vote(g.id);
+                let since = match (mine, held, foreign) {
+                    (Some(_), Some(v), _) => Some(v.since),
+                    (None, _, Some(v)) => Some(v.since),
+                    _ => None,
+                };
                 ArbiterVote {
                     group: gs.name.clone(),
-                    holder: mine.map(|_| self.name(self.me)).or(held_by),
+                    holder: mine
+                        .map(|_| self.name(self.me))
+                        .or(foreign.map(|v| self.name(v.holder))),
                     lease_left_ms: mine.map(|u| millis(u.saturating_since(now))),
+                    since_ms: since.map(|at| millis(now.saturating_since(at))),
                 }
             })
             .collect();
@@ -217,6 +264,7 @@ impl Node {
                 .heard
                 .map(|at| millis(now.saturating_since(at))),
             votes,
+            session: None,
         })
     }
 }

@@ -130,6 +130,12 @@ pub enum PlantedBug {
     /// The arbiter's vote counts from the arrival of its answer instead of from the
     /// request's ask time (the arbiter may have received it long before).
     ArbiterAnswerTime,
+    /// Not a rule of the core: the simulated arbiter driver keeps an etcd lease that
+    /// etcd dropped and answers every claim `Unreachable` from then on (issue 24).
+    ArbiterKeepsExpiredLease,
+    /// Not a rule of the core: the simulated arbiter driver writes a vote key without
+    /// attaching it to its lease, so the vote outlives its holder (issue 24).
+    ArbiterVoteWithoutLease,
 }
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ReconfigureError {

@@ -70,6 +70,8 @@ pub struct Backend {
     pub reloader: Option<Arc<Reloader>>,
     /// This node's health checks, added to every status reply.
     pub checks: Arc<CheckBoard>,
+    /// This daemon's etcd lease, added to the arbiter of every status reply.
+    pub arbiter: Arc<crate::daemon::arbiter::ArbiterBoard>,
 }
 
 impl Backend {
@@ -78,6 +80,16 @@ impl Backend {
             calls,
             reloader: None,
             checks: Arc::default(),
+            arbiter: Arc::default(),
+        }
+    }
+
+    /// Adds what other threads than the one that built `status` know: the checks run
+    /// on the executor, the etcd lease lives on the arbiter thread.
+    pub fn complete(&self, status: &mut StatusReport) {
+        status.checks = self.checks.snapshot();
+        if let Some(a) = status.view.arbiter.as_mut() {
+            a.session = Some(self.arbiter.snapshot());
         }
     }
 
@@ -320,9 +332,8 @@ async fn answer(command: Command, backend: &Backend) -> Response {
         .ask(|reply| ControlCall::Command { command, reply })
         .await
         .unwrap_or_else(Response::error);
-    // The checks run on the executor, not on the thread that built the status.
     if let Some(status) = &mut response.status {
-        status.checks = backend.checks.snapshot();
+        backend.complete(status);
     }
     response
 }

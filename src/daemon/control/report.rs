@@ -27,7 +27,7 @@ pub async fn bundle(backend: &Backend) -> Response {
             status: Some(mut status),
             ..
         }) => {
-            status.checks = backend.checks.snapshot();
+            backend.complete(&mut status);
             status
         }
         Ok(other) => return Response::error(other.error.unwrap_or_else(|| "no status".into())),

@@ -1,21 +1,29 @@
-//! The simulated arbiter, with etcd's lease semantics: one lease per daemon
-//! incarnation, a vote per group held by a key attached to a lease; a lease expires
-//! `ttl` after the arbiter *received* its last refresh, judged on the arbiter's own
-//! (drifting) clock, and its keys vanish the instant it does (the earliest etcd could
-//! delete them: the adversarial choice). A leader change refreshes every live lease to
-//! its full TTL (etcd's `Promote`) after a short outage; the arbiter can also be down,
-//! slow, or cut off from some nodes. Requests and answers travel with a delay; a
-//! request that finds it unreachable is answered `Unreachable` by the "driver" after a
-//! timeout.
+//! The simulated arbiter, with etcd's lease semantics: a vote per group held by a key
+//! attached to a lease; a lease expires `ttl` after the arbiter *received* its last
+//! refresh, judged on the arbiter's own (drifting) clock, and its keys vanish the
+//! instant it does (the earliest etcd could delete them: the adversarial choice). A
+//! leader change refreshes every live lease to its full TTL (etcd's `Promote`) after a
+//! short outage; the arbiter can also be down, slow, or cut off from some nodes.
+//! Requests and answers travel with a delay; a request that finds it unreachable is
+//! answered `Unreachable` by the "driver" after a timeout.
+//!
+//! The driver's own session is modelled too (daemon/arbiter): one lease per daemon
+//! incarnation, granted at the first claim, refreshed by every request after it (a
+//! probe first drops the keys still on it), and replaced by a new grant when etcd no
+//! longer has it. A lease lapses for real when a node cannot reach etcd for a TTL, so
+//! the replacement path runs in the sweep; the planted bugs of issue 24 break it.
 
 use super::*;
 use crate::core::io::{ArbiterAnswer, ArbiterAsk, ArbiterRequest};
+use crate::core::spec::ArbiterSpec;
 
 /// One key: the vote for a group, as etcd stores it.
 #[derive(Clone, Copy, Debug)]
 struct VoteKey {
     node: usize,
-    inc: u64,
+    /// The etcd lease the key is attached to; `None` only under
+    /// `PlantedBug::ArbiterVoteWithoutLease`.
+    lease: Option<u64>,
     term: Term,
 }
 
@@ -24,9 +32,13 @@ pub(super) struct SimArbiter {
     ttl: u64,
     /// Rate error of the arbiter's clock (ppm).
     ppm: i64,
-    /// Lease expiry per (node, incarnation), on the arbiter's clock.
-    leases: BTreeMap<(usize, u64), u64>,
+    /// Lease expiry per lease id, on the arbiter's clock.
+    leases: BTreeMap<u64, u64>,
+    next_lease: u64,
     keys: BTreeMap<GroupId, VoteKey>,
+    /// The driver side: the lease each daemon incarnation (node, incarnation) holds.
+    sessions: BTreeMap<(usize, u64), u64>,
+    bug: PlantedBug,
     /// Real time until which the arbiter answers nothing (down, or electing a leader).
     down_until: u64,
     /// Real time until which requests and answers are slow (up to a few deadtimes).
@@ -36,12 +48,15 @@ pub(super) struct SimArbiter {
 }
 
 impl SimArbiter {
-    pub(super) fn new(ttl: Duration, ppm: i64) -> SimArbiter {
+    pub(super) fn new(ttl: Duration, ppm: i64, bug: PlantedBug) -> SimArbiter {
         SimArbiter {
             ttl: dur(ttl),
             ppm,
             leases: BTreeMap::new(),
+            next_lease: 1,
             keys: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            bug,
             down_until: 0,
             slow_until: 0,
             cut_until: BTreeMap::new(),
@@ -53,14 +68,28 @@ impl SimArbiter {
         (r + r * self.ppm as i128 / 1_000_000).max(0) as u64
     }
 
-    fn lease_alive(&self, owner: (usize, u64), now: u64) -> bool {
-        self.leases.get(&owner).is_some_and(|exp| now < *exp)
+    fn lease_alive(&self, lease: u64, now: u64) -> bool {
+        self.leases.get(&lease).is_some_and(|exp| now < *exp)
     }
 
-    /// Refresh (or grant anew) the lease of `owner`: an expired lease cannot be
-    /// renewed, so a new one replaces it (its keys are gone already).
-    fn refresh(&mut self, owner: (usize, u64), now: u64) {
-        self.leases.insert(owner, now + self.ttl);
+    /// The driver's `refresh_lease`: keep its lease alive, or have a new one granted
+    /// when etcd no longer has it. `None`: the driver failed the batch (`Unreachable`).
+    fn refresh(&mut self, owner: (usize, u64), now: u64) -> Option<u64> {
+        match self.sessions.get(&owner).copied() {
+            Some(id) if self.lease_alive(id, now) => {
+                self.leases.insert(id, now + self.ttl);
+                return Some(id);
+            }
+            // Issue 24 as it was: the keepalive on a lease etcd dropped fails, the
+            // driver calls etcd unreachable and keeps the dead lease for ever.
+            Some(_) if self.bug == PlantedBug::ArbiterKeepsExpiredLease => return None,
+            _ => {}
+        }
+        let id = self.next_lease;
+        self.next_lease += 1;
+        self.leases.insert(id, now + self.ttl);
+        self.sessions.insert(owner, id);
+        Some(id)
     }
 
     /// The holder of a group's vote, if its key still exists at `now`.
@@ -68,7 +97,7 @@ impl SimArbiter {
         self.keys
             .get(&group)
             .copied()
-            .filter(|k| self.lease_alive((k.node, k.inc), now))
+            .filter(|k| k.lease.is_none_or(|l| self.lease_alive(l, now)))
     }
 
     /// etcd's side of one request from `owner`, at real time `real`.
@@ -80,41 +109,42 @@ impl SimArbiter {
         ids: &[NodeId],
     ) -> ArbiterAnswer {
         let now = self.clock(real);
+        let lease = match ask {
+            // The driver refreshes its lease before the transaction, so the vote
+            // lasts a full TTL from (after) the ask.
+            ArbiterAsk::Claim { .. } | ArbiterAsk::Keep { .. } => match self.refresh(owner, now) {
+                Some(id) => Some(id),
+                None => return ArbiterAnswer::Unreachable,
+            },
+            ArbiterAsk::Release { .. } | ArbiterAsk::Probe => None,
+        };
         match ask {
-            ArbiterAsk::Claim { group, term } => {
-                // The driver refreshes its lease before the transaction, so the vote
-                // lasts a full TTL from (after) the ask.
-                self.refresh(owner, now);
-                match self.holder(group, now) {
-                    Some(k) if k.node != owner.0 => ArbiterAnswer::HeldBy {
+            ArbiterAsk::Claim { group, term } => match self.holder(group, now) {
+                Some(k) if k.node != owner.0 => ArbiterAnswer::HeldBy {
+                    group,
+                    holder: ids[k.node],
+                    term: k.term,
+                },
+                _ => {
+                    let lease = lease.filter(|_| self.bug != PlantedBug::ArbiterVoteWithoutLease);
+                    let key = VoteKey {
+                        node: owner.0,
+                        lease,
+                        term,
+                    };
+                    self.keys.insert(group, key);
+                    ArbiterAnswer::Granted { group, term }
+                }
+            },
+            ArbiterAsk::Keep { group, .. } => match self.holder(group, now) {
+                Some(k) if k.node == owner.0 && (k.lease.is_none() || k.lease == lease) => {
+                    ArbiterAnswer::Granted {
                         group,
-                        holder: ids[k.node],
                         term: k.term,
-                    },
-                    _ => {
-                        let key = VoteKey {
-                            node: owner.0,
-                            inc: owner.1,
-                            term,
-                        };
-                        self.keys.insert(group, key);
-                        ArbiterAnswer::Granted { group, term }
                     }
                 }
-            }
-            ArbiterAsk::Keep { group, .. } => {
-                if !self.lease_alive(owner, now) {
-                    return ArbiterAnswer::Lost { group };
-                }
-                self.refresh(owner, now);
-                match self.holder(group, now) {
-                    Some(k) if (k.node, k.inc) == owner => ArbiterAnswer::Granted {
-                        group,
-                        term: k.term,
-                    },
-                    _ => ArbiterAnswer::Lost { group },
-                }
-            }
+                _ => ArbiterAnswer::Lost { group },
+            },
             ArbiterAsk::Release { group, term } => {
                 if self
                     .holder(group, now)
@@ -124,8 +154,28 @@ impl SimArbiter {
                 }
                 ArbiterAnswer::Reachable
             }
-            ArbiterAsk::Probe => ArbiterAnswer::Reachable,
+            ArbiterAsk::Probe => {
+                self.probe(owner, now);
+                ArbiterAnswer::Reachable
+            }
         }
+    }
+
+    /// The driver's probe: the core claims nothing, so the keys on its lease go and
+    /// the lease is kept alive; a lease etcd dropped is forgotten (the next claim gets
+    /// a new one) — unless the planted bug keeps it.
+    fn probe(&mut self, owner: (usize, u64), now: u64) {
+        let Some(id) = self.sessions.get(&owner).copied() else {
+            return;
+        };
+        if !self.lease_alive(id, now) {
+            if self.bug != PlantedBug::ArbiterKeepsExpiredLease {
+                self.sessions.remove(&owner);
+            }
+            return;
+        }
+        self.keys.retain(|_, k| k.lease != Some(id));
+        self.leases.insert(id, now + self.ttl);
     }
 
     /// A new etcd leader: every lease still alive gets its full TTL again.
@@ -311,5 +361,131 @@ impl Sim {
             arb.slow_until = 0;
             arb.cut_until.clear();
         }
+    }
+}
+
+impl Sim {
+    /// Ground truth: whether a quorum *with the arbiter* exists for `group` now — the
+    /// arbiter up and prompt, and one live node allowed to own the group that reaches
+    /// it and hears, both ways on some link, enough live nodes that also reach it to
+    /// make a quorum with the arbiter's vote. No other fault may be in force: this is
+    /// the state in which nothing but the arbiter's own logic can keep the group down.
+    fn arbiter_quorum_exists(&self, group: &GroupSpec) -> bool {
+        let Some(arb) = self.arbiter.as_ref() else {
+            return false;
+        };
+        if self.now < arb.down_until || self.now < arb.slow_until || self.loss > 0.0 {
+            return false;
+        }
+        let spec = &self.sc.spec;
+        let up = |i: usize| {
+            let n = &self.nodes[i];
+            n.core.is_some()
+                && !n.vm_paused
+                && !n.daemon_paused
+                && !n.shutting_down
+                && !n.fail_starts
+                && !n.fail_stops
+                && !n.fail_fences
+                && arb.reachable(i, self.now)
+        };
+        let hears = |a: usize, b: usize| {
+            (0..self.blocked.len()).any(|l| {
+                spec.shared_link(spec.nodes[a].id, spec.nodes[b].id, l)
+                    && !self.blocked[l].contains(&(a, b))
+                    && !self.blocked[l].contains(&(b, a))
+            })
+        };
+        let needed = crate::core::quorum::quorum_votes(spec.expected_votes());
+        (0..self.nodes.len())
+            .filter(|s| up(*s) && !spec.nodes[*s].witness && group.allowed(spec.nodes[*s].id))
+            .any(|s| {
+                let peers: u32 = (0..self.nodes.len())
+                    .filter(|j| up(*j) && (*j == s || hears(s, *j)))
+                    .map(|j| spec.nodes[j].votes)
+                    .sum();
+                peers + ArbiterSpec::VOTES >= needed
+            })
+    }
+
+    /// Liveness beside safety (issue 24): while a quorum with the arbiter exists, no
+    /// group stays without an owner for longer than deadtime + ttl + a margin (a start
+    /// after initdead, a candidate's round, a fence retry). Checked after the admin
+    /// cleanup of the heal phase in random runs (chaos leaves bans and fail counts
+    /// that rightly keep a group down until then), from the start in scripted ones.
+    pub(super) fn check_arbiter_liveness(&mut self) -> Result<(), Box<Violation>> {
+        let Some(a) = self.sc.spec.quorum.arbiter else {
+            return Ok(());
+        };
+        if self.chaos_on || self.now < self.liveness_from {
+            return Ok(());
+        }
+        let timing = &self.sc.spec.timing;
+        let bound = dur(timing.deadtime) + dur(a.ttl) + dur(timing.deadtime) * 6;
+        for gs in self.sc.spec.groups.clone() {
+            let owned = self.owners(gs.id).len() == 1;
+            if owned || !self.arbiter_quorum_exists(&gs) {
+                self.unowned_since.remove(&gs.id);
+                continue;
+            }
+            let since = *self.unowned_since.entry(gs.id).or_insert(self.now);
+            if self.now - since > bound {
+                let views: Vec<String> = (0..self.nodes.len())
+                    .map(|i| match &self.nodes[i].core {
+                        Some(c) => format!("\n    {}: {}", self.name(i), c.describe_group(gs.id)),
+                        None => format!("\n    {}: off", self.name(i)),
+                    })
+                    .collect();
+                return Err(self.violation(
+                    check::LIVENESS_ARBITER,
+                    format!(
+                        "{}: no owner for {:.0} ms (bound {:.0} ms) while a quorum with the arbiter exists{}",
+                        gs.name,
+                        ms(self.now - since),
+                        ms(bound),
+                        views.concat()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sim {
+    /// `Scenario::owner_loss_after_heal`: the first group's owner loses power for good,
+    /// unless that would leave no quorum with the arbiter or a group with nowhere to
+    /// run (then the run just goes on).
+    pub(super) fn owner_loss(&mut self) {
+        let Some(first) = self.sc.spec.groups.first().cloned() else {
+            return;
+        };
+        let [owner] = self.owners(first.id)[..] else {
+            return;
+        };
+        let spec = &self.sc.spec;
+        let survivors: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| *i != owner && self.nodes[*i].core.is_some())
+            .collect();
+        let votes: u32 = survivors.iter().map(|i| spec.nodes[*i].votes).sum();
+        let quorate =
+            votes + ArbiterSpec::VOTES >= crate::core::quorum::quorum_votes(spec.expected_votes());
+        let placed = spec.groups.iter().all(|g| {
+            survivors
+                .iter()
+                .any(|i| !spec.nodes[*i].witness && g.allowed(spec.nodes[*i].id))
+        });
+        if !(quorate && placed) {
+            self.note(format!(
+                "no owner loss after the heal: without {} no quorum or no place",
+                self.name(owner)
+            ));
+            return;
+        }
+        self.note(format!(
+            "OWNER LOSS after the heal: {} loses power",
+            self.name(owner)
+        ));
+        self.power_off(owner);
     }
 }

@@ -90,6 +90,8 @@ enum Ev {
         gen: u64,
     },
     Fault,
+    /// `Scenario::owner_loss_after_heal`.
+    OwnerLoss,
     Unblock {
         link: Option<usize>,
         pairs: Vec<(usize, usize)>,
@@ -201,6 +203,10 @@ pub struct Sim {
     ever_groups: Vec<GroupSpec>,
     /// The external arbiter, when the cluster has one.
     arbiter: Option<arbiter::SimArbiter>,
+    /// From when (real time) the arbiter liveness check runs.
+    liveness_from: u64,
+    /// Per group, since when it has had no owner while a quorum with the arbiter existed.
+    unowned_since: BTreeMap<GroupId, u64>,
 }
 
 impl Sim {
@@ -235,11 +241,10 @@ impl Sim {
         let links = sc.spec.links.max(1);
         let loss = sc.faults.loss;
         let max_ppm = i64::from(sc.spec.timing.max_drift_ppm);
-        let arbiter = sc
-            .spec
-            .quorum
-            .arbiter
-            .map(|a| arbiter::SimArbiter::new(a.ttl, rng.random_range(-max_ppm..=max_ppm)));
+        let arbiter = sc.spec.quorum.arbiter.map(|a| {
+            let ppm = rng.random_range(-max_ppm..=max_ppm);
+            arbiter::SimArbiter::new(a.ttl, ppm, sc.bug)
+        });
         Sim {
             rng,
             now: 0,
@@ -258,6 +263,8 @@ impl Sim {
             steps: 0,
             ever_groups: sc.spec.groups.clone(),
             arbiter,
+            liveness_from: 0,
+            unowned_since: BTreeMap::new(),
             sc,
         }
     }
@@ -275,6 +282,12 @@ impl Sim {
             let gap = self.fault_gap();
             self.push(gap, Ev::Fault);
             self.push(chaos, Ev::HealAll);
+            // The heal phase's admin cleanup (faults.rs) comes 3 deadtimes after it.
+            let deadtime = dur(self.sc.spec.timing.deadtime);
+            self.liveness_from = chaos + 3 * deadtime;
+            if self.sc.owner_loss_after_heal {
+                self.push(chaos + 10 * deadtime, Ev::OwnerLoss);
+            }
         } else {
             self.chaos_on = false;
         }
@@ -293,6 +306,7 @@ impl Sim {
             }
             self.step(q.ev)?;
             self.check_safety()?;
+            self.check_arbiter_liveness()?;
             if self.now >= settle_from && !self.sc.script.iter().any(|_| false) {
                 self.check_settled()?;
             }

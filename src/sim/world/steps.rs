@@ -63,6 +63,7 @@ impl Sim {
                 answer,
             } => self.arbiter_answer(node, inc, asked_at, answer)?,
             Ev::HealAll => self.heal_all()?,
+            Ev::OwnerLoss => self.owner_loss(),
             Ev::AdminCleanup => self.admin_cleanup()?,
             Ev::Script(f) => self.scripted(f)?,
             Ev::End => {}

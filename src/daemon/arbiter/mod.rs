@@ -4,10 +4,16 @@
 //! bounded by `deadtime` and answered `Unreachable` when it fails.
 //!
 //! One etcd lease per daemon incarnation carries every vote this node holds: a vote
-//! for group G is the key `<prefix>/<cluster>/groups/<G>` attached to it. Requests that
+//! for group G is the key `<prefix>/<cluster>/groups/<G>` attached to it. The lease is
+//! granted at the first claim and kept alive by every request after it (a probe first
+//! drops any key still on it, as the core then claims nothing); a lease etcd no longer
+//! has is replaced by a new grant, never kept alive in vain (issue 24). Requests that
 //! arrive together are served as one batch with one lease refresh, sent after every
 //! request of the batch was asked, so each vote lasts `ttl` from after its ask
 //! (docs/design.md, "The arbiter").
+
+mod board;
+pub use board::ArbiterBoard;
 
 use crate::config::EtcdConfig;
 use crate::core::ids::{GroupId, NodeId, Term};
@@ -19,6 +25,7 @@ use etcd_client::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -70,12 +77,14 @@ pub struct Identity {
     pub incarnation: u64,
 }
 
-/// Starts the arbiter thread. Its answers go to `answers` like the executor's.
+/// Starts the arbiter thread. Its answers go to `answers` like the executor's; its
+/// lease is shown on `board`.
 pub fn spawn(
     cfg: &EtcdConfig,
     spec: &ClusterSpec,
     who: Identity,
     answers: mpsc::UnboundedSender<Input>,
+    board: Arc<ArbiterBoard>,
 ) -> std::io::Result<ArbiterLink> {
     let (tx, rx) = mpsc::unbounded_channel();
     let groups = spec.groups.iter().map(|g| (g.id, g.name.clone())).collect();
@@ -89,6 +98,7 @@ pub fn spawn(
         lease: None,
         held: BTreeMap::new(),
         reachable: None,
+        board,
     };
     std::thread::Builder::new()
         .name("tandem-arbiter".into())
@@ -128,6 +138,7 @@ struct Session {
     held: BTreeMap<GroupId, Term>,
     /// Whether the last batch got through (for logging changes only).
     reachable: Option<bool>,
+    board: Arc<ArbiterBoard>,
 }
 
 impl Session {
@@ -205,6 +216,7 @@ impl Session {
             current = Some(self.read_votes().await?);
         }
         let mut out = Vec::with_capacity(batch.len());
+        let mut probed = false;
         for r in batch {
             let answer = match (r.ask, lease) {
                 (ArbiterAsk::Claim { group, term }, Some(id)) => {
@@ -218,7 +230,10 @@ impl Session {
                     ArbiterAnswer::Reachable
                 }
                 _ => {
-                    self.probe().await?;
+                    if !probed {
+                        self.probe().await?;
+                        probed = true;
+                    }
                     ArbiterAnswer::Reachable
                 }
             };
@@ -271,35 +286,58 @@ impl Session {
         Ok(options)
     }
 
-    /// Refreshes this daemon's lease (a keepalive), or grants a new one when there is
-    /// none or it expired — then every vote attached to the old one is gone.
+    /// Refreshes this daemon's lease, or grants a new one when there is none or etcd
+    /// no longer has it — then every vote attached to the old one is gone with it.
     async fn refresh_lease(&mut self) -> Result<i64, ArbiterError> {
-        let ttl = i64::try_from(self.cfg.ttl.as_secs()).unwrap_or(i64::MAX);
         if let Some(id) = self.lease.as_ref().map(|l| l.id) {
-            if self.keep_alive(id).await? {
+            if let Some(ttl) = self.keep_alive(id).await? {
+                self.board.renewed(id, ttl);
                 return Ok(id);
             }
             tracing::warn!("arbiter: etcd lease {id:x} expired; the votes it carried are gone");
             self.held.clear();
             self.lease = None;
         }
+        let ttl = i64::try_from(self.cfg.ttl.as_secs()).unwrap_or(i64::MAX);
         let client = self.connect().await?;
         let granted = client.lease_grant(ttl, None).await?;
+        let id = granted.id();
+        tracing::info!(
+            "arbiter: etcd granted lease {id:x} (ttl {}s)",
+            granted.ttl()
+        );
         self.lease = Some(Lease {
-            id: granted.id(),
+            id,
             keepalive: None,
         });
-        Ok(granted.id())
+        self.board.granted(id, granted.ttl());
+        Ok(id)
     }
 
-    /// One keepalive on lease `id`: whether it is still alive.
-    async fn keep_alive(&mut self, id: i64) -> Result<bool, ArbiterError> {
+    /// One keepalive on lease `id`: the TTL etcd gives it now, or `None` when etcd no
+    /// longer has it (it expired while this node asked for nothing that needs it, or
+    /// etcd lost it).
+    async fn keep_alive(&mut self, id: i64) -> Result<Option<i64>, ArbiterError> {
         let has_stream = self.lease.as_ref().is_some_and(|l| l.keepalive.is_some());
         if !has_stream {
             let client = self.connect().await?;
-            let stream = client.lease_keep_alive(id).await?;
-            if let Some(l) = self.lease.as_mut() {
-                l.keepalive = Some(stream);
+            match client.lease_keep_alive(id).await {
+                Ok(stream) => {
+                    if let Some(l) = self.lease.as_mut() {
+                        l.keepalive = Some(stream);
+                    }
+                }
+                // The client library refuses to open a stream on a lease that etcd no
+                // longer has, with an error and no code: ask etcd itself. Treating
+                // that refusal as "etcd unreachable" kept a node on a dead lease for
+                // the rest of its life (issue 24).
+                Err(opening) => {
+                    let left = client.lease_time_to_live(id, None).await?.ttl();
+                    if left <= 0 {
+                        return Ok(None);
+                    }
+                    return Err(opening.into());
+                }
             }
         }
         let Some((keeper, stream)) = self.lease.as_mut().and_then(|l| l.keepalive.as_mut()) else {
@@ -310,7 +348,7 @@ impl Session {
             .message()
             .await?
             .ok_or(ArbiterError::KeepAliveClosed)?;
-        Ok(reply.ttl() > 0)
+        Ok((reply.ttl() > 0).then(|| reply.ttl()))
     }
 
     fn key(&self, group: GroupId) -> String {
@@ -449,16 +487,49 @@ impl Session {
         Ok(())
     }
 
-    /// A cheap read that proves etcd answers (with a quorum behind it: linearizable).
+    /// A probe says the core claims no vote now. With a lease, drop every key still
+    /// attached to it (a claim whose answer was lost) and keep the lease alive: a node
+    /// that claims again later does so on the lease it has — one per incarnation while
+    /// etcd stays reachable — and no vote outlives the claim that made it. Without a
+    /// lease, a cheap read that proves etcd answers (linearizable: a quorum behind it).
     async fn probe(&mut self) -> Result<(), ArbiterError> {
         let prefix = self.prefix.clone();
+        let Some(id) = self.lease.as_ref().map(|l| l.id) else {
+            let client = self.connect().await?;
+            let count = GetOptions::new().with_prefix().with_count_only();
+            client.get(prefix, Some(count)).await?;
+            return Ok(());
+        };
         let client = self.connect().await?;
-        client
-            .get(
-                prefix,
-                Some(GetOptions::new().with_prefix().with_count_only()),
-            )
+        let resp = client
+            .get(prefix, Some(GetOptions::new().with_prefix()))
             .await?;
+        let stale: Vec<(Vec<u8>, i64)> = resp
+            .kvs()
+            .iter()
+            .filter(|kv| kv.lease() == id)
+            .map(|kv| (kv.key().to_vec(), kv.mod_revision()))
+            .collect();
+        for (key, revision) in stale {
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    revision,
+                )])
+                .and_then([TxnOp::delete(key, None)]);
+            client.txn(txn).await?;
+        }
+        self.held.clear();
+        match self.keep_alive(id).await? {
+            Some(ttl) => self.board.renewed(id, ttl),
+            None => {
+                tracing::warn!(
+                    "arbiter: etcd lease {id:x} expired while this node claimed nothing"
+                );
+                self.lease = None;
+            }
+        }
         Ok(())
     }
 }
