@@ -310,10 +310,17 @@ fn cut_from_etcd(lab: &Lab, node: usize) {
     ];
     for rule in rules {
         let out = lab.exec(ns, rule).expect("nft");
-        assert!(out.status.success(), "{rule:?}: {}", support::lab::text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{rule:?}: {}",
+            support::lab::text(&out.stderr)
+        );
     }
     let out = lab
-        .exec(ns, &["nft", "add rule inet tdm_etcd_cut in tcp sport 2379 drop"])
+        .exec(
+            ns,
+            &["nft", "add rule inet tdm_etcd_cut in tcp sport 2379 drop"],
+        )
         .expect("nft");
     assert!(out.status.success(), "{}", support::lab::text(&out.stderr));
 }
@@ -395,7 +402,13 @@ fn power_cycle_then_owner_isolated(restart_etcd: bool) {
         std::thread::sleep(Duration::from_secs(1));
         let etcd = start_etcd(&mut lab);
         for n in [1, 2] {
-            eventually(&lab, n, "etcd back", Duration::from_secs(40), arbiter_reachable);
+            eventually(
+                &lab,
+                n,
+                "etcd back",
+                Duration::from_secs(40),
+                arbiter_reachable,
+            );
         }
         only_holder_is(&lab, &observer, 2, "after etcd's restart");
         etcd
@@ -410,7 +423,12 @@ fn power_cycle_then_owner_isolated(restart_etcd: bool) {
     let took = wait_until(Duration::from_secs(30), Duration::from_millis(20), || {
         served_by(&observer, n1_mac).then(|| at.elapsed())
     })
-    .unwrap_or_else(|| panic!("n1 never took over from the isolated n2\n{}", all_logs(&lab)));
+    .unwrap_or_else(|| {
+        panic!(
+            "n1 never took over from the isolated n2\n{}",
+            all_logs(&lab)
+        )
+    });
     std::thread::sleep(DEADTIME);
     only_holder_is(&lab, &observer, 1, "after n2's isolation");
     let summary = analyze(&observer.finish(), &macs);

@@ -423,7 +423,15 @@ impl Sim {
         let timing = &self.sc.spec.timing;
         let bound = dur(timing.deadtime) + dur(a.ttl) + dur(timing.deadtime) * 6;
         for gs in self.sc.spec.groups.clone() {
-            let owned = self.owners(gs.id).len() == 1;
+            // Arbitration is done once a node owns the group under a lease: how long
+            // its resources then take to start is not the arbiter's business.
+            let owned = self.owners(gs.id).len() == 1
+                || self.nodes.iter().any(|n| {
+                    !n.vm_paused
+                        && n.core
+                            .as_ref()
+                            .is_some_and(|c| c.lease_until(gs.id).is_some())
+                });
             if owned || !self.arbiter_quorum_exists(&gs) {
                 self.unowned_since.remove(&gs.id);
                 continue;
