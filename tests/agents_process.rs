@@ -17,6 +17,8 @@ fn exec_kind(start: &str, stop: &str, monitor: Option<&str>) -> ResourceKind {
         start: start.into(),
         stop: stop.into(),
         monitor: monitor.map(Into::into),
+        promote: None,
+        demote: None,
     }
 }
 
