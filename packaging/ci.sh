@@ -138,6 +138,8 @@ required_common=(
     /usr/bin/tandemctl
     /etc/tandem/tandem.yaml
     /usr/lib/tandem/agents
+    /usr/lib/tandem/ocf-shims/crm_attribute
+    /usr/lib/tandem/ocf-shims/crm_master
     /usr/share/bash-completion/completions/tandemctl
     /usr/share/bash-completion/completions/tandemd
     /usr/share/tandem/monitoring/tandem-alerts.yml

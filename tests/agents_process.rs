@@ -17,6 +17,8 @@ fn exec_kind(start: &str, stop: &str, monitor: Option<&str>) -> ResourceKind {
         start: start.into(),
         stop: stop.into(),
         monitor: monitor.map(Into::into),
+        promote: None,
+        demote: None,
     }
 }
 
@@ -205,7 +207,7 @@ async fn runner_reports_exit_signal_spawn_error_stdin_and_caps_output() {
     let launch = Launch {
         wrapper: vec!["env".into(), "WRAPPED=yes".into()],
         env: vec![("FROM_LAUNCH".into(), "1".into())],
-        ocf_root: None,
+        ..Launch::default()
     };
     let done = process::run(
         &launch,

@@ -50,6 +50,8 @@ async fn exec_operations_get_the_fencing_token() {
             start: record.clone(),
             stop: record.clone(),
             monitor: Some(record),
+            promote: None,
+            demote: None,
         },
         None,
     );
@@ -81,6 +83,8 @@ async fn without_a_decision_there_is_no_token() {
             start: "true".into(),
             stop: record,
             monitor: None,
+            promote: None,
+            demote: None,
         },
         None,
     );

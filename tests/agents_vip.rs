@@ -125,6 +125,7 @@ fn vip_resource(
             garp_refresh: refresh.map(Duration::from_millis),
         },
         timeout: Some(Duration::from_secs(10)),
+        promotable: false,
     }
 }
 

@@ -160,6 +160,51 @@ fn three_errors_are_all_listed() {
 }
 
 #[test]
+fn promotable_mistakes_are_listed_with_their_position() {
+    let dir = TempDir::new("promotable");
+    let extra = "      - ocf: { name: a, agent: \"heartbeat:Stateful\", promotable: true }\n      - ocf: { name: b, agent: \"heartbeat:Stateful\", promotable: true }\n";
+    let broken = format!(
+        "{}{extra}",
+        EXAMPLE.replacen(
+            "interface: eth0 }",
+            "interface: eth0, promotable: true }",
+            1
+        )
+    );
+    let (cfg, key) = example_in(&dir, Some(broken.clone()));
+    assert!(tandemctl(&["keygen", s(&key)]).status.success());
+
+    let out = tandemctl(&["config", "check", s(&cfg)]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let at = |needle: &str, nth: usize| {
+        let (line, l) = broken
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .nth(nth)
+            .expect("needle");
+        let column = l.find("promotable").expect("key") + 1;
+        format!("{}:{}:{column}: ", cfg.display(), line + 1)
+    };
+    let vip = format!(
+        "{}groups[0].resources[0].vip.promotable: only ocf and exec",
+        at("- vip:", 0)
+    );
+    let second = format!(
+        "{}groups[0].resources[3].ocf.promotable: a group can have only one promotable resource",
+        at("- ocf:", 1)
+    );
+    for want in [vip, second] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&want)),
+            "{want}\n{stderr}"
+        );
+    }
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+}
+
+#[test]
 fn missing_config_file_is_one_clear_line() {
     let dir = TempDir::new("nofile");
     let cfg = dir.join("nope.yaml");

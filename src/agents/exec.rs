@@ -18,6 +18,7 @@ pub async fn run_with(ctx: &OpContext<'_>, launch: &Launch) -> OpResult {
         start,
         stop,
         monitor,
+        ..
     } = &ctx.resource.kind
     else {
         return OpResult::Failed(format!("{}: not an exec resource", ctx.resource.name));

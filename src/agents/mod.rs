@@ -16,6 +16,8 @@ pub mod hooks;
 pub mod lsb;
 pub mod ocf;
 pub mod process;
+pub mod promotable;
+pub mod score;
 pub mod systemd;
 pub mod vip;
 
@@ -57,17 +59,12 @@ impl OpContext<'_> {
     /// what it is (`TANDEM_GROUP`, `TANDEM_RESOURCE`, `TANDEM_ACTION`) and, when known,
     /// the fencing token (`TANDEM_NODE`, `TANDEM_TERM`, `TANDEM_INCARNATION`).
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        let mut env = vec![
-            ("TANDEM_GROUP", self.group.to_string()),
-            ("TANDEM_RESOURCE", self.resource.name.clone()),
-            ("TANDEM_ACTION", op_name(self.kind).to_string()),
-        ];
-        if let Some(t) = &self.token {
-            env.push(("TANDEM_NODE", t.node.clone()));
-            env.push(("TANDEM_TERM", t.term.to_string()));
-            env.push(("TANDEM_INCARNATION", t.incarnation.to_string()));
-        }
-        env
+        tandem_env(
+            self.group,
+            &self.resource.name,
+            op_name(self.kind),
+            self.token.as_ref(),
+        )
     }
 
     /// What is left of the operation's `timeout`, counted from this call: a follow-up
@@ -77,6 +74,27 @@ impl OpContext<'_> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         move || deadline.saturating_duration_since(tokio::time::Instant::now())
     }
+}
+
+/// The `TANDEM_*` variables of one operation (see [`OpContext::env`]); `action` is its
+/// OCF name, also for the actions that are not an [`OpKind`] (promote, demote, notify).
+pub fn tandem_env(
+    group: &str,
+    resource: &str,
+    action: &str,
+    token: Option<&FencingToken>,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("TANDEM_GROUP", group.to_string()),
+        ("TANDEM_RESOURCE", resource.to_string()),
+        ("TANDEM_ACTION", action.to_string()),
+    ];
+    if let Some(t) = token {
+        env.push(("TANDEM_NODE", t.node.clone()));
+        env.push(("TANDEM_TERM", t.term.to_string()));
+        env.push(("TANDEM_INCARNATION", t.incarnation.to_string()));
+    }
+    env
 }
 
 /// Timeout of an operation when the config gives none (OCF agents may refine it from

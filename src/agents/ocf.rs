@@ -25,6 +25,10 @@ const META_DATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const OCF_SUCCESS: i32 = 0;
 pub const OCF_NOT_RUNNING: i32 = 7;
+pub const OCF_RUNNING_PROMOTED: i32 = 8;
+pub const OCF_FAILED_PROMOTED: i32 = 9;
+pub const OCF_DEGRADED: i32 = 190;
+pub const OCF_DEGRADED_PROMOTED: i32 = 191;
 
 /// The OCF name of an exit code, for failure reasons.
 pub fn exit_name(code: i32) -> &'static str {
@@ -200,6 +204,16 @@ pub async fn op_timeout(
     launch: &Launch,
     fallback: Duration,
 ) -> Duration {
+    action_timeout(resource, super::op_name(kind), launch, fallback).await
+}
+
+/// [`op_timeout`] for any action by its OCF name (`promote`, `notify`, ...).
+pub async fn action_timeout(
+    resource: &ResourceConfig,
+    action: &str,
+    launch: &Launch,
+    fallback: Duration,
+) -> Duration {
     if let Some(t) = resource.timeout {
         return t;
     }
@@ -212,7 +226,7 @@ pub async fn op_timeout(
         return fallback;
     };
     match meta_data(launch, provider, agent_type).await {
-        Ok(meta) => meta.timeout(super::op_name(kind)).unwrap_or(fallback),
+        Ok(meta) => meta.timeout(action).unwrap_or(fallback),
         Err(_) => fallback,
     }
 }
@@ -220,7 +234,7 @@ pub async fn op_timeout(
 /// The child for `ACTION` of one instance: agent path and the OCF environment.
 /// `interval` is the recurrence of the operation (zero for one-shot operations): agents
 /// tell a probe from a recurring monitor by it (`ocf_is_probe`).
-fn spec(
+pub(super) fn spec(
     resource: &ResourceConfig,
     action: &str,
     timeout: Duration,
@@ -264,7 +278,7 @@ fn spec(
     spec
 }
 
-fn describe(done: &Finished, action: &str) -> String {
+pub(super) fn describe(done: &Finished, action: &str) -> String {
     match done.exit {
         Exit::Code(c) => {
             let base = done.describe(action);

@@ -45,6 +45,9 @@ pub struct Launch {
     pub env: Vec<(OsString, OsString)>,
     /// `OCF_ROOT` for OCF agents; `None`: the daemon's `$OCF_ROOT`, else `/usr/lib/ocf`.
     pub ocf_root: Option<PathBuf>,
+    /// Where the `crm_master`/`crm_attribute` shims are (promotable agents get it as
+    /// `HA_SBIN_DIR`); `None`: the installed ones, `/usr/lib/tandem/ocf-shims`.
+    pub ocf_shims: Option<PathBuf>,
 }
 
 impl Launch {

@@ -97,6 +97,8 @@ pub const RESOURCE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const SYSTEMD_TIMEOUT: Duration = Duration::from_secs(90);
 /// Where a bare lsb script name is looked up.
 pub const LSB_SCRIPT_DIR: &str = "/etc/init.d";
+/// `promotable` of ocf and exec resources: an ordinary resource unless said.
+pub const RESOURCE_PROMOTABLE: bool = false;
 
 // checks[]
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
@@ -242,12 +244,22 @@ fn resources() -> Vec<(&'static str, String)> {
         ("groups[].resources[].exec.start", text(REQUIRED)),
         ("groups[].resources[].exec.stop", text(REQUIRED)),
         ("groups[].resources[].exec.monitor", text(NONE)),
+        (
+            "groups[].resources[].exec.promotable",
+            code(RESOURCE_PROMOTABLE),
+        ),
+        ("groups[].resources[].exec.promote", text(NONE)),
+        ("groups[].resources[].exec.demote", text(NONE)),
         ("groups[].resources[].exec.timeout", dur(RESOURCE_TIMEOUT)),
         ("groups[].resources[].lsb.name", text(REQUIRED)),
         ("groups[].resources[].lsb.timeout", dur(RESOURCE_TIMEOUT)),
         ("groups[].resources[].ocf.agent", text(REQUIRED)),
         ("groups[].resources[].ocf.name", text("type, lowercased")),
         ("groups[].resources[].ocf.params", code("{}")),
+        (
+            "groups[].resources[].ocf.promotable",
+            code(RESOURCE_PROMOTABLE),
+        ),
         ("groups[].resources[].ocf.timeout", text("from meta-data")),
         ("groups[].resources[].systemd.unit", text(REQUIRED)),
         ("groups[].resources[].systemd.name", text("the unit")),

@@ -203,6 +203,10 @@ pub struct ResourceConfig {
     pub kind: ResourceKind,
     /// Per-operation timeout; `None` for OCF agents without one (taken from meta-data).
     pub timeout: Option<Duration>,
+    /// `promotable: true`: a primary/replica resource (an `ocf` agent with promote and
+    /// demote actions, or an `exec` with `promote` and `demote` commands). At most one
+    /// per group; the core does not place or promote it yet (issue 25).
+    pub promotable: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,6 +225,9 @@ pub enum ResourceKind {
         start: String,
         stop: String,
         monitor: Option<String>,
+        /// Both set exactly when the resource is promotable.
+        promote: Option<String>,
+        demote: Option<String>,
     },
     Lsb {
         /// Absolute path of the init script.
@@ -788,12 +795,13 @@ impl Config {
             };
             let _ = writeln!(
                 s,
-                "    {}. {:<7} {:<20} {}  (timeout {})",
+                "    {}. {:<7} {:<20} {}  (timeout {}){}",
                 i + 1,
                 r.kind.kind_name(),
                 r.name,
                 what,
-                r.timeout.map_or("from meta-data".to_string(), d)
+                r.timeout.map_or("from meta-data".to_string(), d),
+                if r.promotable { ", promotable" } else { "" }
             );
         }
     }
@@ -871,14 +879,25 @@ fn canonical_group(s: &mut String, g: &GroupConfig) {
             r.name,
             r.timeout.map(ns)
         );
+        // Only when set, so that the digest of a config without promotable resources
+        // stays what older versions compute (nodes compare digests in a rolling upgrade).
+        if r.promotable {
+            s.push_str("promotable=true ");
+        }
         let _ = match &r.kind {
             ResourceKind::Vip { address, prefix, interface, label, garp_count, garp_interval, garp_refresh } => writeln!(
                 s,
                 "vip address={address} prefix={prefix} interface={interface:?} label={label:?} garp_count={garp_count} garp_interval={} garp_refresh={:?}",
                 ns(*garp_interval), garp_refresh.map(ns)
             ),
-            ResourceKind::Exec { start, stop, monitor } => {
-                writeln!(s, "exec start={start:?} stop={stop:?} monitor={monitor:?}")
+            ResourceKind::Exec { start, stop, monitor, promote, demote } => {
+                // Only when set, like `promotable=` above.
+                let roles = if promote.is_some() || demote.is_some() {
+                    format!(" promote={promote:?} demote={demote:?}")
+                } else {
+                    String::new()
+                };
+                writeln!(s, "exec start={start:?} stop={stop:?} monitor={monitor:?}{roles}")
             }
             ResourceKind::Lsb { script } => writeln!(s, "lsb script={script:?}"),
             ResourceKind::Ocf { provider, agent_type, params } => writeln!(

@@ -453,13 +453,25 @@ pub struct RawExec {
     pub start: Field<String>,
     pub stop: Field<String>,
     pub monitor: Field<String>,
+    pub promotable: Field<bool>,
+    pub promote: Field<String>,
+    pub demote: Field<String>,
     pub timeout: Field<RawDuration>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 
 impl RawExec {
-    pub const KEYS: &'static [&'static str] = &["name", "start", "stop", "monitor", "timeout"];
+    pub const KEYS: &'static [&'static str] = &[
+        "name",
+        "start",
+        "stop",
+        "monitor",
+        "promotable",
+        "promote",
+        "demote",
+        "timeout",
+    ];
 }
 
 #[derive(Debug, Deserialize)]
@@ -479,13 +491,14 @@ pub struct RawOcf {
     pub name: Field<String>,
     pub agent: Field<String>,
     pub params: Field<BTreeMap<String, Lenient<ScalarText>>>,
+    pub promotable: Field<bool>,
     pub timeout: Field<RawDuration>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 
 impl RawOcf {
-    pub const KEYS: &'static [&'static str] = &["name", "agent", "params", "timeout"];
+    pub const KEYS: &'static [&'static str] = &["name", "agent", "params", "promotable", "timeout"];
 }
 
 #[derive(Debug, Deserialize)]

@@ -893,6 +893,121 @@ fn resource_kinds() {
     );
 }
 
+/// The example's group with `extra` appended to its resources.
+fn with_resources(extra: &str) -> String {
+    format!("{}{extra}", example())
+}
+
+#[test]
+fn promotable_resources() {
+    let c = ok(&with_resources(
+        "      - ocf: { name: state, agent: \"heartbeat:Stateful\", promotable: true, params: { state: /run/s.state } }\n",
+    ));
+    let r = &c.groups[0].resources;
+    assert!(r[2].promotable);
+    assert!(!r[0].promotable && !r[1].promotable);
+    assert!(c.summary().contains("promotable"));
+
+    let c = ok(&with_resources(
+        "      - exec: { name: db, start: a, stop: b, promotable: true, promote: c, demote: d }\n",
+    ));
+    let r = &c.groups[0].resources[2];
+    assert!(r.promotable);
+    assert!(
+        matches!(&r.kind, ResourceKind::Exec { promote: Some(p), demote: Some(d), .. } if p == "c" && d == "d")
+    );
+    // `promotable: false` is the default said aloud.
+    let c = ok(&with_resources(
+        "      - ocf: { agent: \"heartbeat:Dummy\", promotable: false }\n",
+    ));
+    assert!(!c.groups[0].resources[2].promotable);
+}
+
+#[test]
+fn promotable_rules() {
+    let e = errs(&with_resources(
+        "      - ocf: { name: a, agent: \"heartbeat:Stateful\", promotable: true }\n      - exec: { name: b, start: a, stop: b, promotable: true, promote: c, demote: d }\n",
+    ));
+    has(
+        &e,
+        "groups[0].resources[3].exec.promotable",
+        "only one promotable resource, and resources[2]",
+    );
+    let e = errs(&with_resources(
+        "      - exec: { name: b, start: a, stop: b, promotable: true, promote: c }\n",
+    ));
+    has(
+        &e,
+        "groups[0].resources[2].exec",
+        "missing required key `demote`",
+    );
+    let e = errs(&with_resources(
+        "      - exec: { name: b, start: a, stop: b, promote: c, demote: d }\n",
+    ));
+    has(
+        &e,
+        "groups[0].resources[2].exec.promote",
+        "add `promotable: true`",
+    );
+    has(
+        &e,
+        "groups[0].resources[2].exec.demote",
+        "add `promotable: true`",
+    );
+    let e = errs(&with_resources(
+        "      - ocf: { agent: \"heartbeat:Stateful\", promotable: yes please }\n",
+    ));
+    has(&e, "groups[0].resources[2].ocf.promotable", "bool");
+}
+
+#[test]
+fn promotable_is_refused_on_kinds_without_roles() {
+    let text = replace(
+        &example(),
+        "interface: eth0 }",
+        "interface: eth0, promotable: true }",
+    );
+    let e = errs(&text);
+    has(
+        &e,
+        "groups[0].resources[0].vip.promotable",
+        "only ocf and exec resources can be promotable",
+    );
+    // Said once, not also as an unknown key.
+    assert_eq!(e.len(), 1, "{}", ConfigErrors(e.clone()));
+    let e = errs(&with_resources(
+        "      - lsb: { name: nginx, promotable: true }\n      - systemd: { unit: pg, promotable: true, colour: red }\n",
+    ));
+    has(
+        &e,
+        "groups[0].resources[2].lsb.promotable",
+        "only ocf and exec",
+    );
+    has(
+        &e,
+        "groups[0].resources[3].systemd.promotable",
+        "only ocf and exec",
+    );
+    // Other unknown keys are reported as before.
+    has(
+        &e,
+        "groups[0].resources[3].systemd.colour",
+        "unknown key `colour`",
+    );
+    // The position is the key's own.
+    let pos = e
+        .iter()
+        .find(|e| e.path.as_deref() == Some("groups[0].resources[2].lsb.promotable"))
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let line = with_resources("").lines().count() + 1;
+    let column = "      - lsb: { name: nginx, ".len() + 1;
+    assert!(
+        pos.starts_with(&format!("test.yaml:{line}:{column}: ")),
+        "{pos}"
+    );
+}
+
 #[test]
 fn metrics_section() {
     let c = ok(&format!(

@@ -956,6 +956,7 @@ mod tests {
             start,
             stop,
             monitor,
+            ..
         } = &g.resources[1].kind
         else {
             panic!("the second resource is the exec service:\n{text}");

@@ -13,6 +13,7 @@ pub fn resource(name: &str, kind: ResourceKind, timeout: Option<Duration>) -> Re
         name: name.to_string(),
         kind,
         timeout,
+        promotable: false,
     }
 }
 

@@ -202,6 +202,7 @@ fn resources(ctx: &mut Ctx, p: &str, f: Field<Vec<Lenient<RawResource>>>) -> Vec
         ctx.at_value(&join(p, "resources"), "a group needs at least one resource");
     }
     let mut rnames: HashMap<String, usize> = HashMap::new();
+    let mut promotable: Option<usize> = None;
     for (j, r) in list.into_iter().enumerate() {
         let rp = format!("{p}.resources[{j}]");
         let Some(r) = ctx.lenient(&rp, r) else {
@@ -212,6 +213,17 @@ fn resources(ctx: &mut Ctx, p: &str, f: Field<Vec<Lenient<RawResource>>>) -> Vec
         };
         if let Some(other) = rnames.insert(res.name.clone(), j) {
             ctx.at_key(&rp, format!("duplicate resource name `{}` (also resources[{other}]); set `name` to tell them apart", res.name));
+        }
+        if res.promotable {
+            match promotable {
+                // One primary per group is what the lease covers; two promotable
+                // resources would need an order between their promotions.
+                Some(first) => ctx.at_key(
+                    &format!("{rp}.{}.promotable", res.kind.kind_name()),
+                    format!("a group can have only one promotable resource, and resources[{first}] is one already: put this one in a group of its own"),
+                ),
+                None => promotable = Some(j),
+            }
         }
         resources.push(res);
     }

@@ -3,7 +3,7 @@
 
 use super::super::defaults;
 use super::super::model::{ResourceConfig, ResourceKind};
-use super::super::raw::{self, Field, Lenient, RawDuration, RawResource};
+use super::super::raw::{self, AnyKey, Field, Lenient, RawDuration, RawResource, Unknown};
 use super::ctx::{check_ifname, join, Ctx};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,8 @@ pub(super) fn resource(ctx: &mut Ctx, rp: &str, raw: RawResource) -> Option<Reso
 
 fn vip(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawVip>) -> Option<ResourceConfig> {
     let p = format!("{rp}.vip");
-    let v = ctx.lenient(&p, body)?;
+    let mut v = ctx.lenient(&p, body)?;
+    not_promotable(ctx, &p, &mut v.unknown, "a vip is an address on the owner");
     ctx.unknown(&p, &v.unknown, raw::RawVip::KEYS);
     let address = ctx.required(&p, "address", v.address).and_then(|a| {
         let ap = join(&p, "address");
@@ -104,6 +105,7 @@ fn vip(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawVip>) -> Option<ResourceCo
             garp_refresh,
         },
         timeout,
+        promotable: false,
     })
 }
 
@@ -117,6 +119,15 @@ fn exec(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawExec>) -> Option<Resource
     let start = nonempty(ctx, &p, "start", e.start, true);
     let stop = nonempty(ctx, &p, "stop", e.stop, true);
     let monitor = nonempty(ctx, &p, "monitor", e.monitor, false);
+    let promotable = ctx.field_or(
+        &p,
+        "promotable",
+        e.promotable,
+        defaults::RESOURCE_PROMOTABLE,
+    );
+    let promote = nonempty(ctx, &p, "promote", e.promote, false);
+    let demote = nonempty(ctx, &p, "demote", e.demote, false);
+    let (promote, demote) = exec_roles(ctx, &p, promotable, promote, demote);
     let timeout = timeout(ctx, &p, e.timeout, DEFAULT_TIMEOUT);
     Some(ResourceConfig {
         name: name?,
@@ -124,14 +135,66 @@ fn exec(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawExec>) -> Option<Resource
             start: start?,
             stop: stop?,
             monitor,
+            promote,
+            demote,
         },
         timeout,
+        promotable,
     })
+}
+
+/// `promote` and `demote` of an exec: both with `promotable: true`, neither without.
+/// A half-promotable exec would leave a primary that nothing can demote.
+fn exec_roles(
+    ctx: &mut Ctx,
+    p: &str,
+    promotable: bool,
+    promote: Option<String>,
+    demote: Option<String>,
+) -> (Option<String>, Option<String>) {
+    if !promotable {
+        for (key, cmd) in [("promote", &promote), ("demote", &demote)] {
+            if cmd.is_some() {
+                ctx.at_key(
+                    &join(p, key),
+                    format!("`{key}` is only for promotable resources: add `promotable: true`, or remove `{key}`"),
+                );
+            }
+        }
+        return (None, None);
+    }
+    for (key, cmd) in [("promote", &promote), ("demote", &demote)] {
+        if cmd.is_none() {
+            ctx.at_key(
+                p,
+                format!("missing required key `{key}`: a promotable exec resource needs both `promote` and `demote`"),
+            );
+        }
+    }
+    (promote, demote)
+}
+
+/// Reports `promotable` on a kind that has no roles, with why, instead of the generic
+/// "unknown key" (which would suggest the user misspelt it), and takes the key out of
+/// `unknown` so it is reported once.
+fn not_promotable(ctx: &mut Ctx, p: &str, unknown: &mut Unknown, why: &str) {
+    if unknown.remove(&AnyKey("promotable".into())).is_some() {
+        ctx.at_key(
+            &join(p, "promotable"),
+            format!("only ocf and exec resources can be promotable ({why})"),
+        );
+    }
 }
 
 fn lsb(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawLsb>) -> Option<ResourceConfig> {
     let p = format!("{rp}.lsb");
-    let l = ctx.lenient(&p, body)?;
+    let mut l = ctx.lenient(&p, body)?;
+    not_promotable(
+        ctx,
+        &p,
+        &mut l.unknown,
+        "init scripts know no promote or demote",
+    );
     ctx.unknown(&p, &l.unknown, raw::RawLsb::KEYS);
     let timeout = timeout(ctx, &p, l.timeout, DEFAULT_TIMEOUT);
     let given = ctx.required(&p, "name", l.name)?;
@@ -164,6 +227,7 @@ fn lsb(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawLsb>) -> Option<ResourceCo
         name,
         kind: ResourceKind::Lsb { script },
         timeout,
+        promotable: false,
     })
 }
 
@@ -187,6 +251,12 @@ fn ocf(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawOcf>) -> Option<ResourceCo
     });
     let params_raw = ctx.field(&p, "params", o.params);
     let params = ctx.params(&join(&p, "params"), params_raw, true);
+    let promotable = ctx.field_or(
+        &p,
+        "promotable",
+        o.promotable,
+        defaults::RESOURCE_PROMOTABLE,
+    );
     let timeout = timeout(ctx, &p, o.timeout, None);
     let name = match ctx.field(&p, "name", o.name) {
         Some(n) => resource_name(ctx, &join(&p, "name"), n)?,
@@ -201,12 +271,19 @@ fn ocf(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawOcf>) -> Option<ResourceCo
             params,
         },
         timeout,
+        promotable,
     })
 }
 
 fn systemd(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawSystemd>) -> Option<ResourceConfig> {
     let p = format!("{rp}.systemd");
-    let s = ctx.lenient(&p, body)?;
+    let mut s = ctx.lenient(&p, body)?;
+    not_promotable(
+        ctx,
+        &p,
+        &mut s.unknown,
+        "systemd units know no promote or demote",
+    );
     ctx.unknown(&p, &s.unknown, raw::RawSystemd::KEYS);
     let timeout = timeout(ctx, &p, s.timeout, Some(defaults::SYSTEMD_TIMEOUT));
     let unit = ctx.required(&p, "unit", s.unit).and_then(|u| {
@@ -232,6 +309,7 @@ fn systemd(ctx: &mut Ctx, rp: &str, body: Lenient<raw::RawSystemd>) -> Option<Re
         name,
         kind: ResourceKind::Systemd { unit: unit? },
         timeout,
+        promotable: false,
     })
 }
 

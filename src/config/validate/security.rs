@@ -105,12 +105,21 @@ fn programs(s: &Scripts) -> Vec<(String, PathBuf)> {
                 start,
                 stop,
                 monitor,
+                promote,
+                demote,
             } = &res.kind
             {
                 command(format!("{rp}.exec.start"), start);
                 command(format!("{rp}.exec.stop"), stop);
-                if let Some(m) = monitor {
-                    command(format!("{rp}.exec.monitor"), m);
+                let optional = [
+                    ("monitor", monitor),
+                    ("promote", promote),
+                    ("demote", demote),
+                ];
+                for (key, cmd) in optional {
+                    if let Some(c) = cmd {
+                        command(format!("{rp}.exec.{key}"), c);
+                    }
                 }
             }
         }
