@@ -12,7 +12,7 @@ use support::lab::{all_logs, eventually, runs_on, serial_lab_test, status};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use tandem::lab::chaos::{analyze, OBSERVE_PERIOD};
+use tandem::lab::chaos::{analyze, ObserverSummary, OBSERVE_PERIOD};
 use tandem::lab::observe::client::{ClientObserver, Probe};
 use tandem::lab::topology::{eth0_mac, group_yaml, GROUP};
 use tandem::lab::{wait_until, Lab, LabSpec, Ns};
@@ -145,6 +145,23 @@ fn settled_lab() -> (Lab, Etcd, ClientObserver, BTreeMap<[u8; 6], String>) {
     (lab, etcd, observer, macs)
 }
 
+/// Ends the observation: no ARP round in which two MACs answered for the VIP.
+fn never_two_holders(
+    lab: &Lab,
+    observer: ClientObserver,
+    macs: &BTreeMap<[u8; 6], String>,
+) -> ObserverSummary {
+    let summary = analyze(&observer.finish(), macs);
+    assert_eq!(
+        summary.dual_owner_rounds,
+        0,
+        "two MACs answered for the VIP: {:?}\n{}",
+        summary.dual_windows,
+        all_logs(lab)
+    );
+    summary
+}
+
 fn served_by(observer: &ClientObserver, mac: [u8; 6]) -> bool {
     observer
         .last_arp_reply(Duration::from_millis(300))
@@ -231,17 +248,10 @@ fn etcd_loss_and_a_partition_move_nothing_and_power_loss_hands_over() {
     })
     .unwrap_or_else(|| panic!("n2 never served after n1 lost power\n{}", all_logs(&lab)));
     std::thread::sleep(DEADTIME);
-    let summary = analyze(&observer.finish(), &macs);
+    let summary = never_two_holders(&lab, observer, &macs);
     eprintln!(
         "lab_etcd: n2 served {took:?} after n1's power loss; {} requests, {} replies, {} dual rounds",
         summary.requests, summary.replies, summary.dual_owner_rounds
-    );
-    assert_eq!(
-        summary.dual_owner_rounds,
-        0,
-        "two MACs answered for the VIP: {:?}\n{}",
-        summary.dual_windows,
-        all_logs(&lab)
     );
     // The bound is deadtime + 1 s; this shared 2-core box gets 2 s more.
     assert!(
@@ -278,14 +288,7 @@ fn etcd_down_then_the_owner_cut_off_leaves_no_second_owner() {
         "n2 took www without quorum: {s2_later}"
     );
     assert!(s2["arbiter"]["reachable"] == false, "{s2}");
-    let summary = analyze(&observer.finish(), &macs);
-    assert_eq!(
-        summary.dual_owner_rounds,
-        0,
-        "two MACs answered for the VIP: {:?}\n{}",
-        summary.dual_windows,
-        all_logs(&lab)
-    );
+    let summary = never_two_holders(&lab, observer, &macs);
     assert!(
         summary.macs.values().all(|n| n != "n2"),
         "n2 answered for the VIP: {summary:?}"
@@ -439,17 +442,10 @@ fn power_cycle_then_owner_isolated(restart_etcd: bool) {
     });
     std::thread::sleep(DEADTIME);
     only_holder_is(&lab, &observer, survivor, "after the owner's isolation");
-    let summary = analyze(&observer.finish(), &macs);
+    let summary = never_two_holders(&lab, observer, &macs);
     eprintln!(
         "lab_etcd: n{survivor} served {took:?} after n{owner}'s isolation (etcd restarted: {restart_etcd}); {} dual rounds",
         summary.dual_owner_rounds
-    );
-    assert_eq!(
-        summary.dual_owner_rounds,
-        0,
-        "two MACs answered for the VIP: {:?}\n{}",
-        summary.dual_windows,
-        all_logs(&lab)
     );
     let ttl = Duration::from_secs(2);
     assert!(

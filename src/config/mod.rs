@@ -19,6 +19,7 @@ pub mod redact;
 pub mod secrets;
 pub mod trust;
 mod validate;
+mod warnings;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, ConfigErrors, KeyError};
@@ -28,6 +29,7 @@ pub use validate::{
     fragmentation_warning, largest_heartbeat, largest_heartbeat_of, FragmentationWarning,
     HeartbeatSize, HEARTBEAT_BUDGET, MAX_LINKS,
 };
+pub use warnings::ConfigWarning;
 
 use std::path::Path;
 

@@ -582,53 +582,8 @@ impl Config {
     }
 
     /// Things that are valid but risky, for `config check` to point out.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut w = Vec::new();
-        if self.quorum.no_quorum_policy == NoQuorumPolicy::Ignore {
-            w.push(
-                "quorum.no_quorum_policy is `ignore`: groups may run on both sides of a partition"
-                    .into(),
-            );
-        }
-        if self.quorum.two_node && self.fencing.agents.is_empty() {
-            w.push("two_node without fence agents: a node will never take over from a peer it cannot see".into());
-        }
-        let t = &self.heartbeat.timing;
-        if t.deadtime < t.interval * 3 {
-            w.push(format!(
-                "heartbeat.deadtime ({}) is less than 3 intervals ({}): two lost packets cause a failover",
-                format_duration(t.deadtime),
-                format_duration(t.interval)
-            ));
-        }
-        if self.links() == 1 {
-            w.push("only one heartbeat link: a single cable or switch failure looks like a node failure".into());
-        }
-        // A witness on one link is the point of `null` addresses; a node that may own
-        // groups there loses the link redundancy the cluster was built with.
-        for n in self.nodes.iter().filter(|n| !n.witness) {
-            let on = n.addresses.iter().flatten().count();
-            if self.links() > 1 && on == 1 {
-                w.push(format!(
-                    "node {} is on one of the {} heartbeat links: a single cable or switch failure separates it from the others",
-                    n.name,
-                    self.links()
-                ));
-            }
-        }
-        if self.fencing.self_fence == SelfFence::None {
-            w.push("fencing.self_fence is `none`: a node that cannot stop its groups keeps running them".into());
-        }
-        w.extend(super::validate::fragmentation_warning(self).map(|f| f.to_string()));
-        for g in &self.groups {
-            if g.on_fail == OnFail::Block {
-                w.push(format!(
-                    "group {}: on_fail `block` leaves a failed stop unresolved when the lease runs out",
-                    g.name
-                ));
-            }
-        }
-        w
+    pub fn warnings(&self) -> Vec<super::ConfigWarning> {
+        super::warnings::of(self)
     }
 
     /// A one-screen human summary, printed by `tandemctl config check`.

@@ -311,21 +311,6 @@ fn restore_events(state_dir: &std::path::Path, incarnation: u64) -> events::Even
     events::EventRing::restored(history, incarnation, log)
 }
 
-/// `promotable: true` is read and checked, but nothing promotes yet (issue 25): say
-/// so where the admin looks, rather than run a replica that stays a replica quietly.
-fn warn_unpromoted(config: &crate::config::Config) {
-    for g in &config.groups {
-        for r in g.resources.iter().filter(|r| r.promotable) {
-            tracing::warn!(
-                "group {}: resource {} is promotable, but this version runs it like any \
-                 other resource (started on the owner only) and never promotes it",
-                g.name,
-                r.name
-            );
-        }
-    }
-}
-
 /// The etcd arbiter's thread, when `quorum.arbiter` is configured. Not starting it
 /// costs the arbiter's vote (as an unreachable etcd would), never the daemon.
 fn spawn_arbiter(
@@ -366,7 +351,6 @@ pub struct Running {
 /// Starts the daemon: state dir, incarnation, heartbeat thread (links bound), control
 /// socket. Returns once everything is up, or the first error.
 pub fn start(settings: Settings) -> Result<Running, DaemonError> {
-    warn_unpromoted(&settings.config);
     let name = settings
         .spec
         .node(settings.me)

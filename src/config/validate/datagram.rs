@@ -357,7 +357,9 @@ mod tests {
         assert_eq!((warning.nodes, warning.groups), (3, 7));
         assert_eq!(warning.groups_that_fit, 6);
         assert!(
-            seven.warnings().contains(&warning.to_string()),
+            seven
+                .warnings()
+                .contains(&crate::config::ConfigWarning::Fragmentation(warning)),
             "{:?}",
             seven.warnings()
         );

@@ -396,7 +396,6 @@ impl Sim {
                     && !self.blocked[l].contains(&(b, a))
             })
         };
-        let needed = crate::core::quorum::quorum_votes(spec.expected_votes());
         (0..self.nodes.len())
             .filter(|s| up(*s) && !spec.nodes[*s].witness && group.allowed(spec.nodes[*s].id))
             .any(|s| {
@@ -404,8 +403,14 @@ impl Sim {
                     .filter(|j| up(*j) && (*j == s || hears(s, *j)))
                     .map(|j| spec.nodes[j].votes)
                     .sum();
-                peers + ArbiterSpec::VOTES >= needed
+                self.quorate_with_arbiter(peers)
             })
+    }
+
+    /// Whether nodes with `votes` between them and the arbiter make a quorum.
+    fn quorate_with_arbiter(&self, votes: u32) -> bool {
+        let expected = self.sc.spec.expected_votes();
+        votes + ArbiterSpec::VOTES >= crate::core::quorum::quorum_votes(expected)
     }
 
     /// Liveness beside safety (issue 24): while a quorum with the arbiter exists, no
@@ -438,12 +443,7 @@ impl Sim {
             }
             let since = *self.unowned_since.entry(gs.id).or_insert(self.now);
             if self.now - since > bound {
-                let views: Vec<String> = (0..self.nodes.len())
-                    .map(|i| match &self.nodes[i].core {
-                        Some(c) => format!("\n    {}: {}", self.name(i), c.describe_group(gs.id)),
-                        None => format!("\n    {}: off", self.name(i)),
-                    })
-                    .collect();
+                let views = self.group_views(gs.id);
                 return Err(self.violation(
                     check::LIVENESS_ARBITER,
                     format!(
@@ -451,7 +451,7 @@ impl Sim {
                         gs.name,
                         ms(self.now - since),
                         ms(bound),
-                        views.concat()
+                        views
                     ),
                 ));
             }
@@ -476,8 +476,7 @@ impl Sim {
             .filter(|i| *i != owner && self.nodes[*i].core.is_some())
             .collect();
         let votes: u32 = survivors.iter().map(|i| spec.nodes[*i].votes).sum();
-        let quorate =
-            votes + ArbiterSpec::VOTES >= crate::core::quorum::quorum_votes(spec.expected_votes());
+        let quorate = self.quorate_with_arbiter(votes);
         let placed = spec.groups.iter().all(|g| {
             survivors
                 .iter()

@@ -59,15 +59,10 @@ impl Sim {
             let runners = self.runners(gs.id);
             if runners.len() > 1 {
                 let names: Vec<String> = runners.iter().map(|i| self.name(*i)).collect();
-                let views: Vec<String> = (0..self.nodes.len())
-                    .map(|i| match &self.nodes[i].core {
-                        Some(c) => format!("\n    {}: {}", self.name(i), c.describe_group(gs.id)),
-                        None => format!("\n    {}: off", self.name(i)),
-                    })
-                    .collect();
+                let views = self.group_views(gs.id);
                 return Err(self.violation(
                     check::SAFETY_SINGLE_RUNNER,
-                    format!("{} runs on {:?}{}", gs.name, names, views.concat()),
+                    format!("{} runs on {:?}{}", gs.name, names, views),
                 ));
             }
             let lease_mode = self
@@ -175,14 +170,7 @@ impl Sim {
             match self.settle_owner.get(&gs.id) {
                 None => {
                     if owner.is_none() {
-                        let views: Vec<String> = (0..self.nodes.len())
-                            .map(|i| match &self.nodes[i].core {
-                                Some(c) => {
-                                    format!("\n    {}: {}", self.name(i), c.describe_group(gs.id))
-                                }
-                                None => format!("\n    {}: off", self.name(i)),
-                            })
-                            .collect();
+                        let views = self.group_views(gs.id);
                         return Err(self.violation(
                             check::LIVENESS_OWNER,
                             format!(
@@ -190,7 +178,7 @@ impl Sim {
                                 gs.name,
                                 ms(dur(self.sc.heal - self.sc.settle)),
                                 owners,
-                                views.concat()
+                                views
                             ),
                         ));
                     }
@@ -210,6 +198,16 @@ impl Sim {
         }
         self.settle_started = true;
         Ok(())
+    }
+
+    /// Every node's view of group `g`, one indented line each, for a violation.
+    pub(super) fn group_views(&self, g: GroupId) -> String {
+        (0..self.nodes.len())
+            .map(|i| match &self.nodes[i].core {
+                Some(c) => format!("\n    {}: {}", self.name(i), c.describe_group(g)),
+                None => format!("\n    {}: off", self.name(i)),
+            })
+            .collect()
     }
 
     pub(super) fn check_liveness(&mut self) -> Result<(), Box<Violation>> {
